@@ -1,0 +1,180 @@
+//! The command line, as clap derive types. No logic lives here: `app` runs
+//! the commands. Doc comments are the `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Watches web pages and tells people when they change, in terms they care
+/// about.
+#[derive(Debug, Parser)]
+#[command(name = "tidings", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the configuration and the store are.
+#[derive(Debug, Clone, Args)]
+pub struct Location {
+    /// The daemon config file [default: $TIDINGS_CONFIG, else
+    /// STATE/tidings.toml when --state has one, else config/tidings.toml,
+    /// else /etc/tidings/tidings.toml].
+    #[arg(long, short = 'c', env = "TIDINGS_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// The state directory holding the store; overrides the config's
+    /// `state_dir`.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+}
+
+/// Per-run extraction rules, as in a watch's config.
+#[derive(Debug, Clone, Args)]
+pub struct RuleArgs {
+    /// Keep only elements matching this CSS selector (repeatable).
+    #[arg(long, value_name = "CSS")]
+    pub select: Vec<String>,
+    /// Drop elements matching this CSS selector (repeatable).
+    #[arg(long, value_name = "CSS")]
+    pub exclude: Vec<String>,
+    /// Cut text matching this regex (repeatable).
+    #[arg(long, value_name = "REGEX")]
+    pub ignore: Vec<String>,
+    /// Take the whole page, not only its main content.
+    #[arg(long)]
+    pub whole_page: bool,
+}
+
+impl RuleArgs {
+    /// Whether any rule was given on the command line.
+    pub fn is_set(&self) -> bool {
+        !self.select.is_empty() || !self.exclude.is_empty() || !self.ignore.is_empty() || self.whole_page
+    }
+}
+
+/// How `tidings diff` prints a change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum DiffFormat {
+    /// Changed blocks under their section headings, changed words marked.
+    #[default]
+    Word,
+    /// A unified diff of the extracted text.
+    Unified,
+    /// Added, removed and changed blocks as JSON.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show tidings at work with no network and no setup: serve bundled
+    /// partnership pages on loopback, check them, change one, check again.
+    Demo {
+        /// Keep the demo's store in this directory, not a temporary one.
+        #[arg(long, value_name = "DIR")]
+        state: Option<PathBuf>,
+    },
+    /// Compare two versions of a page's text. Each side is a URL, an HTML
+    /// file, or a stored version WATCH@N (WATCH@latest works). With one side,
+    /// compare the page now with its latest stored version and store it.
+    /// Exits 0 if unchanged, 1 if changed, 2 on error.
+    Diff {
+        /// The older side, or the only side.
+        old: String,
+        /// The newer side.
+        new: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: DiffFormat,
+        /// With one side: compare, but do not store the new version.
+        #[arg(long)]
+        no_store: bool,
+        #[command(flatten)]
+        location: Location,
+        #[command(flatten)]
+        rules: RuleArgs,
+    },
+    /// Print the text tidings sees in a page (URL or HTML file): blocks
+    /// separated by blank lines, headings marked with #, list items with -.
+    Extract {
+        /// A URL or an HTML file.
+        source: String,
+        /// Print the blocks as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        location: Location,
+        #[command(flatten)]
+        rules: RuleArgs,
+    },
+    /// Check every watch (or the named ones) once, record changes, and exit.
+    /// Exits 0 when every check ran, 1 if any watch failed.
+    Check {
+        /// Only these watches.
+        watches: Vec<String>,
+        /// Print one JSON report instead of a line per watch.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// List a watch's stored versions: number, time, size, change size.
+    History {
+        /// The watch.
+        watch: String,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Print the text of a stored version, WATCH or WATCH@N.
+    Show {
+        /// The watch, optionally with @N or @latest.
+        version: String,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Check the config and every watch in it, and show each watch's next
+    /// runs. Exits 0 if valid, 78 if not.
+    Validate {
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Feed DIR/00.html, 01.html, … through the pipeline as successive
+    /// fetches of one watch, and print what each step changed.
+    Replay {
+        /// The folder of numbered HTML files.
+        dir: PathBuf,
+        /// Keep the store here instead of a fresh temporary one.
+        #[arg(long, value_name = "DIR")]
+        state: Option<PathBuf>,
+        /// One JSON object per step.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        rules: RuleArgs,
+    },
+    /// Write a config file watching every URL in a list (one per line).
+    Import {
+        /// The list of URLs; `#` starts a comment.
+        #[arg(long, value_name = "FILE")]
+        urls: PathBuf,
+        /// The config file to write.
+        #[arg(long, value_name = "PATH")]
+        out: PathBuf,
+        /// The contact address for the User-Agent.
+        #[arg(long, default_value = "admin@localhost")]
+        contact: String,
+    },
+    /// Score extraction against a main-text evaluation set (a folder with
+    /// `aeb/` and/or `trafilatura/` subfolders).
+    EvalExtract {
+        /// The folder, e.g. ../shared/eval/extraction.
+        dir: PathBuf,
+        /// Print the reports as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}

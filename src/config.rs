@@ -1,0 +1,640 @@
+//! Configuration: TOML files read into raw serde structs, then validated into
+//! types that cannot be wrong (parsed URLs, compiled selectors and regexes,
+//! parsed cron schedules, durations).
+//!
+//! Every error names the file, the line and the field, and says what is
+//! allowed. Validation collects all errors rather than stopping at the first,
+//! so `tidings validate` shows everything wrong in one go.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::extract;
+
+/// A schedule in the form the `cron` crate reads, plus its time zone.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// The expression as the user wrote it.
+    pub expression: String,
+    /// The parsed schedule (always the 6- or 7-field form).
+    pub cron: cron::Schedule,
+    /// The zone the schedule's times are in.
+    pub timezone: chrono_tz::Tz,
+}
+
+impl Schedule {
+    /// Parses a crontab expression: the standard 5-field form
+    /// (`min hour dom month dow`), or the `cron` crate's 6-field form (with
+    /// seconds first) and 7-field form (with a year last).
+    pub fn parse(expression: &str, timezone: chrono_tz::Tz) -> Result<Self, String> {
+        let fields = expression.split_whitespace().count();
+        let normalised = match fields {
+            5 => format!("0 {expression}"),
+            6 | 7 => expression.to_owned(),
+            n => {
+                return Err(format!(
+                    "has {n} fields; use 5 (min hour day-of-month month day-of-week), \
+                     6 (seconds first) or 7 (seconds first, year last)"
+                ));
+            }
+        };
+        let cron = cron::Schedule::from_str(&normalised).map_err(|e| e.to_string())?;
+        Ok(Self {
+            expression: expression.to_owned(),
+            cron,
+            timezone,
+        })
+    }
+
+    /// The next `count` fire times after `now`, in the schedule's zone.
+    pub fn upcoming(&self, now: DateTime<Utc>, count: usize) -> Vec<DateTime<chrono_tz::Tz>> {
+        self.cron
+            .after(&now.with_timezone(&self.timezone))
+            .take(count)
+            .collect()
+    }
+}
+
+/// Fetching and diffing limits, from `[limits]`.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Checks in flight at once.
+    pub concurrency: usize,
+    /// Checks in flight at once against one host.
+    pub per_host: usize,
+    /// Time allowed to connect.
+    pub connect_timeout: Duration,
+    /// Time allowed for a whole request.
+    pub timeout: Duration,
+    /// Largest page body accepted.
+    pub max_body_bytes: usize,
+    /// Redirects followed.
+    pub max_redirects: usize,
+    /// Retries after a transient failure.
+    pub retries: u32,
+    /// Time budget for one diff.
+    pub diff_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            concurrency: 16,
+            per_host: 4,
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
+            max_body_bytes: 5 * 1024 * 1024,
+            max_redirects: 5,
+            retries: 2,
+            diff_timeout: Duration::from_millis(500),
+        }
+    }
+}
+
+/// One watched page.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    /// Unique name: letters, digits, `.`, `_` and `-`.
+    pub name: String,
+    /// The page.
+    pub url: url::Url,
+    /// When to check it (used by the daemon).
+    pub schedule: Schedule,
+    /// Free-form labels, such as the partnership a page belongs to.
+    pub tags: Vec<String>,
+    /// Compiled extraction rules.
+    pub rules: extract::Rules,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from.
+    pub source: PathBuf,
+    /// Where the store lives.
+    pub state_dir: PathBuf,
+    /// The address put in the User-Agent so site owners can reach the admin.
+    pub contact: Option<String>,
+    /// Limits.
+    pub limits: Limits,
+    /// The watches, in file order.
+    pub watches: Vec<Watch>,
+}
+
+impl Config {
+    /// A configuration with no file and no watches, for ad-hoc commands.
+    pub fn empty() -> Self {
+        Self {
+            source: PathBuf::new(),
+            state_dir: PathBuf::from("state"),
+            contact: None,
+            limits: Limits::default(),
+            watches: Vec::new(),
+        }
+    }
+
+    /// The watch with this name.
+    pub fn watch(&self, name: &str) -> Option<&Watch> {
+        self.watches.iter().find(|watch| watch.name == name)
+    }
+}
+
+/// One thing wrong with a configuration, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file at fault.
+    pub file: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// The field at fault, e.g. `watch[2].url`.
+    pub field: Option<String>,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, ": {field}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Everything wrong with a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A string or a list of strings: `select = "main"` or `select = ["a", "b"]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::One(one) => vec![one],
+            Self::Many(many) => many,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDaemon {
+    state_dir: Option<Spanned<String>>,
+    contact: Option<Spanned<String>>,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    defaults: RawDefaults,
+    #[serde(default)]
+    include: Vec<Spanned<String>>,
+    #[serde(default)]
+    watch: Vec<RawWatch>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    concurrency: Option<Spanned<i64>>,
+    per_host: Option<Spanned<i64>>,
+    connect_timeout: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    max_body_bytes: Option<Spanned<i64>>,
+    max_redirects: Option<Spanned<i64>>,
+    retries: Option<Spanned<i64>>,
+    diff_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDefaults {
+    schedule: Option<Spanned<String>>,
+    timezone: Option<Spanned<String>>,
+    main_content: Option<bool>,
+    exclude: Option<Spanned<OneOrMany>>,
+    ignore: Option<Spanned<OneOrMany>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWatchFile {
+    #[serde(default)]
+    watch: Vec<RawWatch>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWatch {
+    name: Spanned<String>,
+    url: Spanned<String>,
+    schedule: Option<Spanned<String>>,
+    #[serde(default)]
+    tags: Vec<String>,
+    select: Option<Spanned<OneOrMany>>,
+    exclude: Option<Spanned<OneOrMany>>,
+    ignore: Option<Spanned<OneOrMany>>,
+    main_content: Option<bool>,
+}
+
+/// The default schedule: every six hours, on the hour.
+pub const DEFAULT_SCHEDULE: &str = "0 */6 * * *";
+/// The default time zone for schedules.
+pub const DEFAULT_TIMEZONE: chrono_tz::Tz = chrono_tz::Europe::London;
+
+/// One file's text, for turning byte spans into line numbers.
+struct SourceFile {
+    path: PathBuf,
+    text: String,
+}
+
+impl SourceFile {
+    fn line_of(&self, span: &Range<usize>) -> usize {
+        let end = span.start.min(self.text.len());
+        self.text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    }
+
+    fn error(&self, span: Option<&Range<usize>>, field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.path.clone(),
+            line: span.map(|s| self.line_of(s)),
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+}
+
+/// Reads and validates a daemon configuration file and the files it includes.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let file = read(path).map_err(|e| ConfigErrors(vec![e]))?;
+    let raw: RawDaemon = parse(&file).map_err(|e| ConfigErrors(vec![e]))?;
+    let mut errors = Vec::new();
+
+    let base = path.parent().unwrap_or_else(|| Path::new("."));
+    let state_dir = raw.state_dir.as_ref().map_or_else(
+        || base.join("state"),
+        |dir| base.join(dir.get_ref()),
+    );
+    let contact = raw.contact.as_ref().and_then(|contact| {
+        let value = contact.get_ref().trim();
+        if value.is_empty() || value.contains(['\r', '\n']) {
+            errors.push(file.error(
+                Some(&contact.span()),
+                "contact",
+                "must be one line, such as an email address or URL where site owners can reach you",
+            ));
+            None
+        } else {
+            Some(value.to_owned())
+        }
+    });
+    let limits = validate_limits(&file, &raw.limits, &mut errors);
+    let defaults = validate_defaults(&file, &raw.defaults, &mut errors);
+
+    let mut watches = Vec::new();
+    validate_watches(&file, raw.watch, &defaults, &mut watches, &mut errors);
+    for pattern in &raw.include {
+        let full = base.join(pattern.get_ref());
+        let Some(full_text) = full.to_str() else {
+            errors.push(file.error(Some(&pattern.span()), "include", "path is not valid UTF-8"));
+            continue;
+        };
+        let paths = match glob::glob(full_text) {
+            Ok(paths) => paths,
+            Err(e) => {
+                errors.push(file.error(
+                    Some(&pattern.span()),
+                    "include",
+                    format!("bad glob pattern: {e}"),
+                ));
+                continue;
+            }
+        };
+        let mut matched = false;
+        for entry in paths {
+            matched = true;
+            match entry {
+                Ok(included) => match read(&included).and_then(|f| parse::<RawWatchFile>(&f).map(|raw| (f, raw))) {
+                    Ok((included_file, raw_file)) => validate_watches(
+                        &included_file,
+                        raw_file.watch,
+                        &defaults,
+                        &mut watches,
+                        &mut errors,
+                    ),
+                    Err(e) => errors.push(e),
+                },
+                Err(e) => errors.push(file.error(
+                    Some(&pattern.span()),
+                    "include",
+                    format!("cannot read {}: {}", e.path().display(), e.error()),
+                )),
+            }
+        }
+        if !matched {
+            errors.push(file.error(
+                Some(&pattern.span()),
+                "include",
+                format!("`{}` matches no file", pattern.get_ref()),
+            ));
+        }
+    }
+
+    if errors.is_empty() {
+        Ok(Config {
+            source: path.to_path_buf(),
+            state_dir,
+            contact,
+            limits,
+            watches,
+        })
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+fn read(path: &Path) -> Result<SourceFile, ConfigError> {
+    std::fs::read_to_string(path)
+        .map(|text| SourceFile {
+            path: path.to_path_buf(),
+            text,
+        })
+        .map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            field: None,
+            message: format!("cannot read: {e}"),
+        })
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(file: &SourceFile) -> Result<T, ConfigError> {
+    toml::from_str(&file.text).map_err(|e| ConfigError {
+        file: file.path.clone(),
+        line: e.span().map(|s| file.line_of(&s)),
+        field: None,
+        message: e.message().trim().to_owned(),
+    })
+}
+
+fn validate_limits(file: &SourceFile, raw: &RawLimits, errors: &mut Vec<ConfigError>) -> Limits {
+    let mut limits = Limits::default();
+    let mut count = |value: &Option<Spanned<i64>>, field: &str, min: i64, max: i64, target: &mut usize| {
+        if let Some(value) = value {
+            match usize::try_from(*value.get_ref()) {
+                Ok(n) if (min..=max).contains(value.get_ref()) => *target = n,
+                _ => errors.push(file.error(
+                    Some(&value.span()),
+                    format!("limits.{field}"),
+                    format!("must be a whole number from {min} to {max}"),
+                )),
+            }
+        }
+    };
+    count(&raw.concurrency, "concurrency", 1, 1024, &mut limits.concurrency);
+    count(&raw.per_host, "per_host", 1, 64, &mut limits.per_host);
+    count(&raw.max_body_bytes, "max_body_bytes", 1024, 1 << 30, &mut limits.max_body_bytes);
+    count(&raw.max_redirects, "max_redirects", 0, 20, &mut limits.max_redirects);
+    let mut retries = limits.retries as usize;
+    count(&raw.retries, "retries", 0, 10, &mut retries);
+    limits.retries = u32::try_from(retries).unwrap_or(2);
+
+    let mut duration = |value: &Option<Spanned<String>>, field: &str, target: &mut Duration| {
+        if let Some(value) = value {
+            match humantime::parse_duration(value.get_ref()) {
+                Ok(d) if !d.is_zero() => *target = d,
+                _ => errors.push(file.error(
+                    Some(&value.span()),
+                    format!("limits.{field}"),
+                    format!("`{}` is not a duration; write e.g. \"10s\", \"500ms\" or \"2m\"", value.get_ref()),
+                )),
+            }
+        }
+    };
+    duration(&raw.connect_timeout, "connect_timeout", &mut limits.connect_timeout);
+    duration(&raw.timeout, "timeout", &mut limits.timeout);
+    duration(&raw.diff_timeout, "diff_timeout", &mut limits.diff_timeout);
+    limits
+}
+
+/// `[defaults]`, validated.
+struct Defaults {
+    schedule: Schedule,
+    timezone: chrono_tz::Tz,
+    main_content: bool,
+    exclude: Vec<String>,
+    ignore: Vec<String>,
+}
+
+fn validate_defaults(file: &SourceFile, raw: &RawDefaults, errors: &mut Vec<ConfigError>) -> Defaults {
+    let timezone = match &raw.timezone {
+        Some(zone) => zone.get_ref().parse::<chrono_tz::Tz>().unwrap_or_else(|_| {
+            errors.push(file.error(
+                Some(&zone.span()),
+                "defaults.timezone",
+                format!("`{}` is not an IANA time zone name such as \"Europe/London\"", zone.get_ref()),
+            ));
+            DEFAULT_TIMEZONE
+        }),
+        None => DEFAULT_TIMEZONE,
+    };
+    let fallback = || Schedule::parse(DEFAULT_SCHEDULE, timezone).expect("the default schedule parses");
+    let schedule = match &raw.schedule {
+        Some(expression) => Schedule::parse(expression.get_ref(), timezone).unwrap_or_else(|reason| {
+            errors.push(file.error(
+                Some(&expression.span()),
+                "defaults.schedule",
+                format!("cron expression `{}` {reason}", expression.get_ref()),
+            ));
+            fallback()
+        }),
+        None => fallback(),
+    };
+    Defaults {
+        schedule,
+        timezone,
+        main_content: raw.main_content.unwrap_or(true),
+        exclude: raw.exclude.clone().map(|v| v.into_inner().into_vec()).unwrap_or_default(),
+        ignore: raw.ignore.clone().map(|v| v.into_inner().into_vec()).unwrap_or_default(),
+    }
+}
+
+fn validate_watches(
+    file: &SourceFile,
+    raw_watches: Vec<RawWatch>,
+    defaults: &Defaults,
+    watches: &mut Vec<Watch>,
+    errors: &mut Vec<ConfigError>,
+) {
+    let mut seen: HashSet<String> = watches.iter().map(|w| w.name.clone()).collect();
+    for raw in raw_watches {
+        let name = raw.name.get_ref().clone();
+        let field = |f: &str| format!("watch `{name}`: {f}");
+        let mut ok = true;
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            errors.push(file.error(
+                Some(&raw.name.span()),
+                format!("watch name `{name}`"),
+                "names may use only letters, digits, `.`, `_` and `-`",
+            ));
+            ok = false;
+        } else if !seen.insert(name.clone()) {
+            errors.push(file.error(
+                Some(&raw.name.span()),
+                format!("watch name `{name}`"),
+                "is used by another watch; names must be unique",
+            ));
+            ok = false;
+        }
+        let url = match url::Url::parse(raw.url.get_ref()) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(url),
+            Ok(_) => {
+                errors.push(file.error(Some(&raw.url.span()), field("url"), "must be an http or https URL with a host"));
+                None
+            }
+            Err(e) => {
+                errors.push(file.error(
+                    Some(&raw.url.span()),
+                    field("url"),
+                    format!("`{}` is not a URL ({e}); write an absolute http(s) URL", raw.url.get_ref()),
+                ));
+                None
+            }
+        };
+        let schedule = match &raw.schedule {
+            Some(expression) => match Schedule::parse(expression.get_ref(), defaults.timezone) {
+                Ok(schedule) => Some(schedule),
+                Err(reason) => {
+                    errors.push(file.error(
+                        Some(&expression.span()),
+                        field("schedule"),
+                        format!("cron expression `{}` {reason}", expression.get_ref()),
+                    ));
+                    None
+                }
+            },
+            None => Some(defaults.schedule.clone()),
+        };
+        let select = raw.select.as_ref().map(|v| v.get_ref().clone().into_vec()).unwrap_or_default();
+        let mut exclude = defaults.exclude.clone();
+        exclude.extend(raw.exclude.as_ref().map(|v| v.get_ref().clone().into_vec()).unwrap_or_default());
+        let mut ignore = defaults.ignore.clone();
+        ignore.extend(raw.ignore.as_ref().map(|v| v.get_ref().clone().into_vec()).unwrap_or_default());
+        let main_content = raw.main_content.unwrap_or(defaults.main_content);
+        let rules = match extract::Rules::new(&select, &exclude, &ignore, main_content) {
+            Ok(rules) => Some(rules),
+            Err(e) => {
+                let (which, span) = match &e {
+                    extract::RuleError::Selector { selector, .. } => {
+                        let in_select = select.contains(selector);
+                        let spanned = if in_select { &raw.select } else { &raw.exclude };
+                        (if in_select { "select" } else { "exclude" }, spanned.as_ref().map(Spanned::span))
+                    }
+                    extract::RuleError::Regex { .. } => ("ignore", raw.ignore.as_ref().map(Spanned::span)),
+                };
+                errors.push(file.error(span.as_ref(), field(which), e.to_string()));
+                None
+            }
+        };
+        if let (true, Some(url), Some(schedule), Some(rules)) = (ok, url, schedule, rules) {
+            watches.push(Watch {
+                name,
+                url,
+                schedule,
+                tags: raw.tags,
+                rules,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str) -> Result<Config, ConfigErrors> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tidings.toml");
+        std::fs::write(&path, text).expect("write");
+        load(&path)
+    }
+
+    #[test]
+    fn five_six_and_seven_field_schedules_parse() {
+        for expression in ["0 9 * * Mon", "0 0 9 * * Mon", "0 0 9 * * Mon 2030"] {
+            let schedule = Schedule::parse(expression, DEFAULT_TIMEZONE).expect(expression);
+            assert_eq!(schedule.upcoming(Utc::now(), 3).len(), 3, "{expression}");
+        }
+        assert!(Schedule::parse("* * *", DEFAULT_TIMEZONE).is_err());
+    }
+
+    #[test]
+    fn a_minimal_config_validates() {
+        let config = load_text(
+            "contact = \"ops@example.org\"\n[[watch]]\nname = \"lsc\"\nurl = \"https://example.org/ics\"\n",
+        )
+        .expect("valid");
+        assert_eq!(config.watches.len(), 1);
+        assert_eq!(config.watches[0].schedule.expression, DEFAULT_SCHEDULE);
+    }
+
+    #[test]
+    fn errors_name_line_and_field() {
+        let errors = load_text(
+            "[[watch]]\nname = \"ok\"\nurl = \"https://example.org\"\n\n[[watch]]\nname = \"bad\"\nurl = \"not a url\"\nschedule = \"every day\"\n",
+        )
+        .expect_err("invalid");
+        let text = errors.to_string();
+        assert!(text.contains(":7: watch `bad`: url"), "{text}");
+        assert!(text.contains(":8: watch `bad`: schedule"), "{text}");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_with_their_line() {
+        let errors = load_text("[[watch]]\nname = \"a\"\nurl = \"https://example.org\"\nselector = \"main\"\n")
+            .expect_err("unknown field");
+        let error = &errors.0[0];
+        assert_eq!(error.line, Some(4), "{error}");
+        assert!(error.message.contains("selector"), "{error}");
+    }
+
+    #[test]
+    fn duplicate_names_are_refused() {
+        let errors = load_text(
+            "[[watch]]\nname = \"a\"\nurl = \"https://example.org\"\n[[watch]]\nname = \"a\"\nurl = \"https://example.org/2\"\n",
+        )
+        .expect_err("duplicate");
+        assert!(errors.to_string().contains("unique"));
+    }
+}

@@ -1,0 +1,175 @@
+//! `tidings demo`: the whole pipeline on embedded pages, with no network and
+//! no setup. Bundled partnership pages are served from a loopback HTTP
+//! server inside the process (with ETags, so conditional GET is exercised),
+//! checked, changed by a scripted boundary edit, and checked again.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use anyhow::Context;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::config::{self, Limits, Watch};
+use crate::extract::Rules;
+use crate::pipeline::{Outcome, Pipeline};
+use crate::render;
+use crate::store::Store;
+
+/// The bundled pages: real partnership texts in the kind of site chrome
+/// such pages have (cookie banners, mega menus, footers).
+pub const PAGES: [(&str, &str); 5] = [
+    ("wnec-stp", include_str!("../tests/fixtures/partnerships/wnec-stp.html")),
+    ("stp-44-areas", include_str!("../tests/fixtures/partnerships/stp-44-areas.html")),
+    ("lsc-place-review", include_str!("../tests/fixtures/partnerships/lsc-place-review.html")),
+    (
+        "lsc-landmark-partnership",
+        include_str!("../tests/fixtures/partnerships/lsc-landmark-partnership.html"),
+    ),
+    ("lsc-ics", include_str!("../tests/fixtures/partnerships/lsc-ics.html")),
+];
+
+type Pages = Arc<RwLock<HashMap<String, String>>>;
+
+/// Applies the demo's scripted boundary change to the West, North and East
+/// Cumbria page: Eden leaves the population list and the population falls.
+pub fn boundary_change(html: &str) -> anyhow::Result<String> {
+    let eden = regex::Regex::new(r"(?s)<li[^>]*>[^<]*Eden\s+52,630[^<]*</li>\s*")
+        .context("the demo's edit pattern is valid")?;
+    if !eden.is_match(html) || !html.contains("327,000") {
+        anyhow::bail!("the bundled page no longer has the text the demo edits");
+    }
+    Ok(eden.replace(html, "").replace("327,000", "274,000"))
+}
+
+async fn serve_page(State(pages): State<Pages>, UrlPath(name): UrlPath<String>, headers: HeaderMap) -> Response {
+    let Some(html) = pages.read().ok().and_then(|pages| pages.get(&name).cloned()) else {
+        return (StatusCode::NOT_FOUND, "no such page").into_response();
+    };
+    let etag = format!("\"{}\"", &blake3::hash(html.as_bytes()).to_hex()[..16]);
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag));
+    let etag_header = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"x\""));
+    if matches {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag_header)]).into_response();
+    }
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
+            (header::ETAG, etag_header),
+        ],
+        html,
+    )
+        .into_response()
+}
+
+/// Runs the demo, keeping its store in `state` or a temporary directory.
+pub async fn run(state: Option<&Path>) -> anyhow::Result<u8> {
+    let pages: Pages = Arc::new(RwLock::new(
+        PAGES.iter().map(|(name, html)| ((*name).to_owned(), (*html).to_owned())).collect(),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("cannot open a loopback port for the demo's page server")?;
+    let address = listener.local_addr()?;
+    let app = axum::Router::new()
+        .route("/{name}", axum::routing::get(serve_page))
+        .with_state(Arc::clone(&pages));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+
+    let temporary = tempfile::tempdir().context("cannot create a temporary store")?;
+    let state_dir = state.unwrap_or(temporary.path());
+    std::fs::create_dir_all(state_dir)?;
+    let store = Store::open(state_dir)?;
+    let schedule = config::Schedule::parse(config::DEFAULT_SCHEDULE, config::DEFAULT_TIMEZONE)
+        .map_err(anyhow::Error::msg)?;
+    let watches: Vec<Watch> = PAGES
+        .iter()
+        .map(|(name, _)| {
+            Ok(Watch {
+                name: (*name).to_owned(),
+                url: url::Url::parse(&format!("http://{address}/{name}"))?,
+                schedule: schedule.clone(),
+                tags: vec!["demo".to_owned()],
+                rules: Rules::default(),
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let pipeline = Arc::new(Pipeline::new(store.clone(), Limits::default(), Some("demo@localhost"))?);
+
+    println!(
+        "tidings demo: {} bundled partnership pages served on http://{address}/ (loopback only)",
+        PAGES.len()
+    );
+    println!("store: {}\n", state_dir.display());
+
+    println!("1. First check: every page is new");
+    crate::app::run_checks(&pipeline, &watches, true).await;
+
+    println!("\n2. Second check: nothing changed, so each page costs one 304 and no parse");
+    let second = crate::app::run_checks(&pipeline, &watches, true).await;
+    let not_modified = second
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Unchanged { not_modified: true }))
+        .count();
+    println!("   ({not_modified} of {} answered 304 Not Modified)", second.len());
+
+    println!(
+        "\n3. The West, North and East Cumbria page changes: Eden leaves the population list and the population falls"
+    );
+    {
+        let mut pages = pages.write().map_err(|_| anyhow::anyhow!("page table poisoned"))?;
+        let page = pages.get_mut("wnec-stp").context("the wnec-stp page is bundled")?;
+        *page = boundary_change(page)?;
+    }
+    let third = crate::app::run_checks(&pipeline, &watches, true).await;
+
+    for report in &third {
+        if let Outcome::Changed { version, diff } = &report.outcome {
+            println!(
+                "\nWhat changed on {} (version {} → {version}):",
+                report.watch,
+                version - 1
+            );
+            let colour = anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never;
+            anstream::print!("{}", render::word(diff, colour));
+        }
+    }
+    if state.is_some() {
+        println!(
+            "\nThe store is kept. Try: tidings history wnec-stp --state {0}\n     and: tidings diff wnec-stp@1 wnec-stp@2 --state {0}",
+            state_dir.display()
+        );
+    }
+    store.flush()?;
+    let _ = stop.send(());
+    server.await.context("the demo's page server panicked")??;
+    let changed = third.iter().filter(|r| matches!(r.outcome, Outcome::Changed { .. })).count();
+    anyhow::ensure!(changed == 1, "the demo expected exactly one changed page, saw {changed}");
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scripted_change_applies_to_the_bundled_page() {
+        let html = PAGES[0].1;
+        let changed = boundary_change(html).expect("applies");
+        assert!(!changed.contains("52,630"));
+        assert!(changed.contains("274,000"));
+    }
+}

@@ -1,0 +1,1396 @@
+//! HTML to text blocks: the text tidings sees in a page.
+//!
+//! This module owns everything between raw HTML and [`Extracted`]: parsing,
+//! dropping page chrome (cookie banners, navigation, footers, skip links,
+//! accessibility toolbars, breadcrumbs), finding the main content, splitting
+//! it into blocks and normalising their whitespace. It must not do I/O,
+//! decide what counts as a change, or know about watches beyond [`Rules`].
+//!
+//! Pure and synchronous: `scraper` types never leave this module, and nothing
+//! here awaits, so a parsed page can never be held across an `.await`.
+//!
+//! # How it works
+//!
+//! One parse, then a handful of linear passes over a flattened copy of the
+//! tree (pre-order, so a node's subtree is the index range `i..end`):
+//!
+//! 1. **Flatten**: walk the DOM once, dropping what never counts (script,
+//!    style, `exclude` matches) and flagging boilerplate (chrome tags, hidden
+//!    elements, cookie/share/breadcrumb classes) without dropping it yet, so a
+//!    fallback can reconsider class-based guesses without parsing again.
+//! 2. **Measure**: one bottom-up pass sums text length, link text length,
+//!    commas and element counts per node, so every later question about a
+//!    subtree is O(1). This is what keeps the scoring linear.
+//! 3. **Choose**: `<main>` / `[role=main]` / a dominant `<article>` narrows the
+//!    scope; inside it a readability-like score (text length and commas of
+//!    paragraphs, credited to their ancestors, discounted by link density)
+//!    picks the content container and the siblings that belong with it.
+//! 4. **Emit**: walk the chosen subtrees, skipping link farms, and cut the
+//!    text into blocks at block-level element boundaries.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+use scraper::{ElementRef, Html, Node};
+
+use crate::model::{Block, BlockKind, Extracted};
+
+/// Bumped whenever a change here can change the text extracted from the same
+/// HTML. Stored snapshots record it, so text from an older extractor can be
+/// re-baselined silently rather than reported as a change.
+pub const EXTRACTOR_VERSION: u32 = 1;
+
+/// A watch's extraction rules, compiled. Build with [`Rules::new`].
+#[derive(Debug, Clone)]
+pub struct Rules {
+    select: Vec<(String, scraper::Selector)>,
+    exclude: Vec<(String, scraper::Selector)>,
+    ignore: Vec<regex::Regex>,
+    main_content: bool,
+}
+
+/// A rule that does not compile.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    /// A CSS selector that does not parse.
+    #[error("invalid CSS selector `{selector}`: {reason}")]
+    Selector {
+        /// The selector as written.
+        selector: String,
+        /// What the parser said.
+        reason: String,
+    },
+    /// A regular expression that does not parse.
+    #[error("invalid regex `{pattern}`: {reason}")]
+    Regex {
+        /// The pattern as written.
+        pattern: String,
+        /// What the regex compiler said.
+        reason: String,
+    },
+}
+
+/// Why a page gave no text.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    /// A `select` rule matched nothing: loud, because an empty result would
+    /// otherwise read as "the page was emptied".
+    #[error("selector `{selector}` matched nothing on the page")]
+    SelectorMatchedNothing {
+        /// The selector as written in the config.
+        selector: String,
+    },
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Self {
+            select: Vec::new(),
+            exclude: Vec::new(),
+            ignore: Vec::new(),
+            main_content: true,
+        }
+    }
+}
+
+impl Rules {
+    /// Compiles a watch's rules. `select` and `exclude` are CSS selectors,
+    /// `ignore` are regexes whose matches are cut from the text.
+    /// `main_content` turns on boilerplate removal and main-content detection;
+    /// it has no effect when `select` is non-empty, because the selectors
+    /// already say where the content is.
+    pub fn new(
+        select: &[String],
+        exclude: &[String],
+        ignore: &[String],
+        main_content: bool,
+    ) -> Result<Self, RuleError> {
+        let compile_css = |selector: &String| {
+            scraper::Selector::parse(selector)
+                .map(|compiled| (selector.clone(), compiled))
+                .map_err(|err| RuleError::Selector {
+                    selector: selector.clone(),
+                    reason: err.to_string(),
+                })
+        };
+        Ok(Self {
+            select: select.iter().map(compile_css).collect::<Result<_, _>>()?,
+            exclude: exclude.iter().map(compile_css).collect::<Result<_, _>>()?,
+            ignore: ignore
+                .iter()
+                .map(|pattern| {
+                    regex::Regex::new(pattern).map_err(|err| RuleError::Regex {
+                        pattern: pattern.clone(),
+                        reason: err.to_string(),
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            main_content,
+        })
+    }
+
+    /// Whether chrome removal and main-content detection apply.
+    fn finds_main_content(&self) -> bool {
+        self.main_content && self.select.is_empty()
+    }
+}
+
+/// Extracts the text blocks of `html` under `rules`.
+///
+/// The result's blocks are in document order with whitespace normalised; the
+/// title comes from `<title>`. Fails only when a `select` selector matches
+/// nothing, so that a broken selector is never mistaken for an emptied page.
+pub fn extract(html: &str, rules: &Rules) -> Result<Extracted, ExtractError> {
+    let document = Html::parse_document(html);
+    let flat = Flat::build(&document, rules)?;
+    let mut emitter = Emitter::new(&flat, &rules.ignore);
+    if !rules.select.is_empty() {
+        for root in flat.selected_roots() {
+            emitter.emit(root, &Cleaning::None);
+        }
+    } else if rules.main_content {
+        let stats = flat.measure(false);
+        let chosen = choose_content(&flat, &stats);
+        if std::env::var_os("TIDINGS_DEBUG_EXTRACT").is_some() {
+            eprintln!("body {} text {} nodes {}", flat.body, stats[flat.body as usize].text, flat.nodes.len());
+            for &r in &chosen.roots {
+                let n = &flat.nodes[r as usize];
+                eprintln!("root {r} {:?} end {} text {} link {} scope {:?}", n.tag, n.end, stats[r as usize].text, stats[r as usize].link, semantic_scope(&flat, &stats));
+            }
+        }
+        for &root in &chosen.roots {
+            emitter.emit(root, &Cleaning::Conditional(&stats));
+        }
+        // Class names are only a guess: when trusting them leaves next to
+        // nothing of a page that has text, measure again without them.
+        let body_text = stats[flat.body as usize].text;
+        if emitter.text_len < 250 && body_text > 1_000 {
+            let lenient = flat.measure(true);
+            let retry = choose_content(&flat, &lenient);
+            let mut second = Emitter::new(&flat, &rules.ignore);
+            second.lenient = true;
+            for &root in &retry.roots {
+                second.emit(root, &Cleaning::Conditional(&lenient));
+            }
+            if second.text_len > emitter.text_len * 2 {
+                emitter = second;
+            }
+        }
+        drop_title_heading(&mut emitter.blocks, flat.title.as_deref());
+    } else {
+        emitter.emit(flat.body, &Cleaning::None);
+    }
+    Ok(Extracted {
+        title: flat.title.clone(),
+        blocks: emitter.blocks,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Element classification
+
+/// What an element (or text node) is, as far as extraction cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tag {
+    Text,
+    /// Anything that does not break the flow of text: span, strong, em...
+    Inline,
+    A,
+    Br,
+    Img,
+    /// Video, iframe remnants, object: counted like readability's embeds.
+    Embed,
+    Input,
+    P,
+    /// A generic block container: div, section, figure...
+    Block,
+    Heading(u8),
+    Li,
+    Dt,
+    Dd,
+    List,
+    Table,
+    Tr,
+    Cell,
+    Pre,
+    Quote,
+    Form,
+    Main,
+    Article,
+    Body,
+}
+
+impl Tag {
+    fn of(name: &str) -> Self {
+        match name {
+            "a" => Tag::A,
+            "br" | "wbr" => Tag::Br,
+            "img" | "picture" => Tag::Img,
+            "video" | "audio" | "object" | "embed" | "canvas" => Tag::Embed,
+            "input" | "textarea" => Tag::Input,
+            "p" => Tag::P,
+            "h1" => Tag::Heading(1),
+            "h2" => Tag::Heading(2),
+            "h3" => Tag::Heading(3),
+            "h4" => Tag::Heading(4),
+            "h5" => Tag::Heading(5),
+            "h6" => Tag::Heading(6),
+            "li" => Tag::Li,
+            "dt" => Tag::Dt,
+            "dd" => Tag::Dd,
+            "ul" | "ol" | "dl" | "menu" | "dir" => Tag::List,
+            "table" => Tag::Table,
+            "tr" => Tag::Tr,
+            "td" | "th" => Tag::Cell,
+            "pre" | "listing" | "xmp" | "plaintext" => Tag::Pre,
+            "blockquote" => Tag::Quote,
+            "form" => Tag::Form,
+            "main" => Tag::Main,
+            "article" => Tag::Article,
+            "body" => Tag::Body,
+            "div" | "section" | "address" | "aside" | "center" | "details" | "dialog"
+            | "fieldset" | "figcaption" | "figure" | "footer" | "header" | "hgroup" | "hr"
+            | "legend" | "nav" | "summary" | "caption" | "thead" | "tbody" | "tfoot"
+            | "html" | "option" | "noscript" | "frameset" | "frame" => Tag::Block,
+            _ => Tag::Inline,
+        }
+    }
+
+    /// Whether the element starts a new block of text.
+    fn is_block(self) -> bool {
+        !matches!(
+            self,
+            Tag::Text | Tag::Inline | Tag::A | Tag::Br | Tag::Img | Tag::Embed | Tag::Input
+        )
+    }
+
+    /// The kind of block that loose text directly inside this element makes.
+    fn block_kind(self) -> BlockKind {
+        match self {
+            Tag::Heading(level) => BlockKind::Heading { level },
+            Tag::Li | Tag::Dt => BlockKind::ListItem,
+            Tag::Tr => BlockKind::TableRow,
+            Tag::Pre => BlockKind::Preformatted,
+            _ => BlockKind::Paragraph,
+        }
+    }
+}
+
+/// Elements whose content is never page text, in any mode.
+fn never_text(name: &str) -> bool {
+    matches!(
+        name,
+        "script" | "style" | "noscript" | "template" | "head" | "meta" | "link" | "title"
+    )
+}
+
+/// Elements that are page chrome when looking for the main content.
+fn chrome_tag(name: &str) -> bool {
+    matches!(
+        name,
+        "nav"
+            | "header"
+            | "footer"
+            | "aside"
+            | "button"
+            | "select"
+            | "svg"
+            | "math"
+            | "iframe"
+            | "dialog"
+            | "input"
+            | "textarea"
+            | "label"
+            | "option"
+            | "object"
+            | "embed"
+            | "canvas"
+            | "video"
+            | "audio"
+            | "map"
+    )
+}
+
+/// ARIA roles that mark chrome.
+fn chrome_role(role: &str) -> bool {
+    matches!(
+        role.trim().to_ascii_lowercase().as_str(),
+        "navigation"
+            | "banner"
+            | "contentinfo"
+            | "complementary"
+            | "search"
+            | "dialog"
+            | "alertdialog"
+            | "menu"
+            | "menubar"
+            | "toolbar"
+            | "tablist"
+    )
+}
+
+/// Class, id or aria-label words that mark chrome whatever else they say.
+static CHROME_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)cookie|consent|gdpr|cc-banner|breadcrumb|skip-?link|skip-?to|skipnav|share|sharing|social-?(media|links|icons|buttons|bar|follow)|newsletter|subscribe|signup|sign-up|sr-only|visually-?hidden|screen-?reader|a11y|accessibility|accessibilty|reciteme|browsealoud|back-?to-?top|print-?(button|link|page)|pagination|pager|related|recommend|read-?more|more-?stories|outbrain|taboola|advert|sponsor|paywall|promo|popup|modal|overlay|newsletter|site-?search|search-?(form|box|bar)|login|masthead|site-?header|site-?footer|global-?(header|footer|nav)|page-?footer|author-?(bio|info|box)|byline|dateline|timestamp|post-?meta|entry-?meta|article-?meta|tag-?(list|cloud)|^tags|\btags\b|comment",
+    )
+    .expect("static regex compiles")
+});
+
+/// Class or id words that make chrome likely, unless [`MAYBE_CONTENT`] also
+/// matches (readability's "unlikely candidates").
+static UNLIKELY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)-ad-|\bads?\b|ad-?(slot|unit|container|wrapper)|banner|combx|community|cover-wrap|disqus|extra|footer|header|legends|menu|\bnav|navbar|navigation|remark|replies|rss|shoutbox|sidebar|skyscraper|social|supplemental|agegate|yom-remote|widget|toolbar",
+    )
+    .expect("static regex compiles")
+});
+
+/// Class or id words that rescue an element [`UNLIKELY`] matched.
+static MAYBE_CONTENT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)and|article|body|column|content|main|shadow|story|entry|post")
+        .expect("static regex compiles")
+});
+
+static POSITIVE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)article|body|content|entry|hentry|h-entry|main|page|post|text|blog|story|prose|rich-?text",
+    )
+    .expect("static regex compiles")
+});
+
+static NEGATIVE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)-ad-|hidden|\bhid\b|banner|combx|comment|com-|contact|footer|gdpr|masthead|media|meta|outbrain|promo|related|scroll|share|shoutbox|sidebar|skyscraper|sponsor|shopping|tags|widget|caption|credit|byline|author",
+    )
+    .expect("static regex compiles")
+});
+
+static TITLE: LazyLock<scraper::Selector> =
+    LazyLock::new(|| scraper::Selector::parse("title").expect("static selector parses"));
+
+/// Text of links that only move around the page ("Skip to main content").
+fn is_skip_text(text: &str) -> bool {
+    let lower = text.trim().to_ascii_lowercase();
+    ["skip to", "skip navigation", "jump to", "return to", "back to top"]
+        .iter()
+        .any(|prefix| lower.starts_with(prefix))
+}
+
+/// Whether an inline style hides the element.
+fn style_hides(style: &str) -> bool {
+    let compact: String = style
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    compact.contains("display:none") || compact.contains("visibility:hidden")
+}
+
+// ---------------------------------------------------------------------------
+// Flattening
+
+/// Boilerplate flags on a node.
+const JUNK_HARD: u8 = 1; // chrome by tag, role, hidden: never content
+const JUNK_CLASS: u8 = 2; // chrome by class or id: a guess the fallback may overrule
+const IN_LINK: u8 = 4;
+const SELECTED: u8 = 8;
+const MAIN_ROLE: u8 = 16;
+
+/// One node of the flattened tree.
+#[derive(Debug)]
+struct FlatNode<'a> {
+    tag: Tag,
+    /// The text of a text node; empty for elements.
+    text: &'a str,
+    parent: u32,
+    /// One past the last node of this node's subtree.
+    end: u32,
+    flags: u8,
+    /// Readability-style class weight: -25, 0 or +25 (or their sum).
+    weight: i8,
+    /// Hash of the class attribute, to find siblings styled like the content.
+    class_hash: u32,
+}
+
+/// The page as a pre-ordered array, with per-node facts gathered on the way.
+struct Flat<'a> {
+    nodes: Vec<FlatNode<'a>>,
+    body: u32,
+    title: Option<String>,
+}
+
+impl<'a> Flat<'a> {
+    fn build(document: &'a Html, rules: &Rules) -> Result<Self, ExtractError> {
+        let chrome = rules.finds_main_content();
+        let mut nodes: Vec<FlatNode<'a>> = Vec::with_capacity(4096);
+        // The first <title> in document order is the page's: html5ever puts
+        // it in <head>, ahead of any <title> inside inline SVG.
+        let title = document
+            .select(&TITLE)
+            .next()
+            .map(|element| normalise(&element.text().collect::<String>()))
+            .filter(|text| !text.is_empty());
+        let mut select_hits = vec![0usize; rules.select.len()];
+        // Open elements: (flat index, inherited flags).
+        let mut open: Vec<(u32, u8)> = Vec::with_capacity(64);
+        let mut body = None;
+
+        let root = document.tree.root();
+        let mut cur = match root.first_child() {
+            Some(child) => child,
+            None => {
+                return Ok(Self::empty());
+            }
+        };
+        loop {
+            let mut descend = false;
+            let parent = open.last().map_or(u32::MAX, |&(idx, _)| idx);
+            let inherited = open.last().map_or(0, |&(_, flags)| flags);
+            match cur.value() {
+                Node::Text(text) => {
+                    if parent != u32::MAX {
+                        nodes.push(FlatNode {
+                            tag: Tag::Text,
+                            text: &text.text,
+                            parent,
+                            end: nodes.len() as u32 + 1,
+                            flags: inherited & (JUNK_HARD | JUNK_CLASS | IN_LINK),
+                            weight: 0,
+                            class_hash: 0,
+                        });
+                    }
+                }
+                Node::Element(element) => {
+                    let name = element.name();
+                    let element_ref = ElementRef::wrap(cur).expect("element node");
+                    let excluded = never_text(name)
+                        || rules
+                            .exclude
+                            .iter()
+                            .any(|(_, selector)| selector.matches(&element_ref));
+                    if !excluded {
+                        let tag = Tag::of(name);
+                        let mut flags = inherited & (JUNK_HARD | JUNK_CLASS | IN_LINK);
+                        if tag == Tag::A {
+                            flags |= IN_LINK;
+                        }
+                        for (hit, (_, selector)) in select_hits.iter_mut().zip(&rules.select) {
+                            if selector.matches(&element_ref) {
+                                *hit += 1;
+                                flags |= SELECTED;
+                            }
+                        }
+                        let (weight, class_hash, own) =
+                            inspect_attrs(element, tag, chrome, || first_text(&element_ref));
+                        flags |= own;
+                        if chrome && chrome_tag(name) && tag != Tag::Main {
+                            flags |= JUNK_HARD;
+                        }
+                        let idx = nodes.len() as u32;
+                        if tag == Tag::Body && body.is_none() {
+                            body = Some(idx);
+                        }
+                        nodes.push(FlatNode {
+                            tag,
+                            text: "",
+                            parent,
+                            end: idx + 1,
+                            flags,
+                            weight,
+                            class_hash,
+                        });
+                        // SELECTED and MAIN_ROLE belong to the element, not its subtree.
+                        open.push((idx, flags & !(SELECTED | MAIN_ROLE)));
+                        descend = true;
+                    }
+                }
+                _ => {}
+            }
+            if descend && let Some(child) = cur.first_child() {
+                cur = child;
+                continue;
+            }
+            if descend {
+                close(&mut open, &mut nodes);
+            }
+            // Climb until a next sibling exists.
+            loop {
+                if let Some(next) = cur.next_sibling() {
+                    cur = next;
+                    break;
+                }
+                match cur.parent() {
+                    Some(up) if up.id() != root.id() => {
+                        cur = up;
+                        // Only opened elements have children that were visited,
+                        // so climbing out of one closes the innermost open element.
+                        close(&mut open, &mut nodes);
+                    }
+                    _ => {
+                        while !open.is_empty() {
+                            close(&mut open, &mut nodes);
+                        }
+                        let body = body.unwrap_or(0);
+                        for (hits, (selector, _)) in select_hits.iter().zip(&rules.select) {
+                            if *hits == 0 {
+                                return Err(ExtractError::SelectorMatchedNothing {
+                                    selector: selector.clone(),
+                                });
+                            }
+                        }
+                        if nodes.is_empty() {
+                            return Ok(Self {
+                                title,
+                                ..Self::empty()
+                            });
+                        }
+                        return Ok(Self { nodes, body, title });
+                    }
+                }
+            }
+        }
+
+        /// Closes the innermost open element: its subtree ends here.
+        fn close(open: &mut Vec<(u32, u8)>, nodes: &mut [FlatNode<'_>]) {
+            if let Some((idx, _)) = open.pop() {
+                let end = nodes.len() as u32;
+                nodes[idx as usize].end = end;
+            }
+        }
+    }
+
+    fn empty() -> Self {
+        Self {
+            nodes: vec![FlatNode {
+                tag: Tag::Body,
+                text: "",
+                parent: u32::MAX,
+                end: 1,
+                flags: 0,
+                weight: 0,
+                class_hash: 0,
+            }],
+            body: 0,
+            title: None,
+        }
+    }
+
+    /// The outermost nodes matched by a `select` selector, in document order.
+    fn selected_roots(&self) -> Vec<u32> {
+        let mut roots = Vec::new();
+        let mut i = 0;
+        while i < self.nodes.len() {
+            if self.nodes[i].flags & SELECTED != 0 {
+                roots.push(i as u32);
+                i = self.nodes[i].end as usize;
+            } else {
+                i += 1;
+            }
+        }
+        roots
+    }
+
+    /// Whether node `i` is boilerplate.
+    fn is_junk(&self, i: usize, lenient: bool) -> bool {
+        let flags = self.nodes[i].flags;
+        flags & JUNK_HARD != 0 || (!lenient && flags & JUNK_CLASS != 0)
+    }
+
+    /// Sums per-subtree statistics bottom-up, leaving boilerplate out.
+    fn measure(&self, lenient: bool) -> Vec<Stats> {
+        let mut stats = vec![Stats::default(); self.nodes.len()];
+        for i in (0..self.nodes.len()).rev() {
+            let node = &self.nodes[i];
+            if self.is_junk(i, lenient) {
+                continue;
+            }
+            match node.tag {
+                Tag::Text => {
+                    let mut chars = 0u32;
+                    let mut commas = 0u32;
+                    for c in node.text.chars() {
+                        if !c.is_whitespace() {
+                            chars += 1;
+                            if c == ',' || c == '\u{3001}' || c == '\u{ff0c}' {
+                                commas += 1;
+                            }
+                        }
+                    }
+                    let s = &mut stats[i];
+                    s.text = chars;
+                    s.commas = commas;
+                    if node.flags & IN_LINK != 0 {
+                        s.link = chars;
+                    }
+                }
+                Tag::P => stats[i].p += 1,
+                Tag::Li => stats[i].li += 1,
+                Tag::Img => stats[i].img += 1,
+                Tag::Embed => stats[i].embed += 1,
+                Tag::Input => stats[i].input += 1,
+                Tag::Heading(_) => stats[i].headings += 1,
+                _ => {}
+            }
+            if node.tag.is_block() {
+                stats[i].blocks += 1;
+            }
+            if node.parent != u32::MAX {
+                let s = stats[i];
+                let p = &mut stats[node.parent as usize];
+                p.text += s.text;
+                p.link += s.link;
+                p.commas += s.commas;
+                p.p += s.p;
+                p.li += s.li;
+                p.img += s.img;
+                p.embed += s.embed;
+                p.input += s.input;
+                p.headings += s.headings;
+                p.blocks += s.blocks;
+                if matches!(node.tag, Tag::Heading(_)) {
+                    p.heading_text += s.text;
+                } else {
+                    p.heading_text += s.heading_text;
+                }
+            }
+        }
+        stats
+    }
+
+    /// The last non-whitespace character of node `i`'s text.
+    fn last_char(&self, i: usize) -> Option<char> {
+        let end = self.nodes[i].end as usize;
+        self.nodes[i..end]
+            .iter()
+            .rev()
+            .filter(|n| n.tag == Tag::Text)
+            .find_map(|n| n.text.trim_end().chars().last())
+    }
+
+    /// Element children of node `i`.
+    fn children(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
+        let end = self.nodes[i].end as usize;
+        let mut next = i + 1;
+        std::iter::from_fn(move || {
+            while next < end {
+                let child = next;
+                next = self.nodes[child].end as usize;
+                if self.nodes[child].tag != Tag::Text {
+                    return Some(child);
+                }
+            }
+            None
+        })
+    }
+}
+
+/// The first bit of text inside an element, to recognise skip links.
+fn first_text(element: &ElementRef<'_>) -> String {
+    let mut out = String::new();
+    for piece in element.text() {
+        out.push_str(piece);
+        if out.len() > 40 {
+            break;
+        }
+    }
+    out
+}
+
+/// Reads an element's attributes once: class weight, class hash, and flags
+/// for hidden or chrome-like elements.
+fn inspect_attrs(
+    element: &scraper::node::Element,
+    tag: Tag,
+    chrome: bool,
+    text: impl FnOnce() -> String,
+) -> (i8, u32, u8) {
+    let mut class = "";
+    let mut id = "";
+    let mut flags = 0u8;
+    let mut label = "";
+    let mut href = "";
+    for (name, value) in element.attrs() {
+        match name {
+            "class" => class = value,
+            "id" => id = value,
+            "role" => {
+                if value.eq_ignore_ascii_case("main") {
+                    flags |= MAIN_ROLE;
+                } else if chrome && chrome_role(value) {
+                    flags |= JUNK_HARD;
+                } else if value.eq_ignore_ascii_case("heading") {
+                    // handled by the tag; role=heading divs are rare here
+                }
+            }
+            "hidden" if chrome => flags |= JUNK_HARD,
+            "aria-hidden" if chrome && value.trim().eq_ignore_ascii_case("true") => {
+                flags |= JUNK_HARD;
+            }
+            "style" if chrome && style_hides(value) => flags |= JUNK_HARD,
+            "aria-label" => label = value,
+            "href" => href = value,
+            _ => {}
+        }
+    }
+    if class.is_empty() && id.is_empty() && label.is_empty() && tag != Tag::A {
+        return (0, 0, flags);
+    }
+    let mut weight = 0i8;
+    let mut class_hash = 0u32;
+    if !class.is_empty() {
+        class_hash = class
+            .bytes()
+            .fold(2_166_136_261u32, |h, b| (h ^ u32::from(b)).wrapping_mul(16_777_619));
+    }
+    if chrome {
+        let protected = matches!(tag, Tag::Body | Tag::Main | Tag::Article) || flags & MAIN_ROLE != 0;
+        for name in [class, id] {
+            if name.is_empty() {
+                continue;
+            }
+            if POSITIVE.is_match(name) {
+                weight = weight.saturating_add(25);
+            }
+            if NEGATIVE.is_match(name) {
+                weight = weight.saturating_sub(25);
+            }
+            if !protected
+                && (CHROME_NAME.is_match(name)
+                    || (UNLIKELY.is_match(name) && !MAYBE_CONTENT.is_match(name)))
+            {
+                flags |= JUNK_CLASS;
+            }
+        }
+        if !protected && !label.is_empty() && CHROME_NAME.is_match(label) {
+            flags |= JUNK_HARD;
+        }
+        if tag == Tag::A && href.starts_with('#') && is_skip_text(&text()) {
+            flags |= JUNK_HARD;
+        }
+    }
+    (weight, class_hash, flags)
+}
+
+/// Per-subtree sums, boilerplate left out.
+#[derive(Clone, Copy, Debug, Default)]
+struct Stats {
+    /// Non-whitespace characters of text.
+    text: u32,
+    /// Of which inside links.
+    link: u32,
+    /// Of which inside headings.
+    heading_text: u32,
+    commas: u32,
+    p: u32,
+    li: u32,
+    img: u32,
+    embed: u32,
+    input: u32,
+    headings: u32,
+    /// Block-level elements, this one included.
+    blocks: u32,
+}
+
+impl Stats {
+    fn link_density(&self) -> f32 {
+        if self.text == 0 {
+            0.0
+        } else {
+            self.link as f32 / self.text as f32
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Choosing the main content
+
+/// The subtrees that hold the main content, in document order.
+struct Chosen {
+    roots: Vec<u32>,
+}
+
+/// Finds the main content: a semantic scope first, then a readability-like
+/// score inside it.
+fn choose_content(flat: &Flat<'_>, stats: &[Stats]) -> Chosen {
+    let body = flat.body as usize;
+    let scope = semantic_scope(flat, stats).unwrap_or(body);
+    let scope_end = flat.nodes[scope].end as usize;
+
+    // Score: every paragraph-like node credits its ancestors.
+    let mut score = vec![f32::NAN; flat.nodes.len()];
+    let mut scored = Vec::new();
+    for i in scope..scope_end {
+        let node = &flat.nodes[i];
+        let s = &stats[i];
+        let paragraph_like = match node.tag {
+            Tag::P | Tag::Pre | Tag::Quote | Tag::Dd => true,
+            Tag::Cell | Tag::Block | Tag::Li => s.blocks == 1,
+            _ => false,
+        };
+        // Boilerplate has no text in `stats`, so it never scores.
+        if !paragraph_like || s.text < 25 {
+            continue;
+        }
+        let credit = 1.0 + s.commas as f32 + (s.text as f32 / 100.0).floor().min(3.0);
+        let mut ancestor = node.parent;
+        let mut level = 0u32;
+        while ancestor != u32::MAX && level < 5 {
+            let a = ancestor as usize;
+            if a < scope {
+                break;
+            }
+            if score[a].is_nan() {
+                score[a] = initial_score(&flat.nodes[a]);
+                scored.push(a);
+            }
+            let divider = match level {
+                0 => 1.0,
+                1 => 2.0,
+                _ => level as f32 * 3.0,
+            };
+            score[a] += credit / divider;
+            ancestor = flat.nodes[a].parent;
+            level += 1;
+        }
+    }
+    for &c in &scored {
+        score[c] *= 1.0 - stats[c].link_density();
+    }
+    scored.sort_by(|&a, &b| score[b].total_cmp(&score[a]));
+    let Some(&best) = scored.first() else {
+        return Chosen {
+            roots: vec![scope as u32],
+        };
+    };
+    let mut top = best;
+
+    // Several strong candidates sharing an ancestor: the ancestor is the content.
+    let strong: Vec<usize> = scored
+        .iter()
+        .skip(1)
+        .take(4)
+        .copied()
+        .filter(|&c| score[c] >= score[best] * 0.75)
+        .collect();
+    if strong.len() >= 2 {
+        let mut ancestor = flat.nodes[top].parent;
+        while ancestor != u32::MAX && ancestor as usize >= scope {
+            let a = ancestor as usize;
+            let end = flat.nodes[a].end as usize;
+            let inside = strong.iter().filter(|&&c| c > a && c < end).count();
+            if inside >= 2 {
+                top = a;
+                break;
+            }
+            if a == scope {
+                break;
+            }
+            ancestor = flat.nodes[a].parent;
+        }
+    }
+
+    // Climb while the parent scores about as well: the content is split
+    // across sibling containers.
+    let mut last = score[top];
+    let threshold = last / 3.0;
+    let mut parent = flat.nodes[top].parent;
+    while parent != u32::MAX && parent as usize >= scope && parent as usize != body {
+        let p = parent as usize;
+        if score[p].is_nan() {
+            parent = flat.nodes[p].parent;
+            continue;
+        }
+        if score[p] < threshold {
+            break;
+        }
+        if score[p] > last {
+            top = p;
+            break;
+        }
+        last = score[p];
+        parent = flat.nodes[p].parent;
+    }
+
+    // An only child says nothing its parent does not.
+    while top > scope {
+        let p = flat.nodes[top].parent as usize;
+        let live = flat
+            .children(p)
+            .filter(|&c| !flat.is_junk(c, false) && stats[c].text > 0)
+            .count();
+        if live == 1 && p != body {
+            top = p;
+        } else {
+            break;
+        }
+    }
+
+    if top == scope {
+        return Chosen {
+            roots: vec![top as u32],
+        };
+    }
+
+    // Siblings that look like more of the same.
+    let top_score = if score[top].is_nan() { 0.0 } else { score[top] };
+    let threshold = (top_score * 0.2).max(10.0);
+    let parent = flat.nodes[top].parent as usize;
+    let mut roots = Vec::new();
+    for sibling in flat.children(parent) {
+        if sibling == top {
+            roots.push(sibling as u32);
+            continue;
+        }
+        if flat.is_junk(sibling, false) || stats[sibling].text == 0 {
+            continue;
+        }
+        let node = &flat.nodes[sibling];
+        let bonus = if node.class_hash != 0 && node.class_hash == flat.nodes[top].class_hash {
+            top_score * 0.2
+        } else {
+            0.0
+        };
+        let s = &stats[sibling];
+        let own = if score[sibling].is_nan() {
+            0.0
+        } else {
+            score[sibling]
+        };
+        let include = if own + bonus >= threshold {
+            true
+        } else if matches!(node.tag, Tag::P | Tag::List | Tag::Heading(_)) {
+            let density = s.link_density();
+            (s.text > 80 && density < 0.25)
+                || (s.text > 0
+                    && density == 0.0
+                    && matches!(flat.last_char(sibling), Some('.' | ':' | '!' | '?')))
+        } else {
+            false
+        };
+        if include {
+            roots.push(sibling as u32);
+        }
+    }
+    Chosen { roots }
+}
+
+/// `<main>`, `[role=main]` or a dominant `<article>`, when it holds enough
+/// text to be the page rather than a fragment of it.
+fn semantic_scope(flat: &Flat<'_>, stats: &[Stats]) -> Option<usize> {
+    let body = flat.body as usize;
+    let total = stats[body].text.max(1);
+    let mut best_main: Option<usize> = None;
+    let mut articles: Vec<usize> = Vec::new();
+    let mut i = body;
+    let end = flat.nodes[body].end as usize;
+    while i < end {
+        let node = &flat.nodes[i];
+        if flat.is_junk(i, false) {
+            i = node.end as usize;
+            continue;
+        }
+        if node.tag == Tag::Main || node.flags & MAIN_ROLE != 0 {
+            if best_main.is_none_or(|m| stats[i].text > stats[m].text) {
+                best_main = Some(i);
+            }
+        } else if node.tag == Tag::Article {
+            articles.push(i);
+            // Nested articles (comments) belong to this one.
+            i = node.end as usize;
+            continue;
+        }
+        i += 1;
+    }
+    if let Some(m) = best_main
+        && stats[m].text >= 200
+        && stats[m].text * 5 >= total
+    {
+        return Some(m);
+    }
+    let article_total: u32 = articles.iter().map(|&a| stats[a].text).sum();
+    let best = articles.iter().copied().max_by_key(|&a| stats[a].text)?;
+    if stats[best].text >= 300 && stats[best].text * 10 >= article_total * 6 {
+        Some(best)
+    } else {
+        None
+    }
+}
+
+/// A candidate's starting score from what it is (readability's weights).
+fn initial_score(node: &FlatNode<'_>) -> f32 {
+    let base = match node.tag {
+        Tag::Block | Tag::Main | Tag::Article => 5.0,
+        Tag::Pre | Tag::Cell | Tag::Quote => 3.0,
+        Tag::List | Tag::Li | Tag::Dd | Tag::Dt | Tag::Form => -3.0,
+        Tag::Heading(_) => -5.0,
+        _ => 0.0,
+    };
+    base + f32::from(node.weight)
+}
+
+/// How the emitter prunes inside a chosen subtree.
+enum Cleaning<'s> {
+    /// Keep everything (no main-content mode, or explicit `select`).
+    None,
+    /// Drop boilerplate and link farms, judged on these statistics.
+    Conditional(&'s [Stats]),
+}
+
+/// Whether a container inside the main content is a link farm or other
+/// non-content (readability's "clean conditionally", tuned to keep lists of
+/// organisations and places).
+fn is_link_farm(flat: &Flat<'_>, stats: &[Stats], i: usize) -> bool {
+    let node = &flat.nodes[i];
+    let s = &stats[i];
+    let weight = i32::from(node.weight);
+    match node.tag {
+        Tag::Form => return true,
+        Tag::List => {
+            let density = s.link_density();
+            if s.text == 0 {
+                return false;
+            }
+            if weight < 0 && density > 0.3 {
+                return true;
+            }
+            if density <= 0.5 {
+                return false;
+            }
+            // A mostly-linked list: keep it when the page introduces it
+            // ("Members include:") or its items are short names rather than
+            // headlines of other pages.
+            if introduced(flat, i) {
+                return false;
+            }
+            let items = s.li.max(1);
+            let per_item = s.text / items;
+            return per_item > 45 || s.li < 2;
+        }
+        Tag::Block | Tag::Table => {}
+        _ => return false,
+    }
+    if s.commas >= 10 {
+        return false;
+    }
+    if s.text == 0 {
+        return false;
+    }
+    let density = s.link_density();
+    let p = s.p;
+    if s.img > 1 && (p as f32) / (s.img as f32) < 0.5 && s.text < 200 {
+        return true;
+    }
+    if s.input > p / 3 + 1 {
+        return true;
+    }
+    if s.embed > 1 && s.text < 75 {
+        return true;
+    }
+    if weight < 25 && density > 0.33 && s.text < 1_000 {
+        return true;
+    }
+    if weight >= 25 && density > 0.5 {
+        return true;
+    }
+    false
+}
+
+/// Whether the text just before list `i` introduces it ("... include:").
+fn introduced(flat: &Flat<'_>, i: usize) -> bool {
+    let parent = flat.nodes[i].parent;
+    if parent == u32::MAX {
+        return false;
+    }
+    let mut previous = None;
+    for child in flat.children(parent as usize) {
+        if child == i {
+            break;
+        }
+        previous = Some(child);
+    }
+    // Loose text right before the list counts too: check the nodes between.
+    let start = previous.map_or(parent as usize + 1, |p| p);
+    let last = flat.nodes[start..i]
+        .iter()
+        .rev()
+        .filter(|n| n.tag == Tag::Text)
+        .find_map(|n| n.text.trim_end().chars().last());
+    matches!(last, Some(':'))
+}
+
+/// Drops a leading heading that repeats the page title: the title is kept in
+/// [`Extracted::title`] already, and news pages repeat it as their `<h1>`.
+fn drop_title_heading(blocks: &mut Vec<Block>, title: Option<&str>) {
+    let Some(title) = title else {
+        return;
+    };
+    let title = title.to_lowercase();
+    let position = blocks.iter().take(3).position(|block| {
+        block.is_heading() && {
+            let heading = block.text.to_lowercase();
+            heading.len() >= 12 && (title.contains(&heading) || heading.contains(&title))
+        }
+    });
+    if let Some(position) = position
+        && blocks.len() > position + 1
+    {
+        blocks.remove(position);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Emitting blocks
+
+/// Turns subtrees of the flat tree into blocks.
+struct Emitter<'f, 'a> {
+    flat: &'f Flat<'a>,
+    ignore: &'f [Regex],
+    blocks: Vec<Block>,
+    buffer: String,
+    pending_space: bool,
+    /// Total characters emitted, to judge whether a fallback is needed.
+    text_len: usize,
+    /// Whether class-based boilerplate guesses are ignored.
+    lenient: bool,
+}
+
+impl<'f, 'a> Emitter<'f, 'a> {
+    fn new(flat: &'f Flat<'a>, ignore: &'f [Regex]) -> Self {
+        Self {
+            flat,
+            ignore,
+            blocks: Vec::new(),
+            buffer: String::new(),
+            pending_space: false,
+            text_len: 0,
+            lenient: false,
+        }
+    }
+
+    /// Emits the blocks of the subtree at `root`.
+    fn emit(&mut self, root: u32, cleaning: &Cleaning<'_>) {
+        let flat = self.flat;
+        let root = root as usize;
+        let end = flat.nodes[root].end as usize;
+        // Open block contexts: (end index, kind of loose text inside).
+        let mut contexts: Vec<(usize, BlockKind)> = Vec::new();
+        let mut in_pre = 0usize; // end index of the innermost <pre>, or 0
+        contexts.push((end, flat.nodes[root].tag.block_kind()));
+        let mut i = root;
+        while i < end {
+            while let Some(&(context_end, kind)) = contexts.last() {
+                if context_end <= i {
+                    self.flush(kind);
+                    contexts.pop();
+                } else {
+                    break;
+                }
+            }
+            if in_pre != 0 && in_pre <= i {
+                in_pre = 0;
+            }
+            let node = &flat.nodes[i];
+            if i != root && self.skipped(i, cleaning) {
+                i = node.end as usize;
+                continue;
+            }
+            match node.tag {
+                Tag::Text => {
+                    if in_pre != 0 {
+                        self.push_pre(node.text);
+                    } else {
+                        self.push_text(node.text);
+                    }
+                }
+                Tag::Br => {
+                    if in_pre != 0 {
+                        self.buffer.push('\n');
+                    } else {
+                        self.pending_space = true;
+                    }
+                }
+                Tag::Tr if self.is_simple_row(i, cleaning) => {
+                    let kind = contexts.last().map_or(BlockKind::Paragraph, |c| c.1);
+                    self.flush(kind);
+                    self.emit_row(i, cleaning);
+                    i = node.end as usize;
+                    continue;
+                }
+                tag if tag.is_block() => {
+                    let kind = contexts.last().map_or(BlockKind::Paragraph, |c| c.1);
+                    self.flush(kind);
+                    if tag == Tag::Pre && in_pre == 0 {
+                        in_pre = node.end as usize;
+                    }
+                    contexts.push((node.end as usize, tag.block_kind()));
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        while let Some((_, kind)) = contexts.pop() {
+            self.flush(kind);
+        }
+    }
+
+    /// Whether the emitter leaves out the subtree at `i`.
+    fn skipped(&self, i: usize, cleaning: &Cleaning<'_>) -> bool {
+        match cleaning {
+            Cleaning::None => false,
+            Cleaning::Conditional(stats) => {
+                self.flat.is_junk(i, self.lenient) || is_link_farm(self.flat, stats, i)
+            }
+        }
+    }
+
+    /// A table row whose cells hold only inline content: one block.
+    fn is_simple_row(&self, i: usize, cleaning: &Cleaning<'_>) -> bool {
+        let _ = cleaning;
+        let end = self.flat.nodes[i].end as usize;
+        self.flat.nodes[i + 1..end]
+            .iter()
+            .all(|n| !n.tag.is_block() || n.tag == Tag::Cell)
+    }
+
+    /// Emits a simple row, its non-empty cells joined by ` | `.
+    fn emit_row(&mut self, row: usize, cleaning: &Cleaning<'_>) {
+        let flat = self.flat;
+        let mut cells: Vec<String> = Vec::new();
+        for cell in flat.children(row) {
+            if self.skipped(cell, cleaning) {
+                continue;
+            }
+            let end = flat.nodes[cell].end as usize;
+            let mut j = cell;
+            while j < end {
+                let node = &flat.nodes[j];
+                if j != cell && self.skipped(j, cleaning) {
+                    j = node.end as usize;
+                    continue;
+                }
+                match node.tag {
+                    Tag::Text => self.push_text(node.text),
+                    Tag::Br => self.pending_space = true,
+                    _ => {}
+                }
+                j += 1;
+            }
+            self.pending_space = false;
+            let raw = std::mem::take(&mut self.buffer);
+            let text = self.cut_ignored(raw);
+            if !text.is_empty() {
+                cells.push(text);
+            }
+        }
+        if !cells.is_empty() {
+            let text = cells.join(" | ");
+            self.text_len += text.len();
+            self.blocks.push(Block::new(BlockKind::TableRow, text));
+        }
+    }
+
+    /// Appends text, collapsing whitespace runs to one space.
+    fn push_text(&mut self, text: &str) {
+        for c in text.chars() {
+            if c.is_whitespace() {
+                self.pending_space = true;
+            } else if is_invisible(c) {
+                continue;
+            } else {
+                if self.pending_space && !self.buffer.is_empty() {
+                    self.buffer.push(' ');
+                }
+                self.pending_space = false;
+                self.buffer.push(c);
+            }
+        }
+    }
+
+    /// Appends preformatted text, keeping its line breaks.
+    fn push_pre(&mut self, text: &str) {
+        for c in text.chars() {
+            if c == '\u{a0}' {
+                self.buffer.push(' ');
+            } else if !is_invisible(c) && c != '\r' {
+                self.buffer.push(c);
+            }
+        }
+    }
+
+    /// Ends the current block: cuts ignored text and keeps it if non-empty.
+    fn flush(&mut self, kind: BlockKind) {
+        self.pending_space = false;
+        if self.buffer.is_empty() {
+            return;
+        }
+        let raw = std::mem::take(&mut self.buffer);
+        let text = if kind == BlockKind::Preformatted {
+            let lines: Vec<&str> = raw.lines().map(str::trim_end).collect();
+            let first = lines.iter().position(|l| !l.trim().is_empty());
+            let last = lines.iter().rposition(|l| !l.trim().is_empty());
+            match (first, last) {
+                (Some(first), Some(last)) => lines[first..=last].join("\n"),
+                _ => String::new(),
+            }
+        } else {
+            raw
+        };
+        let text = self.cut_ignored(text);
+        if !text.is_empty() {
+            self.text_len += text.len();
+            self.blocks.push(Block::new(kind, text));
+        }
+    }
+
+    /// Cuts every `ignore` match and re-normalises the whitespace left behind.
+    fn cut_ignored(&self, text: String) -> String {
+        if self.ignore.iter().all(|re| !re.is_match(&text)) {
+            return text;
+        }
+        let mut text = text;
+        for re in self.ignore {
+            if let std::borrow::Cow::Owned(cut) = re.replace_all(&text, "") {
+                text = cut;
+            }
+        }
+        normalise(&text)
+    }
+}
+
+/// Characters that render as nothing and would only make spurious diffs.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200b}' | '\u{200c}' | '\u{200d}' | '\u{feff}' | '\u{ad}')
+}
+
+/// Collapses whitespace runs (NBSP included) to one space and trims.
+fn normalise(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for word in text.split(|c: char| c.is_whitespace()) {
+        let word: String = word.chars().filter(|&c| !is_invisible(c)).collect();
+        if word.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(&word);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalise_collapses_nbsp_and_trims() {
+        assert_eq!(normalise("  a\u{a0}\u{a0}b\n\tc  "), "a b c");
+    }
+
+    #[test]
+    fn rules_are_send_sync_clone() {
+        fn check<T: Send + Sync + Clone>() {}
+        check::<Rules>();
+    }
+}

@@ -1,0 +1,885 @@
+//! HTTP fetching: the only module that knows reqwest.
+//!
+//! One shared client with timeouts, a body cap, decompression (gzip, brotli),
+//! a redirect limit, an honest User-Agent, conditional GET and retries with
+//! backoff. Anything that is not a usable HTML page is a [`FetchError`], never
+//! content: a site outage must not read as "the page was emptied".
+//!
+//! Bodies are decoded to UTF-8 here, so the rest of the program only ever sees
+//! text. The charset comes from, in order: a byte-order mark, the
+//! `Content-Type` header, a `<meta>` declaration near the top of the page, and
+//! finally UTF-8 — falling back to windows-1252 when an undeclared body is not
+//! valid UTF-8, because that is what many older (often public-sector) sites
+//! really serve. The BOM wins over the header as in the WHATWG encoding
+//! standard that browsers follow: a BOM is never there by accident.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
+use reqwest::StatusCode;
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use tracing::debug;
+use url::Url;
+
+/// How far into the body to look for a `<meta>` charset declaration. The HTML
+/// standard's prescan uses the same 1024 bytes.
+const META_PRESCAN_BYTES: usize = 1024;
+
+/// What we ask servers for: HTML first, but we still take whatever they have
+/// so that a wrong content type is reported by us, not hidden behind a 406.
+const ACCEPT: &str = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1";
+
+/// How the fetcher behaves. Built from the config's `[limits]`.
+#[derive(Debug, Clone)]
+pub struct FetchSettings {
+    /// The full User-Agent header, including a contact address.
+    pub user_agent: String,
+    /// Time allowed to open a connection.
+    pub connect_timeout: Duration,
+    /// Time allowed for one whole request, body included.
+    pub timeout: Duration,
+    /// Bodies larger than this (after decompression) are refused.
+    pub max_body_bytes: usize,
+    /// Redirects followed before giving up.
+    pub max_redirects: usize,
+    /// Extra attempts after a retryable failure (429, 5xx, connection error).
+    pub retries: u32,
+    /// First backoff delay; doubles each attempt, with jitter.
+    pub retry_base: Duration,
+    /// Longest Retry-After the fetcher will wait; longer is a failure.
+    pub max_retry_after: Duration,
+}
+
+impl Default for FetchSettings {
+    /// Conservative values for a polite monitor. The contact address is a
+    /// placeholder: real runs should set one so site owners can reach us.
+    fn default() -> Self {
+        Self {
+            user_agent: user_agent("not configured"),
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
+            max_body_bytes: 5 * 1024 * 1024,
+            max_redirects: 5,
+            retries: 2,
+            retry_base: Duration::from_millis(500),
+            max_retry_after: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The User-Agent tidings sends: names the program, its version, what it is
+/// for and who to contact, so a site owner who sees it in their logs can tell
+/// what is polling them and ask us to stop.
+pub fn user_agent(contact: &str) -> String {
+    format!(
+        "tidings/{} (+change monitor; contact: {contact})",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// Validators remembered from the last good fetch, for conditional GET.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    /// The `ETag` header.
+    pub etag: Option<String>,
+    /// The `Last-Modified` header, verbatim.
+    pub last_modified: Option<String>,
+}
+
+impl Validators {
+    /// True when there is nothing to send, so a 304 cannot be expected.
+    pub fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
+    }
+}
+
+/// A fetched HTML page.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// Where the page was finally served from, after redirects.
+    pub final_url: url::Url,
+    /// The HTTP status (always 2xx here).
+    pub status: u16,
+    /// The body decoded to UTF-8 (from the BOM, header or `<meta>` charset).
+    pub html: String,
+    /// Validators to send next time.
+    pub validators: Validators,
+}
+
+/// What a fetch produced.
+#[derive(Debug)]
+pub enum FetchOutcome {
+    /// The server answered 304: the page is as it was.
+    NotModified,
+    /// A new HTML page.
+    Page(Page),
+}
+
+/// Why a fetch produced no page. Every variant except [`FetchError::Setup`]
+/// names the URL that was asked for (not where a redirect led), because that
+/// is the address the user configured and will recognise.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The settings could not make an HTTP client (e.g. a User-Agent with a
+    /// newline in it).
+    #[error("cannot set up the http client: {detail}")]
+    Setup {
+        /// What was wrong.
+        detail: String,
+    },
+    /// The URL is not http or https.
+    #[error("{url}: only http and https addresses can be fetched")]
+    UnsupportedScheme {
+        /// The URL asked for.
+        url: Url,
+    },
+    /// The server answered with a non-success status (other than an expected
+    /// 304).
+    #[error(
+        "{url}: server answered {}{}{}",
+        status_line(*.status),
+        attempts_suffix(*.attempts),
+        refused_wait_suffix(*.refused_wait)
+    )]
+    Status {
+        /// The URL asked for.
+        url: Url,
+        /// The last status received.
+        status: u16,
+        /// How many requests were made.
+        attempts: u32,
+        /// A `Retry-After` longer than we were willing to wait, if that is why
+        /// we stopped retrying.
+        refused_wait: Option<Duration>,
+    },
+    /// The whole request (connect, headers and body) took longer than allowed.
+    #[error(
+        "{url}: no complete answer within {}{}",
+        human_duration(*.limit),
+        attempts_suffix(*.attempts)
+    )]
+    Timeout {
+        /// The URL asked for.
+        url: Url,
+        /// The time allowed for one request.
+        limit: Duration,
+        /// How many requests were made.
+        attempts: u32,
+    },
+    /// No connection could be made (refused, DNS failure, TLS failure,
+    /// connect timeout).
+    #[error("{url}: could not connect{}: {detail}", attempts_suffix(*.attempts))]
+    Connect {
+        /// The URL asked for.
+        url: Url,
+        /// The underlying reason, e.g. "connection refused (os error 111)".
+        detail: String,
+        /// How many requests were made.
+        attempts: u32,
+    },
+    /// The connection broke or the server spoke bad HTTP after connecting.
+    #[error("{url}: transfer failed{}: {detail}", attempts_suffix(*.attempts))]
+    Transport {
+        /// The URL asked for.
+        url: Url,
+        /// The underlying reason.
+        detail: String,
+        /// How many requests were made.
+        attempts: u32,
+    },
+    /// The compressed body could not be decompressed.
+    #[error("{url}: could not decode the response body: {detail}")]
+    Decode {
+        /// The URL asked for.
+        url: Url,
+        /// The underlying reason.
+        detail: String,
+    },
+    /// More redirects than allowed (or a redirect loop).
+    #[error("{url}: more than {max} redirects")]
+    TooManyRedirects {
+        /// The URL asked for.
+        url: Url,
+        /// The redirect limit.
+        max: usize,
+    },
+    /// The body (after decompression) is larger than the cap.
+    #[error("{url}: page is larger than the {} limit", human_bytes(*.limit))]
+    TooLarge {
+        /// The URL asked for.
+        url: Url,
+        /// The cap, in bytes.
+        limit: usize,
+    },
+    /// The response is not HTML, e.g. a PDF or JSON.
+    #[error("{url}: not an html page (content type {content_type})")]
+    NotHtml {
+        /// The URL asked for.
+        url: Url,
+        /// The content type the server declared, or "none" if it declared
+        /// none and the body did not look like HTML.
+        content_type: String,
+    },
+    /// The server sent a success status with an empty or whitespace-only body.
+    #[error("{url}: server sent an empty page")]
+    Empty {
+        /// The URL asked for.
+        url: Url,
+    },
+}
+
+impl FetchError {
+    /// True when trying again later may well succeed: rate limiting, server
+    /// errors and network trouble. Callers use this to tell "the site is having
+    /// a bad day" from "this watch is misconfigured".
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Status { status, .. } => is_retryable_status(*status),
+            Self::Timeout { .. } | Self::Connect { .. } | Self::Transport { .. } => true,
+            Self::Setup { .. }
+            | Self::UnsupportedScheme { .. }
+            | Self::Decode { .. }
+            | Self::TooManyRedirects { .. }
+            | Self::TooLarge { .. }
+            | Self::NotHtml { .. }
+            | Self::Empty { .. } => false,
+        }
+    }
+
+    /// The URL the failed fetch asked for, if the error is about one.
+    pub fn url(&self) -> Option<&Url> {
+        match self {
+            Self::Setup { .. } => None,
+            Self::UnsupportedScheme { url }
+            | Self::Status { url, .. }
+            | Self::Timeout { url, .. }
+            | Self::Connect { url, .. }
+            | Self::Transport { url, .. }
+            | Self::Decode { url, .. }
+            | Self::TooManyRedirects { url, .. }
+            | Self::TooLarge { url, .. }
+            | Self::NotHtml { url, .. }
+            | Self::Empty { url } => Some(url),
+        }
+    }
+}
+
+/// Fetches pages. Cheap to clone: clones share one connection pool, so one
+/// `Fetcher` should serve the whole process.
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    client: reqwest::Client,
+    settings: Arc<FetchSettings>,
+}
+
+/// One failed attempt, with the server's `Retry-After` if it sent one.
+struct AttemptFailure {
+    error: FetchError,
+    retry_after: Option<Duration>,
+}
+
+impl From<FetchError> for AttemptFailure {
+    fn from(error: FetchError) -> Self {
+        Self {
+            error,
+            retry_after: None,
+        }
+    }
+}
+
+impl Fetcher {
+    /// Builds the shared HTTP client from `settings`.
+    pub fn new(settings: FetchSettings) -> Result<Self, FetchError> {
+        install_crypto_provider();
+        let user_agent =
+            HeaderValue::from_str(&settings.user_agent).map_err(|_| FetchError::Setup {
+                detail: "the user agent is not a valid http header value".to_owned(),
+            })?;
+        let mut default_headers = HeaderMap::new();
+        default_headers.insert(header::ACCEPT, HeaderValue::from_static(ACCEPT));
+        let client = reqwest::Client::builder()
+            .user_agent(user_agent)
+            .default_headers(default_headers)
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.timeout)
+            .redirect(reqwest::redirect::Policy::limited(settings.max_redirects))
+            .gzip(true)
+            .brotli(true)
+            .build()
+            .map_err(|e| FetchError::Setup {
+                detail: innermost_message(&e),
+            })?;
+        Ok(Self {
+            client,
+            settings: Arc::new(settings),
+        })
+    }
+
+    /// The settings this fetcher was built with.
+    pub fn settings(&self) -> &FetchSettings {
+        &self.settings
+    }
+
+    /// Fetches `url`, sending `previous` as conditional-GET validators, and
+    /// retrying transient failures as the settings allow.
+    ///
+    /// Returns [`FetchOutcome::NotModified`] only when validators were sent and
+    /// the server answered 304; any other outcome that is not a usable HTML
+    /// page is an error.
+    pub async fn fetch(
+        &self,
+        url: &Url,
+        previous: &Validators,
+    ) -> Result<FetchOutcome, FetchError> {
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(FetchError::UnsupportedScheme { url: url.clone() });
+        }
+        let max_attempts = self.settings.retries.saturating_add(1);
+        let mut attempt: u32 = 1;
+        loop {
+            debug!(%url, attempt, max_attempts, "fetching");
+            let failure = match self.attempt(url, previous, attempt).await {
+                Ok(outcome) => return Ok(outcome),
+                Err(failure) => failure,
+            };
+            let AttemptFailure { error, retry_after } = failure;
+            if !error.is_transient() || attempt >= max_attempts {
+                return Err(error);
+            }
+            let delay = match retry_after {
+                // A server asking for a long pause is better left alone than
+                // hammered; the next scheduled run will try again.
+                Some(wait) if wait > self.settings.max_retry_after => {
+                    debug!(%url, attempt, wait_secs = wait.as_secs(), "retry-after too long, giving up");
+                    return Err(with_refused_wait(error, wait));
+                }
+                Some(wait) => wait,
+                None => self.backoff(attempt),
+            };
+            debug!(%url, attempt, delay_ms = delay.as_millis() as u64, error = %error, "retrying");
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    /// Exponential backoff with jitter for the retry after `attempt`: jitter
+    /// keeps many watches on one host from retrying in lockstep.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = attempt.saturating_sub(1).min(16);
+        let base = self.settings.retry_base.saturating_mul(1u32 << exp);
+        let jittered = base.mul_f64(0.5 + fastrand::f64());
+        jittered.min(self.settings.max_retry_after)
+    }
+
+    /// One request, start to finish.
+    async fn attempt(
+        &self,
+        url: &Url,
+        previous: &Validators,
+        attempt: u32,
+    ) -> Result<FetchOutcome, AttemptFailure> {
+        let mut request = self.client.get(url.clone());
+        let mut sent_validators = false;
+        // A stored validator that is not a legal header value (corrupt store)
+        // is skipped rather than failing the fetch: we just lose the 304.
+        if let Some(value) = previous.etag.as_deref().and_then(header_value) {
+            request = request.header(header::IF_NONE_MATCH, value);
+            sent_validators = true;
+        }
+        if let Some(value) = previous.last_modified.as_deref().and_then(header_value) {
+            request = request.header(header::IF_MODIFIED_SINCE, value);
+            sent_validators = true;
+        }
+
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| self.classify(url, &e, attempt))?;
+        let status = response.status();
+        debug!(%url, attempt, status = status.as_u16(), "response");
+
+        if status == StatusCode::NOT_MODIFIED && sent_validators {
+            return Ok(FetchOutcome::NotModified);
+        }
+        if !status.is_success() {
+            return Err(AttemptFailure {
+                retry_after: retry_after(response.headers()),
+                error: FetchError::Status {
+                    url: url.clone(),
+                    status: status.as_u16(),
+                    attempts: attempt,
+                    refused_wait: None,
+                },
+            });
+        }
+
+        // Refuse a declared non-HTML type before reading a possibly large body.
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if let Some(ct) = &content_type {
+            if !is_html_type(ct) {
+                return Err(FetchError::NotHtml {
+                    url: url.clone(),
+                    content_type: mime_essence(ct),
+                }
+                .into());
+            }
+        }
+
+        let limit = self.settings.max_body_bytes;
+        let too_large = || FetchError::TooLarge {
+            url: url.clone(),
+            limit,
+        };
+        // Content-Length is only present when the body is not being
+        // decompressed, so this early check never misjudges compressed pages.
+        if response
+            .content_length()
+            .is_some_and(|len| len > limit as u64)
+        {
+            return Err(too_large().into());
+        }
+        let mut body: Vec<u8> = Vec::new();
+        // `chunk()` yields decompressed bytes, so the cap also stops
+        // compression bombs rather than just large downloads.
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.classify(url, &e, attempt))?
+        {
+            if body.len() + chunk.len() > limit {
+                return Err(too_large().into());
+            }
+            body.extend_from_slice(&chunk);
+        }
+
+        let validators = Validators {
+            etag: header_string(response.headers(), header::ETAG),
+            last_modified: header_string(response.headers(), header::LAST_MODIFIED),
+        };
+        let html = decode_body(&body, content_type.as_deref());
+        if html.trim().is_empty() {
+            return Err(FetchError::Empty { url: url.clone() }.into());
+        }
+        if content_type.is_none() && !looks_like_html(&html) {
+            return Err(FetchError::NotHtml {
+                url: url.clone(),
+                content_type: "none".to_owned(),
+            }
+            .into());
+        }
+        Ok(FetchOutcome::Page(Page {
+            final_url: response.url().clone(),
+            status: status.as_u16(),
+            html,
+            validators,
+        }))
+    }
+
+    /// Turns a reqwest error into our own, so no reqwest type leaks out.
+    fn classify(&self, url: &Url, error: &reqwest::Error, attempt: u32) -> AttemptFailure {
+        let url = url.clone();
+        let error = if error.is_redirect() {
+            FetchError::TooManyRedirects {
+                url,
+                max: self.settings.max_redirects,
+            }
+        } else if error.is_connect() {
+            // Checked before is_timeout so that a connect timeout reads as a
+            // connection problem, with its own (shorter) limit in the detail.
+            FetchError::Connect {
+                url,
+                detail: innermost_message(error),
+                attempts: attempt,
+            }
+        } else if error.is_timeout() {
+            FetchError::Timeout {
+                url,
+                limit: self.settings.timeout,
+                attempts: attempt,
+            }
+        } else if error.is_decode() {
+            FetchError::Decode {
+                url,
+                detail: innermost_message(error),
+            }
+        } else {
+            FetchError::Transport {
+                url,
+                detail: innermost_message(error),
+                attempts: attempt,
+            }
+        };
+        error.into()
+    }
+}
+
+/// reqwest built without a bundled crypto provider needs one installed before
+/// the first client is built. Installing is first-come-first-served for the
+/// process, so an error only means someone (another Fetcher, a test) already
+/// did it — which is fine.
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Records that we stopped because the server asked us to wait too long.
+fn with_refused_wait(error: FetchError, wait: Duration) -> FetchError {
+    match error {
+        FetchError::Status {
+            url,
+            status,
+            attempts,
+            ..
+        } => FetchError::Status {
+            url,
+            status,
+            attempts,
+            refused_wait: Some(wait),
+        },
+        other => other,
+    }
+}
+
+/// 429 and 5xx are worth retrying; other statuses will not change by asking
+/// again a second later.
+fn is_retryable_status(status: u16) -> bool {
+    status == 429 || (500..600).contains(&status)
+}
+
+/// Parses `Retry-After` as delta-seconds or an HTTP-date. A date in the past
+/// means "now".
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(
+        when.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+fn header_value(value: &str) -> Option<HeaderValue> {
+    HeaderValue::from_str(value).ok()
+}
+
+fn header_string(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// The `type/subtype` part of a content type, lowercased.
+fn mime_essence(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+fn is_html_type(content_type: &str) -> bool {
+    matches!(
+        mime_essence(content_type).as_str(),
+        "text/html" | "application/xhtml+xml"
+    )
+}
+
+/// For servers that send no content type at all: accept the body only if it
+/// plainly starts out as HTML.
+fn looks_like_html(text: &str) -> bool {
+    let head: String = text
+        .trim_start()
+        .chars()
+        .take(META_PRESCAN_BYTES)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    head.starts_with("<!doctype html")
+        || ["<html", "<head", "<body"]
+            .iter()
+            .any(|tag| head.contains(tag))
+}
+
+/// The `charset` parameter of a content type, if it names an encoding
+/// encoding_rs knows.
+fn header_charset(content_type: &str) -> Option<&'static Encoding> {
+    content_type.split(';').skip(1).find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        if !name.trim().eq_ignore_ascii_case("charset") {
+            return None;
+        }
+        Encoding::for_label(value.trim().trim_matches(['"', '\'']).as_bytes())
+    })
+}
+
+/// A simplified version of the HTML standard's prescan: the first `charset=`
+/// inside a `<meta ...>` tag near the top of the page. This covers both
+/// `<meta charset="x">` and `<meta http-equiv="Content-Type"
+/// content="text/html; charset=x">`.
+fn meta_charset(body: &[u8]) -> Option<&'static Encoding> {
+    let head = &body[..body.len().min(META_PRESCAN_BYTES)];
+    let lower: Vec<u8> = head.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(pos) = find(&lower[from..], b"<meta") {
+        let start = from + pos + b"<meta".len();
+        let end = find(&lower[start..], b">").map_or(lower.len(), |e| start + e);
+        let tag = &lower[start..end];
+        if let Some(encoding) = charset_in_tag(tag) {
+            // A page that can be read as ASCII to find this tag cannot be
+            // UTF-16, so the standard says such a declaration means UTF-8.
+            return Some(
+                if encoding == encoding_rs::UTF_16LE || encoding == encoding_rs::UTF_16BE {
+                    UTF_8
+                } else {
+                    encoding
+                },
+            );
+        }
+        from = end;
+    }
+    None
+}
+
+fn charset_in_tag(tag: &[u8]) -> Option<&'static Encoding> {
+    let mut from = 0;
+    while let Some(pos) = find(&tag[from..], b"charset") {
+        let mut i = from + pos + b"charset".len();
+        from = i;
+        while tag.get(i).is_some_and(u8::is_ascii_whitespace) {
+            i += 1;
+        }
+        if tag.get(i) != Some(&b'=') {
+            continue;
+        }
+        i += 1;
+        while tag
+            .get(i)
+            .is_some_and(|b| b.is_ascii_whitespace() || *b == b'"' || *b == b'\'')
+        {
+            i += 1;
+        }
+        let label_end = tag[i..]
+            .iter()
+            .position(|b| matches!(b, b'"' | b'\'' | b';' | b'/' | b'>') || b.is_ascii_whitespace())
+            .map_or(tag.len(), |e| i + e);
+        if let Some(encoding) = Encoding::for_label(&tag[i..label_end]) {
+            return Some(encoding);
+        }
+    }
+    None
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
+
+/// Decodes a body to text. See the module docs for the order of evidence.
+fn decode_body(body: &[u8], content_type: Option<&str>) -> String {
+    if let Some((encoding, bom_len)) = Encoding::for_bom(body) {
+        let (text, _) = encoding.decode_without_bom_handling(&body[bom_len..]);
+        return text.into_owned();
+    }
+    let declared = content_type
+        .and_then(header_charset)
+        .or_else(|| meta_charset(body));
+    if let Some(encoding) = declared {
+        // Declared: trust it, and let malformed bytes become U+FFFD rather
+        // than second-guessing the site.
+        let (text, _) = encoding.decode_without_bom_handling(body);
+        return text.into_owned();
+    }
+    match UTF_8.decode_without_bom_handling_and_without_replacement(body) {
+        Some(Cow::Borrowed(text)) => text.to_owned(),
+        Some(Cow::Owned(text)) => text,
+        None => {
+            // Undeclared and not UTF-8: almost always legacy Western text.
+            // windows-1252 maps every byte, so this never fails.
+            let (text, _) = WINDOWS_1252.decode_without_bom_handling(body);
+            text.into_owned()
+        }
+    }
+}
+
+/// The most specific message in an error's source chain, first letter
+/// lowercased. reqwest's own top-level message ("error sending request for
+/// url ...") repeats the URL and says nothing about the cause.
+fn innermost_message(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = error;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    lowercase_first(&current.to_string())
+}
+
+fn lowercase_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+fn status_line(status: u16) -> String {
+    match StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+    {
+        Some(reason) => format!("{status} {reason}"),
+        None => status.to_string(),
+    }
+}
+
+fn attempts_suffix(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" after {attempts} attempts")
+    } else {
+        String::new()
+    }
+}
+
+fn refused_wait_suffix(wait: Option<Duration>) -> String {
+    match wait {
+        Some(wait) => format!(
+            " and asked to wait {}, longer than allowed",
+            human_duration(wait)
+        ),
+        None => String::new(),
+    }
+}
+
+fn human_duration(duration: Duration) -> String {
+    if duration.subsec_millis() == 0 {
+        format!("{} s", duration.as_secs())
+    } else if duration < Duration::from_secs(1) {
+        format!("{} ms", duration.as_millis())
+    } else {
+        format!("{:.1} s", duration.as_secs_f64())
+    }
+}
+
+fn human_bytes(bytes: usize) -> String {
+    const KIB: usize = 1024;
+    const MIB: usize = 1024 * 1024;
+    if bytes >= MIB && bytes % MIB == 0 {
+        format!("{} MiB", bytes / MIB)
+    } else if bytes >= KIB && bytes % KIB == 0 {
+        format!("{} KiB", bytes / KIB)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_charset_finds_both_forms() {
+        let short = b"<html><head><meta charset=\"windows-1251\"></head>";
+        assert_eq!(meta_charset(short), Some(encoding_rs::WINDOWS_1251));
+        let long = b"<META HTTP-EQUIV=\"Content-Type\" CONTENT=\"text/html; charset=ISO-8859-2\">";
+        assert_eq!(meta_charset(long), Some(encoding_rs::ISO_8859_2));
+        let unquoted = b"<meta charset=shift_jis>";
+        assert_eq!(meta_charset(unquoted), Some(encoding_rs::SHIFT_JIS));
+    }
+
+    #[test]
+    fn meta_charset_ignores_other_tags_and_late_declarations() {
+        assert_eq!(meta_charset(b"<p>charset=koi8-r</p>"), None);
+        let mut late = vec![b' '; META_PRESCAN_BYTES];
+        late.extend_from_slice(b"<meta charset=koi8-r>");
+        assert_eq!(meta_charset(&late), None);
+    }
+
+    #[test]
+    fn meta_declaring_utf16_means_utf8() {
+        assert_eq!(meta_charset(b"<meta charset=utf-16>"), Some(UTF_8));
+    }
+
+    #[test]
+    fn header_charset_parses_parameters() {
+        assert_eq!(
+            header_charset("text/html; Charset=\"Windows-1252\""),
+            Some(WINDOWS_1252)
+        );
+        assert_eq!(header_charset("text/html"), None);
+        assert_eq!(header_charset("text/html; charset=bogus"), None);
+    }
+
+    #[test]
+    fn retry_after_parses_seconds_and_dates() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&headers), Some(Duration::ZERO));
+        let future = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_str(&future).unwrap());
+        let wait = retry_after(&headers).unwrap();
+        assert!(wait > Duration::from_secs(100) && wait <= Duration::from_secs(120));
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let fetcher = Fetcher::new(FetchSettings {
+            retry_base: Duration::from_millis(100),
+            max_retry_after: Duration::from_secs(1),
+            ..FetchSettings::default()
+        })
+        .unwrap();
+        let first = fetcher.backoff(1);
+        assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(150));
+        let third = fetcher.backoff(3);
+        assert!(third >= Duration::from_millis(200) && third <= Duration::from_millis(600));
+        assert!(fetcher.backoff(30) <= Duration::from_secs(1));
+    }
+
+    #[test]
+    fn messages_are_lowercase_and_name_the_url() {
+        let url = Url::parse("https://x.example/y").unwrap();
+        let error = FetchError::Status {
+            url: url.clone(),
+            status: 503,
+            attempts: 3,
+            refused_wait: None,
+        };
+        assert_eq!(
+            error.to_string(),
+            "https://x.example/y: server answered 503 Service Unavailable after 3 attempts"
+        );
+        let error = FetchError::TooLarge {
+            url,
+            limit: 5 * 1024 * 1024,
+        };
+        assert_eq!(
+            error.to_string(),
+            "https://x.example/y: page is larger than the 5 MiB limit"
+        );
+    }
+
+    #[test]
+    fn user_agent_is_honest() {
+        let ua = user_agent("ops@example.org");
+        assert!(ua.starts_with("tidings/"));
+        assert!(ua.contains("contact: ops@example.org"));
+    }
+}
+
+/// Decodes HTML read from a file (or any body) as a fetched page would be:
+/// BOM, then the declared charset, then UTF-8 with a windows-1252 fallback.
+pub fn decode_html(body: &[u8], content_type: Option<&str>) -> String {
+    decode_body(body, content_type)
+}

@@ -1,0 +1,28 @@
+//! tidings watches web pages and tells people when they change, in terms
+//! they care about. `ARCHITECTURE.md` is the map of the code; in short:
+//!
+//! ```text
+//! fetch ──▶ extract ──▶ diff ──▶ store          (pipeline: one check)
+//!  edge       pure       pure     edge
+//! ```
+//!
+//! Invariants:
+//! - only `store` knows sled; only `fetch` knows reqwest;
+//! - `extract`, `diff` and `render` do no I/O and never await;
+//! - a failed fetch or an empty page is recorded as a failed check, never
+//!   diffed as content;
+//! - a snapshot and its change record are committed in one transaction;
+//! - only `app` (the top) uses `anyhow` and decides exit statuses.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod diff;
+pub mod eval;
+pub mod extract;
+pub mod fetch;
+pub mod model;
+pub mod pipeline;
+pub mod render;
+pub mod store;

@@ -1,0 +1,422 @@
+//! One check of one watch: fetch → extract → diff → store.
+//!
+//! This is the orchestration layer for a single pass. It owns the
+//! concurrency bounds (a global limit and a per-host limit) and decides what
+//! a check's outcome means for the store. CPU-bound work (extraction, diffing)
+//! and sled calls run on the blocking pool through [`apply_page`], which is
+//! synchronous: a parsed page never lives across an `.await`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use crate::config::{Limits, Watch};
+use crate::diff::{self, DiffOptions, TextDiff};
+use crate::extract::{self, EXTRACTOR_VERSION};
+use crate::fetch::{FetchOutcome, FetchSettings, Fetcher, Validators};
+use crate::store::{NewChange, NewVersion, Store, StoreError, WatchState};
+
+/// What one check found.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The first version of the page was stored.
+    New {
+        /// The stored version's number.
+        version: u64,
+    },
+    /// The text changed; a new version and its change record were stored.
+    Changed {
+        /// The stored version's number.
+        version: u64,
+        /// What changed.
+        diff: TextDiff,
+    },
+    /// The text is as it was (or the server said 304 Not Modified).
+    Unchanged {
+        /// Whether the server answered 304, so nothing was parsed.
+        not_modified: bool,
+    },
+    /// The stored text came from an older extractor and differed only for
+    /// that reason: the new text was stored silently as the new baseline.
+    Rebaselined {
+        /// The stored version's number.
+        version: u64,
+    },
+    /// The check failed; nothing about the page's content was recorded.
+    Failed {
+        /// Why, naming the URL.
+        error: String,
+    },
+}
+
+impl Outcome {
+    /// The one-word label used in `tidings check` output.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::New { .. } => "NEW",
+            Self::Changed { .. } => "CHANGED",
+            Self::Unchanged { .. } | Self::Rebaselined { .. } => "UNCHANGED",
+            Self::Failed { .. } => "ERROR",
+        }
+    }
+}
+
+/// The result of checking one watch.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    /// The watch's name.
+    pub watch: String,
+    /// The watch's URL.
+    pub url: String,
+    /// When the check finished.
+    pub checked_at: DateTime<Utc>,
+    /// What it found.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+impl CheckReport {
+    /// The one-line form: `CHANGED: name`, `ERROR: name: reason`, ….
+    pub fn line(&self) -> String {
+        match &self.outcome {
+            Outcome::Failed { error } => format!("ERROR: {}: {error}", self.watch),
+            Outcome::Rebaselined { .. } => format!(
+                "UNCHANGED: {} (re-baselined after an extractor upgrade)",
+                self.watch
+            ),
+            outcome => format!("{}: {}", outcome.label(), self.watch),
+        }
+    }
+}
+
+/// Why a page could not be applied to the store.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The page's text could not be extracted.
+    #[error(transparent)]
+    Extract(#[from] extract::ExtractError),
+    /// The page had no text at all: treated as a failed check, never as
+    /// "the page was emptied".
+    #[error("the page has no text")]
+    NoText,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The fetched page and what is known about the fetch, for [`apply_page`].
+#[derive(Debug)]
+pub struct FetchedPage<'a> {
+    /// The HTML.
+    pub html: &'a str,
+    /// When it was fetched.
+    pub fetched_at: DateTime<Utc>,
+    /// The validators to remember.
+    pub validators: Validators,
+}
+
+/// Extracts, diffs against the latest stored version, and stores: the
+/// synchronous heart of a check, shared by `check`, `diff` and `replay`.
+pub fn apply_page(
+    store: &Store,
+    watch: &str,
+    rules: &extract::Rules,
+    page: &FetchedPage<'_>,
+    diff_options: &DiffOptions,
+) -> Result<Outcome, ApplyError> {
+    let mut state = store.watch_state(watch)?;
+    let extracted = extract::extract(page.html, rules)?;
+    if extracted.blocks.is_empty() {
+        return Err(ApplyError::NoText);
+    }
+    state.etag = page.validators.etag.clone();
+    state.last_modified = page.validators.last_modified.clone();
+    state.last_check = Some(page.fetched_at);
+    state.last_success = Some(page.fetched_at);
+    state.last_error = None;
+    state.consecutive_failures = 0;
+
+    let previous = store.latest(watch)?;
+    let Some((previous_info, previous_blocks)) = previous else {
+        let version = NewVersion {
+            seen_at: page.fetched_at,
+            blocks: &extracted.blocks,
+            extractor_version: EXTRACTOR_VERSION,
+            change: None,
+        };
+        let number = store.commit_version(watch, &version, &state)?;
+        return Ok(Outcome::New { version: number });
+    };
+    let text_diff = diff::diff(&previous_blocks, &extracted.blocks, diff_options);
+    if text_diff.is_empty() {
+        store.record_check(watch, &state)?;
+        return Ok(Outcome::Unchanged {
+            not_modified: false,
+        });
+    }
+    if previous_info.extractor_version != EXTRACTOR_VERSION {
+        // The same page read by a newer extractor is not news: store it as
+        // the new baseline, with no change record.
+        let version = NewVersion {
+            seen_at: page.fetched_at,
+            blocks: &extracted.blocks,
+            extractor_version: EXTRACTOR_VERSION,
+            change: None,
+        };
+        let number = store.commit_version(watch, &version, &state)?;
+        return Ok(Outcome::Rebaselined { version: number });
+    }
+    state.last_change = Some(page.fetched_at);
+    let changed_words = text_diff.changed_words() as u64;
+    let detail = serde_json::to_value(&text_diff).unwrap_or(serde_json::Value::Null);
+    let version = NewVersion {
+        seen_at: page.fetched_at,
+        blocks: &extracted.blocks,
+        extractor_version: EXTRACTOR_VERSION,
+        change: Some(NewChange {
+            changed_words,
+            detail,
+        }),
+    };
+    let number = store.commit_version(watch, &version, &state)?;
+    Ok(Outcome::Changed {
+        version: number,
+        diff: text_diff,
+    })
+}
+
+/// Records a failed check: the error and the failure count, nothing else.
+fn record_failure(store: &Store, watch: &str, at: DateTime<Utc>, error: &str) -> Result<(), StoreError> {
+    let mut state = store.watch_state(watch)?;
+    state.last_check = Some(at);
+    state.last_error = Some(error.to_owned());
+    state.consecutive_failures = state.consecutive_failures.saturating_add(1);
+    store.record_check(watch, &state)
+}
+
+/// Records a 304: the page is as it was.
+fn record_not_modified(store: &Store, watch: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+    let mut state: WatchState = store.watch_state(watch)?;
+    state.last_check = Some(at);
+    state.last_success = Some(at);
+    state.last_error = None;
+    state.consecutive_failures = 0;
+    store.record_check(watch, &state)
+}
+
+/// Fetches and checks watches, within the configured concurrency bounds.
+#[derive(Debug)]
+pub struct Pipeline {
+    fetcher: Fetcher,
+    store: Store,
+    limits: Limits,
+    global: Arc<Semaphore>,
+    per_host: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl Pipeline {
+    /// A pipeline over this store, fetching with these limits.
+    pub fn new(store: Store, limits: Limits, contact: Option<&str>) -> Result<Self, crate::fetch::FetchError> {
+        let settings = FetchSettings {
+            user_agent: crate::fetch::user_agent(contact.unwrap_or("not configured")),
+            connect_timeout: limits.connect_timeout,
+            timeout: limits.timeout,
+            max_body_bytes: limits.max_body_bytes,
+            max_redirects: limits.max_redirects,
+            retries: limits.retries,
+            ..FetchSettings::default()
+        };
+        Ok(Self {
+            fetcher: Fetcher::new(settings)?,
+            store,
+            global: Arc::new(Semaphore::new(limits.concurrency)),
+            limits,
+            per_host: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The store this pipeline writes to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The fetcher, for ad-hoc fetches by the CLI.
+    pub fn fetcher(&self) -> &Fetcher {
+        &self.fetcher
+    }
+
+    fn diff_options(&self) -> DiffOptions {
+        DiffOptions {
+            timeout: self.limits.diff_timeout,
+            ..DiffOptions::default()
+        }
+    }
+
+    fn host_limit(&self, url: &url::Url) -> Arc<Semaphore> {
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        let mut hosts = self
+            .per_host
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        hosts
+            .entry(host)
+            .or_insert_with(|| Arc::new(Semaphore::new(self.limits.per_host)))
+            .clone()
+    }
+
+    /// Checks one watch. Never fails: a failure is an [`Outcome::Failed`].
+    pub async fn check(&self, watch: &Watch) -> CheckReport {
+        // The host permit is taken first, so a task waiting on a busy host
+        // does not hold one of the global slots that other hosts could use.
+        let host = self.host_limit(&watch.url);
+        let _host_permit = host.acquire().await;
+        let _global_permit = self.global.acquire().await;
+        let span = tracing::info_span!("check", watch = %watch.name, url = %watch.url);
+        let outcome = self.check_inner(watch).instrument(span).await;
+        if let Outcome::Failed { error } = &outcome {
+            tracing::warn!(watch = %watch.name, url = %watch.url, %error, "check failed");
+        }
+        CheckReport {
+            watch: watch.name.clone(),
+            url: watch.url.to_string(),
+            checked_at: Utc::now(),
+            outcome,
+        }
+    }
+
+    async fn check_inner(&self, watch: &Watch) -> Outcome {
+        let store = self.store.clone();
+        let name = watch.name.clone();
+        let state = match run_blocking(move || store.watch_state(&name)).await {
+            Ok(state) => state,
+            Err(error) => return Outcome::Failed { error },
+        };
+        // Validators are only worth sending when there is a stored version to
+        // fall back on.
+        let validators = if state.latest_version.is_some() {
+            Validators {
+                etag: state.etag.clone(),
+                last_modified: state.last_modified.clone(),
+            }
+        } else {
+            Validators::default()
+        };
+        let fetched = self.fetcher.fetch(&watch.url, &validators).await;
+        let now = Utc::now();
+        let store = self.store.clone();
+        let name = watch.name.clone();
+        match fetched {
+            Ok(FetchOutcome::NotModified) => {
+                match run_blocking(move || record_not_modified(&store, &name, now)).await {
+                    Ok(()) => Outcome::Unchanged { not_modified: true },
+                    Err(error) => Outcome::Failed { error },
+                }
+            }
+            Ok(FetchOutcome::Page(page)) => {
+                let rules = watch.rules.clone();
+                let diff_options = self.diff_options();
+                let result = run_blocking(move || {
+                    let fetched = FetchedPage {
+                        html: &page.html,
+                        fetched_at: now,
+                        validators: page.validators.clone(),
+                    };
+                    match apply_page(&store, &name, &rules, &fetched, &diff_options) {
+                        Ok(outcome) => Ok(outcome),
+                        Err(ApplyError::Store(e)) => Err(e),
+                        Err(other) => {
+                            let error = format!("{}: {other}", page.final_url);
+                            record_failure(&store, &name, now, &error)?;
+                            Ok(Outcome::Failed { error })
+                        }
+                    }
+                })
+                .await;
+                result.unwrap_or_else(|error| Outcome::Failed { error })
+            }
+            Err(fetch_error) => {
+                let error = fetch_error.to_string();
+                let message = error.clone();
+                match run_blocking(move || record_failure(&store, &name, now, &message)).await {
+                    Ok(()) => Outcome::Failed { error },
+                    Err(store_error) => Outcome::Failed {
+                        error: format!("{error} (and recording it failed: {store_error})"),
+                    },
+                }
+            }
+        }
+    }
+
+    /// Checks every watch concurrently within the limits. `on_done` is called
+    /// as each check finishes, after the store has been flushed, so a check
+    /// reported done survives a crash.
+    pub async fn check_all(
+        self: &Arc<Self>,
+        watches: &[Watch],
+        mut on_done: impl FnMut(&CheckReport),
+    ) -> Vec<CheckReport> {
+        let mut tasks = JoinSet::new();
+        for watch in watches.iter().cloned() {
+            let pipeline = Arc::clone(self);
+            tasks.spawn(async move { pipeline.check(&watch).await });
+        }
+        let mut reports = Vec::with_capacity(watches.len());
+        while let Some(joined) = tasks.join_next().await {
+            let mut batch = vec![joined];
+            // Checks that finished together share one flush.
+            while let Some(more) = tasks.try_join_next() {
+                batch.push(more);
+            }
+            let store = self.store.clone();
+            let flushed = run_blocking(move || store.flush()).await;
+            for joined in batch {
+                let mut report = match joined {
+                    Ok(report) => report,
+                    Err(join_error) => CheckReport {
+                        watch: "<unknown>".into(),
+                        url: String::new(),
+                        checked_at: Utc::now(),
+                        outcome: Outcome::Failed {
+                            error: format!("check task failed: {join_error}"),
+                        },
+                    },
+                };
+                if let Err(error) = &flushed {
+                    report.outcome = Outcome::Failed {
+                        error: format!("store flush failed: {error}"),
+                    };
+                }
+                on_done(&report);
+                reports.push(report);
+            }
+        }
+        // Report in config order, whatever order the checks finished in.
+        let order: HashMap<&str, usize> = watches
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.name.as_str(), i))
+            .collect();
+        reports.sort_by_key(|r| order.get(r.watch.as_str()).copied().unwrap_or(usize::MAX));
+        reports
+    }
+}
+
+/// Runs sync work (sled, parsing) on the blocking pool, turning a panic or
+/// an error into a message.
+async fn run_blocking<T, E>(work: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, String>
+where
+    T: Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    match tokio::task::spawn_blocking(work).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(join_error) => Err(format!("internal error: {join_error}")),
+    }
+}

@@ -1,0 +1,747 @@
+//! Durable state in sled: the only module that knows sled.
+//!
+//! What is kept:
+//! - per watch, its [`WatchState`]: validators for conditional GET, the last
+//!   check, the last error, the latest version;
+//! - every snapshot version of every watch ([`VersionInfo`]);
+//! - snapshot texts, stored once per distinct content (keyed by a BLAKE3 hash)
+//!   and compressed with zstd;
+//! - the change record that led to each version after the first.
+//!
+//! Every record written here is a store-private type carrying a format
+//! version (`"v"`), so the domain types in `model` can change without
+//! breaking stores on disk. A snapshot, its change record and the watch's new
+//! state are committed in one sled transaction: a kill at any point leaves
+//! either all of them or none.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use crate::model::{Block, BlockKind};
+
+/// The on-disk layout this build writes. A store with a newer layout is
+/// refused rather than misread.
+const FORMAT_VERSION: u32 = 1;
+/// zstd level: 3 is zstd's default and compresses page text about 4:1 at
+/// a small fraction of the cost of extraction.
+const ZSTD_LEVEL: i32 = 3;
+/// sled's page cache. Its default (1 GiB) is far more than a monitor of a few
+/// thousand pages needs; the store is read a few records per check.
+const CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// A store operation that failed. Each names the store's path.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled could not open the database (it is in use, or damaged).
+    #[error("cannot open store at {path}: {source}")]
+    Open {
+        /// The store directory.
+        path: PathBuf,
+        /// What sled said.
+        source: sled::Error,
+    },
+    /// A read or write failed.
+    #[error("store at {path}: {source}")]
+    Io {
+        /// The store directory.
+        path: PathBuf,
+        /// What sled said.
+        source: sled::Error,
+    },
+    /// A record could not be decoded: the store was written by a newer
+    /// tidings, or is damaged.
+    #[error("store at {path}: unreadable {what} record: {reason}")]
+    Corrupt {
+        /// The store directory.
+        path: PathBuf,
+        /// Which kind of record.
+        what: &'static str,
+        /// Why it could not be read.
+        reason: String,
+    },
+    /// The store was written by a newer tidings.
+    #[error("store at {path} has format {found}; this tidings reads format {FORMAT_VERSION} or older")]
+    TooNew {
+        /// The store directory.
+        path: PathBuf,
+        /// The format found on disk.
+        found: u32,
+    },
+}
+
+/// What tidings remembers about one watch between checks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WatchState {
+    /// `ETag` of the last good fetch.
+    pub etag: Option<String>,
+    /// `Last-Modified` of the last good fetch.
+    pub last_modified: Option<String>,
+    /// When the watch was last checked, successfully or not.
+    pub last_check: Option<DateTime<Utc>>,
+    /// When a check last succeeded.
+    pub last_success: Option<DateTime<Utc>>,
+    /// When a change was last recorded.
+    pub last_change: Option<DateTime<Utc>>,
+    /// The last failure's message, cleared by a success.
+    pub last_error: Option<String>,
+    /// Failed checks since the last success.
+    pub consecutive_failures: u32,
+    /// The newest stored version, if any.
+    pub latest_version: Option<u64>,
+}
+
+/// One stored version of a watch's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionInfo {
+    /// 1 for the first version, counting up.
+    pub number: u64,
+    /// When this text was fetched.
+    pub seen_at: DateTime<Utc>,
+    /// BLAKE3 hash of the text, in hex.
+    pub hash: String,
+    /// Bytes of rendered text.
+    pub text_bytes: u64,
+    /// Number of blocks.
+    pub blocks: u64,
+    /// The extractor that produced the text.
+    pub extractor_version: u32,
+    /// Words added plus removed relative to the previous version, if any.
+    pub changed_words: Option<u64>,
+}
+
+/// The change that led to a version, as the pipeline described it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeRecord {
+    /// The version before the change.
+    pub from_version: u64,
+    /// The version the change produced.
+    pub to_version: u64,
+    /// When the change was detected.
+    pub detected_at: DateTime<Utc>,
+    /// Words added plus removed.
+    pub changed_words: u64,
+    /// The pipeline's description of the change, as JSON. The store keeps it
+    /// opaque so that it never depends on the diff's types.
+    pub detail: serde_json::Value,
+}
+
+/// A new version to commit.
+#[derive(Debug, Clone)]
+pub struct NewVersion<'a> {
+    /// When the text was fetched.
+    pub seen_at: DateTime<Utc>,
+    /// The text.
+    pub blocks: &'a [Block],
+    /// The extractor that produced it.
+    pub extractor_version: u32,
+    /// The change from the previous version, if there was one.
+    pub change: Option<NewChange>,
+}
+
+/// The change part of a [`NewVersion`].
+#[derive(Debug, Clone)]
+pub struct NewChange {
+    /// Words added plus removed.
+    pub changed_words: u64,
+    /// The pipeline's description of the change.
+    pub detail: serde_json::Value,
+}
+
+/// Storage statistics, for `tidings history` and the growth benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Watches with any state.
+    pub watches: u64,
+    /// Versions across all watches.
+    pub versions: u64,
+    /// Distinct snapshot texts.
+    pub texts: u64,
+    /// Bytes on disk (sled's own figure).
+    pub disk_bytes: u64,
+}
+
+/// The sled database and its trees.
+#[derive(Debug, Clone)]
+pub struct Store {
+    path: PathBuf,
+    db: sled::Db,
+    watches: sled::Tree,
+    versions: sled::Tree,
+    texts: sled::Tree,
+    changes: sled::Tree,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let config = sled::Config::new()
+            .path(dir.join("store.sled"))
+            .cache_capacity(CACHE_BYTES)
+            .flush_every_ms(Some(500));
+        Self::from_config(dir, &config)
+    }
+
+    /// A store that lives in a temporary directory and vanishes on drop.
+    pub fn temporary() -> Result<Self, StoreError> {
+        let config = sled::Config::new()
+            .temporary(true)
+            .cache_capacity(CACHE_BYTES);
+        Self::from_config(Path::new("<temporary>"), &config)
+    }
+
+    fn from_config(dir: &Path, config: &sled::Config) -> Result<Self, StoreError> {
+        let path = dir.to_path_buf();
+        let db = config.open().map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        let io = |source| StoreError::Io {
+            path: path.clone(),
+            source,
+        };
+        let store = Self {
+            watches: db.open_tree("watches").map_err(io)?,
+            versions: db.open_tree("versions").map_err(io)?,
+            texts: db.open_tree("texts").map_err(io)?,
+            changes: db.open_tree("changes").map_err(io)?,
+            db,
+            path,
+        };
+        store.check_format()?;
+        Ok(store)
+    }
+
+    fn check_format(&self) -> Result<(), StoreError> {
+        match self.db.get(b"format").map_err(|e| self.io(e))? {
+            Some(bytes) => {
+                let found = <[u8; 4]>::try_from(bytes.as_ref())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| self.corrupt("format", "not a 4-byte number"))?;
+                if found > FORMAT_VERSION {
+                    return Err(StoreError::TooNew {
+                        path: self.path.clone(),
+                        found,
+                    });
+                }
+            }
+            None => {
+                self.db
+                    .insert(b"format", &FORMAT_VERSION.to_be_bytes())
+                    .map_err(|e| self.io(e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The directory the store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The state of a watch, or the default for one never checked.
+    pub fn watch_state(&self, watch: &str) -> Result<WatchState, StoreError> {
+        match self.watches.get(watch.as_bytes()).map_err(|e| self.io(e))? {
+            Some(bytes) => Ok(decode::<WatchRecord>(&bytes)
+                .map_err(|reason| self.corrupt("watch", reason))?
+                .into()),
+            None => Ok(WatchState::default()),
+        }
+    }
+
+    /// Names of all watches the store has state for, sorted.
+    pub fn watch_names(&self) -> Result<Vec<String>, StoreError> {
+        self.watches
+            .iter()
+            .keys()
+            .map(|key| {
+                let key = key.map_err(|e| self.io(e))?;
+                String::from_utf8(key.to_vec()).map_err(|_| self.corrupt("watch", "name is not UTF-8"))
+            })
+            .collect()
+    }
+
+    /// Records a check that stored no new version (unchanged, not modified,
+    /// or failed).
+    pub fn record_check(&self, watch: &str, state: &WatchState) -> Result<(), StoreError> {
+        let bytes = encode(&WatchRecord::from(state));
+        self.watches
+            .insert(watch.as_bytes(), bytes)
+            .map_err(|e| self.io(e))?;
+        Ok(())
+    }
+
+    /// Commits a new version, its change record and the watch's new state in
+    /// one transaction, and returns the version number. `state.latest_version`
+    /// is set here; the caller's value is ignored.
+    pub fn commit_version(
+        &self,
+        watch: &str,
+        version: &NewVersion<'_>,
+        state: &WatchState,
+    ) -> Result<u64, StoreError> {
+        let text_record = TextRecord::from_blocks(version.blocks);
+        let text_json = serde_json::to_vec(&text_record).map_err(|e| self.corrupt("text", e.to_string()))?;
+        let hash = blake3::hash(&text_json);
+        let compressed = zstd::bulk::compress(&text_json, ZSTD_LEVEL)
+            .map_err(|e| self.corrupt("text", format!("compression failed: {e}")))?;
+        let text_bytes: u64 = version
+            .blocks
+            .iter()
+            .map(|block| block.render().len() as u64 + 2)
+            .sum();
+
+        let result = (&self.watches, &self.versions, &self.texts, &self.changes).transaction(
+            |(watches, versions, texts, changes)| {
+                let previous = match watches.get(watch.as_bytes())? {
+                    Some(bytes) => decode::<WatchRecord>(&bytes)
+                        .map_err(ConflictableTransactionError::Abort)?
+                        .latest_version,
+                    None => None,
+                };
+                let number = previous.map_or(1, |n| n + 1);
+                if texts.get(hash.as_bytes())?.is_none() {
+                    texts.insert(hash.as_bytes(), compressed.as_slice())?;
+                }
+                let record = VersionRecord {
+                    v: 1,
+                    seen_at: version.seen_at,
+                    hash: hash.to_hex().to_string(),
+                    text_bytes,
+                    blocks: version.blocks.len() as u64,
+                    extractor_version: version.extractor_version,
+                    changed_words: version.change.as_ref().map(|c| c.changed_words),
+                };
+                versions.insert(version_key(watch, number), encode(&record))?;
+                if let (Some(change), Some(from_version)) = (&version.change, previous) {
+                    let change_record = ChangeRecordV1 {
+                        v: 1,
+                        from_version,
+                        to_version: number,
+                        detected_at: version.seen_at,
+                        changed_words: change.changed_words,
+                        detail: change.detail.clone(),
+                    };
+                    changes.insert(version_key(watch, number), encode(&change_record))?;
+                }
+                let mut watch_record = WatchRecord::from(state);
+                watch_record.latest_version = Some(number);
+                watches.insert(watch.as_bytes(), encode(&watch_record))?;
+                Ok(number)
+            },
+        );
+        result.map_err(|err| match err {
+            TransactionError::Abort(reason) => self.corrupt("watch", reason),
+            TransactionError::Storage(source) => self.io(source),
+        })
+    }
+
+    /// All versions of a watch, oldest first.
+    pub fn history(&self, watch: &str) -> Result<Vec<VersionInfo>, StoreError> {
+        self.versions
+            .scan_prefix(watch_prefix(watch))
+            .map(|entry| {
+                let (key, value) = entry.map_err(|e| self.io(e))?;
+                let number = number_from_key(&key).ok_or_else(|| self.corrupt("version", "bad key"))?;
+                let record: VersionRecord =
+                    decode(&value).map_err(|reason| self.corrupt("version", reason))?;
+                Ok(record.into_info(number))
+            })
+            .collect()
+    }
+
+    /// One version's record, if it exists.
+    pub fn version(&self, watch: &str, number: u64) -> Result<Option<VersionInfo>, StoreError> {
+        self.versions
+            .get(version_key(watch, number))
+            .map_err(|e| self.io(e))?
+            .map(|value| {
+                decode::<VersionRecord>(&value)
+                    .map(|record| record.into_info(number))
+                    .map_err(|reason| self.corrupt("version", reason))
+            })
+            .transpose()
+    }
+
+    /// The text of a version.
+    pub fn text(&self, version: &VersionInfo) -> Result<Vec<Block>, StoreError> {
+        let hash = blake3::Hash::from_hex(&version.hash)
+            .map_err(|e| self.corrupt("version", format!("bad hash: {e}")))?;
+        let compressed = self
+            .texts
+            .get(hash.as_bytes())
+            .map_err(|e| self.io(e))?
+            .ok_or_else(|| self.corrupt("text", format!("text {} is missing", version.hash)))?;
+        let json = zstd::stream::decode_all(compressed.as_ref())
+            .map_err(|e| self.corrupt("text", format!("decompression failed: {e}")))?;
+        let record: TextRecord =
+            serde_json::from_slice(&json).map_err(|e| self.corrupt("text", e.to_string()))?;
+        record.into_blocks().map_err(|reason| self.corrupt("text", reason))
+    }
+
+    /// The latest version and its text, if the watch has any.
+    pub fn latest(&self, watch: &str) -> Result<Option<(VersionInfo, Vec<Block>)>, StoreError> {
+        let Some(number) = self.watch_state(watch)?.latest_version else {
+            return Ok(None);
+        };
+        let Some(info) = self.version(watch, number)? else {
+            return Err(self.corrupt("watch", format!("latest version {number} of `{watch}` is missing")));
+        };
+        let blocks = self.text(&info)?;
+        Ok(Some((info, blocks)))
+    }
+
+    /// The change record that produced a version, if it was a change.
+    pub fn change(&self, watch: &str, number: u64) -> Result<Option<ChangeRecord>, StoreError> {
+        self.changes
+            .get(version_key(watch, number))
+            .map_err(|e| self.io(e))?
+            .map(|value| {
+                decode::<ChangeRecordV1>(&value)
+                    .map(ChangeRecord::from)
+                    .map_err(|reason| self.corrupt("change", reason))
+            })
+            .transpose()
+    }
+
+    /// Counts and size on disk.
+    pub fn stats(&self) -> Result<StoreStats, StoreError> {
+        Ok(StoreStats {
+            watches: self.watches.len() as u64,
+            versions: self.versions.len() as u64,
+            texts: self.texts.len() as u64,
+            disk_bytes: self.db.size_on_disk().map_err(|e| self.io(e))?,
+        })
+    }
+
+    /// Writes everything to disk. Called at the end of every command and
+    /// before a check is reported as done.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map(|_| ()).map_err(|e| self.io(e))
+    }
+
+    fn io(&self, source: sled::Error) -> StoreError {
+        StoreError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn corrupt(&self, what: &'static str, reason: impl Into<String>) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            what,
+            reason: reason.into(),
+        }
+    }
+}
+
+fn watch_prefix(watch: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(watch.len() + 1);
+    key.extend_from_slice(watch.as_bytes());
+    // Watch names cannot contain NUL (config validation), so "a\0" never
+    // prefixes the versions of a watch called "ab".
+    key.push(0);
+    key
+}
+
+fn version_key(watch: &str, number: u64) -> Vec<u8> {
+    let mut key = watch_prefix(watch);
+    // Big-endian so that sled's byte order is version order.
+    key.extend_from_slice(&number.to_be_bytes());
+    key
+}
+
+fn number_from_key(key: &[u8]) -> Option<u64> {
+    let tail = key.get(key.len().checked_sub(8)?..)?;
+    Some(u64::from_be_bytes(tail.try_into().ok()?))
+}
+
+fn encode<T: Serialize>(record: &T) -> Vec<u8> {
+    // Serialising these plain records cannot fail: no maps with non-string
+    // keys, no custom serialisers.
+    serde_json::to_vec(record).unwrap_or_default()
+}
+
+fn decode<T: for<'de> Deserialize<'de> + Versioned>(bytes: &[u8]) -> Result<T, String> {
+    #[derive(Deserialize)]
+    struct Header {
+        v: u32,
+    }
+    let header: Header = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    if header.v > T::LATEST {
+        return Err(format!(
+            "record version {} is newer than this tidings reads ({})",
+            header.v,
+            T::LATEST
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|e| e.to_string())
+}
+
+/// A persisted record type and the newest version of it this build writes.
+trait Versioned {
+    const LATEST: u32;
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct WatchRecord {
+    v: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_modified: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_check: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_success: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_change: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_error: Option<String>,
+    #[serde(default)]
+    consecutive_failures: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    latest_version: Option<u64>,
+}
+
+impl Versioned for WatchRecord {
+    const LATEST: u32 = 1;
+}
+
+impl From<&WatchState> for WatchRecord {
+    fn from(state: &WatchState) -> Self {
+        Self {
+            v: 1,
+            etag: state.etag.clone(),
+            last_modified: state.last_modified.clone(),
+            last_check: state.last_check,
+            last_success: state.last_success,
+            last_change: state.last_change,
+            last_error: state.last_error.clone(),
+            consecutive_failures: state.consecutive_failures,
+            latest_version: state.latest_version,
+        }
+    }
+}
+
+impl From<WatchRecord> for WatchState {
+    fn from(record: WatchRecord) -> Self {
+        Self {
+            etag: record.etag,
+            last_modified: record.last_modified,
+            last_check: record.last_check,
+            last_success: record.last_success,
+            last_change: record.last_change,
+            last_error: record.last_error,
+            consecutive_failures: record.consecutive_failures,
+            latest_version: record.latest_version,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct VersionRecord {
+    v: u32,
+    seen_at: DateTime<Utc>,
+    hash: String,
+    text_bytes: u64,
+    blocks: u64,
+    extractor_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    changed_words: Option<u64>,
+}
+
+impl Versioned for VersionRecord {
+    const LATEST: u32 = 1;
+}
+
+impl VersionRecord {
+    fn into_info(self, number: u64) -> VersionInfo {
+        VersionInfo {
+            number,
+            seen_at: self.seen_at,
+            hash: self.hash,
+            text_bytes: self.text_bytes,
+            blocks: self.blocks,
+            extractor_version: self.extractor_version,
+            changed_words: self.changed_words,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ChangeRecordV1 {
+    v: u32,
+    from_version: u64,
+    to_version: u64,
+    detected_at: DateTime<Utc>,
+    changed_words: u64,
+    detail: serde_json::Value,
+}
+
+impl Versioned for ChangeRecordV1 {
+    const LATEST: u32 = 1;
+}
+
+impl From<ChangeRecordV1> for ChangeRecord {
+    fn from(record: ChangeRecordV1) -> Self {
+        Self {
+            from_version: record.from_version,
+            to_version: record.to_version,
+            detected_at: record.detected_at,
+            changed_words: record.changed_words,
+            detail: record.detail,
+        }
+    }
+}
+
+/// A snapshot text as stored: compact field names, since there is one per
+/// block of every distinct version.
+#[derive(Debug, Serialize, Deserialize)]
+struct TextRecord {
+    v: u32,
+    blocks: Vec<BlockRecord>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct BlockRecord {
+    /// `h1`..`h6`, `p`, `li`, `tr` or `pre`.
+    k: String,
+    t: String,
+}
+
+impl TextRecord {
+    fn from_blocks(blocks: &[Block]) -> Self {
+        Self {
+            v: 1,
+            blocks: blocks
+                .iter()
+                .map(|block| BlockRecord {
+                    k: match block.kind {
+                        BlockKind::Heading { level } => format!("h{level}"),
+                        BlockKind::Paragraph => "p".into(),
+                        BlockKind::ListItem => "li".into(),
+                        BlockKind::TableRow => "tr".into(),
+                        BlockKind::Preformatted => "pre".into(),
+                    },
+                    t: block.text.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    fn into_blocks(self) -> Result<Vec<Block>, String> {
+        if self.v > 1 {
+            return Err(format!("text record version {} is too new", self.v));
+        }
+        self.blocks
+            .into_iter()
+            .map(|record| {
+                let kind = match record.k.as_str() {
+                    "p" => BlockKind::Paragraph,
+                    "li" => BlockKind::ListItem,
+                    "tr" => BlockKind::TableRow,
+                    "pre" => BlockKind::Preformatted,
+                    other => match other.strip_prefix('h').and_then(|l| l.parse::<u8>().ok()) {
+                        Some(level) => BlockKind::Heading { level },
+                        None => return Err(format!("unknown block kind `{other}`")),
+                    },
+                };
+                Ok(Block::new(kind, record.t))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blocks(texts: &[&str]) -> Vec<Block> {
+        texts
+            .iter()
+            .map(|t| Block::new(BlockKind::ListItem, *t))
+            .collect()
+    }
+
+    fn commit(store: &Store, watch: &str, text: &[Block], change: Option<NewChange>) -> u64 {
+        let version = NewVersion {
+            seen_at: Utc::now(),
+            blocks: text,
+            extractor_version: 1,
+            change,
+        };
+        store
+            .commit_version(watch, &version, &WatchState::default())
+            .expect("commit")
+    }
+
+    #[test]
+    fn versions_count_up_and_texts_round_trip() {
+        let store = Store::temporary().expect("store");
+        let first = blocks(&["Allerdale", "Eden"]);
+        let second = vec![
+            Block::new(BlockKind::Heading { level: 2 }, "Places"),
+            Block::new(BlockKind::ListItem, "Allerdale"),
+        ];
+        assert_eq!(commit(&store, "wnec", &first, None), 1);
+        let change = NewChange {
+            changed_words: 1,
+            detail: serde_json::json!({"removed": ["Eden"]}),
+        };
+        assert_eq!(commit(&store, "wnec", &second, Some(change)), 2);
+
+        let history = store.history("wnec").expect("history");
+        assert_eq!(history.iter().map(|v| v.number).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(store.text(&history[0]).expect("text"), first);
+        let (latest, text) = store.latest("wnec").expect("latest").expect("some");
+        assert_eq!(latest.number, 2);
+        assert_eq!(text, second);
+        let change = store.change("wnec", 2).expect("change").expect("some");
+        assert_eq!(change.from_version, 1);
+        assert_eq!(change.detail["removed"][0], "Eden");
+        assert!(store.change("wnec", 1).expect("change").is_none());
+    }
+
+    #[test]
+    fn identical_texts_are_stored_once() {
+        let store = Store::temporary().expect("store");
+        let text = blocks(&["Cumbria County Council"]);
+        commit(&store, "a", &text, None);
+        commit(&store, "b", &text, None);
+        let stats = store.stats().expect("stats");
+        assert_eq!(stats.versions, 2);
+        assert_eq!(stats.texts, 1);
+    }
+
+    #[test]
+    fn a_watch_name_that_prefixes_another_keeps_its_own_history() {
+        let store = Store::temporary().expect("store");
+        commit(&store, "lsc", &blocks(&["one"]), None);
+        commit(&store, "lsc-ics", &blocks(&["two"]), None);
+        assert_eq!(store.history("lsc").expect("history").len(), 1);
+    }
+
+    #[test]
+    fn records_newer_than_this_build_are_refused() {
+        let err = decode::<WatchRecord>(br#"{"v":99}"#).expect_err("too new");
+        assert!(err.contains("newer"), "{err}");
+    }
+
+    #[test]
+    fn store_reopens_with_its_data() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            commit(&store, "w", &blocks(&["Carlisle"]), None);
+            store.flush().expect("flush");
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(store.watch_state("w").expect("state").latest_version, Some(1));
+        assert_eq!(store.watch_names().expect("names"), ["w"]);
+    }
+}

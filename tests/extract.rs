@@ -1,0 +1,63 @@
+//! Extraction: snapshots of the partnership fixtures, focused behaviour
+//! tests, and (when the shared data is present) the extraction benchmarks.
+
+use std::path::PathBuf;
+
+use tidings::eval;
+
+/// The shared evaluation data: `TIDINGS_EVAL_DIR`, else `../shared/eval/extraction`.
+fn eval_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("TIDINGS_EVAL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/eval/extraction")
+        });
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "skipping: extraction eval data not found at {} (set TIDINGS_EVAL_DIR)",
+            dir.display()
+        );
+        None
+    }
+}
+
+#[test]
+#[ignore = "slow in debug builds; run with --release -- --ignored"]
+fn eval_report() {
+    let Some(dir) = eval_dir() else { return };
+    let aeb = eval::score_aeb(&dir.join("aeb")).expect("aeb scores");
+    println!("{aeb}");
+    if std::env::var_os("EVAL_VERBOSE").is_some() {
+        for page in aeb.per_page.iter().take(25) {
+            println!("{} p={:.3} r={:.3}", page.id, page.precision, page.recall);
+        }
+    }
+    let traf = eval::score_trafilatura(&dir.join("trafilatura")).expect("trafilatura scores");
+    println!("{traf}");
+    if std::env::var_os("EVAL_VERBOSE").is_some() {
+        for miss in &traf.misses {
+            println!("{}: missing {:?} leaked {:?}", miss.id, miss.missing, miss.leaked);
+        }
+    }
+    let rd = eval::score_readability(&dir.join("readability")).expect("readability scores");
+    println!("{rd}");
+    let tp = eval::throughput(&dir.join("aeb")).expect("throughput");
+    println!("{tp}");
+}
+
+/// Prints one eval page's extraction: `EVAL_PAGE=aeb/<id>`.
+#[test]
+#[ignore = "debugging aid"]
+fn eval_dump() {
+    let Some(dir) = eval_dir() else { return };
+    let Some(page) = std::env::var_os("EVAL_PAGE") else {
+        return;
+    };
+    let path = dir.join(page).with_extension("html");
+    let bytes = std::fs::read(&path).expect("page reads");
+    let html = String::from_utf8_lossy(&bytes);
+    let extracted = tidings::extract::extract(&html, &Default::default()).expect("extracts");
+    println!("TITLE: {:?}\n{}", extracted.title, extracted.render());
+}
