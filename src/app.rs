@@ -11,10 +11,12 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 use clap::Parser;
 
+use crate::classify;
 use crate::cli::{Cli, Command, DiffFormat, Location, RuleArgs};
 use crate::config::{self, Config, ConfigErrors, Watch};
 use crate::diff::{self, DiffOptions, TextDiff};
 use crate::extract::{self, Rules};
+use crate::facts;
 use crate::fetch::{FetchOutcome, Validators};
 use crate::model::{Block, Extracted};
 use crate::pipeline::{self, CheckReport, FetchedPage, Outcome, Pipeline};
@@ -287,9 +289,13 @@ fn print_diff(
     format: DiffFormat,
 ) -> anyhow::Result<()> {
     let mut out = anstream::stdout();
+    let assessment = classify::classify(diff, &facts::page_facts(old, &[]), &facts::page_facts(new, &[]));
     match format {
         DiffFormat::Word => {
             let colour = anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never;
+            if !assessment.changes.is_empty() {
+                write!(out, "{}\n", render::assessment_header(&assessment, colour))?;
+            }
             write!(out, "{}", render::word(diff, colour))?;
         }
         DiffFormat::Unified => write!(out, "{}", render::unified(old, new, labels.0, labels.1))?,
@@ -297,6 +303,9 @@ fn print_diff(
             let mut json = serde_json::to_value(render::JsonDiff::new(diff))?;
             json["old"] = labels.0.into();
             json["new"] = labels.1.into();
+            json["alert"] = assessment.alerts().into();
+            json["kinds"] = serde_json::to_value(assessment.kinds())?;
+            json["changes"] = serde_json::to_value(render::json_assessment(&assessment))?;
             writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
         }
     }
@@ -715,19 +724,18 @@ fn describe(outcome: &Outcome) -> String {
         Outcome::Unchanged { .. } => "UNCHANGED".to_owned(),
         Outcome::Rebaselined { version } => format!("UNCHANGED (re-baselined as version {version})"),
         Outcome::Failed { error } => format!("ERROR: {error}"),
-        Outcome::Changed { version, diff } => {
+        Outcome::Held { reason } => format!("UNCHANGED ({reason})"),
+        Outcome::Changed {
+            version,
+            diff,
+            assessment,
+        } => {
             let (added, removed, changed) = diff.block_counts();
-            let first = diff
-                .changes
-                .first()
-                .map(|c| {
-                    let text = c.new.as_ref().or(c.old.as_ref()).map_or("", |b| b.text.as_str());
-                    truncate(text, 70)
-                })
-                .unwrap_or_default();
+            let alert = if assessment.alerts() { "alert" } else { "no alert" };
             format!(
-                "CHANGED (version {version}): +{added} -{removed} ~{changed} blocks, {} words; first: {first:?}",
-                diff.changed_words()
+                "CHANGED (version {version}, {alert}): +{added} -{removed} ~{changed} blocks, {} words; {}",
+                diff.changed_words(),
+                truncate(&assessment.one_line(), 160)
             )
         }
     }

@@ -137,13 +137,19 @@ pub async fn run(state: Option<&Path>) -> anyhow::Result<u8> {
     let third = crate::app::run_checks(&pipeline, &watches, true).await;
 
     for report in &third {
-        if let Outcome::Changed { version, diff } = &report.outcome {
+        if let Outcome::Changed {
+            version,
+            diff,
+            assessment,
+        } = &report.outcome
+        {
             println!(
                 "\nWhat changed on {} (version {} → {version}):",
                 report.watch,
                 version - 1
             );
             let colour = anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never;
+            anstream::println!("{}", render::assessment_header(assessment, colour));
             anstream::print!("{}", render::word(diff, colour));
         }
     }

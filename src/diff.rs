@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use similar::{Algorithm, ChangeTag, DiffOp, TextDiffConfig};
 
 use crate::model::{Block, BlockKind};
@@ -35,7 +35,7 @@ impl Default for DiffOptions {
 }
 
 /// Whether a word span was kept, removed or added.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WordOp {
     /// In both versions.
@@ -47,7 +47,7 @@ pub enum WordOp {
 }
 
 /// A run of words (with their spacing) that share one [`WordOp`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WordSpan {
     /// What happened to these words.
     pub op: WordOp,
@@ -56,7 +56,7 @@ pub struct WordSpan {
 }
 
 /// What happened to one block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
     /// A block that is only in the new version.
@@ -68,7 +68,7 @@ pub enum ChangeKind {
 }
 
 /// One changed block, with the heading of the section it sits in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockChange {
     /// Added, removed or edited.
     pub kind: ChangeKind,
@@ -99,7 +99,7 @@ impl BlockChange {
 }
 
 /// The difference between two versions of a page's text.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TextDiff {
     /// Changed blocks in the order of the new version.
     pub changes: Vec<BlockChange>,

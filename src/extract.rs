@@ -142,7 +142,10 @@ impl Rules {
 /// nothing, so that a broken selector is never mistaken for an emptied page.
 pub fn extract(html: &str, rules: &Rules) -> Result<Extracted, ExtractError> {
     let document = Html::parse_document(html);
-    let flat = Flat::build(&document, rules)?;
+    let mut flat = Flat::build(&document, rules)?;
+    if rules.finds_main_content() {
+        flat.settle_class_junk();
+    }
     let mut emitter = Emitter::new(&flat, &rules.ignore);
     if !rules.select.is_empty() {
         for root in flat.selected_roots() {
@@ -396,6 +399,7 @@ const JUNK_CLASS: u8 = 2; // chrome by class or id: a guess the fallback may ove
 const IN_LINK: u8 = 4;
 const SELECTED: u8 = 8;
 const MAIN_ROLE: u8 = 16;
+const CLASS_OWN: u8 = 32; // JUNK_CLASS because of this element's own names
 
 /// One node of the flattened tree.
 #[derive(Debug)]
@@ -500,8 +504,8 @@ impl<'a> Flat<'a> {
                             weight,
                             class_hash,
                         });
-                        // SELECTED and MAIN_ROLE belong to the element, not its subtree.
-                        open.push((idx, flags & !(SELECTED | MAIN_ROLE)));
+                        // Only boilerplate and link flags pass to the subtree.
+                        open.push((idx, flags & (JUNK_HARD | JUNK_CLASS | IN_LINK)));
                         descend = true;
                     }
                 }
@@ -576,6 +580,36 @@ impl<'a> Flat<'a> {
         }
     }
 
+    /// Overrules class-based boilerplate guesses on wrappers that hold much
+    /// of the page or its `<main>` / `<article>`: a `class="has-sidebar"` on a
+    /// page wrapper must not wipe the page.
+    fn settle_class_junk(&mut self) {
+        if !self.nodes.iter().any(|n| n.flags & CLASS_OWN != 0) {
+            return;
+        }
+        let all = self.measure(true);
+        let body_text = all[self.body as usize].text;
+        for (node, s) in self.nodes.iter_mut().zip(&all) {
+            if node.flags & CLASS_OWN != 0 && (s.text * 10 > body_text * 4 || s.semantic > 0) {
+                node.flags &= !CLASS_OWN;
+            }
+        }
+        for i in 0..self.nodes.len() {
+            let parent = self.nodes[i].parent;
+            let inherited = if parent == u32::MAX {
+                false
+            } else {
+                self.nodes[parent as usize].flags & JUNK_CLASS != 0
+            };
+            let node = &mut self.nodes[i];
+            if inherited || node.flags & CLASS_OWN != 0 {
+                node.flags |= JUNK_CLASS;
+            } else {
+                node.flags &= !JUNK_CLASS;
+            }
+        }
+    }
+
     /// The outermost nodes matched by a `select` selector, in document order.
     fn selected_roots(&self) -> Vec<u32> {
         let mut roots = Vec::new();
@@ -630,6 +664,7 @@ impl<'a> Flat<'a> {
                 Tag::Embed => stats[i].embed += 1,
                 Tag::Input => stats[i].input += 1,
                 Tag::Heading(_) => stats[i].headings += 1,
+                Tag::Main | Tag::Article => stats[i].semantic += 1,
                 _ => {}
             }
             if node.tag.is_block() {
@@ -647,6 +682,7 @@ impl<'a> Flat<'a> {
                 p.embed += s.embed;
                 p.input += s.input;
                 p.headings += s.headings;
+                p.semantic += s.semantic;
                 p.blocks += s.blocks;
                 if matches!(node.tag, Tag::Heading(_)) {
                     p.heading_text += s.text;
@@ -744,7 +780,9 @@ fn inspect_attrs(
             .fold(2_166_136_261u32, |h, b| (h ^ u32::from(b)).wrapping_mul(16_777_619));
     }
     if chrome {
-        let protected = matches!(tag, Tag::Body | Tag::Main | Tag::Article) || flags & MAIN_ROLE != 0;
+        let protected = matches!(tag, Tag::Body | Tag::Main | Tag::Article)
+            || element.name() == "html"
+            || flags & MAIN_ROLE != 0;
         for name in [class, id] {
             if name.is_empty() {
                 continue;
@@ -759,7 +797,7 @@ fn inspect_attrs(
                 && (CHROME_NAME.is_match(name)
                     || (UNLIKELY.is_match(name) && !MAYBE_CONTENT.is_match(name)))
             {
-                flags |= JUNK_CLASS;
+                flags |= JUNK_CLASS | CLASS_OWN;
             }
         }
         if !protected && !label.is_empty() && CHROME_NAME.is_match(label) {
@@ -788,6 +826,8 @@ struct Stats {
     embed: u32,
     input: u32,
     headings: u32,
+    /// `<main>` and `<article>` elements.
+    semantic: u32,
     /// Block-level elements, this one included.
     blocks: u32,
 }

@@ -15,12 +15,14 @@
 //! - only `app` (the top) uses `anyhow` and decides exit statuses.
 
 pub mod app;
+pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod diff;
 pub mod eval;
 pub mod extract;
+pub mod facts;
 pub mod fetch;
 pub mod model;
 pub mod pipeline;

@@ -15,11 +15,16 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use std::collections::BTreeSet;
+
+use crate::classify::{self, Assessment};
 use crate::config::{Limits, Watch};
+use crate::facts::{self, Fact};
+use crate::model::Block;
 use crate::diff::{self, DiffOptions, TextDiff};
 use crate::extract::{self, EXTRACTOR_VERSION};
 use crate::fetch::{FetchOutcome, FetchSettings, Fetcher, Validators};
-use crate::store::{NewChange, NewVersion, Store, StoreError, WatchState};
+use crate::store::{self, NewChange, NewVersion, Store, StoreError, Suspect, VersionInfo, WatchState};
 
 /// What one check found.
 #[derive(Debug, Clone, Serialize)]
@@ -36,6 +41,15 @@ pub enum Outcome {
         version: u64,
         /// What changed.
         diff: TextDiff,
+        /// What kind of change it is.
+        assessment: Assessment,
+    },
+    /// The text changed in a way that must be confirmed by a later fetch
+    /// before it counts (most of the text vanished, or the page flipped back
+    /// to a recent version). Nothing was stored but the suspicion.
+    Held {
+        /// Why it was held.
+        reason: String,
     },
     /// The text is as it was (or the server said 304 Not Modified).
     Unchanged {
@@ -61,7 +75,7 @@ impl Outcome {
         match self {
             Self::New { .. } => "NEW",
             Self::Changed { .. } => "CHANGED",
-            Self::Unchanged { .. } | Self::Rebaselined { .. } => "UNCHANGED",
+            Self::Unchanged { .. } | Self::Rebaselined { .. } | Self::Held { .. } => "UNCHANGED",
             Self::Failed { .. } => "ERROR",
         }
     }
@@ -90,6 +104,10 @@ impl CheckReport {
                 "UNCHANGED: {} (re-baselined after an extractor upgrade)",
                 self.watch
             ),
+            Outcome::Held { reason } => format!("UNCHANGED: {} ({reason})", self.watch),
+            Outcome::Changed { assessment, .. } => {
+                format!("CHANGED: {}: {}", self.watch, assessment.one_line())
+            }
             outcome => format!("{}: {}", outcome.label(), self.watch),
         }
     }
@@ -121,8 +139,18 @@ pub struct FetchedPage<'a> {
     pub validators: Validators,
 }
 
-/// Extracts, diffs against the latest stored version, and stores: the
-/// synchronous heart of a check, shared by `check`, `diff` and `replay`.
+/// A version this many times shorter than the last (in words) is held as
+/// suspect: an interstitial, an error page served with 200, a body lost.
+const SUSPECT_LOSS_RATIO: usize = 4;
+/// Pages shorter than this many words are too small to judge losses on.
+const SUSPECT_MIN_WORDS: usize = 40;
+/// How many earlier versions a returning text is compared with, to catch
+/// A/B rotation and placeholders that flip back and forth.
+const FLIP_FLOP_WINDOW: usize = 5;
+
+/// Extracts, diffs against the latest stored version, classifies, and
+/// stores: the synchronous heart of a check, shared by `check`, `diff` and
+/// `replay`.
 pub fn apply_page(
     store: &Store,
     watch: &str,
@@ -130,11 +158,22 @@ pub fn apply_page(
     page: &FetchedPage<'_>,
     diff_options: &DiffOptions,
 ) -> Result<Outcome, ApplyError> {
-    let mut state = store.watch_state(watch)?;
     let extracted = extract::extract(page.html, rules)?;
-    if extracted.blocks.is_empty() {
+    apply_extracted(store, watch, &extracted.blocks, page, diff_options)
+}
+
+/// [`apply_page`] for text already extracted.
+pub fn apply_extracted(
+    store: &Store,
+    watch: &str,
+    blocks: &[Block],
+    page: &FetchedPage<'_>,
+    diff_options: &DiffOptions,
+) -> Result<Outcome, ApplyError> {
+    if blocks.is_empty() {
         return Err(ApplyError::NoText);
     }
+    let mut state = store.watch_state(watch)?;
     state.etag = page.validators.etag.clone();
     state.last_modified = page.validators.last_modified.clone();
     state.last_check = Some(page.fetched_at);
@@ -142,53 +181,125 @@ pub fn apply_page(
     state.last_error = None;
     state.consecutive_failures = 0;
 
-    let previous = store.latest(watch)?;
-    let Some((previous_info, previous_blocks)) = previous else {
-        let version = NewVersion {
-            seen_at: page.fetched_at,
-            blocks: &extracted.blocks,
-            extractor_version: EXTRACTOR_VERSION,
-            change: None,
-        };
+    let Some((previous_info, previous_blocks)) = store.latest(watch)? else {
+        state.suspect = None;
+        let version = new_version(page, blocks, None, &facts::page_facts(blocks, &[]));
         let number = store.commit_version(watch, &version, &state)?;
         return Ok(Outcome::New { version: number });
     };
-    let text_diff = diff::diff(&previous_blocks, &extracted.blocks, diff_options);
+    let text_diff = diff::diff(&previous_blocks, blocks, diff_options);
     if text_diff.is_empty() {
+        state.suspect = None;
         store.record_check(watch, &state)?;
-        return Ok(Outcome::Unchanged {
-            not_modified: false,
-        });
+        return Ok(Outcome::Unchanged { not_modified: false });
     }
+    let new_facts = facts::page_facts(blocks, &[]);
     if previous_info.extractor_version != EXTRACTOR_VERSION {
         // The same page read by a newer extractor is not news: store it as
         // the new baseline, with no change record.
-        let version = NewVersion {
-            seen_at: page.fetched_at,
-            blocks: &extracted.blocks,
-            extractor_version: EXTRACTOR_VERSION,
-            change: None,
-        };
+        state.suspect = None;
+        let version = new_version(page, blocks, None, &new_facts);
         let number = store.commit_version(watch, &version, &state)?;
         return Ok(Outcome::Rebaselined { version: number });
     }
+
+    // Noise that must be seen twice before it counts.
+    let hash = store::text_hash(blocks);
+    if let Some(reason) = suspicion(store, watch, &previous_blocks, blocks, &hash)? {
+        let confirmed = state.suspect.as_ref().is_some_and(|s| s.hash == hash);
+        if !confirmed {
+            state.suspect = Some(Suspect {
+                hash,
+                reason: reason.clone(),
+                since: page.fetched_at,
+            });
+            store.record_check(watch, &state)?;
+            return Ok(Outcome::Held { reason });
+        }
+    }
+    state.suspect = None;
+
+    let old_facts = stored_facts(store, &previous_info, &previous_blocks)?;
+    let assessment = classify::classify(&text_diff, &old_facts, &new_facts);
     state.last_change = Some(page.fetched_at);
-    let changed_words = text_diff.changed_words() as u64;
-    let detail = serde_json::to_value(&text_diff).unwrap_or(serde_json::Value::Null);
-    let version = NewVersion {
-        seen_at: page.fetched_at,
-        blocks: &extracted.blocks,
-        extractor_version: EXTRACTOR_VERSION,
-        change: Some(NewChange {
-            changed_words,
-            detail,
-        }),
+    let detail = serde_json::json!({
+        "kinds": assessment.kinds(),
+        "alert": assessment.alerts(),
+        "summary": assessment.one_line(),
+        "assessment": assessment,
+        "diff": text_diff,
+    });
+    let change = NewChange {
+        changed_words: text_diff.changed_words() as u64,
+        detail,
     };
+    let version = new_version(page, blocks, Some(change), &new_facts);
     let number = store.commit_version(watch, &version, &state)?;
     Ok(Outcome::Changed {
         version: number,
         diff: text_diff,
+        assessment,
     })
+}
+
+fn new_version<'a>(
+    page: &FetchedPage<'_>,
+    blocks: &'a [Block],
+    change: Option<NewChange>,
+    facts: &BTreeSet<Fact>,
+) -> NewVersion<'a> {
+    NewVersion {
+        seen_at: page.fetched_at,
+        blocks,
+        extractor_version: EXTRACTOR_VERSION,
+        change,
+        facts: serde_json::to_value(facts)
+            .ok()
+            .map(|value| (facts::FACTS_VERSION, value)),
+    }
+}
+
+/// The facts of a stored version: as stored when the reader was the same
+/// version, else read again from its text.
+fn stored_facts(store: &Store, info: &VersionInfo, blocks: &[Block]) -> Result<BTreeSet<Fact>, StoreError> {
+    if let Some((version, value)) = store.facts(info)?
+        && version == facts::FACTS_VERSION
+        && let Ok(stored) = serde_json::from_value::<BTreeSet<Fact>>(value)
+    {
+        return Ok(stored);
+    }
+    Ok(facts::page_facts(blocks, &[]))
+}
+
+/// Why a new text should be held until a later fetch confirms it, if it
+/// should: it lost most of the text, or it is a recent version coming back.
+fn suspicion(
+    store: &Store,
+    watch: &str,
+    previous: &[Block],
+    blocks: &[Block],
+    hash: &str,
+) -> Result<Option<String>, StoreError> {
+    let words = |blocks: &[Block]| -> usize { blocks.iter().map(|b| b.text.split_whitespace().count()).sum() };
+    let (before, after) = (words(previous), words(blocks));
+    if before >= SUSPECT_MIN_WORDS && after * SUSPECT_LOSS_RATIO < before {
+        let lost = 100 - after * 100 / before.max(1);
+        return Ok(Some(format!(
+            "the page lost {lost}% of its text ({before} → {after} words); held until a later fetch confirms it"
+        )));
+    }
+    let history = store.history(watch)?;
+    let earlier = history.iter().rev().skip(1).take(FLIP_FLOP_WINDOW);
+    for version in earlier {
+        if version.hash == hash {
+            return Ok(Some(format!(
+                "the page flipped back to version {} from {}; held until a later fetch confirms it",
+                version.number,
+                version.seen_at.format("%Y-%m-%d %H:%M UTC")
+            )));
+        }
+    }
+    Ok(None)
 }
 
 /// Records a failed check: the error and the failure count, nothing else.

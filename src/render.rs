@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use anstyle::{AnsiColor, Effects, Style};
 use serde::Serialize;
 
+use crate::classify::Assessment;
 use crate::diff::{BlockChange, ChangeKind, TextDiff, WordOp};
 use crate::model::{Block, BlockKind, render_blocks};
 
@@ -85,6 +86,40 @@ pub fn unified(old: &[Block], new: &[Block], old_label: &str, new_label: &str) -
         .context_radius(2)
         .header(old_label, new_label)
         .to_string()
+}
+
+/// The classified changes, one line each, most important first:
+/// `boundary  Boundary: Places covered: −Eden; population 327,000 → 274,000`.
+pub fn assessment_header(assessment: &Assessment, colour: bool) -> String {
+    let mut out = String::new();
+    for change in &assessment.changes {
+        let kind = change.kind.as_str();
+        if colour {
+            let _ = writeln!(out, "{SECTION}{kind:<10}{SECTION:#}{}", change.summary);
+        } else {
+            let _ = writeln!(out, "{kind:<10}{}", change.summary);
+        }
+    }
+    out
+}
+
+/// The classified changes as JSON, without repeating the evidence blocks
+/// that the diff part already lists.
+pub fn json_assessment(assessment: &Assessment) -> Vec<serde_json::Value> {
+    assessment
+        .changes
+        .iter()
+        .map(|change| {
+            serde_json::json!({
+                "kind": change.kind,
+                "summary": change.summary,
+                "added": change.added,
+                "removed": change.removed,
+                "changed": change.changed,
+                "evidence_blocks": change.evidence.len(),
+            })
+        })
+        .collect()
 }
 
 /// The JSON shape of a diff: added, removed and changed blocks, each with

@@ -6,6 +6,7 @@
 //! - every snapshot version of every watch ([`VersionInfo`]);
 //! - snapshot texts, stored once per distinct content (keyed by a BLAKE3 hash)
 //!   and compressed with zstd;
+//! - the facts read from each snapshot text, beside the text;
 //! - the change record that led to each version after the first.
 //!
 //! Every record written here is a store-private type carrying a format
@@ -92,6 +93,20 @@ pub struct WatchState {
     pub consecutive_failures: u32,
     /// The newest stored version, if any.
     pub latest_version: Option<u64>,
+    /// A fetched text held back until a later fetch confirms it (a sudden
+    /// loss of most of the text, or a flip back to a recent version).
+    pub suspect: Option<Suspect>,
+}
+
+/// A text held back for confirmation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suspect {
+    /// Hash of the held text ([`text_hash`]).
+    pub hash: String,
+    /// Why it was held.
+    pub reason: String,
+    /// When it was first seen.
+    pub since: DateTime<Utc>,
 }
 
 /// One stored version of a watch's text.
@@ -140,6 +155,9 @@ pub struct NewVersion<'a> {
     pub extractor_version: u32,
     /// The change from the previous version, if there was one.
     pub change: Option<NewChange>,
+    /// The facts read from the text, with the version of the reader that
+    /// produced them. Kept opaque, as the change detail is.
+    pub facts: Option<(u32, serde_json::Value)>,
 }
 
 /// The change part of a [`NewVersion`].
@@ -172,6 +190,7 @@ pub struct Store {
     watches: sled::Tree,
     versions: sled::Tree,
     texts: sled::Tree,
+    facts: sled::Tree,
     changes: sled::Tree,
 }
 
@@ -207,6 +226,7 @@ impl Store {
             watches: db.open_tree("watches").map_err(io)?,
             versions: db.open_tree("versions").map_err(io)?,
             texts: db.open_tree("texts").map_err(io)?,
+            facts: db.open_tree("facts").map_err(io)?,
             changes: db.open_tree("changes").map_err(io)?,
             db,
             path,
@@ -283,9 +303,15 @@ impl Store {
         version: &NewVersion<'_>,
         state: &WatchState,
     ) -> Result<u64, StoreError> {
-        let text_record = TextRecord::from_blocks(version.blocks);
-        let text_json = serde_json::to_vec(&text_record).map_err(|e| self.corrupt("text", e.to_string()))?;
+        let text_json = text_json(version.blocks);
         let hash = blake3::hash(&text_json);
+        let facts_json = version.facts.as_ref().map(|(facts_version, facts)| {
+            encode(&FactsRecord {
+                v: 1,
+                facts_version: *facts_version,
+                facts: facts.clone(),
+            })
+        });
         let compressed = zstd::bulk::compress(&text_json, ZSTD_LEVEL)
             .map_err(|e| self.corrupt("text", format!("compression failed: {e}")))?;
         let text_bytes: u64 = version
@@ -294,8 +320,8 @@ impl Store {
             .map(|block| block.render().len() as u64 + 2)
             .sum();
 
-        let result = (&self.watches, &self.versions, &self.texts, &self.changes).transaction(
-            |(watches, versions, texts, changes)| {
+        let result = (&self.watches, &self.versions, &self.texts, &self.changes, &self.facts).transaction(
+            |(watches, versions, texts, changes, facts)| {
                 let previous = match watches.get(watch.as_bytes())? {
                     Some(bytes) => decode::<WatchRecord>(&bytes)
                         .map_err(ConflictableTransactionError::Abort)?
@@ -305,6 +331,9 @@ impl Store {
                 let number = previous.map_or(1, |n| n + 1);
                 if texts.get(hash.as_bytes())?.is_none() {
                     texts.insert(hash.as_bytes(), compressed.as_slice())?;
+                }
+                if let Some(facts_json) = &facts_json {
+                    facts.insert(hash.as_bytes(), facts_json.as_slice())?;
                 }
                 let record = VersionRecord {
                     v: 1,
@@ -382,6 +411,22 @@ impl Store {
         record.into_blocks().map_err(|reason| self.corrupt("text", reason))
     }
 
+    /// The facts stored beside a version's text, with the version of the
+    /// reader that produced them.
+    pub fn facts(&self, version: &VersionInfo) -> Result<Option<(u32, serde_json::Value)>, StoreError> {
+        let hash = blake3::Hash::from_hex(&version.hash)
+            .map_err(|e| self.corrupt("version", format!("bad hash: {e}")))?;
+        self.facts
+            .get(hash.as_bytes())
+            .map_err(|e| self.io(e))?
+            .map(|bytes| {
+                decode::<FactsRecord>(&bytes)
+                    .map(|record| (record.facts_version, record.facts))
+                    .map_err(|reason| self.corrupt("facts", reason))
+            })
+            .transpose()
+    }
+
     /// The latest version and its text, if the watch has any.
     pub fn latest(&self, watch: &str) -> Result<Option<(VersionInfo, Vec<Block>)>, StoreError> {
         let Some(number) = self.watch_state(watch)?.latest_version else {
@@ -437,6 +482,17 @@ impl Store {
             reason: reason.into(),
         }
     }
+}
+
+/// The hash a text is stored under, in hex: lets the pipeline recognise a
+/// text it has seen before without reading it back.
+pub fn text_hash(blocks: &[Block]) -> String {
+    blake3::hash(&text_json(blocks)).to_hex().to_string()
+}
+
+fn text_json(blocks: &[Block]) -> Vec<u8> {
+    // Serialising plain strings cannot fail.
+    serde_json::to_vec(&TextRecord::from_blocks(blocks)).unwrap_or_default()
 }
 
 fn watch_prefix(watch: &str) -> Vec<u8> {
@@ -506,6 +562,26 @@ struct WatchRecord {
     consecutive_failures: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     latest_version: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    suspect: Option<SuspectRecord>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SuspectRecord {
+    hash: String,
+    reason: String,
+    since: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct FactsRecord {
+    v: u32,
+    facts_version: u32,
+    facts: serde_json::Value,
+}
+
+impl Versioned for FactsRecord {
+    const LATEST: u32 = 1;
 }
 
 impl Versioned for WatchRecord {
@@ -524,6 +600,11 @@ impl From<&WatchState> for WatchRecord {
             last_error: state.last_error.clone(),
             consecutive_failures: state.consecutive_failures,
             latest_version: state.latest_version,
+            suspect: state.suspect.as_ref().map(|s| SuspectRecord {
+                hash: s.hash.clone(),
+                reason: s.reason.clone(),
+                since: s.since,
+            }),
         }
     }
 }
@@ -539,6 +620,11 @@ impl From<WatchRecord> for WatchState {
             last_error: record.last_error,
             consecutive_failures: record.consecutive_failures,
             latest_version: record.latest_version,
+            suspect: record.suspect.map(|s| Suspect {
+                hash: s.hash,
+                reason: s.reason,
+                since: s.since,
+            }),
         }
     }
 }
@@ -674,6 +760,7 @@ mod tests {
             blocks: text,
             extractor_version: 1,
             change,
+            facts: Some((1, serde_json::json!(["fact"]))),
         };
         store
             .commit_version(watch, &version, &WatchState::default())

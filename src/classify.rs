@@ -1,0 +1,552 @@
+//! What kind of change a text diff is, in terms a stakeholder cares about:
+//! `boundary`, `members`, `leaders`, `narrative`, or `minor` noise.
+//!
+//! Pure: it reads a [`TextDiff`] and the facts of both versions, and returns
+//! classified changes, each with the facts added and removed, a one-line
+//! summary, and the changed blocks as evidence.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use crate::diff::{BlockChange, ChangeKind, TextDiff, WordOp};
+use crate::facts::{self, Fact, FactGroup};
+
+/// The kinds of change, most important first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Places covered, population figures, counts of areas or partnerships.
+    Boundary,
+    /// Organisations.
+    Members,
+    /// People and roles, contacts.
+    Leaders,
+    /// Prose.
+    Narrative,
+    /// Whitespace, punctuation, spelling, "last updated" dates, copyright
+    /// years, dynamic tokens. Never alerts on its own.
+    Minor,
+}
+
+impl Kind {
+    /// Every kind, most important first.
+    pub const ALL: [Kind; 5] = [Self::Boundary, Self::Members, Self::Leaders, Self::Narrative, Self::Minor];
+
+    /// The kind's name as used in config and output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Boundary => "boundary",
+            Self::Members => "members",
+            Self::Leaders => "leaders",
+            Self::Narrative => "narrative",
+            Self::Minor => "minor",
+        }
+    }
+
+    /// Parses a kind's name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+
+    fn from_group(group: FactGroup) -> Self {
+        match group {
+            FactGroup::Boundary => Self::Boundary,
+            FactGroup::Members => Self::Members,
+            FactGroup::Leaders => Self::Leaders,
+            FactGroup::Narrative => Self::Narrative,
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A fact whose value changed: "population 327,000 → 274,000".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValueChange {
+    /// The fact before.
+    pub from: Fact,
+    /// The fact after.
+    pub to: Fact,
+}
+
+/// One classified change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Classified {
+    /// What kind of change.
+    pub kind: Kind,
+    /// One line a stakeholder can read.
+    pub summary: String,
+    /// Facts only in the new version.
+    pub added: Vec<Fact>,
+    /// Facts only in the old version.
+    pub removed: Vec<Fact>,
+    /// Facts whose value changed (populations, counts, who holds a role) or
+    /// organisations renamed.
+    pub changed: Vec<ValueChange>,
+    /// The changed blocks that show it.
+    pub evidence: Vec<BlockChange>,
+}
+
+/// The assessment of one diff.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assessment {
+    /// Classified changes, most important kind first.
+    pub changes: Vec<Classified>,
+}
+
+impl Assessment {
+    /// The kinds present, most important first.
+    pub fn kinds(&self) -> Vec<Kind> {
+        self.changes.iter().map(|c| c.kind).collect()
+    }
+
+    /// Whether this deserves an alert: anything but minor changes.
+    pub fn alerts(&self) -> bool {
+        self.changes.iter().any(|c| c.kind != Kind::Minor)
+    }
+
+    /// The most important kind, if any.
+    pub fn headline_kind(&self) -> Option<Kind> {
+        self.changes.first().map(|c| c.kind)
+    }
+
+    /// All summaries, most important first, joined for a one-line report.
+    pub fn one_line(&self) -> String {
+        self.changes
+            .iter()
+            .map(|c| c.summary.as_str())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    }
+}
+
+/// Classifies a diff, given the facts of the old and the new version.
+pub fn classify(diff: &TextDiff, old_facts: &BTreeSet<Fact>, new_facts: &BTreeSet<Fact>) -> Assessment {
+    let added: Vec<Fact> = new_facts.difference(old_facts).cloned().collect();
+    let removed: Vec<Fact> = old_facts.difference(new_facts).cloned().collect();
+    let (changed, added, removed) = pair_value_changes(added, removed);
+
+    // Tie each block change to the page-level fact changes it shows.
+    let moving: BTreeSet<&Fact> = added
+        .iter()
+        .chain(&removed)
+        .chain(changed.iter().flat_map(|c| [&c.from, &c.to]))
+        .collect();
+    let mut evidence_by_kind: Vec<(Kind, BlockChange)> = Vec::new();
+    for block_change in &diff.changes {
+        let before = block_change
+            .old
+            .as_ref()
+            .map(|b| facts::block_facts(&b.text, &[]))
+            .unwrap_or_default();
+        let after = block_change
+            .new
+            .as_ref()
+            .map(|b| facts::block_facts(&b.text, &[]))
+            .unwrap_or_default();
+        let mut kinds: BTreeSet<Kind> = before
+            .symmetric_difference(&after)
+            .filter(|fact| moving.contains(fact))
+            .map(|fact| Kind::from_group(fact.group()))
+            .collect();
+        if kinds.is_empty() {
+            kinds.insert(if is_minor(block_change) { Kind::Minor } else { Kind::Narrative });
+        }
+        for kind in kinds {
+            evidence_by_kind.push((kind, block_change.clone()));
+        }
+    }
+
+    let mut changes = Vec::new();
+    for kind in Kind::ALL {
+        let of_kind = |fact: &&Fact| kind != Kind::Minor && Kind::from_group(fact.group()) == kind;
+        let kind_added: Vec<Fact> = added.iter().filter(of_kind).cloned().collect();
+        let kind_removed: Vec<Fact> = removed.iter().filter(of_kind).cloned().collect();
+        let kind_changed: Vec<ValueChange> = changed
+            .iter()
+            .filter(|c| kind != Kind::Minor && Kind::from_group(c.to.group()) == kind)
+            .cloned()
+            .collect();
+        let evidence: Vec<BlockChange> = evidence_by_kind
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, change)| change.clone())
+            .collect();
+        if kind_added.is_empty() && kind_removed.is_empty() && kind_changed.is_empty() && evidence.is_empty() {
+            continue;
+        }
+        let summary = summarise(kind, &kind_added, &kind_removed, &kind_changed, &evidence);
+        changes.push(Classified {
+            kind,
+            summary,
+            added: kind_added,
+            removed: kind_removed,
+            changed: kind_changed,
+            evidence,
+        });
+    }
+    Assessment { changes }
+}
+
+/// Pairs removed and added facts that are one fact with a new value: the
+/// population of the same place, a count of the same thing, the holder of
+/// the same role, or an organisation renamed.
+fn pair_value_changes(mut added: Vec<Fact>, mut removed: Vec<Fact>) -> (Vec<ValueChange>, Vec<Fact>, Vec<Fact>) {
+    let mut changed = Vec::new();
+    let mut r = 0;
+    while r < removed.len() {
+        let partner = added.iter().position(|a| same_subject(&removed[r], a));
+        match partner {
+            Some(a) => {
+                changed.push(ValueChange {
+                    from: removed.remove(r),
+                    to: added.remove(a),
+                });
+            }
+            None => r += 1,
+        }
+    }
+    (changed, added, removed)
+}
+
+fn same_subject(old: &Fact, new: &Fact) -> bool {
+    match (old, new) {
+        (Fact::Population { place: a, .. }, Fact::Population { place: b, .. }) => a == b,
+        (Fact::Count { noun: a, .. }, Fact::Count { noun: b, .. }) => a == b,
+        (Fact::Person { role: a, name: x }, Fact::Person { role: b, name: y }) => {
+            (a == b && x != y) || (x == y && a != b)
+        }
+        (Fact::Organisation { name: a }, Fact::Organisation { name: b }) => names_are_close(a, b),
+        _ => false,
+    }
+}
+
+/// Words that say what kind of body an organisation is, not which one.
+const GENERIC_WORDS: [&str; 16] = [
+    "nhs", "and", "of", "the", "trust", "foundation", "ccg", "icb", "clinical", "commissioning", "group",
+    "integrated", "care", "board", "council", "&",
+];
+
+/// Whether two organisation names are close enough to be a rename: they
+/// share at least half of their distinctive words.
+fn names_are_close(a: &str, b: &str) -> bool {
+    let words = |name: &str| -> BTreeSet<String> {
+        name.split_whitespace()
+            .map(|w| w.to_lowercase())
+            .filter(|w| !GENERIC_WORDS.contains(&w.as_str()))
+            .collect()
+    };
+    let (a, b) = (words(a), words(b));
+    let shared = a.intersection(&b).count();
+    let smaller = a.len().min(b.len());
+    smaller > 0 && shared * 2 >= smaller
+}
+
+fn signed(sign: char, facts: &[Fact]) -> Vec<String> {
+    facts.iter().map(|f| format!("{sign}{}", f.label())).collect()
+}
+
+fn value_label(fact: &Fact) -> String {
+    match fact {
+        Fact::Population { figure, .. } => facts::thousands(*figure),
+        Fact::Count { value, .. } => value.to_string(),
+        Fact::Person { name, .. } => name.clone(),
+        other => other.label(),
+    }
+}
+
+fn summarise(
+    kind: Kind,
+    added: &[Fact],
+    removed: &[Fact],
+    changed: &[ValueChange],
+    evidence: &[BlockChange],
+) -> String {
+    match kind {
+        Kind::Boundary => {
+            let mut parts = Vec::new();
+            let places = |facts: &[Fact]| -> Vec<Fact> {
+                facts.iter().filter(|f| matches!(f, Fact::Place { .. })).cloned().collect()
+            };
+            let place_changes: Vec<String> = signed('+', &places(added))
+                .into_iter()
+                .chain(signed('−', &places(removed)))
+                .collect();
+            if !place_changes.is_empty() {
+                parts.push(format!("Places covered: {}", place_changes.join(", ")));
+            }
+            let others: Vec<String> = signed(
+                '+',
+                &added.iter().filter(|f| !matches!(f, Fact::Place { .. })).cloned().collect::<Vec<_>>(),
+            )
+            .into_iter()
+            .chain(signed(
+                '−',
+                &removed.iter().filter(|f| !matches!(f, Fact::Place { .. })).cloned().collect::<Vec<_>>(),
+            ))
+            .collect();
+            if !others.is_empty() {
+                parts.push(others.join(", "));
+            }
+            for change in changed {
+                let subject = match &change.to {
+                    Fact::Population { place: Some(place), .. } => format!("{place} population"),
+                    Fact::Population { place: None, .. } => "population".to_owned(),
+                    Fact::Count { noun, .. } => noun.clone(),
+                    other => other.label(),
+                };
+                parts.push(format!("{subject} {} → {}", value_label(&change.from), value_label(&change.to)));
+            }
+            format!("Boundary: {}", parts.join("; "))
+        }
+        Kind::Members | Kind::Leaders => {
+            let title = if kind == Kind::Members { "Members" } else { "Leaders" };
+            let mut parts: Vec<String> = changed
+                .iter()
+                .map(|c| match (&c.from, &c.to) {
+                    (Fact::Person { name: a, role: r1 }, Fact::Person { name: b, role: r2 }) if r1 == r2 => {
+                        format!("{r1}: {a} → {b}")
+                    }
+                    (Fact::Person { name, role: r1 }, Fact::Person { role: r2, .. }) => {
+                        format!("{name}: {r1} → {r2}")
+                    }
+                    (from, to) => format!("{} → {}", from.label(), to.label()),
+                })
+                .collect();
+            parts.extend(signed('+', added));
+            parts.extend(signed('−', removed));
+            if parts.is_empty() {
+                parts.push(format!("{} passage(s) changed", evidence.len()));
+            }
+            format!("{title}: {}", parts.join("; "))
+        }
+        Kind::Narrative => {
+            let mut parts: Vec<String> = signed('+', added);
+            parts.extend(signed('−', removed));
+            let sections: BTreeSet<&str> = evidence.iter().filter_map(|c| c.section.as_deref()).collect();
+            let (plus, minus, edited) = count_kinds(evidence);
+            let mut counts = Vec::new();
+            if edited > 0 {
+                counts.push(format!("{edited} passage(s) reworded"));
+            }
+            if plus > 0 {
+                counts.push(format!("{plus} added"));
+            }
+            if minus > 0 {
+                counts.push(format!("{minus} removed"));
+            }
+            if !counts.is_empty() {
+                let mut text = counts.join(", ");
+                if !sections.is_empty() {
+                    let names: Vec<String> = sections.iter().take(3).map(|s| format!("“{s}”")).collect();
+                    text.push_str(&format!(" under {}", names.join(", ")));
+                }
+                parts.push(text);
+            }
+            format!("Narrative: {}", parts.join("; "))
+        }
+        Kind::Minor => {
+            let (plus, minus, edited) = count_kinds(evidence);
+            format!(
+                "Minor: {} small edit(s) (dates, punctuation, spelling or boilerplate)",
+                plus + minus + edited
+            )
+        }
+    }
+}
+
+fn count_kinds(evidence: &[BlockChange]) -> (usize, usize, usize) {
+    let count = |kind| evidence.iter().filter(|c| c.kind == kind).count();
+    (count(ChangeKind::Added), count(ChangeKind::Removed), count(ChangeKind::Changed))
+}
+
+static DATE_LIKE: LazyLock<Regex> = LazyLock::new(|| {
+    let month = "jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?";
+    let weekday = "mon(?:day)?|tue(?:s(?:day)?)?|wed(?:nesday)?|thu(?:rs(?:day)?)?|fri(?:day)?|sat(?:urday)?|sun(?:day)?";
+    Regex::new(&format!(
+        r"(?i)\b(?:(?:{weekday}),?\s+)?(?:\d{{1,2}}(?:st|nd|rd|th)?\s+(?:{month})\.?(?:\s+\d{{4}})?|(?:{month})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?(?:\s+\d{{4}})?|(?:{month})\s+\d{{4}}|\d{{1,4}}[/.-]\d{{1,2}}[/.-]\d{{1,4}}|\d{{1,2}}:\d{{2}}(?::\d{{2}})?\s*(?:am|pm)?|\d{{1,2}}\s*(?:am|pm)|(?:19|20)\d{{2}})\b"
+    ))
+    .expect("date pattern compiles")
+});
+
+/// Tokens that change on every render: hashes, session ids, long base64.
+static DYNAMIC_TOKEN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b(?:[0-9a-fA-F]{8,}|[A-Za-z0-9_-]*\d[A-Za-z0-9_-]*[A-Za-z][A-Za-z0-9_-]{14,}|[A-Za-z0-9+/]{24,}={0,2})\b")
+        .expect("token pattern compiles")
+});
+
+/// Lines that are site furniture even when they survive extraction.
+static BOILERPLATE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^(?:page\s+)?(?:last\s+)?(?:updated|reviewed|modified|published|printed|accessed)\b|copyright|©|all rights reserved|^share\s+this|cookies?\b.*\b(?:accept|settings|consent)")
+        .expect("boilerplate pattern compiles")
+});
+
+/// The text with dates, times, dynamic tokens, case, punctuation and
+/// spacing taken out: what is left is what a reader would call the words.
+fn skeleton(text: &str) -> String {
+    let text = DATE_LIKE.replace_all(text, " ");
+    let text = DYNAMIC_TOKEN.replace_all(&text, " ");
+    text.chars()
+        .filter(|c| c.is_alphanumeric() || c.is_whitespace())
+        .collect::<String>()
+        .to_lowercase()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Whether a block change is noise: only dates, punctuation, spacing, a
+/// spelling fix, dynamic tokens, or boilerplate lines.
+pub fn is_minor(change: &BlockChange) -> bool {
+    match (change.kind, &change.old, &change.new) {
+        (ChangeKind::Changed, Some(old), Some(new)) => {
+            if skeleton(&old.text) == skeleton(&new.text) {
+                return true;
+            }
+            is_spelling_fix(change)
+        }
+        (ChangeKind::Added, _, Some(block)) | (ChangeKind::Removed, Some(block), _) => {
+            skeleton(&block.text).is_empty() || BOILERPLATE.is_match(&block.text)
+        }
+        _ => false,
+    }
+}
+
+/// At most two words changed, each to a word within two letters of it.
+fn is_spelling_fix(change: &BlockChange) -> bool {
+    let deleted: Vec<&str> = change
+        .words
+        .iter()
+        .filter(|s| s.op == WordOp::Delete)
+        .flat_map(|s| s.text.split_whitespace())
+        .collect();
+    let inserted: Vec<&str> = change
+        .words
+        .iter()
+        .filter(|s| s.op == WordOp::Insert)
+        .flat_map(|s| s.text.split_whitespace())
+        .collect();
+    if deleted.is_empty() || deleted.len() != inserted.len() || deleted.len() > 2 {
+        return false;
+    }
+    deleted.iter().zip(&inserted).all(|(a, b)| {
+        // Numbers are never typos: 327,000 → 274,000 is news.
+        let has_digit = |w: &str| w.chars().any(|c| c.is_ascii_digit());
+        !has_digit(a) && !has_digit(b) && edit_distance(a, b) <= 2 && a.len().min(b.len()) >= 3
+    })
+}
+
+/// Levenshtein distance between two short words.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut current = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            current[j + 1] = (previous[j] + cost).min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::{DiffOptions, diff};
+    use crate::facts::page_facts;
+    use crate::model::{Block, BlockKind};
+
+    fn para(text: &str) -> Block {
+        Block::new(BlockKind::Paragraph, text)
+    }
+
+    fn item(text: &str) -> Block {
+        Block::new(BlockKind::ListItem, text)
+    }
+
+    fn assess(old: &[Block], new: &[Block]) -> Assessment {
+        let result = diff(old, new, &DiffOptions::default());
+        classify(&result, &page_facts(old, &[]), &page_facts(new, &[]))
+    }
+
+    #[test]
+    fn a_dropped_district_and_a_falling_population_are_a_boundary_change() {
+        let old = vec![
+            para("Our system covers a population of 327,000:"),
+            item("Allerdale 96,471 residents"),
+            item("Eden 52,630 residents."),
+        ];
+        let new = vec![para("Our system covers a population of 274,000:"), item("Allerdale 96,471 residents")];
+        let assessment = assess(&old, &new);
+        assert_eq!(assessment.kinds(), [Kind::Boundary]);
+        let summary = &assessment.changes[0].summary;
+        assert!(summary.contains("Places covered: −Eden"), "{summary}");
+        assert!(summary.contains("population 327,000 → 274,000"), "{summary}");
+        assert!(assessment.alerts());
+    }
+
+    #[test]
+    fn a_ccg_replaced_by_an_icb_is_a_rename() {
+        let old = vec![item("NHS North Cumbria Clinical Commissioning Group")];
+        let new = vec![item("NHS North East and North Cumbria Integrated Care Board")];
+        let assessment = assess(&old, &new);
+        assert_eq!(assessment.headline_kind(), Some(Kind::Members));
+        let summary = &assessment.changes[0].summary;
+        assert!(
+            summary.contains("NHS North Cumbria CCG → NHS North East and North Cumbria Integrated Care Board"),
+            "{summary}"
+        );
+    }
+
+    #[test]
+    fn a_new_chief_executive_is_a_leaders_change() {
+        let old = vec![para("Chief Executive: Jane Smith")];
+        let new = vec![para("Chief Executive: Amir Khan")];
+        let assessment = assess(&old, &new);
+        assert_eq!(assessment.kinds(), [Kind::Leaders]);
+        assert_eq!(assessment.changes[0].summary, "Leaders: chief executive: Jane Smith → Amir Khan");
+    }
+
+    #[test]
+    fn dates_typos_and_punctuation_are_minor() {
+        for (old, new) in [
+            ("Page last updated: 12 March 2021", "Page last updated: 3 April 2022"),
+            ("We aim to recieve feedback from residents.", "We aim to receive feedback from residents."),
+            ("Joining up care, is nothing new", "Joining up care is nothing new."),
+            ("© 2021 Healthier Lancashire", "© 2022 Healthier Lancashire"),
+        ] {
+            let assessment = assess(&[para(old)], &[para(new)]);
+            assert_eq!(assessment.kinds(), [Kind::Minor], "{old} → {new}");
+            assert!(!assessment.alerts());
+        }
+    }
+
+    #[test]
+    fn a_rewritten_aim_is_narrative() {
+        let old = vec![para("Our aim is to prevent illness and empower people to support their own health.")];
+        let new = vec![para("Our aim is to tackle health inequalities across every neighbourhood we serve.")];
+        let assessment = assess(&old, &new);
+        assert_eq!(assessment.kinds(), [Kind::Narrative]);
+        assert!(assessment.alerts());
+    }
+
+    #[test]
+    fn counts_change_as_values() {
+        let old = vec![para("The NHS and local councils have formed partnerships in 44 areas.")];
+        let new = vec![para("The NHS and local councils have formed partnerships in 42 areas.")];
+        let assessment = assess(&old, &new);
+        assert_eq!(assessment.kinds(), [Kind::Boundary]);
+        assert!(assessment.changes[0].summary.contains("areas 44 → 42"), "{}", assessment.changes[0].summary);
+    }
+}

@@ -1,0 +1,533 @@
+//! Structured facts read from a page's text blocks: the places it covers, the
+//! organisations it names, population figures, counts, people with roles,
+//! and dated events.
+//!
+//! Pure: no I/O. Facts are sets, so a reordered list yields the same facts,
+//! and the change layer (`classify`) diffs them as sets.
+
+pub mod gazetteer;
+
+use std::collections::BTreeSet;
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use crate::model::Block;
+use gazetteer::{EntryKind, gazetteer};
+
+/// Bumped whenever the same text can yield different facts, so stored facts
+/// from an older version are recomputed rather than compared.
+pub const FACTS_VERSION: u32 = 1;
+
+/// One fact.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Fact {
+    /// A place or partnership footprint the page names.
+    Place {
+        /// Canonical name.
+        name: String,
+        /// What kind of place ("district", "ICB footprint", …).
+        kind: String,
+        /// ONS code.
+        code: String,
+    },
+    /// An organisation the page names.
+    Organisation {
+        /// The name as written (or canonical, when in the gazetteer).
+        name: String,
+    },
+    /// A population or resident figure.
+    Population {
+        /// The place it counts, when the text says.
+        place: Option<String>,
+        /// The figure.
+        figure: u64,
+    },
+    /// A count of things: "44 areas", "five place-based partnerships".
+    Count {
+        /// What is counted, as written ("place-based partnerships").
+        noun: String,
+        /// How many.
+        value: u64,
+    },
+    /// A person with a role.
+    Person {
+        /// The person's name.
+        name: String,
+        /// The role, as written, in lower case.
+        role: String,
+    },
+    /// A dated event: "from 1 July 2022", "received Royal Assent".
+    Event {
+        /// What happened or happens.
+        what: String,
+    },
+    /// A match of a watch's own fact rule.
+    Custom {
+        /// The rule's name.
+        rule: String,
+        /// The matched text.
+        value: String,
+    },
+}
+
+/// The change kind a fact belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FactGroup {
+    /// Places, populations and counts.
+    Boundary,
+    /// Organisations.
+    Members,
+    /// People and roles.
+    Leaders,
+    /// Events and custom rules: part of the story.
+    Narrative,
+}
+
+impl Fact {
+    /// Which change kind this fact belongs to.
+    pub fn group(&self) -> FactGroup {
+        match self {
+            Self::Place { .. } | Self::Population { .. } | Self::Count { .. } => FactGroup::Boundary,
+            Self::Organisation { .. } => FactGroup::Members,
+            Self::Person { .. } => FactGroup::Leaders,
+            Self::Event { .. } | Self::Custom { .. } => FactGroup::Narrative,
+        }
+    }
+
+    /// The fact as a reader would say it.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Place { name, .. } | Self::Organisation { name } => name.clone(),
+            Self::Population { place: Some(place), figure } => {
+                format!("{place} population {}", thousands(*figure))
+            }
+            Self::Population { place: None, figure } => format!("population {}", thousands(*figure)),
+            Self::Count { noun, value } => format!("{value} {noun}"),
+            Self::Person { name, role } => format!("{name} ({role})"),
+            Self::Event { what } => what.clone(),
+            Self::Custom { rule, value } => format!("{rule}: {value}"),
+        }
+    }
+
+    /// Text to look for in a block to tie this fact to its evidence.
+    pub fn needle(&self) -> Option<&str> {
+        match self {
+            Self::Place { name, .. } | Self::Organisation { name } | Self::Person { name, .. } => Some(name),
+            Self::Event { what } => Some(what),
+            Self::Custom { value, .. } => Some(value),
+            Self::Population { .. } | Self::Count { .. } => None,
+        }
+    }
+}
+
+/// Formats a number with thousands separators: 327000 → "327,000".
+pub fn thousands(value: u64) -> String {
+    let digits = value.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A watch's own named fact rule: a regex whose first capture group (or
+/// whole match) is the fact's value.
+#[derive(Debug, Clone)]
+pub struct FactRule {
+    /// The rule's name, shown in summaries.
+    pub name: String,
+    /// The pattern.
+    pub pattern: Regex,
+}
+
+/// Facts in all blocks of a page.
+pub fn page_facts(blocks: &[Block], rules: &[FactRule]) -> BTreeSet<Fact> {
+    blocks.iter().flat_map(|block| block_facts(&block.text, rules)).collect()
+}
+
+/// Facts in one block of text.
+pub fn block_facts(text: &str, rules: &[FactRule]) -> BTreeSet<Fact> {
+    let mut facts = BTreeSet::new();
+    let organisations = organisations(text);
+    for found in gazetteer().find(text) {
+        let inside_organisation = organisations
+            .iter()
+            .any(|(start, end, _)| found.start >= *start && found.end <= *end);
+        if found.entry.kind.is_organisation() {
+            facts.insert(Fact::Organisation {
+                name: found.entry.name.clone(),
+            });
+        } else if !inside_organisation {
+            facts.insert(Fact::Place {
+                name: found.entry.name.clone(),
+                kind: found.entry.kind.label().to_owned(),
+                code: found.entry.code.clone(),
+            });
+        }
+    }
+    for (_, _, name) in organisations {
+        // A gazetteer organisation found above keeps its canonical name; a
+        // pattern match adds the name as written only when it is not a
+        // spelling of one already found.
+        let canonical = gazetteer()
+            .lookup(&name)
+            .filter(|entry| entry.kind.is_organisation())
+            .map_or(name, |entry| entry.name.clone());
+        facts.insert(Fact::Organisation { name: canonical });
+    }
+    populations(text, &mut facts);
+    counts(text, &mut facts);
+    people(text, &mut facts);
+    events(text, &mut facts);
+    for rule in rules {
+        for captures in rule.pattern.captures_iter(text) {
+            if let Some(value) = captures.get(1).or_else(|| captures.get(0)) {
+                facts.insert(Fact::Custom {
+                    rule: rule.name.clone(),
+                    value: value.as_str().trim().to_owned(),
+                });
+            }
+        }
+    }
+    facts
+}
+
+/// Words that end an organisation's name.
+const ORGANISATION_ENDINGS: &str = r"NHS Foundation Trust|NHS Trust|Foundation Trust|Clinical Commissioning Group|CCG|Integrated Care Board|ICB|Metropolitan Borough Council|County Council|City Council|Borough Council|District Council|Council|Ambulance Service(?: NHS Trust)?|Hospice|Hospitals?|CVS|Council for Voluntary Service|University|College|Partnership NHS Trust|Commissioning Support Unit|Healthcare";
+
+static ORGANISATION: LazyLock<Regex> = LazyLock::new(|| {
+    // A run of capitalised words (with "and", "of", "&", "for", "the" allowed
+    // inside) ending in an organisation word; or Healthwatch / University of /
+    // Age UK followed by capitalised words.
+    let word = r"(?:NHS|[A-Z][\w'’.-]*)";
+    let joiner = r"(?:\s+(?:and|of|for|the|&)\s+|\s+)";
+    Regex::new(&format!(
+        r"\b(?:{word}(?:{joiner}{word})*\s+(?:{ORGANISATION_ENDINGS})\b|(?:Healthwatch|University of|Age UK)(?:\s+[A-Z][\w'’-]+)+)"
+    ))
+    .expect("organisation pattern compiles")
+});
+
+/// Organisation names in a text, with their byte ranges.
+fn organisations(text: &str) -> Vec<(usize, usize, String)> {
+    ORGANISATION
+        .find_iter(text)
+        .filter_map(|m| {
+            let mut name = m.as_str();
+            let mut start = m.start();
+            // Sentence starts and articles are not part of a name.
+            for prefix in ["The ", "the ", "Our ", "Members ", "Member ", "Both ", "All "] {
+                if let Some(rest) = name.strip_prefix(prefix) {
+                    name = rest;
+                    start += prefix.len();
+                }
+            }
+            // A bare ending ("Council", "Hospice") is not a name.
+            let words = name.split_whitespace().count();
+            (words >= 2).then(|| (start, m.end(), name.to_owned()))
+        })
+        .collect()
+}
+
+static NUMBER: &str = r"\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?";
+
+static POPULATION_OF: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(
+        r"(?i)\bpopulation of (?:around |about |approximately |approx\.? |over |more than |some |nearly |almost )?({NUMBER})(\s*(?:million|m\b))?"
+    ))
+    .expect("population pattern compiles")
+});
+
+static RESIDENTS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(
+        r"(?:\b([A-Z][\w'’-]*(?:[ -](?:and |upon |on |in |with )?[A-Z][\w'’-]*)*)\s+)?({NUMBER})(\s*million)?\s+(?:residents|people|population|inhabitants)\b"
+    ))
+    .expect("residents pattern compiles")
+});
+
+fn parse_figure(number: &str, million: bool) -> Option<u64> {
+    let plain: String = number.chars().filter(|c| *c != ',').collect();
+    let value: f64 = plain.parse().ok()?;
+    let value = if million { value * 1_000_000.0 } else { value };
+    if value.is_finite() && value >= 0.0 && value < 1e12 {
+        #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "range checked above")]
+        Some(value.round() as u64)
+    } else {
+        None
+    }
+}
+
+fn populations(text: &str, facts: &mut BTreeSet<Fact>) {
+    for captures in POPULATION_OF.captures_iter(text) {
+        if let Some(figure) = parse_figure(&captures[1], captures.get(2).is_some()) {
+            facts.insert(Fact::Population { place: None, figure });
+        }
+    }
+    for captures in RESIDENTS.captures_iter(text) {
+        let Some(figure) = parse_figure(&captures[2], captures.get(3).is_some()) else {
+            continue;
+        };
+        // Small numbers of "people" are rarely populations ("10 people
+        // attended"); a place's residents are counted in hundreds at least.
+        if figure < 1_000 {
+            continue;
+        }
+        let place = captures.get(1).map(|m| m.as_str()).and_then(|name| {
+            gazetteer()
+                .find(name)
+                .last()
+                .filter(|found| !found.entry.kind.is_organisation())
+                .map(|found| found.entry.name.clone())
+        });
+        facts.insert(Fact::Population { place, figure });
+    }
+}
+
+const NUMBER_WORDS: [&str; 21] = [
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+    "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty",
+];
+const TENS: [&str; 10] = [
+    "", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
+];
+
+/// Reads "44", "four", "forty-four" or "forty two" as a number.
+fn number_value(word: &str) -> Option<u64> {
+    if let Ok(n) = word.parse::<u64>() {
+        return Some(n);
+    }
+    let lower = word.to_ascii_lowercase();
+    if let Some(n) = NUMBER_WORDS.iter().position(|w| *w == lower) {
+        return Some(n as u64);
+    }
+    let (tens, units) = lower.split_once(['-', ' ']).unwrap_or((lower.as_str(), ""));
+    let tens = TENS.iter().position(|w| !w.is_empty() && *w == tens)? as u64 * 10;
+    let units = if units.is_empty() {
+        0
+    } else {
+        NUMBER_WORDS[1..10].iter().position(|w| *w == units)? as u64 + 1
+    };
+    Some(tens + units)
+}
+
+static COUNT: LazyLock<Regex> = LazyLock::new(|| {
+    let words = format!(
+        "{}|(?:{})(?:[- ](?:one|two|three|four|five|six|seven|eight|nine))?",
+        NUMBER_WORDS[1..].join("|"),
+        TENS[2..].join("|")
+    );
+    Regex::new(&format!(
+        r"(?i)\b(\d{{1,3}}|{words})\s+((?:[a-z'’-]+\s+){{0,3}}?(?:areas|partnerships|local authorities|authorities|boundaries|places|systems|ICSs|ICBs|STPs|CCGs|footprints|councils|trusts|districts|boroughs|localities|neighbourhoods|communities|organisations|members|practices|hospitals|hospices|universities|boards|providers|collaboratives|regions|counties))\b"
+    ))
+    .expect("count pattern compiles")
+});
+
+fn counts(text: &str, facts: &mut BTreeSet<Fact>) {
+    for captures in COUNT.captures_iter(text) {
+        let Some(value) = number_value(&captures[1]) else {
+            continue;
+        };
+        let noun = captures[2].to_lowercase();
+        // "2 areas" inside a date or a population figure is not a count of
+        // areas; a year is never one either.
+        if value > 500 {
+            continue;
+        }
+        let noun = noun
+            .trim_start_matches("of ")
+            .trim_start_matches("the ")
+            .trim_start_matches("our ")
+            .to_owned();
+        facts.insert(Fact::Count { noun, value });
+    }
+}
+
+static PERSON_ROLE: LazyLock<Regex> = LazyLock::new(|| {
+    let name = r"(?:(?:Dr|Prof|Professor|Sir|Dame|Cllr|Councillor|County Councillor|Mr|Mrs|Ms|Miss)\.?\s+)?[A-Z][a-z'’-]+(?:\s+[A-Z][a-z'’-]+){1,2}";
+    let role = r"(?i:chief executive|chair(?:man|woman|person)?|vice[- ]chair|deputy chief executive|managing director|medical director|director of [a-z ,&]+|accountable officer|chief officer|lead|leader|cabinet member for [a-z ,&]+|executive lead|senior responsible officer|programme director|partnership director|place director)";
+    let of = r"[A-Z][\w'’&-]*(?:\s+(?:and\s+|of\s+|&\s+)?[A-Z][\w'’&-]*)*";
+    let name_then_role = format!(
+        r"(?P<name1>{name}),?\s+(?:is\s+(?:the\s+)?|was\s+(?:the\s+)?|as\s+)?(?P<role1>{role})\b(?:\s+(?:of|for|at)\s+(?:the\s+)?(?P<of1>{of}))?"
+    );
+    let role_then_name =
+        format!(r"(?P<role2>{role})\b(?:\s+(?:of|for|at)\s+{of})?\s*(?:[:,–—-]|\s+is|\s+will\s+be)\s+(?P<name2>{name})");
+    let led_by = format!(r"(?i:led\s+by)\s+(?P<name3>{name})");
+    Regex::new(&format!("{name_then_role}|{role_then_name}|{led_by}"))
+    .expect("person pattern compiles")
+});
+
+static TITLE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:(?:Dr|Prof|Professor|Sir|Dame|Cllr|Councillor|County Councillor|Mr|Mrs|Ms|Miss)\.?\s+)+")
+        .expect("title pattern compiles")
+});
+
+/// Words a capitalised run can start with that are not names.
+const NOT_NAMES: [&str; 12] = [
+    "The", "Our", "This", "Their", "Commenting", "Meanwhile", "Health", "Care", "County", "Lancashire", "Cumbria",
+    "Integrated",
+];
+
+fn people(text: &str, facts: &mut BTreeSet<Fact>) {
+    for captures in PERSON_ROLE.captures_iter(text) {
+        let (name, role) = if let (Some(name), Some(role)) = (captures.name("name1"), captures.name("role1")) {
+            let mut role = role.as_str().to_lowercase();
+            if let Some(of) = captures.name("of1") {
+                role = format!("{role} of {}", of.as_str().trim_start_matches("the "));
+            }
+            (name.as_str(), role)
+        } else if let (Some(name), Some(role)) = (captures.name("name2"), captures.name("role2")) {
+            (name.as_str(), role.as_str().to_lowercase())
+        } else if let Some(name) = captures.name("name3") {
+            (name.as_str(), "lead".to_owned())
+        } else {
+            continue;
+        };
+        let bare = TITLE.replace(name, "");
+        let first = bare.split_whitespace().next().unwrap_or("");
+        if NOT_NAMES.contains(&first) || gazetteer().lookup(&bare).is_some() {
+            continue;
+        }
+        // A free-text role ("cabinet member for health and wellbeing, said")
+        // ends at the first comma.
+        let role = role.split(',').next().unwrap_or("").trim().to_owned();
+        facts.insert(Fact::Person {
+            name: name.to_owned(),
+            role,
+        });
+    }
+}
+
+static EVENT: LazyLock<Regex> = LazyLock::new(|| {
+    let month = "January|February|March|April|May|June|July|August|September|October|November|December";
+    Regex::new(&format!(
+        r"(?i)\b(?:(?:from|since|on|by|until|before|after|effective|with effect from)\s+(\d{{1,2}}(?:st|nd|rd|th)?\s+(?:{month})\s+\d{{4}})|(received\s+royal\s+assent|royal\s+assent))"
+    ))
+    .expect("event pattern compiles")
+});
+
+fn events(text: &str, facts: &mut BTreeSet<Fact>) {
+    for captures in EVENT.captures_iter(text) {
+        let what = match (captures.get(1), captures.get(2)) {
+            (Some(_), _) => captures[0].to_owned(),
+            (None, Some(_)) => "Royal Assent".to_owned(),
+            (None, None) => continue,
+        };
+        facts.insert(Fact::Event { what });
+    }
+}
+
+/// Whether a fact names a current or abolished entry kind: used in
+/// explanations ("Allerdale (district, abolished 2023)").
+pub fn entry_kind(name: &str) -> Option<EntryKind> {
+    gazetteer().lookup(name).map(|entry| entry.kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(text: &str) -> Vec<String> {
+        block_facts(text, &[])
+            .iter()
+            .map(|f| format!("{:?}:{}", f.group(), f.label()))
+            .collect()
+    }
+
+    #[test]
+    fn places_in_a_covers_clause() {
+        let found = facts("The STP (which covers Carlisle, Allerdale, Copeland and Eden) is known as");
+        for place in ["Carlisle", "Allerdale", "Copeland", "Eden"] {
+            assert!(found.contains(&format!("Boundary:{place}")), "{place} in {found:?}");
+        }
+    }
+
+    #[test]
+    fn organisations_from_a_members_list() {
+        for (text, name) in [
+            ("Cumbria County Council", "Cumbria County Council"),
+            ("Cumbria Partnership NHS Foundation Trust", "Cumbria Partnership NHS Foundation Trust"),
+            ("NHS North Cumbria Clinical Commissioning Group", "NHS North Cumbria CCG"),
+            ("North Cumbria University Hospitals NHS Trust", "North Cumbria University Hospitals NHS Trust"),
+            ("North West Ambulance Service", "North West Ambulance Service"),
+            ("Healthwatch Cumbria", "Healthwatch Cumbria"),
+        ] {
+            let found = facts(text);
+            assert!(found.contains(&format!("Members:{name}")), "{name} in {found:?}");
+            assert!(!found.iter().any(|f| f == "Boundary:Cumbria"), "{text}: {found:?}");
+        }
+    }
+
+    #[test]
+    fn population_figures_with_their_places() {
+        let found = facts("Our Integrated health and Care System covers a population of 327,000:");
+        assert!(found.contains(&"Boundary:population 327,000".to_owned()), "{found:?}");
+        let found = facts("Allerdale 96,471 residents");
+        assert!(found.contains(&"Boundary:Allerdale population 96,471".to_owned()), "{found:?}");
+        let found = facts("the 1.8 million people living in Lancashire and South Cumbria");
+        assert!(found.contains(&"Boundary:population 1,800,000".to_owned()), "{found:?}");
+    }
+
+    #[test]
+    fn counts_in_words_and_digits() {
+        let found = facts("partnerships in 44 areas covering all of England");
+        assert!(found.contains(&"Boundary:44 areas".to_owned()), "{found:?}");
+        let found = facts("there have previously been five place-based partnerships");
+        assert!(found.contains(&"Boundary:5 place-based partnerships".to_owned()), "{found:?}");
+        let found = facts("align to the four local authority boundaries");
+        assert!(found.contains(&"Boundary:4 local authority boundaries".to_owned()), "{found:?}");
+        assert_eq!(number_value("forty-four"), Some(44));
+        assert_eq!(number_value("thirteen"), Some(13));
+    }
+
+    #[test]
+    fn people_with_roles() {
+        let found = facts(
+            "Kevin Lavery, chief executive of NHS Lancashire and South Cumbria Integrated Care Board, said:",
+        );
+        assert!(
+            found.iter().any(|f| f.starts_with("Leaders:Kevin Lavery (chief executive")),
+            "{found:?}"
+        );
+        let found = facts("County Councillor Michael Green, cabinet member for health and wellbeing, said");
+        assert!(
+            found.iter().any(|f| f.contains("Michael Green (cabinet member for health and wellbeing")),
+            "{found:?}"
+        );
+        let found = facts("Chief Executive: Jane Smith");
+        assert!(found.contains(&"Leaders:Jane Smith (chief executive)".to_owned()), "{found:?}");
+    }
+
+    #[test]
+    fn dated_events() {
+        let found = facts("statutory footing, which takes place from 1 July 2022.");
+        assert!(found.contains(&"Narrative:from 1 July 2022".to_owned()), "{found:?}");
+        let found = facts("the Health and Care Bill received Royal Assent");
+        assert!(found.contains(&"Narrative:Royal Assent".to_owned()), "{found:?}");
+    }
+
+    #[test]
+    fn custom_rules_capture_their_group() {
+        let rule = FactRule {
+            name: "board meeting".into(),
+            pattern: Regex::new(r"board meeting on (\d+ \w+)").expect("regex"),
+        };
+        let found = block_facts("a paper presented at the board meeting on 27 July", &[rule]);
+        assert!(found.contains(&Fact::Custom {
+            rule: "board meeting".into(),
+            value: "27 July".into()
+        }));
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(327_000), "327,000");
+        assert_eq!(thousands(1_800_000), "1,800,000");
+        assert_eq!(thousands(42), "42");
+    }
+}
