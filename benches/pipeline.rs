@@ -134,6 +134,7 @@ fn main() {
                     blocks: &blocks,
                     extractor_version: EXTRACTOR_VERSION,
                     change: None,
+                    facts: None,
                 };
                 store
                     .commit_version(&format!("page-{i}"), &version, &WatchState::default())
@@ -215,7 +216,11 @@ fn measure(reps: usize, mut pass: impl FnMut()) -> Measured {
 
 /// Runs `setup` untimed and `pass` timed, `reps` times; returns the pass with
 /// the median CPU time.
-fn measure_with_setup<S>(reps: usize, mut setup: impl FnMut() -> S, mut pass: impl FnMut(S)) -> Measured {
+fn measure_with_setup<S>(
+    reps: usize,
+    mut setup: impl FnMut() -> S,
+    mut pass: impl FnMut(S),
+) -> Measured {
     let mut runs: Vec<Measured> = (0..reps)
         .map(|_| {
             let state = setup();
@@ -239,7 +244,12 @@ fn process_cpu() -> Duration {
     // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // fields[0] is field 3 (state), so utime (14) is fields[11] and stime (15) fields[12].
     let total = ticks(11) + ticks(12);
     // CLK_TCK is 100 on every Linux this runs on.
@@ -248,7 +258,13 @@ fn process_cpu() -> Duration {
 
 fn load_pages(dir: &Path) -> Vec<String> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file()).collect())
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect()
+        })
         .unwrap_or_default();
     let is_html = |p: &PathBuf| {
         p.extension()
@@ -260,7 +276,11 @@ fn load_pages(dir: &Path) -> Vec<String> {
     }
     // Natural order, so page-2 comes before page-10.
     paths.sort_by_key(|p| {
-        let name = p.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
+        let name = p
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_owned();
         let digits: String = name.chars().filter(char::is_ascii_digit).collect();
         (digits.parse::<u64>().unwrap_or(u64::MAX), name)
     });
@@ -285,7 +305,10 @@ fn edit(blocks: &[Block]) -> Vec<Block> {
     let insert_at = (2 * out.len() / 3).min(out.len());
     out.insert(
         insert_at,
-        Block::new(BlockKind::ListItem, "Northfield and District Community Health Trust"),
+        Block::new(
+            BlockKind::ListItem,
+            "Northfield and District Community Health Trust",
+        ),
     );
     out
 }
@@ -303,6 +326,7 @@ fn seeded_store(texts: &[Vec<Block>]) -> Store {
             blocks,
             extractor_version: EXTRACTOR_VERSION,
             change: None,
+            facts: None,
         };
         store
             .commit_version(&format!("page-{i}"), &version, &WatchState::default())
@@ -313,7 +337,12 @@ fn seeded_store(texts: &[Vec<Block>]) -> Store {
 }
 
 /// `apply_page` for every page; returns (changed, unchanged, other) counts.
-fn apply_all(store: &Store, pages: &[String], rules: &Rules, options: &DiffOptions) -> (usize, usize, usize) {
+fn apply_all(
+    store: &Store,
+    pages: &[String],
+    rules: &Rules,
+    options: &DiffOptions,
+) -> (usize, usize, usize) {
     let mut counts = (0, 0, 0);
     let now = Utc::now();
     for (i, html) in pages.iter().enumerate() {

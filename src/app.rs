@@ -44,7 +44,10 @@ pub fn main() -> ExitCode {
                 for line in &errors.0 {
                     eprintln!("error: {line}");
                 }
-                eprintln!("error: the configuration is not valid ({} problem(s))", errors.0.len());
+                eprintln!(
+                    "error: the configuration is not valid ({} problem(s))",
+                    errors.0.len()
+                );
                 return ExitCode::from(EXIT_BAD_CONFIG);
             }
             eprintln!("error: {error:#}");
@@ -93,7 +96,14 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             no_store,
             location,
             rules,
-        } => runtime()?.block_on(diff_command(&old, new.as_deref(), format, no_store, &location, &rules)),
+        } => runtime()?.block_on(diff_command(
+            &old,
+            new.as_deref(),
+            format,
+            no_store,
+            &location,
+            &rules,
+        )),
         Command::Extract {
             source,
             json,
@@ -116,6 +126,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         } => replay_command(&dir, state.as_deref(), json, &rules),
         Command::Import { urls, out, contact } => import_command(&urls, &out, &contact),
         Command::EvalExtract { dir, json } => eval_extract_command(&dir, json),
+        Command::EvalHistories { dir, json } => eval_histories_command(&dir, json),
     }
 }
 
@@ -154,13 +165,22 @@ fn load_config(location: &Location, required: bool) -> anyhow::Result<Config> {
 }
 
 fn open_store(config: &Config) -> anyhow::Result<Store> {
-    std::fs::create_dir_all(&config.state_dir)
-        .with_context(|| format!("cannot create state directory {}", config.state_dir.display()))?;
+    std::fs::create_dir_all(&config.state_dir).with_context(|| {
+        format!(
+            "cannot create state directory {}",
+            config.state_dir.display()
+        )
+    })?;
     Ok(Store::open(&config.state_dir)?)
 }
 
 fn rules_from(args: &RuleArgs) -> anyhow::Result<Rules> {
-    Ok(Rules::new(&args.select, &args.exclude, &args.ignore, !args.whole_page)?)
+    Ok(Rules::new(
+        &args.select,
+        &args.exclude,
+        &args.ignore,
+        !args.whole_page,
+    )?)
 }
 
 /// The rules for a URL: the command line's if given, else those of the
@@ -175,7 +195,11 @@ fn rules_for(config: &Config, url: Option<&url::Url>, args: &RuleArgs) -> anyhow
 }
 
 fn pipeline_for(config: &Config, store: Store) -> anyhow::Result<Pipeline> {
-    Ok(Pipeline::new(store, config.limits.clone(), config.contact.as_deref())?)
+    Ok(Pipeline::new(
+        store,
+        config.limits.clone(),
+        config.contact.as_deref(),
+    )?)
 }
 
 /// A store-less pipeline, for fetching in ad-hoc commands.
@@ -196,7 +220,9 @@ enum Side {
 
 fn parse_side(text: &str) -> anyhow::Result<Side> {
     if text.starts_with("http://") || text.starts_with("https://") {
-        return Ok(Side::Url(url::Url::parse(text).with_context(|| format!("`{text}` is not a valid URL"))?));
+        return Ok(Side::Url(
+            url::Url::parse(text).with_context(|| format!("`{text}` is not a valid URL"))?,
+        ));
     }
     let path = Path::new(text);
     if path.exists() {
@@ -224,9 +250,15 @@ fn read_html_file(path: &Path) -> anyhow::Result<String> {
 }
 
 async fn fetch_html(pipeline: &Pipeline, url: &url::Url) -> anyhow::Result<(String, Validators)> {
-    match pipeline.fetcher().fetch(url, &Validators::default()).await? {
+    match pipeline
+        .fetcher()
+        .fetch(url, &Validators::default())
+        .await?
+    {
         FetchOutcome::Page(page) => Ok((page.html, page.validators)),
-        FetchOutcome::NotModified => bail!("{url}: the server answered 304 to an unconditional request"),
+        FetchOutcome::NotModified => {
+            bail!("{url}: the server answered 304 to an unconditional request")
+        }
     }
 }
 
@@ -234,11 +266,15 @@ fn extract_or_explain(html: &str, rules: &Rules, what: &str) -> anyhow::Result<E
     extract::extract(html, rules).with_context(|| format!("cannot extract text from {what}"))
 }
 
-fn stored_text(store: &Store, watch: &str, version: Option<u64>) -> anyhow::Result<(u64, Vec<Block>)> {
+fn stored_text(
+    store: &Store,
+    watch: &str,
+    version: Option<u64>,
+) -> anyhow::Result<(u64, Vec<Block>)> {
     let info = match version {
-        Some(n) => store
-            .version(watch, n)?
-            .with_context(|| format!("watch `{watch}` has no version {n} (see `tidings history {watch}`)"))?,
+        Some(n) => store.version(watch, n)?.with_context(|| {
+            format!("watch `{watch}` has no version {n} (see `tidings history {watch}`)")
+        })?,
         None => {
             let Some((info, blocks)) = store.latest(watch)? else {
                 bail!("watch `{watch}` has no stored versions yet");
@@ -262,7 +298,10 @@ async fn side_text(
             let pipeline = fetch_only(config)?;
             let (html, _) = fetch_html(&pipeline, url).await?;
             let rules = rules_for(config, Some(url), args)?;
-            Ok((extract_or_explain(&html, &rules, url.as_str())?.blocks, url.to_string()))
+            Ok((
+                extract_or_explain(&html, &rules, url.as_str())?.blocks,
+                url.to_string(),
+            ))
         }
         Side::File(path) => {
             let html = read_html_file(path)?;
@@ -289,12 +328,17 @@ fn print_diff(
     format: DiffFormat,
 ) -> anyhow::Result<()> {
     let mut out = anstream::stdout();
-    let assessment = classify::classify(diff, &facts::page_facts(old, &[]), &facts::page_facts(new, &[]));
+    let assessment = classify::classify(
+        diff,
+        &facts::page_facts(old, &[]),
+        &facts::page_facts(new, &[]),
+    );
     match format {
         DiffFormat::Word => {
-            let colour = anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never;
+            let colour =
+                anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never;
             if !assessment.changes.is_empty() {
-                write!(out, "{}\n", render::assessment_header(&assessment, colour))?;
+                writeln!(out, "{}", render::assessment_header(&assessment, colour))?;
             }
             write!(out, "{}", render::word(diff, colour))?;
         }
@@ -333,7 +377,13 @@ async fn diff_command(
     let (old_blocks, old_label) = side_text(&parse_side(old)?, &config, &mut store, args).await?;
     let (new_blocks, new_label) = side_text(&parse_side(new)?, &config, &mut store, args).await?;
     let result = diff::diff(&old_blocks, &new_blocks, &options);
-    print_diff(&result, &old_blocks, &new_blocks, (&old_label, &new_label), format)?;
+    print_diff(
+        &result,
+        &old_blocks,
+        &new_blocks,
+        (&old_label, &new_label),
+        format,
+    )?;
     Ok(u8::from(!result.is_empty()))
 }
 
@@ -357,7 +407,11 @@ async fn diff_against_stored(
             }
         }
     };
-    let rules = if args.is_set() { rules_from(args)? } else { watch.rules.clone() };
+    let rules = if args.is_set() {
+        rules_from(args)?
+    } else {
+        watch.rules.clone()
+    };
     let store = open_store(config)?;
     let pipeline = pipeline_for(config, store.clone())?;
     let (html, validators) = fetch_html(&pipeline, &watch.url).await?;
@@ -368,11 +422,20 @@ async fn diff_against_stored(
         Some((info, old_blocks)) => {
             let result = diff::diff(old_blocks, &extracted.blocks, options);
             let old_label = format!("{}@{}", watch.name, info.number);
-            print_diff(&result, old_blocks, &extracted.blocks, (&old_label, watch.url.as_str()), format)?;
+            print_diff(
+                &result,
+                old_blocks,
+                &extracted.blocks,
+                (&old_label, watch.url.as_str()),
+                format,
+            )?;
             u8::from(!result.is_empty())
         }
         None => {
-            eprintln!("{}: no stored version yet; nothing to compare with", watch.name);
+            eprintln!(
+                "{}: no stored version yet; nothing to compare with",
+                watch.name
+            );
             0
         }
     };
@@ -384,8 +447,9 @@ async fn diff_against_stored(
         };
         let outcome = pipeline::apply_page(&store, &watch.name, &rules, &page, options)?;
         store.flush()?;
-        if let Outcome::New { version } | Outcome::Changed { version, .. } | Outcome::Rebaselined { version } =
-            outcome
+        if let Outcome::New { version }
+        | Outcome::Changed { version, .. }
+        | Outcome::Rebaselined { version } = outcome
         {
             eprintln!("stored as {}@{version}", watch.name);
         }
@@ -420,7 +484,12 @@ fn slug(url: &url::Url) -> String {
     name.trim_matches('-').to_owned()
 }
 
-async fn extract_command(source: &str, json: bool, location: &Location, args: &RuleArgs) -> anyhow::Result<u8> {
+async fn extract_command(
+    source: &str,
+    json: bool,
+    location: &Location,
+    args: &RuleArgs,
+) -> anyhow::Result<u8> {
     let config = load_config(location, false)?;
     let (html, rules, label) = match parse_side(source)? {
         Side::Url(url) => {
@@ -429,7 +498,11 @@ async fn extract_command(source: &str, json: bool, location: &Location, args: &R
             let rules = rules_for(&config, Some(&url), args)?;
             (html, rules, url.to_string())
         }
-        Side::File(path) => (read_html_file(&path)?, rules_from(args)?, path.display().to_string()),
+        Side::File(path) => (
+            read_html_file(&path)?,
+            rules_from(args)?,
+            path.display().to_string(),
+        ),
         Side::Stored { .. } => bail!("`{source}` is not a URL or an existing HTML file"),
     };
     let extracted = extract_or_explain(&html, &rules, &label)?;
@@ -454,10 +527,9 @@ async fn check_command(names: &[String], json: bool, location: &Location) -> any
         names
             .iter()
             .map(|name| {
-                config
-                    .watch(name)
-                    .cloned()
-                    .with_context(|| format!("no watch named `{name}` in {}", config.source.display()))
+                config.watch(name).cloned().with_context(|| {
+                    format!("no watch named `{name}` in {}", config.source.display())
+                })
             })
             .collect::<anyhow::Result<_>>()?
     };
@@ -471,13 +543,19 @@ async fn check_command(names: &[String], json: bool, location: &Location) -> any
         writeln!(out, "{}", serde_json::to_string_pretty(&summary)?)?;
         out.flush()?;
     }
-    let failed = reports.iter().any(|r| matches!(r.outcome, Outcome::Failed { .. }));
+    let failed = reports
+        .iter()
+        .any(|r| matches!(r.outcome, Outcome::Failed { .. }));
     Ok(u8::from(failed))
 }
 
 /// Runs a pass with a progress bar on a terminal, printing a line per watch
 /// as it completes when `lines` is set.
-pub(crate) async fn run_checks(pipeline: &Arc<Pipeline>, watches: &[Watch], lines: bool) -> Vec<CheckReport> {
+pub(crate) async fn run_checks(
+    pipeline: &Arc<Pipeline>,
+    watches: &[Watch],
+    lines: bool,
+) -> Vec<CheckReport> {
     // A bar for a handful of watches would flash and vanish; it helps only
     // when a pass takes a while.
     let show_bar = watches.len() > 5 && std::io::stderr().is_terminal();
@@ -543,10 +621,17 @@ fn history_command(watch: &str, location: &Location) -> anyhow::Result<u8> {
     let store = open_store(&config)?;
     let history = store.history(watch)?;
     if history.is_empty() {
-        bail!("watch `{watch}` has no stored versions in {}", config.state_dir.display());
+        bail!(
+            "watch `{watch}` has no stored versions in {}",
+            config.state_dir.display()
+        );
     }
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{:>7}  {:<20}  {:>6}  {:>8}  {:>7}", "VERSION", "SEEN (UTC)", "BLOCKS", "BYTES", "CHANGE")?;
+    writeln!(
+        out,
+        "{:>7}  {:<20}  {:>6}  {:>8}  {:>7}",
+        "VERSION", "SEEN (UTC)", "BLOCKS", "BYTES", "CHANGE"
+    )?;
     for version in history {
         let change = version
             .changed_words
@@ -572,7 +657,10 @@ fn show_command(version: &str, location: &Location) -> anyhow::Result<u8> {
         Some((watch, "latest")) => (watch, None),
         Some((watch, n)) => (
             watch,
-            Some(n.parse::<u64>().with_context(|| format!("`{version}`: expected WATCH@N or WATCH@latest"))?),
+            Some(
+                n.parse::<u64>()
+                    .with_context(|| format!("`{version}`: expected WATCH@N or WATCH@latest"))?,
+            ),
         ),
         None => (version, None),
     };
@@ -596,12 +684,21 @@ fn validate_command(location: &Location) -> anyhow::Result<u8> {
             for error in &errors.0 {
                 eprintln!("error: {error}");
             }
-            eprintln!("{}: not valid ({} problem(s))", path.display(), errors.0.len());
+            eprintln!(
+                "{}: not valid ({} problem(s))",
+                path.display(),
+                errors.0.len()
+            );
             return Ok(EXIT_BAD_CONFIG);
         }
     };
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{}: valid, {} watch(es)", path.display(), config.watches.len())?;
+    writeln!(
+        out,
+        "{}: valid, {} watch(es)",
+        path.display(),
+        config.watches.len()
+    )?;
     if config.contact.is_none() {
         writeln!(
             out,
@@ -646,7 +743,9 @@ fn replay_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
                 && path
                     .file_stem()
                     .and_then(|stem| stem.to_str())
-                    .is_some_and(|stem| !stem.is_empty() && stem.chars().all(|c| c.is_ascii_digit()))
+                    .is_some_and(|stem| {
+                        !stem.is_empty() && stem.chars().all(|c| c.is_ascii_digit())
+                    })
         })
         .collect();
     files.sort_by_key(|path| {
@@ -655,12 +754,20 @@ fn replay_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
             .and_then(|stem| stem.parse::<u64>().ok())
     });
     if files.is_empty() {
-        bail!("{} holds no numbered HTML files (00.html, 01.html, …)", dir.display());
+        bail!(
+            "{} holds no numbered HTML files (00.html, 01.html, …)",
+            dir.display()
+        );
     }
     Ok(files)
 }
 
-fn replay_command(dir: &Path, state: Option<&Path>, json: bool, args: &RuleArgs) -> anyhow::Result<u8> {
+fn replay_command(
+    dir: &Path,
+    state: Option<&Path>,
+    json: bool,
+    args: &RuleArgs,
+) -> anyhow::Result<u8> {
     let files = replay_files(dir)?;
     let rules = rules_from(args)?;
     let (store, _temporary) = match state {
@@ -677,11 +784,15 @@ fn replay_command(dir: &Path, state: Option<&Path>, json: bool, args: &RuleArgs)
     let watch = dir
         .file_name()
         .and_then(|n| n.to_str())
-        .map_or_else(|| "replay".to_owned(), |n| slug_text(n));
+        .map_or_else(|| "replay".to_owned(), slug_text);
     let options = DiffOptions::default();
     let mut out = std::io::stdout().lock();
     for file in &files {
-        let step = file.file_name().and_then(|n| n.to_str()).unwrap_or("?").to_owned();
+        let step = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("?")
+            .to_owned();
         let html = read_html_file(file)?;
         let page = FetchedPage {
             html: &html,
@@ -713,7 +824,13 @@ fn replay_command(dir: &Path, state: Option<&Path>, json: bool, args: &RuleArgs)
 
 fn slug_text(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect()
 }
 
@@ -722,7 +839,9 @@ fn describe(outcome: &Outcome) -> String {
     match outcome {
         Outcome::New { version } => format!("NEW (version {version})"),
         Outcome::Unchanged { .. } => "UNCHANGED".to_owned(),
-        Outcome::Rebaselined { version } => format!("UNCHANGED (re-baselined as version {version})"),
+        Outcome::Rebaselined { version } => {
+            format!("UNCHANGED (re-baselined as version {version})")
+        }
         Outcome::Failed { error } => format!("ERROR: {error}"),
         Outcome::Held { reason } => format!("UNCHANGED ({reason})"),
         Outcome::Changed {
@@ -731,7 +850,11 @@ fn describe(outcome: &Outcome) -> String {
             assessment,
         } => {
             let (added, removed, changed) = diff.block_counts();
-            let alert = if assessment.alerts() { "alert" } else { "no alert" };
+            let alert = if assessment.alerts() {
+                "alert"
+            } else {
+                "no alert"
+            };
             format!(
                 "CHANGED (version {version}, {alert}): +{added} -{removed} ~{changed} blocks, {} words; {}",
                 diff.changed_words(),
@@ -754,11 +877,15 @@ fn truncate(text: &str, max_chars: usize) -> String {
 // import
 
 fn import_command(urls: &Path, out: &Path, contact: &str) -> anyhow::Result<u8> {
-    let list = std::fs::read_to_string(urls).with_context(|| format!("cannot read {}", urls.display()))?;
+    let list =
+        std::fs::read_to_string(urls).with_context(|| format!("cannot read {}", urls.display()))?;
     let mut names = std::collections::HashSet::new();
     let mut text = String::new();
     text.push_str("# Written by `tidings import`.\n");
-    text.push_str(&format!("contact = {}\nstate_dir = \".\"\n\n", toml_string(contact)));
+    text.push_str(&format!(
+        "contact = {}\nstate_dir = \".\"\n\n",
+        toml_string(contact)
+    ));
     text.push_str("[limits]\nper_host = 8\n");
     for (index, line) in list.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
@@ -770,8 +897,18 @@ fn import_command(urls: &Path, out: &Path, contact: &str) -> anyhow::Result<u8> 
         // Name a watch after the last two path segments ("page-17"), which
         // reads better in reports than the whole URL; fall back to the
         // host-and-path slug when that collides.
-        let segments: Vec<&str> = url.path_segments().map(Iterator::collect).unwrap_or_default();
-        let tail = segments.iter().rev().take(2).rev().copied().collect::<Vec<_>>().join("-");
+        let segments: Vec<&str> = url
+            .path_segments()
+            .map(Iterator::collect)
+            .unwrap_or_default();
+        let tail = segments
+            .iter()
+            .rev()
+            .take(2)
+            .rev()
+            .copied()
+            .collect::<Vec<_>>()
+            .join("-");
         let mut name = slug_text(&tail).trim_matches('-').to_owned();
         if name.is_empty() || names.contains(&name) {
             name = slug(&url);
@@ -782,7 +919,11 @@ fn import_command(urls: &Path, out: &Path, contact: &str) -> anyhow::Result<u8> 
             unique = format!("{name}-{n}");
             n += 1;
         }
-        text.push_str(&format!("\n[[watch]]\nname = {}\nurl = {}\n", toml_string(&unique), toml_string(url.as_str())));
+        text.push_str(&format!(
+            "\n[[watch]]\nname = {}\nurl = {}\n",
+            toml_string(&unique),
+            toml_string(url.as_str())
+        ));
     }
     std::fs::write(out, text).with_context(|| format!("cannot write {}", out.display()))?;
     eprintln!("wrote {} watch(es) to {}", names.len(), out.display());
@@ -797,8 +938,64 @@ fn toml_string(text: &str) -> String {
 // eval-extract
 
 fn eval_extract_command(dir: &Path, json: bool) -> anyhow::Result<u8> {
-    let _ = (dir, json);
-    bail!("eval-extract is not wired yet")
+    let aeb_dir = dir.join("aeb");
+    let trafilatura_dir = dir.join("trafilatura");
+    let readability_dir = dir.join("readability");
+    if !aeb_dir.is_dir() && !trafilatura_dir.is_dir() && !readability_dir.is_dir() {
+        bail!(
+            "{} has no aeb/, trafilatura/ or readability/ folder",
+            dir.display()
+        );
+    }
+    let aeb = aeb_dir
+        .is_dir()
+        .then(|| crate::eval::score_aeb(&aeb_dir))
+        .transpose()?;
+    let trafilatura = trafilatura_dir
+        .is_dir()
+        .then(|| crate::eval::score_trafilatura(&trafilatura_dir))
+        .transpose()?;
+    let readability = readability_dir
+        .is_dir()
+        .then(|| crate::eval::score_readability(&readability_dir))
+        .transpose()?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let value = serde_json::json!({ "aeb": aeb, "trafilatura": trafilatura, "readability": readability });
+        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+    } else {
+        if let Some(report) = &aeb {
+            writeln!(out, "## aeb ({})\n\n{report}", aeb_dir.display())?;
+        }
+        if let Some(report) = &trafilatura {
+            writeln!(
+                out,
+                "## trafilatura ({})\n\n{report}",
+                trafilatura_dir.display()
+            )?;
+        }
+        if let Some(report) = &readability {
+            writeln!(
+                out,
+                "## readability ({})\n\n{report}",
+                readability_dir.display()
+            )?;
+        }
+    }
+    out.flush()?;
+    Ok(0)
+}
+
+fn eval_histories_command(dir: &Path, json: bool) -> anyhow::Result<u8> {
+    let report = crate::eval_histories::evaluate(dir)?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        write!(out, "{report}")?;
+    }
+    out.flush()?;
+    Ok(0)
 }
 
 #[cfg(test)]
@@ -807,7 +1004,10 @@ mod tests {
 
     #[test]
     fn sides_are_told_apart() {
-        assert!(matches!(parse_side("https://example.org/a").expect("url"), Side::Url(_)));
+        assert!(matches!(
+            parse_side("https://example.org/a").expect("url"),
+            Side::Url(_)
+        ));
         assert_eq!(
             parse_side("lsc@3").expect("stored"),
             Side::Stored {

@@ -34,7 +34,13 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, most important first.
-    pub const ALL: [Kind; 5] = [Self::Boundary, Self::Members, Self::Leaders, Self::Narrative, Self::Minor];
+    pub const ALL: [Kind; 5] = [
+        Self::Boundary,
+        Self::Members,
+        Self::Leaders,
+        Self::Narrative,
+        Self::Minor,
+    ];
 
     /// The kind's name as used in config and output.
     pub fn as_str(self) -> &'static str {
@@ -129,7 +135,11 @@ impl Assessment {
 }
 
 /// Classifies a diff, given the facts of the old and the new version.
-pub fn classify(diff: &TextDiff, old_facts: &BTreeSet<Fact>, new_facts: &BTreeSet<Fact>) -> Assessment {
+pub fn classify(
+    diff: &TextDiff,
+    old_facts: &BTreeSet<Fact>,
+    new_facts: &BTreeSet<Fact>,
+) -> Assessment {
     let added: Vec<Fact> = new_facts.difference(old_facts).cloned().collect();
     let removed: Vec<Fact> = old_facts.difference(new_facts).cloned().collect();
     let (changed, added, removed) = pair_value_changes(added, removed);
@@ -158,7 +168,11 @@ pub fn classify(diff: &TextDiff, old_facts: &BTreeSet<Fact>, new_facts: &BTreeSe
             .map(|fact| Kind::from_group(fact.group()))
             .collect();
         if kinds.is_empty() {
-            kinds.insert(if is_minor(block_change) { Kind::Minor } else { Kind::Narrative });
+            kinds.insert(if is_minor(block_change) {
+                Kind::Minor
+            } else {
+                Kind::Narrative
+            });
         }
         for kind in kinds {
             evidence_by_kind.push((kind, block_change.clone()));
@@ -180,7 +194,11 @@ pub fn classify(diff: &TextDiff, old_facts: &BTreeSet<Fact>, new_facts: &BTreeSe
             .filter(|(k, _)| *k == kind)
             .map(|(_, change)| change.clone())
             .collect();
-        if kind_added.is_empty() && kind_removed.is_empty() && kind_changed.is_empty() && evidence.is_empty() {
+        if kind_added.is_empty()
+            && kind_removed.is_empty()
+            && kind_changed.is_empty()
+            && evidence.is_empty()
+        {
             continue;
         }
         let summary = summarise(kind, &kind_added, &kind_removed, &kind_changed, &evidence);
@@ -199,7 +217,10 @@ pub fn classify(diff: &TextDiff, old_facts: &BTreeSet<Fact>, new_facts: &BTreeSe
 /// Pairs removed and added facts that are one fact with a new value: the
 /// population of the same place, a count of the same thing, the holder of
 /// the same role, or an organisation renamed.
-fn pair_value_changes(mut added: Vec<Fact>, mut removed: Vec<Fact>) -> (Vec<ValueChange>, Vec<Fact>, Vec<Fact>) {
+fn pair_value_changes(
+    mut added: Vec<Fact>,
+    mut removed: Vec<Fact>,
+) -> (Vec<ValueChange>, Vec<Fact>, Vec<Fact>) {
     let mut changed = Vec::new();
     let mut r = 0;
     while r < removed.len() {
@@ -231,8 +252,22 @@ fn same_subject(old: &Fact, new: &Fact) -> bool {
 
 /// Words that say what kind of body an organisation is, not which one.
 const GENERIC_WORDS: [&str; 16] = [
-    "nhs", "and", "of", "the", "trust", "foundation", "ccg", "icb", "clinical", "commissioning", "group",
-    "integrated", "care", "board", "council", "&",
+    "nhs",
+    "and",
+    "of",
+    "the",
+    "trust",
+    "foundation",
+    "ccg",
+    "icb",
+    "clinical",
+    "commissioning",
+    "group",
+    "integrated",
+    "care",
+    "board",
+    "council",
+    "&",
 ];
 
 /// Whether two organisation names are close enough to be a rename: they
@@ -251,7 +286,10 @@ fn names_are_close(a: &str, b: &str) -> bool {
 }
 
 fn signed(sign: char, facts: &[Fact]) -> Vec<String> {
-    facts.iter().map(|f| format!("{sign}{}", f.label())).collect()
+    facts
+        .iter()
+        .map(|f| format!("{sign}{}", f.label()))
+        .collect()
 }
 
 fn value_label(fact: &Fact) -> String {
@@ -274,7 +312,11 @@ fn summarise(
         Kind::Boundary => {
             let mut parts = Vec::new();
             let places = |facts: &[Fact]| -> Vec<Fact> {
-                facts.iter().filter(|f| matches!(f, Fact::Place { .. })).cloned().collect()
+                facts
+                    .iter()
+                    .filter(|f| matches!(f, Fact::Place { .. }))
+                    .cloned()
+                    .collect()
             };
             let place_changes: Vec<String> = signed('+', &places(added))
                 .into_iter()
@@ -285,12 +327,20 @@ fn summarise(
             }
             let others: Vec<String> = signed(
                 '+',
-                &added.iter().filter(|f| !matches!(f, Fact::Place { .. })).cloned().collect::<Vec<_>>(),
+                &added
+                    .iter()
+                    .filter(|f| !matches!(f, Fact::Place { .. }))
+                    .cloned()
+                    .collect::<Vec<_>>(),
             )
             .into_iter()
             .chain(signed(
                 '−',
-                &removed.iter().filter(|f| !matches!(f, Fact::Place { .. })).cloned().collect::<Vec<_>>(),
+                &removed
+                    .iter()
+                    .filter(|f| !matches!(f, Fact::Place { .. }))
+                    .cloned()
+                    .collect::<Vec<_>>(),
             ))
             .collect();
             if !others.is_empty() {
@@ -298,21 +348,33 @@ fn summarise(
             }
             for change in changed {
                 let subject = match &change.to {
-                    Fact::Population { place: Some(place), .. } => format!("{place} population"),
+                    Fact::Population {
+                        place: Some(place), ..
+                    } => format!("{place} population"),
                     Fact::Population { place: None, .. } => "population".to_owned(),
                     Fact::Count { noun, .. } => noun.clone(),
                     other => other.label(),
                 };
-                parts.push(format!("{subject} {} → {}", value_label(&change.from), value_label(&change.to)));
+                parts.push(format!(
+                    "{subject} {} → {}",
+                    value_label(&change.from),
+                    value_label(&change.to)
+                ));
             }
             format!("Boundary: {}", parts.join("; "))
         }
         Kind::Members | Kind::Leaders => {
-            let title = if kind == Kind::Members { "Members" } else { "Leaders" };
+            let title = if kind == Kind::Members {
+                "Members"
+            } else {
+                "Leaders"
+            };
             let mut parts: Vec<String> = changed
                 .iter()
                 .map(|c| match (&c.from, &c.to) {
-                    (Fact::Person { name: a, role: r1 }, Fact::Person { name: b, role: r2 }) if r1 == r2 => {
+                    (Fact::Person { name: a, role: r1 }, Fact::Person { name: b, role: r2 })
+                        if r1 == r2 =>
+                    {
                         format!("{r1}: {a} → {b}")
                     }
                     (Fact::Person { name, role: r1 }, Fact::Person { role: r2, .. }) => {
@@ -331,7 +393,10 @@ fn summarise(
         Kind::Narrative => {
             let mut parts: Vec<String> = signed('+', added);
             parts.extend(signed('−', removed));
-            let sections: BTreeSet<&str> = evidence.iter().filter_map(|c| c.section.as_deref()).collect();
+            let sections: BTreeSet<&str> = evidence
+                .iter()
+                .filter_map(|c| c.section.as_deref())
+                .collect();
             let (plus, minus, edited) = count_kinds(evidence);
             let mut counts = Vec::new();
             if edited > 0 {
@@ -346,7 +411,8 @@ fn summarise(
             if !counts.is_empty() {
                 let mut text = counts.join(", ");
                 if !sections.is_empty() {
-                    let names: Vec<String> = sections.iter().take(3).map(|s| format!("“{s}”")).collect();
+                    let names: Vec<String> =
+                        sections.iter().take(3).map(|s| format!("“{s}”")).collect();
                     text.push_str(&format!(" under {}", names.join(", ")));
                 }
                 parts.push(text);
@@ -365,7 +431,11 @@ fn summarise(
 
 fn count_kinds(evidence: &[BlockChange]) -> (usize, usize, usize) {
     let count = |kind| evidence.iter().filter(|c| c.kind == kind).count();
-    (count(ChangeKind::Added), count(ChangeKind::Removed), count(ChangeKind::Changed))
+    (
+        count(ChangeKind::Added),
+        count(ChangeKind::Removed),
+        count(ChangeKind::Changed),
+    )
 }
 
 static DATE_LIKE: LazyLock<Regex> = LazyLock::new(|| {
@@ -453,7 +523,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
         let mut current = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
             let cost = usize::from(ca != cb);
-            current[j + 1] = (previous[j] + cost).min(previous[j + 1] + 1).min(current[j] + 1);
+            current[j + 1] = (previous[j] + cost)
+                .min(previous[j + 1] + 1)
+                .min(current[j] + 1);
         }
         previous = current;
     }
@@ -487,24 +559,34 @@ mod tests {
             item("Allerdale 96,471 residents"),
             item("Eden 52,630 residents."),
         ];
-        let new = vec![para("Our system covers a population of 274,000:"), item("Allerdale 96,471 residents")];
+        let new = vec![
+            para("Our system covers a population of 274,000:"),
+            item("Allerdale 96,471 residents"),
+        ];
         let assessment = assess(&old, &new);
         assert_eq!(assessment.kinds(), [Kind::Boundary]);
         let summary = &assessment.changes[0].summary;
         assert!(summary.contains("Places covered: −Eden"), "{summary}");
-        assert!(summary.contains("population 327,000 → 274,000"), "{summary}");
+        assert!(
+            summary.contains("population 327,000 → 274,000"),
+            "{summary}"
+        );
         assert!(assessment.alerts());
     }
 
     #[test]
     fn a_ccg_replaced_by_an_icb_is_a_rename() {
         let old = vec![item("NHS North Cumbria Clinical Commissioning Group")];
-        let new = vec![item("NHS North East and North Cumbria Integrated Care Board")];
+        let new = vec![item(
+            "NHS North East and North Cumbria Integrated Care Board",
+        )];
         let assessment = assess(&old, &new);
         assert_eq!(assessment.headline_kind(), Some(Kind::Members));
         let summary = &assessment.changes[0].summary;
         assert!(
-            summary.contains("NHS North Cumbria CCG → NHS North East and North Cumbria Integrated Care Board"),
+            summary.contains(
+                "NHS North Cumbria CCG → NHS North East and North Cumbria Integrated Care Board"
+            ),
             "{summary}"
         );
     }
@@ -515,15 +597,27 @@ mod tests {
         let new = vec![para("Chief Executive: Amir Khan")];
         let assessment = assess(&old, &new);
         assert_eq!(assessment.kinds(), [Kind::Leaders]);
-        assert_eq!(assessment.changes[0].summary, "Leaders: chief executive: Jane Smith → Amir Khan");
+        assert_eq!(
+            assessment.changes[0].summary,
+            "Leaders: chief executive: Jane Smith → Amir Khan"
+        );
     }
 
     #[test]
     fn dates_typos_and_punctuation_are_minor() {
         for (old, new) in [
-            ("Page last updated: 12 March 2021", "Page last updated: 3 April 2022"),
-            ("We aim to recieve feedback from residents.", "We aim to receive feedback from residents."),
-            ("Joining up care, is nothing new", "Joining up care is nothing new."),
+            (
+                "Page last updated: 12 March 2021",
+                "Page last updated: 3 April 2022",
+            ),
+            (
+                "We aim to recieve feedback from residents.",
+                "We aim to receive feedback from residents.",
+            ),
+            (
+                "Joining up care, is nothing new",
+                "Joining up care is nothing new.",
+            ),
             ("© 2021 Healthier Lancashire", "© 2022 Healthier Lancashire"),
         ] {
             let assessment = assess(&[para(old)], &[para(new)]);
@@ -534,8 +628,12 @@ mod tests {
 
     #[test]
     fn a_rewritten_aim_is_narrative() {
-        let old = vec![para("Our aim is to prevent illness and empower people to support their own health.")];
-        let new = vec![para("Our aim is to tackle health inequalities across every neighbourhood we serve.")];
+        let old = vec![para(
+            "Our aim is to prevent illness and empower people to support their own health.",
+        )];
+        let new = vec![para(
+            "Our aim is to tackle health inequalities across every neighbourhood we serve.",
+        )];
         let assessment = assess(&old, &new);
         assert_eq!(assessment.kinds(), [Kind::Narrative]);
         assert!(assessment.alerts());
@@ -543,10 +641,18 @@ mod tests {
 
     #[test]
     fn counts_change_as_values() {
-        let old = vec![para("The NHS and local councils have formed partnerships in 44 areas.")];
-        let new = vec![para("The NHS and local councils have formed partnerships in 42 areas.")];
+        let old = vec![para(
+            "The NHS and local councils have formed partnerships in 44 areas.",
+        )];
+        let new = vec![para(
+            "The NHS and local councils have formed partnerships in 42 areas.",
+        )];
         let assessment = assess(&old, &new);
         assert_eq!(assessment.kinds(), [Kind::Boundary]);
-        assert!(assessment.changes[0].summary.contains("areas 44 → 42"), "{}", assessment.changes[0].summary);
+        assert!(
+            assessment.changes[0].summary.contains("areas 44 → 42"),
+            "{}",
+            assessment.changes[0].summary
+        );
     }
 }

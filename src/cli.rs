@@ -52,7 +52,10 @@ pub struct RuleArgs {
 impl RuleArgs {
     /// Whether any rule was given on the command line.
     pub fn is_set(&self) -> bool {
-        !self.select.is_empty() || !self.exclude.is_empty() || !self.ignore.is_empty() || self.whole_page
+        !self.select.is_empty()
+            || !self.exclude.is_empty()
+            || !self.ignore.is_empty()
+            || self.whole_page
     }
 }
 
@@ -174,6 +177,16 @@ pub enum Command {
         /// The folder, e.g. ../shared/eval/extraction.
         dir: PathBuf,
         /// Print the reports as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay real page histories (folders of 00.html, 01.html, … with a
+    /// steps.tsv of reference labels) and score the alerts raised against
+    /// the labels: no alert on noise, an alert on every real change.
+    EvalHistories {
+        /// The folder of histories, e.g. ../shared/eval/histories.
+        dir: PathBuf,
+        /// Print every step as JSON.
         #[arg(long)]
         json: bool,
     },

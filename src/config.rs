@@ -279,10 +279,19 @@ struct SourceFile {
 impl SourceFile {
     fn line_of(&self, span: &Range<usize>) -> usize {
         let end = span.start.min(self.text.len());
-        self.text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
     }
 
-    fn error(&self, span: Option<&Range<usize>>, field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    fn error(
+        &self,
+        span: Option<&Range<usize>>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
         ConfigError {
             file: self.path.clone(),
             line: span.map(|s| self.line_of(s)),
@@ -299,10 +308,10 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let mut errors = Vec::new();
 
     let base = path.parent().unwrap_or_else(|| Path::new("."));
-    let state_dir = raw.state_dir.as_ref().map_or_else(
-        || base.join("state"),
-        |dir| base.join(dir.get_ref()),
-    );
+    let state_dir = raw
+        .state_dir
+        .as_ref()
+        .map_or_else(|| base.join("state"), |dir| base.join(dir.get_ref()));
     let contact = raw.contact.as_ref().and_then(|contact| {
         let value = contact.get_ref().trim();
         if value.is_empty() || value.contains(['\r', '\n']) {
@@ -342,7 +351,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         for entry in paths {
             matched = true;
             match entry {
-                Ok(included) => match read(&included).and_then(|f| parse::<RawWatchFile>(&f).map(|raw| (f, raw))) {
+                Ok(included) => match read(&included)
+                    .and_then(|f| parse::<RawWatchFile>(&f).map(|raw| (f, raw)))
+                {
                     Ok((included_file, raw_file)) => validate_watches(
                         &included_file,
                         raw_file.watch,
@@ -406,22 +417,41 @@ fn parse<T: for<'de> Deserialize<'de>>(file: &SourceFile) -> Result<T, ConfigErr
 
 fn validate_limits(file: &SourceFile, raw: &RawLimits, errors: &mut Vec<ConfigError>) -> Limits {
     let mut limits = Limits::default();
-    let mut count = |value: &Option<Spanned<i64>>, field: &str, min: i64, max: i64, target: &mut usize| {
-        if let Some(value) = value {
-            match usize::try_from(*value.get_ref()) {
-                Ok(n) if (min..=max).contains(value.get_ref()) => *target = n,
-                _ => errors.push(file.error(
-                    Some(&value.span()),
-                    format!("limits.{field}"),
-                    format!("must be a whole number from {min} to {max}"),
-                )),
+    let mut count =
+        |value: &Option<Spanned<i64>>, field: &str, min: i64, max: i64, target: &mut usize| {
+            if let Some(value) = value {
+                match usize::try_from(*value.get_ref()) {
+                    Ok(n) if (min..=max).contains(value.get_ref()) => *target = n,
+                    _ => errors.push(file.error(
+                        Some(&value.span()),
+                        format!("limits.{field}"),
+                        format!("must be a whole number from {min} to {max}"),
+                    )),
+                }
             }
-        }
-    };
-    count(&raw.concurrency, "concurrency", 1, 1024, &mut limits.concurrency);
+        };
+    count(
+        &raw.concurrency,
+        "concurrency",
+        1,
+        1024,
+        &mut limits.concurrency,
+    );
     count(&raw.per_host, "per_host", 1, 64, &mut limits.per_host);
-    count(&raw.max_body_bytes, "max_body_bytes", 1024, 1 << 30, &mut limits.max_body_bytes);
-    count(&raw.max_redirects, "max_redirects", 0, 20, &mut limits.max_redirects);
+    count(
+        &raw.max_body_bytes,
+        "max_body_bytes",
+        1024,
+        1 << 30,
+        &mut limits.max_body_bytes,
+    );
+    count(
+        &raw.max_redirects,
+        "max_redirects",
+        0,
+        20,
+        &mut limits.max_redirects,
+    );
     let mut retries = limits.retries as usize;
     count(&raw.retries, "retries", 0, 10, &mut retries);
     limits.retries = u32::try_from(retries).unwrap_or(2);
@@ -433,12 +463,19 @@ fn validate_limits(file: &SourceFile, raw: &RawLimits, errors: &mut Vec<ConfigEr
                 _ => errors.push(file.error(
                     Some(&value.span()),
                     format!("limits.{field}"),
-                    format!("`{}` is not a duration; write e.g. \"10s\", \"500ms\" or \"2m\"", value.get_ref()),
+                    format!(
+                        "`{}` is not a duration; write e.g. \"10s\", \"500ms\" or \"2m\"",
+                        value.get_ref()
+                    ),
                 )),
             }
         }
     };
-    duration(&raw.connect_timeout, "connect_timeout", &mut limits.connect_timeout);
+    duration(
+        &raw.connect_timeout,
+        "connect_timeout",
+        &mut limits.connect_timeout,
+    );
     duration(&raw.timeout, "timeout", &mut limits.timeout);
     duration(&raw.diff_timeout, "diff_timeout", &mut limits.diff_timeout);
     limits
@@ -453,36 +490,54 @@ struct Defaults {
     ignore: Vec<String>,
 }
 
-fn validate_defaults(file: &SourceFile, raw: &RawDefaults, errors: &mut Vec<ConfigError>) -> Defaults {
+fn validate_defaults(
+    file: &SourceFile,
+    raw: &RawDefaults,
+    errors: &mut Vec<ConfigError>,
+) -> Defaults {
     let timezone = match &raw.timezone {
         Some(zone) => zone.get_ref().parse::<chrono_tz::Tz>().unwrap_or_else(|_| {
             errors.push(file.error(
                 Some(&zone.span()),
                 "defaults.timezone",
-                format!("`{}` is not an IANA time zone name such as \"Europe/London\"", zone.get_ref()),
+                format!(
+                    "`{}` is not an IANA time zone name such as \"Europe/London\"",
+                    zone.get_ref()
+                ),
             ));
             DEFAULT_TIMEZONE
         }),
         None => DEFAULT_TIMEZONE,
     };
-    let fallback = || Schedule::parse(DEFAULT_SCHEDULE, timezone).expect("the default schedule parses");
+    let fallback =
+        || Schedule::parse(DEFAULT_SCHEDULE, timezone).expect("the default schedule parses");
     let schedule = match &raw.schedule {
-        Some(expression) => Schedule::parse(expression.get_ref(), timezone).unwrap_or_else(|reason| {
-            errors.push(file.error(
-                Some(&expression.span()),
-                "defaults.schedule",
-                format!("cron expression `{}` {reason}", expression.get_ref()),
-            ));
-            fallback()
-        }),
+        Some(expression) => {
+            Schedule::parse(expression.get_ref(), timezone).unwrap_or_else(|reason| {
+                errors.push(file.error(
+                    Some(&expression.span()),
+                    "defaults.schedule",
+                    format!("cron expression `{}` {reason}", expression.get_ref()),
+                ));
+                fallback()
+            })
+        }
         None => fallback(),
     };
     Defaults {
         schedule,
         timezone,
         main_content: raw.main_content.unwrap_or(true),
-        exclude: raw.exclude.clone().map(|v| v.into_inner().into_vec()).unwrap_or_default(),
-        ignore: raw.ignore.clone().map(|v| v.into_inner().into_vec()).unwrap_or_default(),
+        exclude: raw
+            .exclude
+            .clone()
+            .map(|v| v.into_inner().into_vec())
+            .unwrap_or_default(),
+        ignore: raw
+            .ignore
+            .clone()
+            .map(|v| v.into_inner().into_vec())
+            .unwrap_or_default(),
     }
 }
 
@@ -518,16 +573,25 @@ fn validate_watches(
             ok = false;
         }
         let url = match url::Url::parse(raw.url.get_ref()) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(url),
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                Some(url)
+            }
             Ok(_) => {
-                errors.push(file.error(Some(&raw.url.span()), field("url"), "must be an http or https URL with a host"));
+                errors.push(file.error(
+                    Some(&raw.url.span()),
+                    field("url"),
+                    "must be an http or https URL with a host",
+                ));
                 None
             }
             Err(e) => {
                 errors.push(file.error(
                     Some(&raw.url.span()),
                     field("url"),
-                    format!("`{}` is not a URL ({e}); write an absolute http(s) URL", raw.url.get_ref()),
+                    format!(
+                        "`{}` is not a URL ({e}); write an absolute http(s) URL",
+                        raw.url.get_ref()
+                    ),
                 ));
                 None
             }
@@ -546,11 +610,25 @@ fn validate_watches(
             },
             None => Some(defaults.schedule.clone()),
         };
-        let select = raw.select.as_ref().map(|v| v.get_ref().clone().into_vec()).unwrap_or_default();
+        let select = raw
+            .select
+            .as_ref()
+            .map(|v| v.get_ref().clone().into_vec())
+            .unwrap_or_default();
         let mut exclude = defaults.exclude.clone();
-        exclude.extend(raw.exclude.as_ref().map(|v| v.get_ref().clone().into_vec()).unwrap_or_default());
+        exclude.extend(
+            raw.exclude
+                .as_ref()
+                .map(|v| v.get_ref().clone().into_vec())
+                .unwrap_or_default(),
+        );
         let mut ignore = defaults.ignore.clone();
-        ignore.extend(raw.ignore.as_ref().map(|v| v.get_ref().clone().into_vec()).unwrap_or_default());
+        ignore.extend(
+            raw.ignore
+                .as_ref()
+                .map(|v| v.get_ref().clone().into_vec())
+                .unwrap_or_default(),
+        );
         let main_content = raw.main_content.unwrap_or(defaults.main_content);
         let rules = match extract::Rules::new(&select, &exclude, &ignore, main_content) {
             Ok(rules) => Some(rules),
@@ -559,9 +637,14 @@ fn validate_watches(
                     extract::RuleError::Selector { selector, .. } => {
                         let in_select = select.contains(selector);
                         let spanned = if in_select { &raw.select } else { &raw.exclude };
-                        (if in_select { "select" } else { "exclude" }, spanned.as_ref().map(Spanned::span))
+                        (
+                            if in_select { "select" } else { "exclude" },
+                            spanned.as_ref().map(Spanned::span),
+                        )
                     }
-                    extract::RuleError::Regex { .. } => ("ignore", raw.ignore.as_ref().map(Spanned::span)),
+                    extract::RuleError::Regex { .. } => {
+                        ("ignore", raw.ignore.as_ref().map(Spanned::span))
+                    }
                 };
                 errors.push(file.error(span.as_ref(), field(which), e.to_string()));
                 None
@@ -622,8 +705,10 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_refused_with_their_line() {
-        let errors = load_text("[[watch]]\nname = \"a\"\nurl = \"https://example.org\"\nselector = \"main\"\n")
-            .expect_err("unknown field");
+        let errors = load_text(
+            "[[watch]]\nname = \"a\"\nurl = \"https://example.org\"\nselector = \"main\"\n",
+        )
+        .expect_err("unknown field");
         let error = &errors.0[0];
         assert_eq!(error.line, Some(4), "{error}");
         assert!(error.message.contains("selector"), "{error}");

@@ -21,14 +21,26 @@ use crate::store::Store;
 /// The bundled pages: real partnership texts in the kind of site chrome
 /// such pages have (cookie banners, mega menus, footers).
 pub const PAGES: [(&str, &str); 5] = [
-    ("wnec-stp", include_str!("../tests/fixtures/partnerships/wnec-stp.html")),
-    ("stp-44-areas", include_str!("../tests/fixtures/partnerships/stp-44-areas.html")),
-    ("lsc-place-review", include_str!("../tests/fixtures/partnerships/lsc-place-review.html")),
+    (
+        "wnec-stp",
+        include_str!("../tests/fixtures/partnerships/wnec-stp.html"),
+    ),
+    (
+        "stp-44-areas",
+        include_str!("../tests/fixtures/partnerships/stp-44-areas.html"),
+    ),
+    (
+        "lsc-place-review",
+        include_str!("../tests/fixtures/partnerships/lsc-place-review.html"),
+    ),
     (
         "lsc-landmark-partnership",
         include_str!("../tests/fixtures/partnerships/lsc-landmark-partnership.html"),
     ),
-    ("lsc-ics", include_str!("../tests/fixtures/partnerships/lsc-ics.html")),
+    (
+        "lsc-ics",
+        include_str!("../tests/fixtures/partnerships/lsc-ics.html"),
+    ),
 ];
 
 type Pages = Arc<RwLock<HashMap<String, String>>>;
@@ -44,8 +56,16 @@ pub fn boundary_change(html: &str) -> anyhow::Result<String> {
     Ok(eden.replace(html, "").replace("327,000", "274,000"))
 }
 
-async fn serve_page(State(pages): State<Pages>, UrlPath(name): UrlPath<String>, headers: HeaderMap) -> Response {
-    let Some(html) = pages.read().ok().and_then(|pages| pages.get(&name).cloned()) else {
+async fn serve_page(
+    State(pages): State<Pages>,
+    UrlPath(name): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(html) = pages
+        .read()
+        .ok()
+        .and_then(|pages| pages.get(&name).cloned())
+    else {
         return (StatusCode::NOT_FOUND, "no such page").into_response();
     };
     let etag = format!("\"{}\"", &blake3::hash(html.as_bytes()).to_hex()[..16]);
@@ -60,7 +80,10 @@ async fn serve_page(State(pages): State<Pages>, UrlPath(name): UrlPath<String>, 
     (
         StatusCode::OK,
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
             (header::ETAG, etag_header),
         ],
         html,
@@ -71,7 +94,10 @@ async fn serve_page(State(pages): State<Pages>, UrlPath(name): UrlPath<String>, 
 /// Runs the demo, keeping its store in `state` or a temporary directory.
 pub async fn run(state: Option<&Path>) -> anyhow::Result<u8> {
     let pages: Pages = Arc::new(RwLock::new(
-        PAGES.iter().map(|(name, html)| ((*name).to_owned(), (*html).to_owned())).collect(),
+        PAGES
+            .iter()
+            .map(|(name, html)| ((*name).to_owned(), (*html).to_owned()))
+            .collect(),
     ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -107,7 +133,11 @@ pub async fn run(state: Option<&Path>) -> anyhow::Result<u8> {
             })
         })
         .collect::<anyhow::Result<_>>()?;
-    let pipeline = Arc::new(Pipeline::new(store.clone(), Limits::default(), Some("demo@localhost"))?);
+    let pipeline = Arc::new(Pipeline::new(
+        store.clone(),
+        Limits::default(),
+        Some("demo@localhost"),
+    )?);
 
     println!(
         "tidings demo: {} bundled partnership pages served on http://{address}/ (loopback only)",
@@ -124,14 +154,21 @@ pub async fn run(state: Option<&Path>) -> anyhow::Result<u8> {
         .iter()
         .filter(|r| matches!(r.outcome, Outcome::Unchanged { not_modified: true }))
         .count();
-    println!("   ({not_modified} of {} answered 304 Not Modified)", second.len());
+    println!(
+        "   ({not_modified} of {} answered 304 Not Modified)",
+        second.len()
+    );
 
     println!(
         "\n3. The West, North and East Cumbria page changes: Eden leaves the population list and the population falls"
     );
     {
-        let mut pages = pages.write().map_err(|_| anyhow::anyhow!("page table poisoned"))?;
-        let page = pages.get_mut("wnec-stp").context("the wnec-stp page is bundled")?;
+        let mut pages = pages
+            .write()
+            .map_err(|_| anyhow::anyhow!("page table poisoned"))?;
+        let page = pages
+            .get_mut("wnec-stp")
+            .context("the wnec-stp page is bundled")?;
         *page = boundary_change(page)?;
     }
     let third = crate::app::run_checks(&pipeline, &watches, true).await;
@@ -148,7 +185,8 @@ pub async fn run(state: Option<&Path>) -> anyhow::Result<u8> {
                 report.watch,
                 version - 1
             );
-            let colour = anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never;
+            let colour =
+                anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never;
             anstream::println!("{}", render::assessment_header(assessment, colour));
             anstream::print!("{}", render::word(diff, colour));
         }
@@ -162,8 +200,14 @@ pub async fn run(state: Option<&Path>) -> anyhow::Result<u8> {
     store.flush()?;
     let _ = stop.send(());
     server.await.context("the demo's page server panicked")??;
-    let changed = third.iter().filter(|r| matches!(r.outcome, Outcome::Changed { .. })).count();
-    anyhow::ensure!(changed == 1, "the demo expected exactly one changed page, saw {changed}");
+    let changed = third
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Changed { .. }))
+        .count();
+    anyhow::ensure!(
+        changed == 1,
+        "the demo expected exactly one changed page, saw {changed}"
+    );
     Ok(0)
 }
 

@@ -142,8 +142,12 @@ pub fn diff(old: &[Block], new: &[Block], options: &DiffOptions) -> TextDiff {
     let deadline = started + options.timeout;
     let old_keys: Vec<&str> = old.iter().map(|b| b.text.as_str()).collect();
     let new_keys: Vec<&str> = new.iter().map(|b| b.text.as_str()).collect();
-    let ops =
-        similar::capture_diff_slices_deadline(Algorithm::Patience, &old_keys, &new_keys, Some(deadline));
+    let ops = similar::capture_diff_slices_deadline(
+        Algorithm::Patience,
+        &old_keys,
+        &new_keys,
+        Some(deadline),
+    );
 
     // Each hunk of deletions and insertions between two equal runs is a region:
     // edits are only paired within a region, so an edited block is matched
@@ -163,7 +167,10 @@ pub fn diff(old: &[Block], new: &[Block], options: &DiffOptions) -> TextDiff {
                 old_len,
                 new_index,
                 new_len,
-            } => (old_index..old_index + old_len, new_index..new_index + new_len),
+            } => (
+                old_index..old_index + old_len,
+                new_index..new_index + new_len,
+            ),
         };
         regions.push(Region {
             removed: old_range.collect(),
@@ -278,7 +285,12 @@ fn cancel_moves(regions: &mut [Region], old_keys: &[&str], new_keys: &[&str]) {
 
 /// Pairs removed and added blocks of one region that are edits of each other,
 /// in order, as `(removed position, added position)`.
-fn pair_edits(region: &Region, old: &[Block], new: &[Block], threshold: f32) -> Vec<(usize, usize)> {
+fn pair_edits(
+    region: &Region,
+    old: &[Block],
+    new: &[Block],
+    threshold: f32,
+) -> Vec<(usize, usize)> {
     // Regions are usually a handful of blocks; a huge one (a rewritten page)
     // is reported as removals and additions rather than paying for n×m
     // comparisons.
@@ -404,8 +416,18 @@ mod tests {
 
     #[test]
     fn a_moved_block_is_not_a_change() {
-        let old = vec![item("Allerdale"), item("Copeland"), item("Carlisle"), item("Eden")];
-        let new = vec![item("Eden"), item("Allerdale"), item("Copeland"), item("Carlisle")];
+        let old = vec![
+            item("Allerdale"),
+            item("Copeland"),
+            item("Carlisle"),
+            item("Eden"),
+        ];
+        let new = vec![
+            item("Eden"),
+            item("Allerdale"),
+            item("Copeland"),
+            item("Carlisle"),
+        ];
         let result = diff(&old, &new, &DiffOptions::default());
         assert!(result.is_empty(), "{result:?}");
     }
@@ -444,12 +466,20 @@ mod tests {
 
     #[test]
     fn dropped_list_item_is_a_removal_under_its_heading() {
-        let old = vec![heading("Places"), item("Allerdale"), item("Eden"), para("End")];
+        let old = vec![
+            heading("Places"),
+            item("Allerdale"),
+            item("Eden"),
+            para("End"),
+        ];
         let new = vec![heading("Places"), item("Allerdale"), para("End")];
         let result = diff(&old, &new, &DiffOptions::default());
         assert_eq!(result.block_counts(), (0, 1, 0));
         assert_eq!(result.changes[0].section.as_deref(), Some("Places"));
-        assert_eq!(result.changes[0].old.as_ref().map(|b| b.text.as_str()), Some("Eden"));
+        assert_eq!(
+            result.changes[0].old.as_ref().map(|b| b.text.as_str()),
+            Some("Eden")
+        );
     }
 
     #[test]

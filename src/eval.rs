@@ -381,11 +381,7 @@ pub fn shingle_match(expected: &str, predicted: &str) -> ShingleMatch {
             fn_: fn_ / sum,
         }
     } else {
-        ShingleMatch {
-            tp,
-            fp,
-            fn_,
-        }
+        ShingleMatch { tp, fp, fn_ }
     }
 }
 
@@ -568,7 +564,10 @@ impl fmt::Display for SnippetReport {
 
 impl fmt::Display for ThroughputReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "| pages | MB | extract MB/s | parse-only MB/s | extract/parse time |")?;
+        writeln!(
+            f,
+            "| pages | MB | extract MB/s | parse-only MB/s | extract/parse time |"
+        )?;
         writeln!(f, "|---:|---:|---:|---:|---:|")?;
         writeln!(
             f,

@@ -155,10 +155,22 @@ pub fn extract(html: &str, rules: &Rules) -> Result<Extracted, ExtractError> {
         let stats = flat.measure(false);
         let chosen = choose_content(&flat, &stats);
         if std::env::var_os("TIDINGS_DEBUG_EXTRACT").is_some() {
-            eprintln!("body {} text {} nodes {}", flat.body, stats[flat.body as usize].text, flat.nodes.len());
+            eprintln!(
+                "body {} text {} nodes {}",
+                flat.body,
+                stats[flat.body as usize].text,
+                flat.nodes.len()
+            );
             for &r in &chosen.roots {
                 let n = &flat.nodes[r as usize];
-                eprintln!("root {r} {:?} end {} text {} link {} scope {:?}", n.tag, n.end, stats[r as usize].text, stats[r as usize].link, semantic_scope(&flat, &stats));
+                eprintln!(
+                    "root {r} {:?} end {} text {} link {} scope {:?}",
+                    n.tag,
+                    n.end,
+                    stats[r as usize].text,
+                    stats[r as usize].link,
+                    semantic_scope(&flat, &stats)
+                );
             }
         }
         for &root in &chosen.roots {
@@ -253,8 +265,8 @@ impl Tag {
             "body" => Tag::Body,
             "div" | "section" | "address" | "aside" | "center" | "details" | "dialog"
             | "fieldset" | "figcaption" | "figure" | "footer" | "header" | "hgroup" | "hr"
-            | "legend" | "nav" | "summary" | "caption" | "thead" | "tbody" | "tfoot"
-            | "html" | "option" | "noscript" | "frameset" | "frame" => Tag::Block,
+            | "legend" | "nav" | "summary" | "caption" | "thead" | "tbody" | "tfoot" | "html"
+            | "option" | "noscript" | "frameset" | "frame" => Tag::Block,
             _ => Tag::Inline,
         }
     }
@@ -375,9 +387,15 @@ static TITLE: LazyLock<scraper::Selector> =
 /// Text of links that only move around the page ("Skip to main content").
 fn is_skip_text(text: &str) -> bool {
     let lower = text.trim().to_ascii_lowercase();
-    ["skip to", "skip navigation", "jump to", "return to", "back to top"]
-        .iter()
-        .any(|prefix| lower.starts_with(prefix))
+    [
+        "skip to",
+        "skip navigation",
+        "jump to",
+        "return to",
+        "back to top",
+    ]
+    .iter()
+    .any(|prefix| lower.starts_with(prefix))
 }
 
 /// Whether an inline style hides the element.
@@ -775,9 +793,9 @@ fn inspect_attrs(
     let mut weight = 0i8;
     let mut class_hash = 0u32;
     if !class.is_empty() {
-        class_hash = class
-            .bytes()
-            .fold(2_166_136_261u32, |h, b| (h ^ u32::from(b)).wrapping_mul(16_777_619));
+        class_hash = class.bytes().fold(2_166_136_261u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(16_777_619)
+        });
     }
     if chrome {
         let protected = matches!(tag, Tag::Body | Tag::Main | Tag::Article)
@@ -1400,7 +1418,10 @@ impl<'f, 'a> Emitter<'f, 'a> {
 
 /// Characters that render as nothing and would only make spurious diffs.
 fn is_invisible(c: char) -> bool {
-    matches!(c, '\u{200b}' | '\u{200c}' | '\u{200d}' | '\u{feff}' | '\u{ad}')
+    matches!(
+        c,
+        '\u{200b}' | '\u{200c}' | '\u{200d}' | '\u{feff}' | '\u{ad}'
+    )
 }
 
 /// Collapses whitespace runs (NBSP included) to one space and trims.

@@ -779,6 +779,12 @@ fn human_bytes(bytes: usize) -> String {
     }
 }
 
+/// Decodes HTML read from a file (or any body) as a fetched page would be:
+/// BOM, then the declared charset, then UTF-8 with a windows-1252 fallback.
+pub fn decode_html(body: &[u8], content_type: Option<&str>) -> String {
+    decode_body(body, content_type)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -876,10 +882,4 @@ mod tests {
         assert!(ua.starts_with("tidings/"));
         assert!(ua.contains("contact: ops@example.org"));
     }
-}
-
-/// Decodes HTML read from a file (or any body) as a fetched page would be:
-/// BOM, then the declared charset, then UTF-8 with a windows-1252 fallback.
-pub fn decode_html(body: &[u8], content_type: Option<&str>) -> String {
-    decode_body(body, content_type)
 }

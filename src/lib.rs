@@ -21,6 +21,7 @@ pub mod config;
 pub mod demo;
 pub mod diff;
 pub mod eval;
+pub mod eval_histories;
 pub mod extract;
 pub mod facts;
 pub mod fetch;

@@ -53,7 +53,11 @@ impl Block {
     pub fn render(&self) -> String {
         match self.kind {
             BlockKind::Heading { level } => {
-                format!("{} {}", "#".repeat(usize::from(level.clamp(1, 6))), self.text)
+                format!(
+                    "{} {}",
+                    "#".repeat(usize::from(level.clamp(1, 6))),
+                    self.text
+                )
             }
             BlockKind::ListItem => format!("- {}", self.text),
             BlockKind::Paragraph | BlockKind::TableRow | BlockKind::Preformatted => {

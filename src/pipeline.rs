@@ -19,12 +19,14 @@ use std::collections::BTreeSet;
 
 use crate::classify::{self, Assessment};
 use crate::config::{Limits, Watch};
-use crate::facts::{self, Fact};
-use crate::model::Block;
 use crate::diff::{self, DiffOptions, TextDiff};
 use crate::extract::{self, EXTRACTOR_VERSION};
+use crate::facts::{self, Fact};
 use crate::fetch::{FetchOutcome, FetchSettings, Fetcher, Validators};
-use crate::store::{self, NewChange, NewVersion, Store, StoreError, Suspect, VersionInfo, WatchState};
+use crate::model::Block;
+use crate::store::{
+    self, NewChange, NewVersion, Store, StoreError, Suspect, VersionInfo, WatchState,
+};
 
 /// What one check found.
 #[derive(Debug, Clone, Serialize)]
@@ -191,7 +193,9 @@ pub fn apply_extracted(
     if text_diff.is_empty() {
         state.suspect = None;
         store.record_check(watch, &state)?;
-        return Ok(Outcome::Unchanged { not_modified: false });
+        return Ok(Outcome::Unchanged {
+            not_modified: false,
+        });
     }
     let new_facts = facts::page_facts(blocks, &[]);
     if previous_info.extractor_version != EXTRACTOR_VERSION {
@@ -261,7 +265,11 @@ fn new_version<'a>(
 
 /// The facts of a stored version: as stored when the reader was the same
 /// version, else read again from its text.
-fn stored_facts(store: &Store, info: &VersionInfo, blocks: &[Block]) -> Result<BTreeSet<Fact>, StoreError> {
+fn stored_facts(
+    store: &Store,
+    info: &VersionInfo,
+    blocks: &[Block],
+) -> Result<BTreeSet<Fact>, StoreError> {
     if let Some((version, value)) = store.facts(info)?
         && version == facts::FACTS_VERSION
         && let Ok(stored) = serde_json::from_value::<BTreeSet<Fact>>(value)
@@ -280,7 +288,12 @@ fn suspicion(
     blocks: &[Block],
     hash: &str,
 ) -> Result<Option<String>, StoreError> {
-    let words = |blocks: &[Block]| -> usize { blocks.iter().map(|b| b.text.split_whitespace().count()).sum() };
+    let words = |blocks: &[Block]| -> usize {
+        blocks
+            .iter()
+            .map(|b| b.text.split_whitespace().count())
+            .sum()
+    };
     let (before, after) = (words(previous), words(blocks));
     if before >= SUSPECT_MIN_WORDS && after * SUSPECT_LOSS_RATIO < before {
         let lost = 100 - after * 100 / before.max(1);
@@ -303,7 +316,12 @@ fn suspicion(
 }
 
 /// Records a failed check: the error and the failure count, nothing else.
-fn record_failure(store: &Store, watch: &str, at: DateTime<Utc>, error: &str) -> Result<(), StoreError> {
+fn record_failure(
+    store: &Store,
+    watch: &str,
+    at: DateTime<Utc>,
+    error: &str,
+) -> Result<(), StoreError> {
     let mut state = store.watch_state(watch)?;
     state.last_check = Some(at);
     state.last_error = Some(error.to_owned());
@@ -333,7 +351,11 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// A pipeline over this store, fetching with these limits.
-    pub fn new(store: Store, limits: Limits, contact: Option<&str>) -> Result<Self, crate::fetch::FetchError> {
+    pub fn new(
+        store: Store,
+        limits: Limits,
+        contact: Option<&str>,
+    ) -> Result<Self, crate::fetch::FetchError> {
         let settings = FetchSettings {
             user_agent: crate::fetch::user_agent(contact.unwrap_or("not configured")),
             connect_timeout: limits.connect_timeout,
@@ -473,7 +495,8 @@ impl Pipeline {
         mut on_done: impl FnMut(&CheckReport),
     ) -> Vec<CheckReport> {
         let mut tasks = JoinSet::new();
-        for watch in watches.iter().cloned() {
+        for watch in watches {
+            let watch = watch.clone();
             let pipeline = Arc::clone(self);
             tasks.spawn(async move { pipeline.check(&watch).await });
         }
@@ -520,7 +543,9 @@ impl Pipeline {
 
 /// Runs sync work (sled, parsing) on the blocking pool, turning a panic or
 /// an error into a message.
-async fn run_blocking<T, E>(work: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, String>
+async fn run_blocking<T, E>(
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, String>
 where
     T: Send + 'static,
     E: std::fmt::Display + Send + 'static,

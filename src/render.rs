@@ -174,8 +174,12 @@ impl<'a> JsonDiff<'a> {
         for change in &diff.changes {
             let section = change.section.as_deref();
             match (change.kind, &change.old, &change.new) {
-                (ChangeKind::Added, _, Some(block)) => json.added.push(JsonBlock { section, block }),
-                (ChangeKind::Removed, Some(block), _) => json.removed.push(JsonBlock { section, block }),
+                (ChangeKind::Added, _, Some(block)) => {
+                    json.added.push(JsonBlock { section, block })
+                }
+                (ChangeKind::Removed, Some(block), _) => {
+                    json.removed.push(JsonBlock { section, block })
+                }
                 (ChangeKind::Changed, Some(old), Some(new)) => json.changed_blocks.push(JsonEdit {
                     section,
                     old: &old.text,
@@ -234,7 +238,10 @@ mod tests {
         assert_eq!(json["removed"][0]["text"], "Eden 52,630 residents");
         assert_eq!(json["removed"][0]["section"], "Places");
         assert_eq!(json["removed"][0]["type"], "list_item");
-        assert_eq!(json["changed_blocks"][0]["new"], "Allerdale 97,000 residents");
+        assert_eq!(
+            json["changed_blocks"][0]["new"],
+            "Allerdale 97,000 residents"
+        );
     }
 
     #[test]

@@ -65,7 +65,9 @@ pub enum StoreError {
         reason: String,
     },
     /// The store was written by a newer tidings.
-    #[error("store at {path} has format {found}; this tidings reads format {FORMAT_VERSION} or older")]
+    #[error(
+        "store at {path} has format {found}; this tidings reads format {FORMAT_VERSION} or older"
+    )]
     TooNew {
         /// The store directory.
         path: PathBuf,
@@ -279,7 +281,8 @@ impl Store {
             .keys()
             .map(|key| {
                 let key = key.map_err(|e| self.io(e))?;
-                String::from_utf8(key.to_vec()).map_err(|_| self.corrupt("watch", "name is not UTF-8"))
+                String::from_utf8(key.to_vec())
+                    .map_err(|_| self.corrupt("watch", "name is not UTF-8"))
             })
             .collect()
     }
@@ -320,12 +323,20 @@ impl Store {
             .map(|block| block.render().len() as u64 + 2)
             .sum();
 
-        let result = (&self.watches, &self.versions, &self.texts, &self.changes, &self.facts).transaction(
-            |(watches, versions, texts, changes, facts)| {
+        let result = (
+            &self.watches,
+            &self.versions,
+            &self.texts,
+            &self.changes,
+            &self.facts,
+        )
+            .transaction(|(watches, versions, texts, changes, facts)| {
                 let previous = match watches.get(watch.as_bytes())? {
-                    Some(bytes) => decode::<WatchRecord>(&bytes)
-                        .map_err(ConflictableTransactionError::Abort)?
-                        .latest_version,
+                    Some(bytes) => {
+                        decode::<WatchRecord>(&bytes)
+                            .map_err(ConflictableTransactionError::Abort)?
+                            .latest_version
+                    }
                     None => None,
                 };
                 let number = previous.map_or(1, |n| n + 1);
@@ -360,8 +371,7 @@ impl Store {
                 watch_record.latest_version = Some(number);
                 watches.insert(watch.as_bytes(), encode(&watch_record))?;
                 Ok(number)
-            },
-        );
+            });
         result.map_err(|err| match err {
             TransactionError::Abort(reason) => self.corrupt("watch", reason),
             TransactionError::Storage(source) => self.io(source),
@@ -374,7 +384,8 @@ impl Store {
             .scan_prefix(watch_prefix(watch))
             .map(|entry| {
                 let (key, value) = entry.map_err(|e| self.io(e))?;
-                let number = number_from_key(&key).ok_or_else(|| self.corrupt("version", "bad key"))?;
+                let number =
+                    number_from_key(&key).ok_or_else(|| self.corrupt("version", "bad key"))?;
                 let record: VersionRecord =
                     decode(&value).map_err(|reason| self.corrupt("version", reason))?;
                 Ok(record.into_info(number))
@@ -408,12 +419,17 @@ impl Store {
             .map_err(|e| self.corrupt("text", format!("decompression failed: {e}")))?;
         let record: TextRecord =
             serde_json::from_slice(&json).map_err(|e| self.corrupt("text", e.to_string()))?;
-        record.into_blocks().map_err(|reason| self.corrupt("text", reason))
+        record
+            .into_blocks()
+            .map_err(|reason| self.corrupt("text", reason))
     }
 
     /// The facts stored beside a version's text, with the version of the
     /// reader that produced them.
-    pub fn facts(&self, version: &VersionInfo) -> Result<Option<(u32, serde_json::Value)>, StoreError> {
+    pub fn facts(
+        &self,
+        version: &VersionInfo,
+    ) -> Result<Option<(u32, serde_json::Value)>, StoreError> {
         let hash = blake3::Hash::from_hex(&version.hash)
             .map_err(|e| self.corrupt("version", format!("bad hash: {e}")))?;
         self.facts
@@ -433,7 +449,10 @@ impl Store {
             return Ok(None);
         };
         let Some(info) = self.version(watch, number)? else {
-            return Err(self.corrupt("watch", format!("latest version {number} of `{watch}` is missing")));
+            return Err(self.corrupt(
+                "watch",
+                format!("latest version {number} of `{watch}` is missing"),
+            ));
         };
         let blocks = self.text(&info)?;
         Ok(Some((info, blocks)))
@@ -828,7 +847,10 @@ mod tests {
             store.flush().expect("flush");
         }
         let store = Store::open(dir.path()).expect("reopen");
-        assert_eq!(store.watch_state("w").expect("state").latest_version, Some(1));
+        assert_eq!(
+            store.watch_state("w").expect("state").latest_version,
+            Some(1)
+        );
         assert_eq!(store.watch_names().expect("names"), ["w"]);
     }
 }

@@ -10,7 +10,10 @@ use common::{Page, Site, WatchDef, Workspace, page, partnership_page, refused_ur
 fn two_watches() -> (Site, Workspace) {
     let site = Site::start();
     site.set_html("/wnec", page("North Cumbria partnership", "Jane Smith"));
-    site.set_html("/lsc", page("Lancashire and South Cumbria partnership", "Amir Khan"));
+    site.set_html(
+        "/lsc",
+        page("Lancashire and South Cumbria partnership", "Amir Khan"),
+    );
     let ws = Workspace::new(&[
         WatchDef::new("wnec", site.url("/wnec")),
         WatchDef::new("lsc", site.url("/lsc")),
@@ -33,7 +36,10 @@ fn new_then_unchanged_then_changed_with_history_and_show() {
     assert_eq!(second.label_of("wnec"), "UNCHANGED", "{second}");
     assert_eq!(second.label_of("lsc"), "UNCHANGED", "{second}");
 
-    site.set_html("/lsc", page("Lancashire and South Cumbria partnership", "Beth Jones"));
+    site.set_html(
+        "/lsc",
+        page("Lancashire and South Cumbria partnership", "Beth Jones"),
+    );
     let third = ws.check(&[]);
     assert_eq!(third.code, 0, "{third}");
     assert_eq!(third.label_of("wnec"), "UNCHANGED", "{third}");
@@ -45,8 +51,16 @@ fn new_then_unchanged_then_changed_with_history_and_show() {
     let rows = common::history_rows(&history.stdout);
     assert_eq!(rows[0][0], "1");
     assert_eq!(rows[1][0], "2");
-    assert_eq!(rows[0].last().map(String::as_str), Some("-"), "first version has no change size: {history}");
-    assert_eq!(rows[1].last().map(String::as_str), Some("4w"), "two words out, two in: {history}");
+    assert_eq!(
+        rows[0].last().map(String::as_str),
+        Some("-"),
+        "first version has no change size: {history}"
+    );
+    assert_eq!(
+        rows[1].last().map(String::as_str),
+        Some("4w"),
+        "two words out, two in: {history}"
+    );
 
     let old = ws.show("lsc@1");
     let new = ws.show("lsc@2");
@@ -56,7 +70,10 @@ fn new_then_unchanged_then_changed_with_history_and_show() {
     assert_eq!(ws.show("lsc@latest"), new);
     assert_eq!(ws.show("lsc"), new);
     // The stored text is the extracted text: no banner, no navigation.
-    assert!(old.contains("\n## Places\n\n- Allerdale, with 96,471 residents\n"), "{old}");
+    assert!(
+        old.contains("\n## Places\n\n- Allerdale, with 96,471 residents\n"),
+        "{old}"
+    );
     assert!(!old.contains("cookies"), "{old}");
     assert!(!old.contains("Contact us"), "{old}");
 }
@@ -100,10 +117,17 @@ fn second_pass_sends_validators_and_a_304_is_unchanged() {
     assert_eq!(sent("if-modified-since"), Some(expected.last_modified()));
 
     let json: serde_json::Value = serde_json::from_str(&second.stdout).expect("json report");
-    assert_eq!(json["unchanged"], serde_json::json!(["wnec", "lsc"]), "{second}");
+    assert_eq!(
+        json["unchanged"],
+        serde_json::json!(["wnec", "lsc"]),
+        "{second}"
+    );
     for watch in json["watches"].as_array().expect("watches") {
         assert_eq!(watch["outcome"], "unchanged", "{watch}");
-        assert_eq!(watch["not_modified"], true, "the server answered 304: {watch}");
+        assert_eq!(
+            watch["not_modified"], true,
+            "the server answered 304: {watch}"
+        );
     }
     assert_eq!(ws.history_count("wnec"), 1);
 }
@@ -144,7 +168,10 @@ fn an_outage_is_an_error_naming_the_url_and_stores_nothing() {
         .find(|l| l.name == "wnec")
         .expect("a line for wnec");
     assert_eq!(line.label, "ERROR", "{run}");
-    assert!(line.rest.contains(&site.url("/wnec")), "the error names the URL: {run}");
+    assert!(
+        line.rest.contains(&site.url("/wnec")),
+        "the error names the URL: {run}"
+    );
     assert!(line.rest.contains("500"), "{run}");
     // One failing watch does not stop the others.
     assert_eq!(run.label_of("lsc"), "UNCHANGED", "{run}");
@@ -195,7 +222,10 @@ fn assert_refused_as_content(bad: Page, expect: &str) {
         .expect("a line for wnec");
     assert_eq!(line.label, "ERROR", "{run}");
     assert!(line.rest.contains(expect), "expected {expect:?}: {run}");
-    assert!(line.rest.contains(&site.url("/wnec")), "the error names the URL: {run}");
+    assert!(
+        line.rest.contains(&site.url("/wnec")),
+        "the error names the URL: {run}"
+    );
     assert_eq!(ws.history_count("wnec"), 1, "nothing stored for a bad page");
     assert!(ws.show("wnec@latest").contains("Jane Smith"));
 }
@@ -213,7 +243,9 @@ fn a_whitespace_only_200_is_an_error() {
 #[test]
 fn a_page_with_no_text_is_an_error() {
     assert_refused_as_content(
-        Page::html("<!doctype html><html><head><title>x</title></head><body><div></div></body></html>"),
+        Page::html(
+            "<!doctype html><html><head><title>x</title></head><body><div></div></body></html>",
+        ),
         "no text",
     );
 }
@@ -238,7 +270,10 @@ fn a_moved_block_is_not_a_change() {
 
     let mut reordered: Vec<&str> = common::PLACES.to_vec();
     reordered.reverse();
-    site.set_html("/wnec", partnership_page("North Cumbria partnership", &reordered, "Jane Smith"));
+    site.set_html(
+        "/wnec",
+        partnership_page("North Cumbria partnership", &reordered, "Jane Smith"),
+    );
     let run = ws.check(&[]);
     assert_eq!(run.code, 0, "{run}");
     assert_eq!(run.label_of("wnec"), "UNCHANGED", "{run}");
@@ -280,7 +315,10 @@ fn json_report_sorts_watches_into_new_changed_unchanged_and_error() {
     assert_eq!(names, ["a", "b", "down", "late"], "reports in config order");
     let down = &reports[2];
     assert_eq!(down["outcome"], "failed");
-    assert!(down["error"].as_str().is_some_and(|e| e.contains("404")), "{down}");
+    assert!(
+        down["error"].as_str().is_some_and(|e| e.contains("404")),
+        "{down}"
+    );
     let changed = &reports[0];
     assert_eq!(changed["version"], 2, "{changed}");
     // No per-watch lines mixed into the JSON.
@@ -302,7 +340,7 @@ fn a_select_matching_nothing_is_an_error_naming_the_selector() {
     let site = Site::start();
     site.set_html("/news", page("Landmark partnership", "Jane Smith"));
     let ws = Workspace::new(&[
-        WatchDef::new("news", site.url("/news")).with("select = \"article.news-body\""),
+        WatchDef::new("news", site.url("/news")).with("select = \"article.news-body\"")
     ]);
     let run = ws.check(&[]);
     assert_eq!(run.code, 1, "{run}");
@@ -321,7 +359,7 @@ fn a_select_rule_narrows_what_is_stored() {
     );
     site.set_html("/news", html);
     let ws = Workspace::new(&[
-        WatchDef::new("news", site.url("/news")).with("select = \"article.news-body\""),
+        WatchDef::new("news", site.url("/news")).with("select = \"article.news-body\"")
     ]);
     let run = ws.check(&[]);
     assert_eq!(run.code, 0, "{run}");
@@ -337,4 +375,22 @@ fn a_bad_config_exits_78() {
     let run = ws.check(&[]);
     assert_eq!(run.code, 78, "{run}");
     assert!(run.stderr.contains("tidings.toml:3"), "{run}");
+}
+
+#[test]
+fn history_and_show_name_a_watch_without_versions() {
+    let (_site, ws) = two_watches();
+    assert_eq!(ws.check(&["wnec"]).code, 0);
+    let history = ws.run(&["history", "lsc"]);
+    assert_eq!(history.code, 2, "{history}");
+    assert!(history.stderr.contains("`lsc`"), "{history}");
+    let show = ws.run(&["show", "lsc@latest"]);
+    assert_eq!(show.code, 2, "{show}");
+    assert!(show.stderr.contains("`lsc`"), "{show}");
+    let beyond = ws.run(&["show", "wnec@2"]);
+    assert_eq!(beyond.code, 2, "{beyond}");
+    assert!(beyond.stderr.contains("no version 2"), "{beyond}");
+    let bad = ws.run(&["show", "wnec@two"]);
+    assert_eq!(bad.code, 2, "{bad}");
+    assert!(bad.stderr.contains("wnec@two"), "{bad}");
 }

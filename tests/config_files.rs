@@ -22,13 +22,20 @@ fn shipped_configs() -> Vec<PathBuf> {
         .expect("glob")
         .filter_map(Result::ok)
         .collect();
-    assert!(!files.is_empty(), "no config files found under {}", repo().join("config").display());
+    assert!(
+        !files.is_empty(),
+        "no config files found under {}",
+        repo().join("config").display()
+    );
     files
 }
 
 fn validate(config: &Path) -> Run {
     let dir = tempfile::tempdir().expect("tempdir");
-    run_in(dir.path(), &["validate", "--config", config.to_str().expect("utf-8")])
+    run_in(
+        dir.path(),
+        &["validate", "--config", config.to_str().expect("utf-8")],
+    )
 }
 
 /// The watch names a config file defines itself and through its includes.
@@ -37,7 +44,12 @@ fn watch_names(config: &Path) -> BTreeSet<String> {
     let value: toml::Table = toml::from_str(&text).expect("config is TOML");
     let mut names = BTreeSet::new();
     let mut add = |table: &toml::Table| {
-        for watch in table.get("watch").and_then(|w| w.as_array()).into_iter().flatten() {
+        for watch in table
+            .get("watch")
+            .and_then(|w| w.as_array())
+            .into_iter()
+            .flatten()
+        {
             if let Some(name) = watch.get("name").and_then(|n| n.as_str()) {
                 names.insert(name.to_owned());
             }
@@ -45,9 +57,17 @@ fn watch_names(config: &Path) -> BTreeSet<String> {
     };
     add(&value);
     let base = config.parent().expect("parent");
-    for pattern in value.get("include").and_then(|i| i.as_array()).into_iter().flatten() {
+    for pattern in value
+        .get("include")
+        .and_then(|i| i.as_array())
+        .into_iter()
+        .flatten()
+    {
         let pattern = base.join(pattern.as_str().expect("include is a string"));
-        for included in glob::glob(pattern.to_str().expect("utf-8")).expect("glob").flatten() {
+        for included in glob::glob(pattern.to_str().expect("utf-8"))
+            .expect("glob")
+            .flatten()
+        {
             let text = std::fs::read_to_string(&included).expect("read include");
             add(&toml::from_str(&text).expect("include is TOML"));
         }
@@ -57,8 +77,13 @@ fn watch_names(config: &Path) -> BTreeSet<String> {
 
 /// The `next:` runs listed for `watch` in `tidings validate` output.
 fn next_runs<'a>(stdout: &'a str, watch: &str) -> Vec<&'a str> {
-    let mut lines = stdout.lines().skip_while(|l| !l.starts_with(&format!("{watch}  ")));
-    assert!(lines.next().is_some(), "{watch} is not listed in:\n{stdout}");
+    let mut lines = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with(&format!("{watch}  ")));
+    assert!(
+        lines.next().is_some(),
+        "{watch} is not listed in:\n{stdout}"
+    );
     let schedule = lines
         .take_while(|l| !l.is_empty())
         .find(|l| l.trim_start().starts_with("schedule:"))
@@ -84,7 +109,8 @@ fn the_main_config_lists_every_watch_with_three_runs() {
     let run = validate(&config);
     assert_eq!(run.code, 0, "{run}");
     assert!(
-        run.stdout.contains(&format!("valid, {} watch(es)", names.len())),
+        run.stdout
+            .contains(&format!("valid, {} watch(es)", names.len())),
         "expected {} watches: {run}",
         names.len()
     );
@@ -92,13 +118,17 @@ fn the_main_config_lists_every_watch_with_three_runs() {
         let runs = next_runs(&run.stdout, name);
         assert_eq!(runs.len(), 3, "{name}: {runs:?}");
     }
-    assert!(!run.stdout.contains("warning: no `contact`"), "the shipped config sets a contact: {run}");
+    assert!(
+        !run.stdout.contains("warning: no `contact`"),
+        "the shipped config sets a contact: {run}"
+    );
 }
 
 const VALID: &str = r#"state_dir = "."
 
 [defaults]
 timezone = "Europe/London"
+schedule = "0 7 * * *"
 
 [[watch]]
 name = "weekly"
@@ -147,9 +177,13 @@ fn validate_output_shape() {
     let ws = Workspace::with_config(VALID);
     let run = ws.run(&["validate"]);
     assert_eq!(run.code, 0, "{run}");
-    let dates = regex::Regex::new(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d{4}-\d{2}-\d{2} (\d{2}:\d{2}) (GMT|BST)")
-        .expect("regex");
-    let text = run.stdout.replace(ws.config.to_str().expect("utf-8"), "[CONFIG]");
+    let dates = regex::Regex::new(
+        r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d{4}-\d{2}-\d{2} (\d{2}:\d{2}) (GMT|BST)",
+    )
+    .expect("regex");
+    let text = run
+        .stdout
+        .replace(ws.config.to_str().expect("utf-8"), "[CONFIG]");
     let text = dates.replace_all(&text, "[DAY] [DATE] $2 [ZONE]");
     insta::assert_snapshot!(text, @r"
     [CONFIG]: valid, 3 watch(es)
@@ -160,7 +194,7 @@ fn validate_output_shape() {
       schedule: 30 8 * * Mon (Europe/London); next: [DAY] [DATE] 08:30 [ZONE], [DAY] [DATE] 08:30 [ZONE], [DAY] [DATE] 08:30 [ZONE]
 
     daily  https://www.healthierlsc.co.uk/ics
-      schedule: 0 */6 * * * (Europe/London); next: [DAY] [DATE] [TIME] [ZONE], [DAY] [DATE] [TIME] [ZONE], [DAY] [DATE] [TIME] [ZONE]
+      schedule: 0 7 * * * (Europe/London); next: [DAY] [DATE] 07:00 [ZONE], [DAY] [DATE] 07:00 [ZONE], [DAY] [DATE] 07:00 [ZONE]
 
     seconds  https://example.org/
       schedule: 0 15 9 * * Mon-Fri (Europe/London); next: [DAY] [DATE] 09:15 [ZONE], [DAY] [DATE] 09:15 [ZONE], [DAY] [DATE] 09:15 [ZONE]
@@ -178,8 +212,14 @@ fn assert_refused(text: &str, line: usize, field: &str) -> Run {
         .stderr
         .lines()
         .any(|l| l.starts_with("error: ") && l.contains(&location) && l.contains(field));
-    assert!(found, "expected an error at {location} naming {field:?}:\n{run}");
-    assert!(run.stdout.is_empty(), "nothing listed for a bad config: {run}");
+    assert!(
+        found,
+        "expected an error at {location} naming {field:?}:\n{run}"
+    );
+    assert!(
+        run.stdout.is_empty(),
+        "nothing listed for a bad config: {run}"
+    );
     run
 }
 
@@ -269,11 +309,16 @@ fn a_duplicate_name_across_an_include_is_refused() {
     );
     std::fs::create_dir(ws.path().join("watches")).expect("mkdir");
     let included = ws.path().join("watches/more.toml");
-    std::fs::write(&included, "[[watch]]\nname = \"a\"\nurl = \"https://example.org/2\"\n").expect("write");
+    std::fs::write(
+        &included,
+        "[[watch]]\nname = \"a\"\nurl = \"https://example.org/2\"\n",
+    )
+    .expect("write");
     let run = ws.run(&["validate"]);
     assert_eq!(run.code, EXIT_BAD_CONFIG, "{run}");
     assert!(
-        run.stderr.contains(&format!("{}:2: watch name `a`", included.display())),
+        run.stderr
+            .contains(&format!("{}:2: watch name `a`", included.display())),
         "{run}"
     );
 }
@@ -291,14 +336,18 @@ fn an_error_in_an_included_file_names_that_file() {
     let run = ws.run(&["validate"]);
     assert_eq!(run.code, EXIT_BAD_CONFIG, "{run}");
     assert!(
-        run.stderr.contains(&format!("{}:9: watch `bad`: schedule", included.display())),
+        run.stderr
+            .contains(&format!("{}:9: watch `bad`: schedule", included.display())),
         "{run}"
     );
     // An include file is only watches: a daemon setting there is refused.
     std::fs::write(&included, "state_dir = \"/tmp\"\n").expect("write");
     let run = ws.run(&["validate"]);
     assert_eq!(run.code, EXIT_BAD_CONFIG, "{run}");
-    assert!(run.stderr.contains(&format!("{}:1:", included.display())), "{run}");
+    assert!(
+        run.stderr.contains(&format!("{}:1:", included.display())),
+        "{run}"
+    );
 }
 
 #[test]
@@ -315,7 +364,11 @@ fn an_include_matching_nothing_is_refused() {
 fn bad_limits_are_refused() {
     assert_refused("[limits]\nretries = 99\n", 2, "limits.retries");
     assert_refused("[limits]\n\ntimeout = \"soon\"\n", 3, "limits.timeout");
-    assert_refused("[defaults]\ntimezone = \"Mars/Olympus\"\n", 2, "defaults.timezone");
+    assert_refused(
+        "[defaults]\ntimezone = \"Mars/Olympus\"\n",
+        2,
+        "defaults.timezone",
+    );
 }
 
 #[test]
@@ -331,7 +384,10 @@ fn every_problem_is_reported_at_once() {
         format!("{path}:8: watch `b`: schedule"),
         format!("{path}:9: watch `b`: ignore"),
     ] {
-        assert!(run.stderr.contains(&expected), "missing {expected:?}: {run}");
+        assert!(
+            run.stderr.contains(&expected),
+            "missing {expected:?}: {run}"
+        );
     }
     assert!(run.stderr.contains("3 problem(s)"), "{run}");
 }

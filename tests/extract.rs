@@ -38,7 +38,10 @@ fn eval_report() {
     println!("{traf}");
     if std::env::var_os("EVAL_VERBOSE").is_some() {
         for miss in &traf.misses {
-            println!("{}: missing {:?} leaked {:?}", miss.id, miss.missing, miss.leaked);
+            println!(
+                "{}: missing {:?} leaked {:?}",
+                miss.id, miss.missing, miss.leaked
+            );
         }
     }
     let rd = eval::score_readability(&dir.join("readability")).expect("readability scores");

@@ -150,7 +150,8 @@ impl Gazetteer {
                 code: code.to_owned(),
                 abolished: status != "current",
             });
-            for pattern in std::iter::once(name).chain(aliases.split('|').filter(|a| !a.is_empty())) {
+            for pattern in std::iter::once(name).chain(aliases.split('|').filter(|a| !a.is_empty()))
+            {
                 patterns.push(pattern.to_owned());
                 pattern_entry.push(index);
             }
@@ -212,12 +213,26 @@ mod tests {
 
     #[test]
     fn abolished_cumbrian_districts_are_known() {
-        for name in ["Allerdale", "Copeland", "Eden", "Carlisle", "Barrow-in-Furness", "South Lakeland"] {
-            let entry = gazetteer().lookup(name).unwrap_or_else(|| panic!("{name} missing"));
+        for name in [
+            "Allerdale",
+            "Copeland",
+            "Eden",
+            "Carlisle",
+            "Barrow-in-Furness",
+            "South Lakeland",
+        ] {
+            let entry = gazetteer()
+                .lookup(name)
+                .unwrap_or_else(|| panic!("{name} missing"));
             assert_eq!(entry.kind, EntryKind::District, "{name}");
             assert!(entry.abolished, "{name}");
         }
-        assert!(!gazetteer().lookup("Cumberland").expect("Cumberland").abolished);
+        assert!(
+            !gazetteer()
+                .lookup("Cumberland")
+                .expect("Cumberland")
+                .abolished
+        );
     }
 
     #[test]
@@ -232,11 +247,15 @@ mod tests {
 
     #[test]
     fn longest_name_wins_and_words_must_be_whole() {
-        let found = gazetteer().find("NHS North East and North Cumbria ICB covers Edenbridge and Eden.");
+        let found =
+            gazetteer().find("NHS North East and North Cumbria ICB covers Edenbridge and Eden.");
         let names: Vec<&str> = found.iter().map(|f| f.entry.name.as_str()).collect();
         assert_eq!(
             names,
-            ["NHS North East and North Cumbria Integrated Care Board", "Eden"]
+            [
+                "NHS North East and North Cumbria Integrated Care Board",
+                "Eden"
+            ]
         );
     }
 

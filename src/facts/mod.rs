@@ -91,7 +91,9 @@ impl Fact {
     /// Which change kind this fact belongs to.
     pub fn group(&self) -> FactGroup {
         match self {
-            Self::Place { .. } | Self::Population { .. } | Self::Count { .. } => FactGroup::Boundary,
+            Self::Place { .. } | Self::Population { .. } | Self::Count { .. } => {
+                FactGroup::Boundary
+            }
             Self::Organisation { .. } => FactGroup::Members,
             Self::Person { .. } => FactGroup::Leaders,
             Self::Event { .. } | Self::Custom { .. } => FactGroup::Narrative,
@@ -102,10 +104,16 @@ impl Fact {
     pub fn label(&self) -> String {
         match self {
             Self::Place { name, .. } | Self::Organisation { name } => name.clone(),
-            Self::Population { place: Some(place), figure } => {
+            Self::Population {
+                place: Some(place),
+                figure,
+            } => {
                 format!("{place} population {}", thousands(*figure))
             }
-            Self::Population { place: None, figure } => format!("population {}", thousands(*figure)),
+            Self::Population {
+                place: None,
+                figure,
+            } => format!("population {}", thousands(*figure)),
             Self::Count { noun, value } => format!("{value} {noun}"),
             Self::Person { name, role } => format!("{name} ({role})"),
             Self::Event { what } => what.clone(),
@@ -116,7 +124,9 @@ impl Fact {
     /// Text to look for in a block to tie this fact to its evidence.
     pub fn needle(&self) -> Option<&str> {
         match self {
-            Self::Place { name, .. } | Self::Organisation { name } | Self::Person { name, .. } => Some(name),
+            Self::Place { name, .. } | Self::Organisation { name } | Self::Person { name, .. } => {
+                Some(name)
+            }
             Self::Event { what } => Some(what),
             Self::Custom { value, .. } => Some(value),
             Self::Population { .. } | Self::Count { .. } => None,
@@ -149,7 +159,10 @@ pub struct FactRule {
 
 /// Facts in all blocks of a page.
 pub fn page_facts(blocks: &[Block], rules: &[FactRule]) -> BTreeSet<Fact> {
-    blocks.iter().flat_map(|block| block_facts(&block.text, rules)).collect()
+    blocks
+        .iter()
+        .flat_map(|block| block_facts(&block.text, rules))
+        .collect()
 }
 
 /// Facts in one block of text.
@@ -222,7 +235,9 @@ fn organisations(text: &str) -> Vec<(usize, usize, String)> {
             let mut name = m.as_str();
             let mut start = m.start();
             // Sentence starts and articles are not part of a name.
-            for prefix in ["The ", "the ", "Our ", "Members ", "Member ", "Both ", "All "] {
+            for prefix in [
+                "The ", "the ", "Our ", "Members ", "Member ", "Both ", "All ",
+            ] {
                 if let Some(rest) = name.strip_prefix(prefix) {
                     name = rest;
                     start += prefix.len();
@@ -255,8 +270,12 @@ fn parse_figure(number: &str, million: bool) -> Option<u64> {
     let plain: String = number.chars().filter(|c| *c != ',').collect();
     let value: f64 = plain.parse().ok()?;
     let value = if million { value * 1_000_000.0 } else { value };
-    if value.is_finite() && value >= 0.0 && value < 1e12 {
-        #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "range checked above")]
+    if (0.0..1e12).contains(&value) {
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "range checked above"
+        )]
         Some(value.round() as u64)
     } else {
         None
@@ -266,7 +285,10 @@ fn parse_figure(number: &str, million: bool) -> Option<u64> {
 fn populations(text: &str, facts: &mut BTreeSet<Fact>) {
     for captures in POPULATION_OF.captures_iter(text) {
         if let Some(figure) = parse_figure(&captures[1], captures.get(2).is_some()) {
-            facts.insert(Fact::Population { place: None, figure });
+            facts.insert(Fact::Population {
+                place: None,
+                figure,
+            });
         }
     }
     for captures in RESIDENTS.captures_iter(text) {
@@ -290,8 +312,27 @@ fn populations(text: &str, facts: &mut BTreeSet<Fact>) {
 }
 
 const NUMBER_WORDS: [&str; 21] = [
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-    "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty",
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+    "twenty",
 ];
 const TENS: [&str; 10] = [
     "", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
@@ -355,11 +396,12 @@ static PERSON_ROLE: LazyLock<Regex> = LazyLock::new(|| {
     let name_then_role = format!(
         r"(?P<name1>{name}),?\s+(?:is\s+(?:the\s+)?|was\s+(?:the\s+)?|as\s+)?(?P<role1>{role})\b(?:\s+(?:of|for|at)\s+(?:the\s+)?(?P<of1>{of}))?"
     );
-    let role_then_name =
-        format!(r"(?P<role2>{role})\b(?:\s+(?:of|for|at)\s+{of})?\s*(?:[:,–—-]|\s+is|\s+will\s+be)\s+(?P<name2>{name})");
+    let role_then_name = format!(
+        r"(?P<role2>{role})\b(?:\s+(?:of|for|at)\s+{of})?\s*(?:[:,–—-]|\s+is|\s+will\s+be)\s+(?P<name2>{name})"
+    );
     let led_by = format!(r"(?i:led\s+by)\s+(?P<name3>{name})");
     Regex::new(&format!("{name_then_role}|{role_then_name}|{led_by}"))
-    .expect("person pattern compiles")
+        .expect("person pattern compiles")
 });
 
 static TITLE: LazyLock<Regex> = LazyLock::new(|| {
@@ -369,13 +411,25 @@ static TITLE: LazyLock<Regex> = LazyLock::new(|| {
 
 /// Words a capitalised run can start with that are not names.
 const NOT_NAMES: [&str; 12] = [
-    "The", "Our", "This", "Their", "Commenting", "Meanwhile", "Health", "Care", "County", "Lancashire", "Cumbria",
+    "The",
+    "Our",
+    "This",
+    "Their",
+    "Commenting",
+    "Meanwhile",
+    "Health",
+    "Care",
+    "County",
+    "Lancashire",
+    "Cumbria",
     "Integrated",
 ];
 
 fn people(text: &str, facts: &mut BTreeSet<Fact>) {
     for captures in PERSON_ROLE.captures_iter(text) {
-        let (name, role) = if let (Some(name), Some(role)) = (captures.name("name1"), captures.name("role1")) {
+        let (name, role) = if let (Some(name), Some(role)) =
+            (captures.name("name1"), captures.name("role1"))
+        {
             let mut role = role.as_str().to_lowercase();
             if let Some(of) = captures.name("of1") {
                 role = format!("{role} of {}", of.as_str().trim_start_matches("the "));
@@ -404,7 +458,8 @@ fn people(text: &str, facts: &mut BTreeSet<Fact>) {
 }
 
 static EVENT: LazyLock<Regex> = LazyLock::new(|| {
-    let month = "January|February|March|April|May|June|July|August|September|October|November|December";
+    let month =
+        "January|February|March|April|May|June|July|August|September|October|November|December";
     Regex::new(&format!(
         r"(?i)\b(?:(?:from|since|on|by|until|before|after|effective|with effect from)\s+(\d{{1,2}}(?:st|nd|rd|th)?\s+(?:{month})\s+\d{{4}})|(received\s+royal\s+assent|royal\s+assent))"
     ))
@@ -441,9 +496,13 @@ mod tests {
 
     #[test]
     fn places_in_a_covers_clause() {
-        let found = facts("The STP (which covers Carlisle, Allerdale, Copeland and Eden) is known as");
+        let found =
+            facts("The STP (which covers Carlisle, Allerdale, Copeland and Eden) is known as");
         for place in ["Carlisle", "Allerdale", "Copeland", "Eden"] {
-            assert!(found.contains(&format!("Boundary:{place}")), "{place} in {found:?}");
+            assert!(
+                found.contains(&format!("Boundary:{place}")),
+                "{place} in {found:?}"
+            );
         }
     }
 
@@ -451,26 +510,53 @@ mod tests {
     fn organisations_from_a_members_list() {
         for (text, name) in [
             ("Cumbria County Council", "Cumbria County Council"),
-            ("Cumbria Partnership NHS Foundation Trust", "Cumbria Partnership NHS Foundation Trust"),
-            ("NHS North Cumbria Clinical Commissioning Group", "NHS North Cumbria CCG"),
-            ("North Cumbria University Hospitals NHS Trust", "North Cumbria University Hospitals NHS Trust"),
-            ("North West Ambulance Service", "North West Ambulance Service"),
+            (
+                "Cumbria Partnership NHS Foundation Trust",
+                "Cumbria Partnership NHS Foundation Trust",
+            ),
+            (
+                "NHS North Cumbria Clinical Commissioning Group",
+                "NHS North Cumbria CCG",
+            ),
+            (
+                "North Cumbria University Hospitals NHS Trust",
+                "North Cumbria University Hospitals NHS Trust",
+            ),
+            (
+                "North West Ambulance Service",
+                "North West Ambulance Service",
+            ),
             ("Healthwatch Cumbria", "Healthwatch Cumbria"),
         ] {
             let found = facts(text);
-            assert!(found.contains(&format!("Members:{name}")), "{name} in {found:?}");
-            assert!(!found.iter().any(|f| f == "Boundary:Cumbria"), "{text}: {found:?}");
+            assert!(
+                found.contains(&format!("Members:{name}")),
+                "{name} in {found:?}"
+            );
+            assert!(
+                !found.iter().any(|f| f == "Boundary:Cumbria"),
+                "{text}: {found:?}"
+            );
         }
     }
 
     #[test]
     fn population_figures_with_their_places() {
         let found = facts("Our Integrated health and Care System covers a population of 327,000:");
-        assert!(found.contains(&"Boundary:population 327,000".to_owned()), "{found:?}");
+        assert!(
+            found.contains(&"Boundary:population 327,000".to_owned()),
+            "{found:?}"
+        );
         let found = facts("Allerdale 96,471 residents");
-        assert!(found.contains(&"Boundary:Allerdale population 96,471".to_owned()), "{found:?}");
+        assert!(
+            found.contains(&"Boundary:Allerdale population 96,471".to_owned()),
+            "{found:?}"
+        );
         let found = facts("the 1.8 million people living in Lancashire and South Cumbria");
-        assert!(found.contains(&"Boundary:population 1,800,000".to_owned()), "{found:?}");
+        assert!(
+            found.contains(&"Boundary:population 1,800,000".to_owned()),
+            "{found:?}"
+        );
     }
 
     #[test]
@@ -478,9 +564,15 @@ mod tests {
         let found = facts("partnerships in 44 areas covering all of England");
         assert!(found.contains(&"Boundary:44 areas".to_owned()), "{found:?}");
         let found = facts("there have previously been five place-based partnerships");
-        assert!(found.contains(&"Boundary:5 place-based partnerships".to_owned()), "{found:?}");
+        assert!(
+            found.contains(&"Boundary:5 place-based partnerships".to_owned()),
+            "{found:?}"
+        );
         let found = facts("align to the four local authority boundaries");
-        assert!(found.contains(&"Boundary:4 local authority boundaries".to_owned()), "{found:?}");
+        assert!(
+            found.contains(&"Boundary:4 local authority boundaries".to_owned()),
+            "{found:?}"
+        );
         assert_eq!(number_value("forty-four"), Some(44));
         assert_eq!(number_value("thirteen"), Some(13));
     }
@@ -491,24 +583,38 @@ mod tests {
             "Kevin Lavery, chief executive of NHS Lancashire and South Cumbria Integrated Care Board, said:",
         );
         assert!(
-            found.iter().any(|f| f.starts_with("Leaders:Kevin Lavery (chief executive")),
+            found
+                .iter()
+                .any(|f| f.starts_with("Leaders:Kevin Lavery (chief executive")),
             "{found:?}"
         );
-        let found = facts("County Councillor Michael Green, cabinet member for health and wellbeing, said");
+        let found =
+            facts("County Councillor Michael Green, cabinet member for health and wellbeing, said");
         assert!(
-            found.iter().any(|f| f.contains("Michael Green (cabinet member for health and wellbeing")),
+            found
+                .iter()
+                .any(|f| f.contains("Michael Green (cabinet member for health and wellbeing")),
             "{found:?}"
         );
         let found = facts("Chief Executive: Jane Smith");
-        assert!(found.contains(&"Leaders:Jane Smith (chief executive)".to_owned()), "{found:?}");
+        assert!(
+            found.contains(&"Leaders:Jane Smith (chief executive)".to_owned()),
+            "{found:?}"
+        );
     }
 
     #[test]
     fn dated_events() {
         let found = facts("statutory footing, which takes place from 1 July 2022.");
-        assert!(found.contains(&"Narrative:from 1 July 2022".to_owned()), "{found:?}");
+        assert!(
+            found.contains(&"Narrative:from 1 July 2022".to_owned()),
+            "{found:?}"
+        );
         let found = facts("the Health and Care Bill received Royal Assent");
-        assert!(found.contains(&"Narrative:Royal Assent".to_owned()), "{found:?}");
+        assert!(
+            found.contains(&"Narrative:Royal Assent".to_owned()),
+            "{found:?}"
+        );
     }
 
     #[test]

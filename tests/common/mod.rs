@@ -57,7 +57,8 @@ impl Page {
 
     /// The `Last-Modified` this page is served with.
     pub fn last_modified(&self) -> String {
-        let at = std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + u64::from(self.revision) * 60);
+        let at = std::time::UNIX_EPOCH
+            + Duration::from_secs(1_700_000_000 + u64::from(self.revision) * 60);
         httpdate::fmt_http_date(at)
     }
 }
@@ -123,7 +124,11 @@ impl Site {
                 .await;
             server
         });
-        Self { runtime, server, state }
+        Self {
+            runtime,
+            server,
+            state,
+        }
     }
 
     fn with_state<T>(&self, f: impl FnOnce(&mut SiteState) -> T) -> T {
@@ -287,7 +292,10 @@ impl Workspace {
     pub fn history_count(&self, watch: &str) -> usize {
         let run = self.run(&["history", watch]);
         if run.code != 0 {
-            assert!(run.stderr.contains("no stored versions"), "history {watch} failed: {run}");
+            assert!(
+                run.stderr.contains("no stored versions"),
+                "history {watch} failed: {run}"
+            );
             return 0;
         }
         history_rows(&run.stdout).len()
@@ -306,7 +314,10 @@ impl Workspace {
 pub fn history_rows(stdout: &str) -> Vec<Vec<String>> {
     let mut lines = stdout.lines();
     let header = lines.next().unwrap_or_default();
-    assert!(header.contains("VERSION"), "no history header in {stdout:?}");
+    assert!(
+        header.contains("VERSION"),
+        "no history header in {stdout:?}"
+    );
     lines
         .filter(|l| !l.trim().is_empty())
         .map(|l| l.split_whitespace().map(str::to_owned).collect())
@@ -333,7 +344,11 @@ impl Run {
 
     /// The label printed for `watch`, panicking if there is not exactly one.
     pub fn label_of(&self, watch: &str) -> String {
-        let found: Vec<CheckLine> = self.check_lines().into_iter().filter(|l| l.name == watch).collect();
+        let found: Vec<CheckLine> = self
+            .check_lines()
+            .into_iter()
+            .filter(|l| l.name == watch)
+            .collect();
         assert_eq!(found.len(), 1, "expected one line for {watch}: {self}");
         found[0].label.clone()
     }
@@ -364,10 +379,12 @@ impl CheckLine {
         if !matches!(label, "NEW" | "CHANGED" | "UNCHANGED" | "ERROR") {
             return None;
         }
-        let (name, rest) = match tail.split_once(": ") {
-            Some((name, rest)) if label == "ERROR" => (name, rest),
-            _ => tail.split_once(' ').unwrap_or((tail, "")),
-        };
+        // Watch names hold only letters, digits, `.`, `_` and `-`: the name
+        // ends at the first `:` (`ERROR: name: why`, `CHANGED: name: what`)
+        // or space (`UNCHANGED: name (why)`).
+        let end = tail.find([':', ' ']).unwrap_or(tail.len());
+        let (name, rest) = tail.split_at(end);
+        let rest = rest.strip_prefix(':').unwrap_or(rest).trim_start();
         Some(Self {
             label: label.to_owned(),
             name: name.to_owned(),
