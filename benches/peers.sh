@@ -82,8 +82,13 @@ echo "# N=$N fraction=$F reps=$REPS (urlwatch: $UW_REPS); work dir $BENCH_WORK; 
 
 # 1. build
 (cd "$REPO" && cargo build --release)
-TIDINGS="$REPO/target/release/tidings"
-TIDINGS_VERSION="$("$TIDINGS" --version)"
+# A private copy, so that a rebuild in the shared target dir during the run
+# cannot swap the binary between cycles.
+mkdir -p "$BENCH_WORK/bin"
+cp "$REPO/target/release/tidings" "$BENCH_WORK/bin/tidings"
+TIDINGS="$BENCH_WORK/bin/tidings"
+REV="$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)"
+TIDINGS_VERSION="$("$TIDINGS" --version) ($REV)"
 
 # 2. urlwatch
 UW="$PEERS_DIR/urlwatch/venv/bin/urlwatch"

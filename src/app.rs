@@ -436,6 +436,23 @@ async fn diff_against_stored(
                 "{}: no stored version yet; nothing to compare with",
                 watch.name
             );
+            if format == DiffFormat::Json {
+                // Scripts asking for JSON get JSON, even with nothing to
+                // compare: an empty diff against no earlier version.
+                let json = serde_json::json!({
+                    "old": null,
+                    "new": watch.url.as_str(),
+                    "changed": false,
+                    "changed_words": 0,
+                    "added": [],
+                    "removed": [],
+                    "changed_blocks": [],
+                    "alert": false,
+                    "kinds": [],
+                    "changes": [],
+                });
+                println!("{}", serde_json::to_string_pretty(&json)?);
+            }
             0
         }
     };

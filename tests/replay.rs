@@ -46,7 +46,9 @@ fn three_steps() -> Vec<String> {
 fn replay(dir: &Path, args: &[&str]) -> Run {
     let mut all = vec!["replay", dir.to_str().expect("utf-8")];
     all.extend(args);
-    run_in(dir.parent().expect("parent"), &all)
+    // Run somewhere harmless: never inside the folder being replayed.
+    let cwd = tempfile::tempdir().expect("tempdir");
+    run_in(cwd.path(), &all)
 }
 
 #[test]
