@@ -155,12 +155,12 @@ pub fn classify(
         let before = block_change
             .old
             .as_ref()
-            .map(|b| facts::block_facts(&b.text, &[]))
+            .map(|b| facts::block_facts(b, &[]))
             .unwrap_or_default();
         let after = block_change
             .new
             .as_ref()
-            .map(|b| facts::block_facts(&b.text, &[]))
+            .map(|b| facts::block_facts(b, &[]))
             .unwrap_or_default();
         let mut kinds: BTreeSet<Kind> = before
             .symmetric_difference(&after)

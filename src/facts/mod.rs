@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::model::Block;
+use crate::model::{Block, BlockKind};
 use gazetteer::{EntryKind, gazetteer};
 
 /// Bumped whenever the same text can yield different facts, so stored facts
@@ -159,14 +159,62 @@ pub struct FactRule {
 
 /// Facts in all blocks of a page.
 pub fn page_facts(blocks: &[Block], rules: &[FactRule]) -> BTreeSet<Fact> {
-    blocks
-        .iter()
-        .flat_map(|block| block_facts(&block.text, rules))
-        .collect()
+    blocks.iter().flat_map(|block| block_facts(block, rules)).collect()
 }
 
-/// Facts in one block of text.
-pub fn block_facts(text: &str, rules: &[FactRule]) -> BTreeSet<Fact> {
+/// Facts in one block.
+pub fn block_facts(block: &Block, rules: &[FactRule]) -> BTreeSet<Fact> {
+    if block.kind == BlockKind::ListItem
+        && let Some(place) = list_item_place(&block.text)
+    {
+        let mut facts = text_facts(&block.text, rules);
+        // The whole item names the place: "Fylde Coast", not "Fylde".
+        facts.retain(|fact| !matches!(fact, Fact::Place { .. }));
+        facts.insert(place);
+        return facts;
+    }
+    text_facts(&block.text, rules)
+}
+
+/// A list item that is nothing but a short proper name, such as "Fylde
+/// Coast" or "Morecambe Bay" in a list of places: the lists of places on
+/// partnership pages often name areas that are not councils.
+fn list_item_place(text: &str) -> Option<Fact> {
+    let text = text.trim_end_matches(['.', ';', ',']).trim();
+    if let Some(entry) = gazetteer().lookup(text) {
+        return (!entry.kind.is_organisation()).then(|| Fact::Place {
+            name: entry.name.clone(),
+            kind: entry.kind.label().to_owned(),
+            code: entry.code.clone(),
+        });
+    }
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let joiners = ["and", "of", "the", "with", "upon", "on", "in", "&"];
+    let capitalised = |w: &&str| {
+        w.chars().next().is_some_and(char::is_uppercase)
+            && w.chars().all(|c| c.is_alphabetic() || "'’-".contains(c))
+    };
+    let proper = !words.is_empty()
+        && words.len() <= 5
+        && capitalised(&words[0])
+        && words.iter().all(|w| joiners.contains(w) || capitalised(w));
+    let names_a_place = gazetteer()
+        .find(text)
+        .iter()
+        .any(|f| !f.entry.kind.is_organisation())
+        || words.last().is_some_and(|w| PLACE_WORDS.contains(w));
+    (proper && names_a_place && organisations(text).is_empty()).then(|| Fact::Place {
+        name: text.to_owned(),
+        kind: "area".to_owned(),
+        code: String::new(),
+    })
+}
+
+/// Last words that make a short proper name an area.
+const PLACE_WORDS: [&str; 8] = ["Bay", "Coast", "Valley", "Dales", "Moors", "Fells", "Peninsula", "Vale"];
+
+/// Facts in a text.
+fn text_facts(text: &str, rules: &[FactRule]) -> BTreeSet<Fact> {
     let mut facts = BTreeSet::new();
     let organisations = organisations(text);
     for found in gazetteer().find(text) {
@@ -488,7 +536,7 @@ mod tests {
     use super::*;
 
     fn facts(text: &str) -> Vec<String> {
-        block_facts(text, &[])
+        text_facts(text, &[])
             .iter()
             .map(|f| format!("{:?}:{}", f.group(), f.label()))
             .collect()
@@ -623,11 +671,29 @@ mod tests {
             name: "board meeting".into(),
             pattern: Regex::new(r"board meeting on (\d+ \w+)").expect("regex"),
         };
-        let found = block_facts("a paper presented at the board meeting on 27 July", &[rule]);
+        let found = text_facts("a paper presented at the board meeting on 27 July", &[rule]);
         assert!(found.contains(&Fact::Custom {
             rule: "board meeting".into(),
             value: "27 July".into()
         }));
+    }
+
+    #[test]
+    fn list_items_naming_areas_are_places() {
+        let item = |text: &str| block_facts(&Block::new(BlockKind::ListItem, text), &[]);
+        let names = |facts: BTreeSet<Fact>| -> Vec<String> {
+            facts
+                .into_iter()
+                .filter(|f| matches!(f, Fact::Place { .. }))
+                .map(|f| f.label())
+                .collect()
+        };
+        assert_eq!(names(item("Fylde Coast")), ["Fylde Coast"]);
+        assert_eq!(names(item("Morecambe Bay")), ["Morecambe Bay"]);
+        assert_eq!(names(item("Pennine Lancashire")), ["Pennine Lancashire"]);
+        assert_eq!(names(item("Blackburn with Darwen")), ["Blackburn with Darwen"]);
+        assert!(names(item("Improve the health and wellbeing of the population.")).is_empty());
+        assert!(names(item("Cumbria County Council")).is_empty());
     }
 
     #[test]

@@ -1,0 +1,243 @@
+//! Partnership scenarios: real partnership pages (the fixtures, built around
+//! the seed texts with their site chrome) edited the way such pages really
+//! change, run through the whole pipeline, with the kind and the summary of
+//! each change asserted.
+
+use chrono::Utc;
+use tidings::classify::Kind;
+use tidings::diff::DiffOptions;
+use tidings::extract::Rules;
+use tidings::fetch::Validators;
+use tidings::pipeline::{FetchedPage, Outcome, apply_page};
+use tidings::store::Store;
+
+fn fixture(name: &str) -> String {
+    let path = format!("{}/tests/fixtures/partnerships/{name}.html", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+}
+
+/// Applies `before` then `after` as two fetches of one watch and returns the
+/// outcome of the second.
+fn run(before: &str, after: &str) -> Outcome {
+    let store = Store::temporary().expect("store");
+    let apply = |html: &str| {
+        let page = FetchedPage {
+            html,
+            fetched_at: Utc::now(),
+            validators: Validators::default(),
+        };
+        apply_page(&store, "scenario", &Rules::default(), &page, &DiffOptions::default()).expect("apply")
+    };
+    assert!(matches!(apply(before), Outcome::New { .. }));
+    apply(after)
+}
+
+/// Replaces text in a page, failing loudly if the fixture no longer has it.
+fn edit(html: &str, from: &str, to: &str) -> String {
+    assert!(html.contains(from), "the fixture no longer contains {from:?}");
+    html.replace(from, to)
+}
+
+/// The kinds and the one-line summary of a change that must alert.
+fn alerting(outcome: &Outcome) -> (Vec<Kind>, String) {
+    match outcome {
+        Outcome::Changed { assessment, .. } => {
+            assert!(assessment.alerts(), "expected an alert: {}", assessment.one_line());
+            (assessment.kinds(), assessment.one_line())
+        }
+        other => panic!("expected a change, got {other:?}"),
+    }
+}
+
+/// Asserts a step raises no alert: unchanged, held, or only minor changes.
+fn silent(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Unchanged { .. } => "unchanged".to_owned(),
+        Outcome::Held { reason } => format!("held: {reason}"),
+        Outcome::Changed { assessment, .. } => {
+            assert!(!assessment.alerts(), "expected no alert: {}", assessment.one_line());
+            assert_eq!(assessment.kinds(), [Kind::Minor]);
+            assessment.one_line()
+        }
+        other => panic!("expected no alert, got {other:?}"),
+    }
+}
+
+#[test]
+fn boundary_realignment_from_five_places_to_four() {
+    let before = fixture("lsc-place-review");
+    let after = edit(
+        &edit(&before, "there have previously been five place-based partnerships:", "there are now four place-based partnerships:"),
+        r#"<li><a href="/central-lancs">Central Lancashire</a></li>
+    <li><a href="/fylde-coast">Fylde Coast</a></li>
+    <li><a href="/morecambe-bay">Morecambe Bay</a></li>
+    <li><a href="/pennine-lancs">Pennine Lancashire</a></li>
+    <li><a href="/west-lancs">West Lancashire</a></li>"#,
+        r#"<li><a href="/blackburn">Blackburn with Darwen</a></li>
+    <li><a href="/blackpool">Blackpool</a></li>
+    <li><a href="/lancashire">Lancashire</a></li>
+    <li><a href="/south-cumbria">South Cumbria</a></li>"#,
+    );
+    let (kinds, summary) = alerting(&run(&before, &after));
+    assert_eq!(kinds[0], Kind::Boundary, "{summary}");
+    for part in [
+        "+Blackburn with Darwen",
+        "+Blackpool",
+        "−Fylde Coast",
+        "−Morecambe Bay",
+        "place-based partnerships 5 → 4",
+    ] {
+        assert!(summary.contains(part), "{part:?} missing from {summary}");
+    }
+}
+
+#[test]
+fn a_district_dropped_from_the_population_list() {
+    let before = fixture("wnec-stp");
+    let after = edit(&before, "<li>Eden 52,630 residents.</li>", "");
+    let (kinds, summary) = alerting(&run(&before, &after));
+    assert_eq!(kinds, [Kind::Boundary]);
+    assert_eq!(summary, "Boundary: −Eden population 52,630");
+}
+
+#[test]
+fn forty_four_areas_become_forty_two() {
+    let before = fixture("stp-44-areas");
+    let after = before.replace("44 areas", "42 areas");
+    let (kinds, summary) = alerting(&run(&before, &after));
+    assert_eq!(kinds, [Kind::Boundary]);
+    assert_eq!(summary, "Boundary: areas 44 → 42");
+}
+
+#[test]
+fn a_ccg_replaced_by_an_icb() {
+    let before = fixture("wnec-stp");
+    let after = edit(
+        &before,
+        "<li>NHS North Cumbria Clinical Commissioning Group</li>",
+        "<li>NHS North East and North Cumbria Integrated Care Board</li>",
+    );
+    let (kinds, summary) = alerting(&run(&before, &after));
+    assert_eq!(kinds, [Kind::Members]);
+    assert_eq!(
+        summary,
+        "Members: NHS North Cumbria CCG → NHS North East and North Cumbria Integrated Care Board"
+    );
+}
+
+#[test]
+fn a_new_chief_executive() {
+    let before = fixture("lsc-landmark-partnership");
+    let after = edit(&before, "Kevin Lavery, chief executive", "Samantha Nicol, chief executive");
+    let (kinds, summary) = alerting(&run(&before, &after));
+    assert_eq!(kinds, [Kind::Leaders]);
+    assert_eq!(
+        summary,
+        "Leaders: chief executive of NHS Lancashire and South Cumbria Integrated Care Board: Kevin Lavery → Samantha Nicol"
+    );
+}
+
+#[test]
+fn a_narrative_rewrite_of_the_aims() {
+    let before = fixture("wnec-stp");
+    let after = edit(
+        &edit(
+            &before,
+            "Prevent illness and empower people to support their own health and well-being.",
+            "Close the gap in healthy life expectancy between our most and least deprived communities.",
+        ),
+        "Strengthen and invest in local primary care, social care and community care.",
+        "Make every contact count, so that people get help before problems grow.",
+    );
+    let (kinds, summary) = alerting(&run(&before, &after));
+    assert_eq!(kinds, [Kind::Narrative]);
+    // Rewritten, not reworded: too little is shared to pair old and new.
+    assert_eq!(summary, "Narrative: 2 added, 2 removed under “Our aims”");
+}
+
+#[test]
+fn a_typo_fix_is_minor() {
+    let fixed = fixture("lsc-ics");
+    let typo = edit(&fixed, "a more collaborative way", "a more colaborative way");
+    let summary = silent(&run(&typo, &fixed));
+    assert!(summary.starts_with("Minor:"), "{summary}");
+}
+
+#[test]
+fn a_last_updated_date_change_raises_nothing() {
+    let before = fixture("wnec-stp");
+    let after = edit(&before, "Page last updated: 12 March 2021", "Page last updated: 3 April 2022");
+    silent(&run(&before, &after));
+}
+
+#[test]
+fn a_cookie_banner_change_raises_nothing() {
+    let before = fixture("lsc-ics");
+    let after = edit(
+        &before,
+        "We use cookies on our website to give you the most relevant experience",
+        "This site uses cookies and similar technologies to give you a better experience",
+    );
+    assert_eq!(silent(&run(&before, &after)), "unchanged");
+}
+
+#[test]
+fn an_error_page_served_with_200_is_held_until_confirmed() {
+    let store = Store::temporary().expect("store");
+    let apply = |html: &str| {
+        let page = FetchedPage {
+            html,
+            fetched_at: Utc::now(),
+            validators: Validators::default(),
+        };
+        apply_page(&store, "wnec", &Rules::default(), &page, &DiffOptions::default()).expect("apply")
+    };
+    let page = fixture("wnec-stp");
+    let error_page = "<html><head><title>Error</title></head><body><main><h1>Sorry, something went wrong</h1>\
+                      <p>Please try again later.</p></main></body></html>";
+    assert!(matches!(apply(&page), Outcome::New { .. }));
+    let held = apply(error_page);
+    assert!(
+        matches!(&held, Outcome::Held { reason } if reason.contains("lost")),
+        "{held:?}"
+    );
+    // The site recovers: nothing was ever reported.
+    assert!(matches!(apply(&page), Outcome::Unchanged { .. }));
+    // Served twice in a row, the loss is confirmed and reported.
+    assert!(matches!(apply(error_page), Outcome::Held { .. }));
+    assert!(matches!(apply(error_page), Outcome::Changed { .. }));
+}
+
+#[test]
+fn a_page_flipping_between_two_versions_alerts_once() {
+    let store = Store::temporary().expect("store");
+    let apply = |html: &str| {
+        let page = FetchedPage {
+            html,
+            fetched_at: Utc::now(),
+            validators: Validators::default(),
+        };
+        apply_page(&store, "ics", &Rules::default(), &page, &DiffOptions::default()).expect("apply")
+    };
+    let a = fixture("lsc-ics");
+    let b = edit(&a, "Our agreed partnership vision", "Our shared partnership vision");
+    apply(&a);
+    assert!(matches!(apply(&b), Outcome::Changed { .. }), "the first switch is news");
+    // Back and forth: the return to A is held for confirmation, and B is
+    // what is stored, so neither raises anything again.
+    for _ in 0..3 {
+        assert!(matches!(apply(&a), Outcome::Held { .. }));
+        assert!(matches!(apply(&b), Outcome::Unchanged { .. }));
+    }
+}
+
+#[test]
+fn a_reordered_members_list_is_not_a_change() {
+    let before = fixture("wnec-stp");
+    let after = edit(
+        &edit(&before, "<li>Cumbria County Council</li>\n", ""),
+        "<li>North West Ambulance Service</li>",
+        "<li>North West Ambulance Service</li>\n      <li>Cumbria County Council</li>",
+    );
+    assert_eq!(silent(&run(&before, &after)), "unchanged");
+}
