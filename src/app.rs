@@ -462,7 +462,8 @@ async fn diff_against_stored(
             fetched_at,
             validators,
         };
-        let outcome = pipeline::apply_page(&store, &watch.name, &rules, &page, options)?;
+        let outcome =
+            pipeline::apply_page(&store, &watch.name, &rules, &watch.facts, &page, options)?;
         store.flush()?;
         if let Outcome::New { version }
         | Outcome::Changed { version, .. }
@@ -484,6 +485,7 @@ fn ad_hoc_watch(url: &url::Url) -> anyhow::Result<Watch> {
             .map_err(anyhow::Error::msg)?,
         tags: Vec::new(),
         rules: Rules::default(),
+        facts: Vec::new(),
     })
 }
 
@@ -816,7 +818,7 @@ fn replay_command(
             fetched_at: Utc::now(),
             validators: Validators::default(),
         };
-        let outcome = match pipeline::apply_page(&store, &watch, &rules, &page, &options) {
+        let outcome = match pipeline::apply_page(&store, &watch, &rules, &[], &page, &options) {
             Ok(outcome) => outcome,
             Err(pipeline::ApplyError::Store(e)) => return Err(e.into()),
             Err(other) => Outcome::Failed {

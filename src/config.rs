@@ -18,6 +18,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::extract;
+use crate::facts::FactRule;
 
 /// A schedule in the form the `cron` crate reads, plus its time zone.
 #[derive(Debug, Clone)]
@@ -112,6 +113,8 @@ pub struct Watch {
     pub tags: Vec<String>,
     /// Compiled extraction rules.
     pub rules: extract::Rules,
+    /// The watch's own named fact rules.
+    pub facts: Vec<FactRule>,
 }
 
 /// A validated configuration.
@@ -263,6 +266,17 @@ struct RawWatch {
     exclude: Option<Spanned<OneOrMany>>,
     ignore: Option<Spanned<OneOrMany>>,
     main_content: Option<bool>,
+    #[serde(default)]
+    fact: Vec<RawFactRule>,
+}
+
+/// `[[watch.fact]]`: a named regex whose first group (or whole match) is a
+/// fact worth tracking on this page.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFactRule {
+    name: Spanned<String>,
+    regex: Spanned<String>,
 }
 
 /// The default schedule: every six hours, on the hour.
@@ -650,6 +664,33 @@ fn validate_watches(
                 None
             }
         };
+        let mut facts = Vec::new();
+        for rule in &raw.fact {
+            let rule_name = rule.name.get_ref().trim();
+            if rule_name.is_empty() {
+                errors.push(file.error(
+                    Some(&rule.name.span()),
+                    field("fact.name"),
+                    "must not be empty",
+                ));
+                ok = false;
+                continue;
+            }
+            match regex::Regex::new(rule.regex.get_ref()) {
+                Ok(pattern) => facts.push(FactRule {
+                    name: rule_name.to_owned(),
+                    pattern,
+                }),
+                Err(e) => {
+                    errors.push(file.error(
+                        Some(&rule.regex.span()),
+                        field(&format!("fact `{rule_name}`: regex")),
+                        format!("invalid regex: {e}"),
+                    ));
+                    ok = false;
+                }
+            }
+        }
         if let (true, Some(url), Some(schedule), Some(rules)) = (ok, url, schedule, rules) {
             watches.push(Watch {
                 name,
@@ -657,6 +698,7 @@ fn validate_watches(
                 schedule,
                 tags: raw.tags,
                 rules,
+                facts,
             });
         }
     }
@@ -712,6 +754,25 @@ mod tests {
         let error = &errors.0[0];
         assert_eq!(error.line, Some(4), "{error}");
         assert!(error.message.contains("selector"), "{error}");
+    }
+
+    #[test]
+    fn fact_rules_compile_or_name_their_line() {
+        let config = load_text(
+            "[[watch]]\nname = \"a\"\nurl = \"https://example.org\"\n[[watch.fact]]\nname = \"board\"\nregex = 'board meeting on (\\d+ \\w+)'\n",
+        )
+        .expect("valid");
+        assert_eq!(config.watches[0].facts[0].name, "board");
+        let errors = load_text(
+            "[[watch]]\nname = \"a\"\nurl = \"https://example.org\"\n[[watch.fact]]\nname = \"board\"\nregex = \"(unclosed\"\n",
+        )
+        .expect_err("bad regex");
+        assert!(
+            errors
+                .to_string()
+                .contains(":6: watch `a`: fact `board`: regex"),
+            "{errors}"
+        );
     }
 
     #[test]

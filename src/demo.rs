@@ -130,6 +130,7 @@ pub async fn run(state: Option<&Path>) -> anyhow::Result<u8> {
                 schedule: schedule.clone(),
                 tags: vec!["demo".to_owned()],
                 rules: Rules::default(),
+                facts: Vec::new(),
             })
         })
         .collect::<anyhow::Result<_>>()?;

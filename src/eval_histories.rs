@@ -268,7 +268,7 @@ pub fn evaluate_page(dir: &Path) -> Result<Vec<StepResult>, HistoryEvalError> {
             fetched_at: Utc::now(),
             validators: Validators::default(),
         };
-        match apply_page(&store, "history", &rules, &fetched, &options) {
+        match apply_page(&store, "history", &rules, &[], &fetched, &options) {
             Ok(outcome) => Ok(outcome),
             Err(ApplyError::Store(e)) => Err(e.into()),
             Err(other) => Ok(Outcome::Failed {

@@ -21,12 +21,10 @@ use crate::classify::{self, Assessment};
 use crate::config::{Limits, Watch};
 use crate::diff::{self, DiffOptions, TextDiff};
 use crate::extract::{self, EXTRACTOR_VERSION};
-use crate::facts::{self, Fact};
+use crate::facts::{self, Fact, FactRule};
 use crate::fetch::{FetchOutcome, FetchSettings, Fetcher, Validators};
 use crate::model::Block;
-use crate::store::{
-    self, NewChange, NewVersion, Store, StoreError, Suspect, VersionInfo, WatchState,
-};
+use crate::store::{self, NewChange, NewVersion, Store, StoreError, Suspect, WatchState};
 
 /// What one check found.
 #[derive(Debug, Clone, Serialize)]
@@ -157,11 +155,19 @@ pub fn apply_page(
     store: &Store,
     watch: &str,
     rules: &extract::Rules,
+    fact_rules: &[FactRule],
     page: &FetchedPage<'_>,
     diff_options: &DiffOptions,
 ) -> Result<Outcome, ApplyError> {
     let extracted = extract::extract(page.html, rules)?;
-    apply_extracted(store, watch, &extracted.blocks, page, diff_options)
+    apply_extracted(
+        store,
+        watch,
+        &extracted.blocks,
+        fact_rules,
+        page,
+        diff_options,
+    )
 }
 
 /// [`apply_page`] for text already extracted.
@@ -169,6 +175,7 @@ pub fn apply_extracted(
     store: &Store,
     watch: &str,
     blocks: &[Block],
+    fact_rules: &[FactRule],
     page: &FetchedPage<'_>,
     diff_options: &DiffOptions,
 ) -> Result<Outcome, ApplyError> {
@@ -185,7 +192,7 @@ pub fn apply_extracted(
 
     let Some((previous_info, previous_blocks)) = store.latest(watch)? else {
         state.suspect = None;
-        let version = new_version(page, blocks, None, &facts::page_facts(blocks, &[]));
+        let version = new_version(page, blocks, None, &facts::page_facts(blocks, fact_rules));
         let number = store.commit_version(watch, &version, &state)?;
         return Ok(Outcome::New { version: number });
     };
@@ -197,7 +204,7 @@ pub fn apply_extracted(
             not_modified: false,
         });
     }
-    let new_facts = facts::page_facts(blocks, &[]);
+    let new_facts = facts::page_facts(blocks, fact_rules);
     if previous_info.extractor_version != EXTRACTOR_VERSION {
         // The same page read by a newer extractor is not news: store it as
         // the new baseline, with no change record.
@@ -223,7 +230,9 @@ pub fn apply_extracted(
     }
     state.suspect = None;
 
-    let old_facts = stored_facts(store, &previous_info, &previous_blocks)?;
+    // The old text's facts are read again with today's rules, so a rule
+    // added to the config compares like with like.
+    let old_facts = facts::page_facts(&previous_blocks, fact_rules);
     let assessment = classify::classify(&text_diff, &old_facts, &new_facts);
     state.last_change = Some(page.fetched_at);
     let detail = serde_json::json!({
@@ -261,22 +270,6 @@ fn new_version<'a>(
             .ok()
             .map(|value| (facts::FACTS_VERSION, value)),
     }
-}
-
-/// The facts of a stored version: as stored when the reader was the same
-/// version, else read again from its text.
-fn stored_facts(
-    store: &Store,
-    info: &VersionInfo,
-    blocks: &[Block],
-) -> Result<BTreeSet<Fact>, StoreError> {
-    if let Some((version, value)) = store.facts(info)?
-        && version == facts::FACTS_VERSION
-        && let Ok(stored) = serde_json::from_value::<BTreeSet<Fact>>(value)
-    {
-        return Ok(stored);
-    }
-    Ok(facts::page_facts(blocks, &[]))
 }
 
 /// Why a new text should be held until a later fetch confirms it, if it
@@ -453,6 +446,7 @@ impl Pipeline {
             }
             Ok(FetchOutcome::Page(page)) => {
                 let rules = watch.rules.clone();
+                let fact_rules = watch.facts.clone();
                 let diff_options = self.diff_options();
                 let result = run_blocking(move || {
                     let fetched = FetchedPage {
@@ -460,7 +454,7 @@ impl Pipeline {
                         fetched_at: now,
                         validators: page.validators.clone(),
                     };
-                    match apply_page(&store, &name, &rules, &fetched, &diff_options) {
+                    match apply_page(&store, &name, &rules, &fact_rules, &fetched, &diff_options) {
                         Ok(outcome) => Ok(outcome),
                         Err(ApplyError::Store(e)) => Err(e),
                         Err(other) => {

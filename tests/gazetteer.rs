@@ -14,7 +14,10 @@ fn data_dir() -> Option<PathBuf> {
     if dir.join("la-england-past-current.csv").is_file() {
         Some(dir)
     } else {
-        eprintln!("skipped: reference lists not found at {} (set TIDINGS_DATA_DIR)", dir.display());
+        eprintln!(
+            "skipped: reference lists not found at {} (set TIDINGS_DATA_DIR)",
+            dir.display()
+        );
         None
     }
 }
@@ -69,7 +72,11 @@ fn every_english_local_authority_since_2019_is_known() {
     }
     missing.sort();
     missing.dedup();
-    assert!(missing.is_empty(), "{} of {checked} names missing: {missing:?}", missing.len());
+    assert!(
+        missing.is_empty(),
+        "{} of {checked} names missing: {missing:?}",
+        missing.len()
+    );
 }
 
 #[test]
@@ -109,6 +116,10 @@ fn all_42_icbs_and_every_stp_are_known() {
     let stps = rows(&dir.join("stp-names-2017-2021.csv"));
     let stp_name = column(&stps, "STPNM");
     for row in &stps[1..] {
-        assert!(gazetteer().lookup(&row[stp_name]).is_some(), "{} missing", row[stp_name]);
+        assert!(
+            gazetteer().lookup(&row[stp_name]).is_some(),
+            "{} missing",
+            row[stp_name]
+        );
     }
 }

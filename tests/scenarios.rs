@@ -12,7 +12,10 @@ use tidings::pipeline::{FetchedPage, Outcome, apply_page};
 use tidings::store::Store;
 
 fn fixture(name: &str) -> String {
-    let path = format!("{}/tests/fixtures/partnerships/{name}.html", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/partnerships/{name}.html",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
 }
 
@@ -26,7 +29,15 @@ fn run(before: &str, after: &str) -> Outcome {
             fetched_at: Utc::now(),
             validators: Validators::default(),
         };
-        apply_page(&store, "scenario", &Rules::default(), &page, &DiffOptions::default()).expect("apply")
+        apply_page(
+            &store,
+            "scenario",
+            &Rules::default(),
+            &[],
+            &page,
+            &DiffOptions::default(),
+        )
+        .expect("apply")
     };
     assert!(matches!(apply(before), Outcome::New { .. }));
     apply(after)
@@ -34,7 +45,10 @@ fn run(before: &str, after: &str) -> Outcome {
 
 /// Replaces text in a page, failing loudly if the fixture no longer has it.
 fn edit(html: &str, from: &str, to: &str) -> String {
-    assert!(html.contains(from), "the fixture no longer contains {from:?}");
+    assert!(
+        html.contains(from),
+        "the fixture no longer contains {from:?}"
+    );
     html.replace(from, to)
 }
 
@@ -42,7 +56,11 @@ fn edit(html: &str, from: &str, to: &str) -> String {
 fn alerting(outcome: &Outcome) -> (Vec<Kind>, String) {
     match outcome {
         Outcome::Changed { assessment, .. } => {
-            assert!(assessment.alerts(), "expected an alert: {}", assessment.one_line());
+            assert!(
+                assessment.alerts(),
+                "expected an alert: {}",
+                assessment.one_line()
+            );
             (assessment.kinds(), assessment.one_line())
         }
         other => panic!("expected a change, got {other:?}"),
@@ -55,7 +73,11 @@ fn silent(outcome: &Outcome) -> String {
         Outcome::Unchanged { .. } => "unchanged".to_owned(),
         Outcome::Held { reason } => format!("held: {reason}"),
         Outcome::Changed { assessment, .. } => {
-            assert!(!assessment.alerts(), "expected no alert: {}", assessment.one_line());
+            assert!(
+                !assessment.alerts(),
+                "expected no alert: {}",
+                assessment.one_line()
+            );
             assert_eq!(assessment.kinds(), [Kind::Minor]);
             assessment.one_line()
         }
@@ -67,7 +89,11 @@ fn silent(outcome: &Outcome) -> String {
 fn boundary_realignment_from_five_places_to_four() {
     let before = fixture("lsc-place-review");
     let after = edit(
-        &edit(&before, "there have previously been five place-based partnerships:", "there are now four place-based partnerships:"),
+        &edit(
+            &before,
+            "there have previously been five place-based partnerships:",
+            "there are now four place-based partnerships:",
+        ),
         r#"<li><a href="/central-lancs">Central Lancashire</a></li>
     <li><a href="/fylde-coast">Fylde Coast</a></li>
     <li><a href="/morecambe-bay">Morecambe Bay</a></li>
@@ -128,7 +154,11 @@ fn a_ccg_replaced_by_an_icb() {
 #[test]
 fn a_new_chief_executive() {
     let before = fixture("lsc-landmark-partnership");
-    let after = edit(&before, "Kevin Lavery, chief executive", "Samantha Nicol, chief executive");
+    let after = edit(
+        &before,
+        "Kevin Lavery, chief executive",
+        "Samantha Nicol, chief executive",
+    );
     let (kinds, summary) = alerting(&run(&before, &after));
     assert_eq!(kinds, [Kind::Leaders]);
     assert_eq!(
@@ -158,7 +188,11 @@ fn a_narrative_rewrite_of_the_aims() {
 #[test]
 fn a_typo_fix_is_minor() {
     let fixed = fixture("lsc-ics");
-    let typo = edit(&fixed, "a more collaborative way", "a more colaborative way");
+    let typo = edit(
+        &fixed,
+        "a more collaborative way",
+        "a more colaborative way",
+    );
     let summary = silent(&run(&typo, &fixed));
     assert!(summary.starts_with("Minor:"), "{summary}");
 }
@@ -166,7 +200,11 @@ fn a_typo_fix_is_minor() {
 #[test]
 fn a_last_updated_date_change_raises_nothing() {
     let before = fixture("wnec-stp");
-    let after = edit(&before, "Page last updated: 12 March 2021", "Page last updated: 3 April 2022");
+    let after = edit(
+        &before,
+        "Page last updated: 12 March 2021",
+        "Page last updated: 3 April 2022",
+    );
     silent(&run(&before, &after));
 }
 
@@ -190,7 +228,15 @@ fn an_error_page_served_with_200_is_held_until_confirmed() {
             fetched_at: Utc::now(),
             validators: Validators::default(),
         };
-        apply_page(&store, "wnec", &Rules::default(), &page, &DiffOptions::default()).expect("apply")
+        apply_page(
+            &store,
+            "wnec",
+            &Rules::default(),
+            &[],
+            &page,
+            &DiffOptions::default(),
+        )
+        .expect("apply")
     };
     let page = fixture("wnec-stp");
     let error_page = "<html><head><title>Error</title></head><body><main><h1>Sorry, something went wrong</h1>\
@@ -217,12 +263,27 @@ fn a_page_flipping_between_two_versions_alerts_once() {
             fetched_at: Utc::now(),
             validators: Validators::default(),
         };
-        apply_page(&store, "ics", &Rules::default(), &page, &DiffOptions::default()).expect("apply")
+        apply_page(
+            &store,
+            "ics",
+            &Rules::default(),
+            &[],
+            &page,
+            &DiffOptions::default(),
+        )
+        .expect("apply")
     };
     let a = fixture("lsc-ics");
-    let b = edit(&a, "Our agreed partnership vision", "Our shared partnership vision");
+    let b = edit(
+        &a,
+        "Our agreed partnership vision",
+        "Our shared partnership vision",
+    );
     apply(&a);
-    assert!(matches!(apply(&b), Outcome::Changed { .. }), "the first switch is news");
+    assert!(
+        matches!(apply(&b), Outcome::Changed { .. }),
+        "the first switch is news"
+    );
     // Back and forth: the return to A is held for confirmation, and B is
     // what is stored, so neither raises anything again.
     for _ in 0..3 {

@@ -159,7 +159,10 @@ pub struct FactRule {
 
 /// Facts in all blocks of a page.
 pub fn page_facts(blocks: &[Block], rules: &[FactRule]) -> BTreeSet<Fact> {
-    blocks.iter().flat_map(|block| block_facts(block, rules)).collect()
+    blocks
+        .iter()
+        .flat_map(|block| block_facts(block, rules))
+        .collect()
 }
 
 /// Facts in one block.
@@ -211,7 +214,16 @@ fn list_item_place(text: &str) -> Option<Fact> {
 }
 
 /// Last words that make a short proper name an area.
-const PLACE_WORDS: [&str; 8] = ["Bay", "Coast", "Valley", "Dales", "Moors", "Fells", "Peninsula", "Vale"];
+const PLACE_WORDS: [&str; 8] = [
+    "Bay",
+    "Coast",
+    "Valley",
+    "Dales",
+    "Moors",
+    "Fells",
+    "Peninsula",
+    "Vale",
+];
 
 /// Facts in a text.
 fn text_facts(text: &str, rules: &[FactRule]) -> BTreeSet<Fact> {
@@ -691,7 +703,10 @@ mod tests {
         assert_eq!(names(item("Fylde Coast")), ["Fylde Coast"]);
         assert_eq!(names(item("Morecambe Bay")), ["Morecambe Bay"]);
         assert_eq!(names(item("Pennine Lancashire")), ["Pennine Lancashire"]);
-        assert_eq!(names(item("Blackburn with Darwen")), ["Blackburn with Darwen"]);
+        assert_eq!(
+            names(item("Blackburn with Darwen")),
+            ["Blackburn with Darwen"]
+        );
         assert!(names(item("Improve the health and wellbeing of the population.")).is_empty());
         assert!(names(item("Cumbria County Council")).is_empty());
     }
