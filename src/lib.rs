@@ -28,4 +28,5 @@ pub mod fetch;
 pub mod model;
 pub mod pipeline;
 pub mod render;
+pub mod schedule;
 pub mod store;

@@ -340,6 +340,10 @@ pub struct Pipeline {
     limits: Limits,
     global: Arc<Semaphore>,
     per_host: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Pages being extracted, diffed and stored at once: no more than there
+    /// are cores. More only adds parsed pages (and per-thread regex caches)
+    /// in memory at the same time, without finishing any sooner.
+    cpu: Arc<Semaphore>,
 }
 
 impl Pipeline {
@@ -362,6 +366,9 @@ impl Pipeline {
             fetcher: Fetcher::new(settings)?,
             store,
             global: Arc::new(Semaphore::new(limits.concurrency)),
+            cpu: Arc::new(Semaphore::new(
+                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+            )),
             limits,
             per_host: Mutex::new(HashMap::new()),
         })
@@ -448,6 +455,7 @@ impl Pipeline {
                 let rules = watch.rules.clone();
                 let fact_rules = watch.facts.clone();
                 let diff_options = self.diff_options();
+                let _cpu_permit = self.cpu.acquire().await;
                 let result = run_blocking(move || {
                     let fetched = FetchedPage {
                         html: &page.html,

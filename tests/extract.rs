@@ -50,17 +50,27 @@ fn eval_report() {
     println!("{tp}");
 }
 
-/// Prints one eval page's extraction: `EVAL_PAGE=aeb/<id>`.
+/// Writes every page's extraction of a set to a directory for offline
+/// inspection: `EVAL_SET=aeb EVAL_DUMP_DIR=/tmp/out`.
 #[test]
 #[ignore = "debugging aid"]
 fn eval_dump() {
     let Some(dir) = eval_dir() else { return };
-    let Some(page) = std::env::var_os("EVAL_PAGE") else {
+    let (Some(set), Some(out)) = (
+        std::env::var_os("EVAL_SET"),
+        std::env::var_os("EVAL_DUMP_DIR"),
+    ) else {
         return;
     };
-    let path = dir.join(page).with_extension("html");
-    let bytes = std::fs::read(&path).expect("page reads");
-    let html = String::from_utf8_lossy(&bytes);
-    let extracted = tidings::extract::extract(&html, &Default::default()).expect("extracts");
-    println!("TITLE: {:?}\n{}", extracted.title, extracted.render());
+    let out = PathBuf::from(out);
+    std::fs::create_dir_all(&out).expect("dump dir");
+    for entry in std::fs::read_dir(dir.join(set)).expect("set dir") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let Some(id) = name.strip_suffix(".html") else { continue };
+        let bytes = std::fs::read(&path).expect("page reads");
+        let html = String::from_utf8_lossy(&bytes);
+        let extracted = tidings::extract::extract(&html, &Default::default()).expect("extracts");
+        std::fs::write(out.join(format!("{id}.txt")), extracted.render()).expect("write");
+    }
 }

@@ -1,0 +1,228 @@
+//! When each watch is due: cron fire times, deterministic per-watch jitter,
+//! one catch-up run after downtime, and backoff for failing watches.
+//!
+//! Pure: every function takes the time it reasons about as an argument and
+//! never reads the clock, so the daemon's timing is unit-tested with an
+//! injected clock rather than by sleeping.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::Schedule;
+
+/// How timing is spread and slowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// The most a watch's runs are shifted after their cron time. The shift
+    /// is also capped at a tenth of the gap between two fire times, so a
+    /// schedule that fires every few seconds is barely moved.
+    pub max_jitter: Duration,
+    /// The wait after the first failure; doubles with each further failure.
+    pub backoff_base: Duration,
+    /// The longest wait between attempts of a failing watch.
+    pub backoff_max: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            max_jitter: Duration::from_secs(300),
+            backoff_base: Duration::from_secs(300),
+            backoff_max: Duration::from_secs(6 * 3600),
+        }
+    }
+}
+
+/// A stable shift for one watch, in `[0, cap)`: the same on every run and
+/// every restart (it hashes the watch's name), so 500 watches due at 09:00
+/// spread over the window instead of firing at once.
+pub fn jitter(watch: &str, cap: Duration) -> Duration {
+    let cap_ms = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
+    if cap_ms == 0 {
+        return Duration::ZERO;
+    }
+    let hash = blake3::hash(watch.as_bytes());
+    let bytes: [u8; 8] = hash.as_bytes()[..8].try_into().unwrap_or_default();
+    Duration::from_millis(u64::from_le_bytes(bytes) % cap_ms)
+}
+
+/// The jitter cap for a schedule: `max_jitter`, but never more than a tenth
+/// of the gap between two consecutive fire times after `now`.
+fn jitter_cap(schedule: &Schedule, now: DateTime<Utc>, timing: &Timing) -> Duration {
+    let fires = schedule.upcoming(now, 2);
+    let gap = match fires.as_slice() {
+        [first, second] => (*second - *first).to_std().unwrap_or(Duration::ZERO),
+        _ => Duration::ZERO,
+    };
+    timing.max_jitter.min(gap / 10)
+}
+
+fn shifted(time: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
+    time + chrono::Duration::from_std(by).unwrap_or_else(|_| chrono::Duration::zero())
+}
+
+/// The first jittered fire time strictly after `after`.
+pub fn next_run(schedule: &Schedule, watch: &str, after: DateTime<Utc>, timing: &Timing) -> Option<DateTime<Utc>> {
+    let offset = jitter(watch, jitter_cap(schedule, after, timing));
+    // The fire whose jittered time is after `after` may be the one just
+    // before `after` (its jitter pushes it past): look back one fire first.
+    let back = shifted(after, Duration::ZERO) - chrono::Duration::from_std(offset).unwrap_or_default();
+    schedule
+        .cron
+        .after(&back.with_timezone(&schedule.timezone))
+        .map(|fire| shifted(fire.with_timezone(&Utc), offset))
+        .find(|time| *time > after)
+}
+
+/// The latest jittered fire time at or before `now`.
+pub fn previous_run(schedule: &Schedule, watch: &str, now: DateTime<Utc>, timing: &Timing) -> Option<DateTime<Utc>> {
+    let offset = jitter(watch, jitter_cap(schedule, now, timing));
+    let back = now - chrono::Duration::from_std(offset).unwrap_or_default();
+    schedule
+        .cron
+        .after(&back.with_timezone(&schedule.timezone))
+        .next_back()
+        .map(|fire| shifted(fire.with_timezone(&Utc), offset))
+        .filter(|time| *time <= now)
+}
+
+/// The wait before a failing watch is tried again.
+pub fn backoff(consecutive_failures: u32, timing: &Timing) -> Duration {
+    if consecutive_failures == 0 {
+        return Duration::ZERO;
+    }
+    let doublings = consecutive_failures.saturating_sub(1).min(20);
+    timing
+        .backoff_base
+        .saturating_mul(1u32 << doublings)
+        .min(timing.backoff_max)
+}
+
+/// What the daemon knows about a watch when planning its next run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct History {
+    /// The last check, if any.
+    pub last_check: Option<DateTime<Utc>>,
+    /// Failures since the last success.
+    pub consecutive_failures: u32,
+}
+
+/// When a watch should next run, seen from `now`.
+///
+/// - Never checked, or a scheduled run was missed while the daemon was
+///   down: run now, once (not once per missed fire).
+/// - Failing: not before the last check plus the backoff, and not before
+///   the next scheduled fire after that.
+/// - Otherwise: the next jittered fire time.
+pub fn due(schedule: &Schedule, watch: &str, history: History, now: DateTime<Utc>, timing: &Timing) -> DateTime<Utc> {
+    let Some(last_check) = history.last_check else {
+        return now;
+    };
+    if history.consecutive_failures > 0 {
+        let earliest = shifted(last_check, backoff(history.consecutive_failures, timing));
+        let from = earliest.max(now);
+        // The first fire at or after the backoff ends.
+        return next_run(schedule, watch, from - chrono::Duration::milliseconds(1), timing).unwrap_or(from);
+    }
+    if let Some(previous) = previous_run(schedule, watch, now, timing)
+        && previous > last_check
+    {
+        return now;
+    }
+    next_run(schedule, watch, now, timing).unwrap_or_else(|| shifted(now, timing.backoff_max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DEFAULT_TIMEZONE;
+    use chrono::TimeZone;
+
+    fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 14, h, m, s).single().expect("valid time")
+    }
+
+    fn daily_nine() -> Schedule {
+        // 09:00 London time; in January London is on UTC.
+        Schedule::parse("0 9 * * *", DEFAULT_TIMEZONE).expect("schedule")
+    }
+
+    #[test]
+    fn jitter_is_stable_and_bounded() {
+        let cap = Duration::from_secs(300);
+        assert_eq!(jitter("wnec-stp", cap), jitter("wnec-stp", cap));
+        let spread: std::collections::BTreeSet<u64> =
+            (0..500).map(|i| jitter(&format!("watch-{i}"), cap).as_secs()).collect();
+        assert!(spread.iter().all(|s| *s < 300));
+        // 500 watches land on many distinct seconds, not one.
+        assert!(spread.len() > 200, "{}", spread.len());
+        assert_eq!(jitter("x", Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn next_run_is_the_jittered_fire_after_now() {
+        let timing = Timing::default();
+        let next = next_run(&daily_nine(), "w", at(8, 0, 0), &timing).expect("next");
+        let offset = jitter("w", Duration::from_secs(300));
+        assert_eq!(next, shifted(at(9, 0, 0), offset));
+        // Just after the jittered time, the next one is tomorrow's.
+        let after = next_run(&daily_nine(), "w", next, &timing).expect("next");
+        assert_eq!(after - next, chrono::Duration::days(1));
+    }
+
+    #[test]
+    fn a_missed_run_runs_once_now() {
+        let timing = Timing::default();
+        let history = History {
+            // Last checked three days ago: three 09:00 runs were missed.
+            last_check: Some(at(10, 0, 0) - chrono::Duration::days(3)),
+            consecutive_failures: 0,
+        };
+        let now = at(12, 0, 0);
+        assert_eq!(due(&daily_nine(), "w", history, now, &timing), now);
+        // Having run now, the next is tomorrow's, not another catch-up.
+        let caught_up = History {
+            last_check: Some(now),
+            ..history
+        };
+        let next = due(&daily_nine(), "w", caught_up, now, &timing);
+        assert!(next > at(23, 0, 0) && next < at(23, 0, 0) + chrono::Duration::hours(11), "{next}");
+    }
+
+    #[test]
+    fn a_new_watch_runs_at_once() {
+        let now = at(12, 0, 0);
+        assert_eq!(due(&daily_nine(), "w", History::default(), now, &Timing::default()), now);
+    }
+
+    #[test]
+    fn failing_watches_back_off_exponentially_up_to_a_cap() {
+        let timing = Timing {
+            max_jitter: Duration::ZERO,
+            backoff_base: Duration::from_secs(60),
+            backoff_max: Duration::from_secs(600),
+        };
+        assert_eq!(backoff(0, &timing), Duration::ZERO);
+        assert_eq!(backoff(1, &timing), Duration::from_secs(60));
+        assert_eq!(backoff(3, &timing), Duration::from_secs(240));
+        assert_eq!(backoff(30, &timing), Duration::from_secs(600));
+
+        let every_minute = Schedule::parse("* * * * *", DEFAULT_TIMEZONE).expect("schedule");
+        let failed_at = at(12, 0, 0);
+        let history = History {
+            last_check: Some(failed_at),
+            consecutive_failures: 3,
+        };
+        // A every-minute watch that failed three times waits four minutes.
+        assert_eq!(due(&every_minute, "w", history, at(12, 0, 1), &timing), at(12, 4, 0));
+    }
+
+    #[test]
+    fn seconds_level_schedules_get_little_jitter() {
+        let every_two_seconds = Schedule::parse("*/2 * * * * *", DEFAULT_TIMEZONE).expect("schedule");
+        let now = at(12, 0, 0);
+        let next = next_run(&every_two_seconds, "w", now, &Timing::default()).expect("next");
+        assert!(next - now <= chrono::Duration::milliseconds(2_200), "{next}");
+    }
+}
