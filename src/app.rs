@@ -486,6 +486,7 @@ fn ad_hoc_watch(url: &url::Url) -> anyhow::Result<Watch> {
         tags: Vec::new(),
         rules: Rules::default(),
         facts: Vec::new(),
+        robots: true,
     })
 }
 
@@ -905,7 +906,8 @@ fn import_command(urls: &Path, out: &Path, contact: &str) -> anyhow::Result<u8> 
         "contact = {}\nstate_dir = \".\"\n\n",
         toml_string(contact)
     ));
-    text.push_str("[limits]\nper_host = 8\n");
+    let mut watches = String::new();
+    let mut all_loopback = true;
     for (index, line) in list.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
         if line.is_empty() {
@@ -938,15 +940,32 @@ fn import_command(urls: &Path, out: &Path, contact: &str) -> anyhow::Result<u8> 
             unique = format!("{name}-{n}");
             n += 1;
         }
-        text.push_str(&format!(
+        all_loopback &= is_loopback(&url);
+        watches.push_str(&format!(
             "\n[[watch]]\nname = {}\nurl = {}\n",
             toml_string(&unique),
             toml_string(url.as_str())
         ));
     }
+    text.push_str("[limits]\nper_host = 8\n");
+    if all_loopback {
+        // Pages on this machine (a benchmark or a test) need no spacing out;
+        // real sites keep the default pause between requests.
+        text.push_str("per_host_interval = \"0s\"\n");
+    }
+    text.push_str(&watches);
     std::fs::write(out, text).with_context(|| format!("cannot write {}", out.display()))?;
     eprintln!("wrote {} watch(es) to {}", names.len(), out.display());
     Ok(0)
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name == "localhost",
+        None => false,
+    }
 }
 
 fn toml_string(text: &str) -> String {

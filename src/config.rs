@@ -83,6 +83,8 @@ pub struct Limits {
     pub retries: u32,
     /// Time budget for one diff.
     pub diff_timeout: Duration,
+    /// Least time between two requests to one host.
+    pub per_host_interval: Duration,
 }
 
 impl Default for Limits {
@@ -96,6 +98,7 @@ impl Default for Limits {
             max_redirects: 5,
             retries: 2,
             diff_timeout: Duration::from_millis(500),
+            per_host_interval: Duration::from_secs(1),
         }
     }
 }
@@ -115,6 +118,8 @@ pub struct Watch {
     pub rules: extract::Rules,
     /// The watch's own named fact rules.
     pub facts: Vec<FactRule>,
+    /// Whether robots.txt is honoured for this watch.
+    pub robots: bool,
 }
 
 /// A validated configuration.
@@ -235,6 +240,7 @@ struct RawLimits {
     max_redirects: Option<Spanned<i64>>,
     retries: Option<Spanned<i64>>,
     diff_timeout: Option<Spanned<String>>,
+    per_host_interval: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -243,6 +249,7 @@ struct RawDefaults {
     schedule: Option<Spanned<String>>,
     timezone: Option<Spanned<String>>,
     main_content: Option<bool>,
+    robots: Option<bool>,
     exclude: Option<Spanned<OneOrMany>>,
     ignore: Option<Spanned<OneOrMany>>,
 }
@@ -266,6 +273,7 @@ struct RawWatch {
     exclude: Option<Spanned<OneOrMany>>,
     ignore: Option<Spanned<OneOrMany>>,
     main_content: Option<bool>,
+    robots: Option<bool>,
     #[serde(default)]
     fact: Vec<RawFactRule>,
 }
@@ -492,6 +500,17 @@ fn validate_limits(file: &SourceFile, raw: &RawLimits, errors: &mut Vec<ConfigEr
     );
     duration(&raw.timeout, "timeout", &mut limits.timeout);
     duration(&raw.diff_timeout, "diff_timeout", &mut limits.diff_timeout);
+    if let Some(value) = &raw.per_host_interval {
+        // Zero is allowed here: a benchmark against one loopback host wants no gap.
+        match humantime::parse_duration(value.get_ref()) {
+            Ok(d) => limits.per_host_interval = d,
+            Err(_) => errors.push(file.error(
+                Some(&value.span()),
+                "limits.per_host_interval",
+                format!("`{}` is not a duration; write e.g. \"1s\" or \"0s\"", value.get_ref()),
+            )),
+        }
+    }
     limits
 }
 
@@ -500,6 +519,7 @@ struct Defaults {
     schedule: Schedule,
     timezone: chrono_tz::Tz,
     main_content: bool,
+    robots: bool,
     exclude: Vec<String>,
     ignore: Vec<String>,
 }
@@ -542,6 +562,7 @@ fn validate_defaults(
         schedule,
         timezone,
         main_content: raw.main_content.unwrap_or(true),
+        robots: raw.robots.unwrap_or(true),
         exclude: raw
             .exclude
             .clone()
@@ -699,6 +720,7 @@ fn validate_watches(
                 tags: raw.tags,
                 rules,
                 facts,
+                robots: raw.robots.unwrap_or(defaults.robots),
             });
         }
     }

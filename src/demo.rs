@@ -131,12 +131,17 @@ pub async fn run(state: Option<&Path>) -> anyhow::Result<u8> {
                 tags: vec!["demo".to_owned()],
                 rules: Rules::default(),
                 facts: Vec::new(),
+                robots: true,
             })
         })
         .collect::<anyhow::Result<_>>()?;
     let pipeline = Arc::new(Pipeline::new(
         store.clone(),
-        Limits::default(),
+        // One loopback server: no need to space requests out.
+        Limits {
+            per_host_interval: std::time::Duration::ZERO,
+            ..Limits::default()
+        },
         Some("demo@localhost"),
     )?);
 

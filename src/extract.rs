@@ -323,6 +323,7 @@ fn chrome_tag(name: &str) -> bool {
             | "video"
             | "audio"
             | "map"
+            | "figcaption"
     )
 }
 
@@ -347,7 +348,7 @@ fn chrome_role(role: &str) -> bool {
 /// Class, id or aria-label words that mark chrome whatever else they say.
 static CHROME_NAME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)cookie|consent|gdpr|cc-banner|breadcrumb|skip-?link|skip-?to|skipnav|share|sharing|social-?(media|links|icons|buttons|bar|follow)|newsletter|subscribe|signup|sign-up|sr-only|visually-?hidden|screen-?reader|a11y|accessibility|accessibilty|reciteme|browsealoud|back-?to-?top|print-?(button|link|page)|pagination|pager|related|recommend|read-?more|more-?stories|outbrain|taboola|advert|sponsor|paywall|promo|popup|modal|overlay|newsletter|site-?search|search-?(form|box|bar)|login|masthead|site-?header|site-?footer|global-?(header|footer|nav)|page-?footer|author-?(bio|info|box)|byline|dateline|timestamp|post-?meta|entry-?meta|article-?meta|tag-?(list|cloud)|^tags|\btags\b|comment",
+        r"(?i)cookie|consent|gdpr|cc-banner|breadcrumb|skip-?link|skip-?to|skipnav|share|sharing|social-?(media|links|icons|buttons|bar|follow)|newsletter|subscribe|signup|sign-up|sr-only|visually-?hidden|screen-?reader|a11y|accessibility|accessibilty|reciteme|browsealoud|back-?to-?top|print-?(button|link|page)|pagination|pager|related|recommend|read-?more|more-?stories|outbrain|taboola|advert|sponsor|paywall|promo|popup|modal|overlay|newsletter|site-?search|search-?(form|box|bar)|login|masthead|site-?header|site-?footer|global-?(header|footer|nav)|page-?footer|author-?(bio|info|box)|byline|dateline|timestamp|post-?meta|entry-?meta|article-?meta|tag-?(list|cloud)|^tags|\btags\b|comment|caption|credit|\bad-|-ad\b",
     )
     .expect("static regex compiles")
 });
@@ -508,6 +509,11 @@ impl<'a> Flat<'a> {
                         flags |= own;
                         if chrome && chrome_tag(name) && tag != Tag::Main {
                             flags |= JUNK_HARD;
+                        }
+                        // Figures are pictures and their captions, but
+                        // sometimes a big table: a guess the page can overrule.
+                        if chrome && name == "figure" {
+                            flags |= JUNK_CLASS | CLASS_OWN;
                         }
                         let idx = nodes.len() as u32;
                         if tag == Tag::Body && body.is_none() {

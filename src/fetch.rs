@@ -14,8 +14,9 @@
 //! standard that browsers follow: a BOM is never there by accident.
 
 use std::borrow::Cow;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
 use reqwest::StatusCode;
@@ -228,6 +229,21 @@ pub enum FetchError {
         /// The URL asked for.
         url: Url,
     },
+    /// The site's robots.txt disallows this URL for tidings.
+    #[error("{url}: the site's robots.txt disallows it for tidings (set `robots = false` on the watch to override)")]
+    RobotsDisallowed {
+        /// The URL asked for.
+        url: Url,
+    },
+    /// robots.txt could not be read (a server error or a network failure):
+    /// RFC 9309 says to assume the whole site is disallowed until it can be.
+    #[error("{url}: robots.txt could not be read ({detail}), so the site is treated as disallowed for now")]
+    RobotsUnreachable {
+        /// The URL asked for.
+        url: Url,
+        /// What went wrong.
+        detail: String,
+    },
 }
 
 impl FetchError {
@@ -237,14 +253,18 @@ impl FetchError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Status { status, .. } => is_retryable_status(*status),
-            Self::Timeout { .. } | Self::Connect { .. } | Self::Transport { .. } => true,
+            Self::Timeout { .. }
+            | Self::Connect { .. }
+            | Self::Transport { .. }
+            | Self::RobotsUnreachable { .. } => true,
             Self::Setup { .. }
             | Self::UnsupportedScheme { .. }
             | Self::Decode { .. }
             | Self::TooManyRedirects { .. }
             | Self::TooLarge { .. }
             | Self::NotHtml { .. }
-            | Self::Empty { .. } => false,
+            | Self::Empty { .. }
+            | Self::RobotsDisallowed { .. } => false,
         }
     }
 
@@ -261,7 +281,9 @@ impl FetchError {
             | Self::TooManyRedirects { url, .. }
             | Self::TooLarge { url, .. }
             | Self::NotHtml { url, .. }
-            | Self::Empty { url } => Some(url),
+            | Self::Empty { url }
+            | Self::RobotsDisallowed { url }
+            | Self::RobotsUnreachable { url, .. } => Some(url),
         }
     }
 }
@@ -272,7 +294,24 @@ impl FetchError {
 pub struct Fetcher {
     client: reqwest::Client,
     settings: Arc<FetchSettings>,
+    robots: Arc<Mutex<HashMap<String, RobotsEntry>>>,
 }
+
+/// A site's robots.txt as last read: `None` allows everything (no file, or
+/// a 4xx, which RFC 9309 treats as "no rules").
+#[derive(Debug, Clone)]
+struct RobotsEntry {
+    read_at: Instant,
+    robot: Option<Arc<texting_robots::Robot>>,
+}
+
+/// How long a site's robots.txt is trusted before it is read again.
+const ROBOTS_TTL: Duration = Duration::from_secs(24 * 3600);
+/// RFC 9309 asks crawlers to parse at least 500 KiB of robots.txt; more is
+/// not read.
+const ROBOTS_MAX_BYTES: usize = 512 * 1024;
+/// The product token tidings matches in robots.txt `User-agent` lines.
+pub const ROBOTS_AGENT: &str = "tidings";
 
 /// One failed attempt, with the server's `Retry-After` if it sent one.
 struct AttemptFailure {
@@ -314,6 +353,74 @@ impl Fetcher {
         Ok(Self {
             client,
             settings: Arc::new(settings),
+            robots: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    /// Checks that the site's robots.txt lets tidings fetch `url`. The file is
+    /// read once per site and trusted for a day.
+    pub async fn check_robots(&self, url: &Url) -> Result<(), FetchError> {
+        let origin = url.origin().ascii_serialization();
+        let cached = self
+            .robots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&origin)
+            .filter(|entry| entry.read_at.elapsed() < ROBOTS_TTL)
+            .cloned();
+        let entry = match cached {
+            Some(entry) => entry,
+            None => {
+                let entry = self.read_robots(url).await?;
+                self.robots
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(origin, entry.clone());
+                entry
+            }
+        };
+        match entry.robot {
+            Some(robot) if !robot.allowed(url.as_str()) => Err(FetchError::RobotsDisallowed { url: url.clone() }),
+            _ => Ok(()),
+        }
+    }
+
+    async fn read_robots(&self, url: &Url) -> Result<RobotsEntry, FetchError> {
+        let unreachable = |detail: String| FetchError::RobotsUnreachable {
+            url: url.clone(),
+            detail,
+        };
+        let robots_url = url.join("/robots.txt").map_err(|e| unreachable(e.to_string()))?;
+        let mut response = self
+            .client
+            .get(robots_url)
+            .send()
+            .await
+            .map_err(|e| unreachable(innermost_message(&e)))?;
+        let status = response.status();
+        if status.is_client_error() {
+            return Ok(RobotsEntry {
+                read_at: Instant::now(),
+                robot: None,
+            });
+        }
+        if !status.is_success() {
+            return Err(unreachable(format!("server answered {status}")));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| unreachable(innermost_message(&e)))? {
+            body.extend_from_slice(&chunk);
+            if body.len() >= ROBOTS_MAX_BYTES {
+                body.truncate(ROBOTS_MAX_BYTES);
+                break;
+            }
+        }
+        // A file the parser cannot read is treated as having no rules, as
+        // browsers and major crawlers do with garbage.
+        let robot = texting_robots::Robot::new(ROBOTS_AGENT, &body).ok().map(Arc::new);
+        Ok(RobotsEntry {
+            read_at: Instant::now(),
+            robot,
         })
     }
 

@@ -340,6 +340,8 @@ pub struct Pipeline {
     limits: Limits,
     global: Arc<Semaphore>,
     per_host: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// When each host may next be asked for a page.
+    next_turn: Mutex<HashMap<String, tokio::time::Instant>>,
     /// Pages being extracted, diffed and stored at once: no more than there
     /// are cores. More only adds parsed pages (and per-thread regex caches)
     /// in memory at the same time, without finishing any sooner.
@@ -371,6 +373,7 @@ impl Pipeline {
             )),
             limits,
             per_host: Mutex::new(HashMap::new()),
+            next_turn: Mutex::new(HashMap::new()),
         })
     }
 
@@ -403,6 +406,40 @@ impl Pipeline {
             .clone()
     }
 
+    /// robots.txt first (when the watch honours it), then the page.
+    async fn fetch_politely(
+        &self,
+        watch: &Watch,
+        validators: &Validators,
+    ) -> Result<FetchOutcome, crate::fetch::FetchError> {
+        if watch.robots {
+            self.fetcher.check_robots(&watch.url).await?;
+        }
+        self.fetcher.fetch(&watch.url, validators).await
+    }
+
+    /// Waits until this host's last request is at least
+    /// `limits.per_host_interval` ago, reserving the next slot first so
+    /// concurrent checks of one host queue up rather than all firing.
+    async fn wait_for_host_turn(&self, url: &url::Url) {
+        let interval = self.limits.per_host_interval;
+        if interval.is_zero() {
+            return;
+        }
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        let turn = {
+            let mut turns = self
+                .next_turn
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let now = tokio::time::Instant::now();
+            let turn = turns.get(&host).copied().unwrap_or(now).max(now);
+            turns.insert(host, turn + interval);
+            turn
+        };
+        tokio::time::sleep_until(turn).await;
+    }
+
     /// Checks one watch. Never fails: a failure is an [`Outcome::Failed`].
     pub async fn check(&self, watch: &Watch) -> CheckReport {
         // The host permit is taken first, so a task waiting on a busy host
@@ -410,6 +447,7 @@ impl Pipeline {
         let host = self.host_limit(&watch.url);
         let _host_permit = host.acquire().await;
         let _global_permit = self.global.acquire().await;
+        self.wait_for_host_turn(&watch.url).await;
         let span = tracing::info_span!("check", watch = %watch.name, url = %watch.url);
         let outcome = self.check_inner(watch).instrument(span).await;
         if let Outcome::Failed { error } = &outcome {
@@ -440,7 +478,7 @@ impl Pipeline {
         } else {
             Validators::default()
         };
-        let fetched = self.fetcher.fetch(&watch.url, &validators).await;
+        let fetched = self.fetch_politely(watch, &validators).await;
         let now = Utc::now();
         let store = self.store.clone();
         let name = watch.name.clone();
@@ -449,6 +487,18 @@ impl Pipeline {
                 match run_blocking(move || record_not_modified(&store, &name, now)).await {
                     Ok(()) => Outcome::Unchanged { not_modified: true },
                     Err(error) => Outcome::Failed { error },
+                }
+            }
+            Ok(FetchOutcome::Page(page)) if !same_site(&watch.url, &page.final_url) => {
+                // A page that now redirects to another site has moved or gone:
+                // breakage, not content.
+                let error = format!("{}: redirected to another site, {}", watch.url, page.final_url);
+                let message = error.clone();
+                match run_blocking(move || record_failure(&store, &name, now, &message)).await {
+                    Ok(()) => Outcome::Failed { error },
+                    Err(store_error) => Outcome::Failed {
+                        error: format!("{error} (and recording it failed: {store_error})"),
+                    },
                 }
             }
             Ok(FetchOutcome::Page(page)) => {
@@ -541,6 +591,19 @@ impl Pipeline {
         reports.sort_by_key(|r| order.get(r.watch.as_str()).copied().unwrap_or(usize::MAX));
         reports
     }
+}
+
+/// Whether a redirect stayed on the same site: the same host, or the same
+/// host with or without `www.`.
+fn same_site(asked: &url::Url, landed: &url::Url) -> bool {
+    let bare = |url: &url::Url| {
+        url.host_str()
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+            .trim_start_matches("www.")
+            .to_owned()
+    };
+    bare(asked) == bare(landed)
 }
 
 /// Runs sync work (sled, parsing) on the blocking pool, turning a panic or

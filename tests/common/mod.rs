@@ -226,7 +226,7 @@ impl WatchDef {
 /// timeouts, so tests stay fast.
 pub fn config_text(watches: &[WatchDef]) -> String {
     let mut text = String::from(
-        "state_dir = \".\"\ncontact = \"tests@example.org\"\n\n[limits]\nretries = 0\nconnect_timeout = \"2s\"\ntimeout = \"10s\"\n",
+        "state_dir = \".\"\ncontact = \"tests@example.org\"\n\n[limits]\nretries = 0\nper_host_interval = \"0s\"\nconnect_timeout = \"2s\"\ntimeout = \"10s\"\n",
     );
     for watch in watches {
         text.push_str(&format!(
