@@ -354,7 +354,7 @@ fn apply_all(
                 last_modified: None,
             },
         };
-        match apply_page(store, &format!("page-{i}"), rules, &page, options) {
+        match apply_page(store, &format!("page-{i}"), rules, &[], &page, options) {
             Ok(Outcome::Changed { .. }) => counts.0 += 1,
             Ok(Outcome::Unchanged { .. }) => counts.1 += 1,
             _ => counts.2 += 1,

@@ -32,7 +32,9 @@ pub const EXIT_ERROR: u8 = 2;
 /// Parses the command line, runs the command and returns its exit status.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.verbose);
+    // The service logs its lifecycle by default; one-shot commands only warn.
+    let service = matches!(cli.command, Command::Run { .. });
+    init_tracing(cli.verbose + u8::from(service));
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
@@ -72,11 +74,18 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let terminal = std::io::stderr().is_terminal();
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
-        .try_init();
+        .with_ansi(terminal && std::env::var_os("NO_COLOR").is_none());
+    // Under systemd, stderr goes to the journal, which stamps every line
+    // itself: a second timestamp and colour codes would only be noise.
+    let _ = if terminal {
+        builder.try_init()
+    } else {
+        builder.without_time().with_target(false).try_init()
+    };
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -127,6 +136,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Import { urls, out, contact } => import_command(&urls, &out, &contact),
         Command::EvalExtract { dir, json } => eval_extract_command(&dir, json),
         Command::EvalHistories { dir, json } => eval_histories_command(&dir, json),
+        Command::Run { location } => run_command(&location),
+        Command::Status { json, location } => status_command(json, &location),
     }
 }
 
@@ -1019,6 +1030,50 @@ fn eval_extract_command(dir: &Path, json: bool) -> anyhow::Result<u8> {
                 readability_dir.display()
             )?;
         }
+    }
+    out.flush()?;
+    Ok(0)
+}
+
+fn run_command(location: &Location) -> anyhow::Result<u8> {
+    let Some(config) = config_path(location) else {
+        tracing::error!("no config file found; pass --config PATH");
+        return Ok(EXIT_BAD_CONFIG);
+    };
+    let options = crate::daemon::DaemonOptions {
+        config,
+        state: location.state.clone(),
+    };
+    match runtime()?.block_on(crate::daemon::run(options)) {
+        Ok(code) => Ok(code),
+        Err(error) => {
+            // The service's contract: 1 for anything but a bad config.
+            tracing::error!("{error:#}");
+            Ok(1)
+        }
+    }
+}
+
+fn status_command(json: bool, location: &Location) -> anyhow::Result<u8> {
+    let config = load_config(location, true)?;
+    let report = match crate::status::query(&config.state_dir) {
+        Ok(report) => report,
+        Err(crate::status::StatusError::NotRunning { .. }) => {
+            let store = Store::open(&config.state_dir).with_context(|| {
+                format!(
+                    "no daemon answers on {} and the store cannot be opened",
+                    crate::status::socket_path(&config.state_dir).display()
+                )
+            })?;
+            crate::daemon::offline_status(&config, &store, &config.source)
+        }
+        Err(other) => return Err(other.into()),
+    };
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        write!(out, "{}", crate::status::render(&report))?;
     }
     out.flush()?;
     Ok(0)

@@ -190,4 +190,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run as a service: check each watch on its schedule until SIGTERM.
+    /// SIGHUP reloads the config. Exits 0 on a clean stop, 78 on a bad
+    /// config, 1 on any other failure.
+    Run {
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Show every watch's last check, next run, last change, last error and
+    /// failures, from the running daemon (or from the store when none runs).
+    Status {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        location: Location,
+    },
 }

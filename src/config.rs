@@ -65,7 +65,7 @@ impl Schedule {
 }
 
 /// Fetching and diffing limits, from `[limits]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Checks in flight at once.
     pub concurrency: usize,
@@ -103,6 +103,33 @@ impl Default for Limits {
     }
 }
 
+/// How the daemon runs, from `[daemon]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonSettings {
+    /// Time allowed for in-flight checks to finish on SIGTERM.
+    pub shutdown_deadline: Duration,
+    /// Consecutive failures after which the admin is told, once.
+    pub alert_after_failures: u32,
+    /// The most a watch's runs are shifted after their cron time.
+    pub max_jitter: Duration,
+    /// The wait after a watch's first failure; doubles per failure.
+    pub backoff_base: Duration,
+    /// The longest wait between attempts of a failing watch.
+    pub backoff_max: Duration,
+}
+
+impl Default for DaemonSettings {
+    fn default() -> Self {
+        Self {
+            shutdown_deadline: Duration::from_secs(20),
+            alert_after_failures: 3,
+            max_jitter: Duration::from_secs(300),
+            backoff_base: Duration::from_secs(300),
+            backoff_max: Duration::from_secs(6 * 3600),
+        }
+    }
+}
+
 /// One watched page.
 #[derive(Debug, Clone)]
 pub struct Watch {
@@ -133,6 +160,8 @@ pub struct Config {
     pub contact: Option<String>,
     /// Limits.
     pub limits: Limits,
+    /// Daemon behaviour.
+    pub daemon: DaemonSettings,
     /// The watches, in file order.
     pub watches: Vec<Watch>,
 }
@@ -145,6 +174,7 @@ impl Config {
             state_dir: PathBuf::from("state"),
             contact: None,
             limits: Limits::default(),
+            daemon: DaemonSettings::default(),
             watches: Vec::new(),
         }
     }
@@ -224,6 +254,8 @@ struct RawDaemon {
     #[serde(default)]
     defaults: RawDefaults,
     #[serde(default)]
+    daemon: RawDaemonSettings,
+    #[serde(default)]
     include: Vec<Spanned<String>>,
     #[serde(default)]
     watch: Vec<RawWatch>,
@@ -241,6 +273,16 @@ struct RawLimits {
     retries: Option<Spanned<i64>>,
     diff_timeout: Option<Spanned<String>>,
     per_host_interval: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDaemonSettings {
+    shutdown_deadline: Option<Spanned<String>>,
+    alert_after_failures: Option<Spanned<i64>>,
+    max_jitter: Option<Spanned<String>>,
+    backoff_base: Option<Spanned<String>>,
+    backoff_max: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -348,6 +390,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         }
     });
     let limits = validate_limits(&file, &raw.limits, &mut errors);
+    let daemon = validate_daemon(&file, &raw.daemon, &mut errors);
     let defaults = validate_defaults(&file, &raw.defaults, &mut errors);
 
     let mut watches = Vec::new();
@@ -407,6 +450,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             state_dir,
             contact,
             limits,
+            daemon,
             watches,
         })
     } else {
@@ -512,6 +556,37 @@ fn validate_limits(file: &SourceFile, raw: &RawLimits, errors: &mut Vec<ConfigEr
         }
     }
     limits
+}
+
+fn validate_daemon(file: &SourceFile, raw: &RawDaemonSettings, errors: &mut Vec<ConfigError>) -> DaemonSettings {
+    let mut settings = DaemonSettings::default();
+    let mut duration = |value: &Option<Spanned<String>>, field: &str, allow_zero: bool, target: &mut Duration| {
+        if let Some(value) = value {
+            match humantime::parse_duration(value.get_ref()) {
+                Ok(d) if allow_zero || !d.is_zero() => *target = d,
+                _ => errors.push(file.error(
+                    Some(&value.span()),
+                    format!("daemon.{field}"),
+                    format!("`{}` is not a duration; write e.g. \"20s\", \"5m\" or \"6h\"", value.get_ref()),
+                )),
+            }
+        }
+    };
+    duration(&raw.shutdown_deadline, "shutdown_deadline", false, &mut settings.shutdown_deadline);
+    duration(&raw.max_jitter, "max_jitter", true, &mut settings.max_jitter);
+    duration(&raw.backoff_base, "backoff_base", false, &mut settings.backoff_base);
+    duration(&raw.backoff_max, "backoff_max", false, &mut settings.backoff_max);
+    if let Some(value) = &raw.alert_after_failures {
+        match u32::try_from(*value.get_ref()) {
+            Ok(n) if (1..=1000).contains(&n) => settings.alert_after_failures = n,
+            _ => errors.push(file.error(
+                Some(&value.span()),
+                "daemon.alert_after_failures",
+                "must be a whole number from 1 to 1000",
+            )),
+        }
+    }
+    settings
 }
 
 /// `[defaults]`, validated.

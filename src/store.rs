@@ -98,6 +98,9 @@ pub struct WatchState {
     /// A fetched text held back until a later fetch confirms it (a sudden
     /// loss of most of the text, or a flip back to a recent version).
     pub suspect: Option<Suspect>,
+    /// Whether the admin has been told this watch keeps failing (so they are
+    /// told once, and again only when it recovers).
+    pub failure_alerted: bool,
 }
 
 /// A text held back for confirmation.
@@ -579,6 +582,8 @@ struct WatchRecord {
     last_error: Option<String>,
     #[serde(default)]
     consecutive_failures: u32,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    failure_alerted: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     latest_version: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -618,6 +623,7 @@ impl From<&WatchState> for WatchRecord {
             last_change: state.last_change,
             last_error: state.last_error.clone(),
             consecutive_failures: state.consecutive_failures,
+            failure_alerted: state.failure_alerted,
             latest_version: state.latest_version,
             suspect: state.suspect.as_ref().map(|s| SuspectRecord {
                 hash: s.hash.clone(),
@@ -638,6 +644,7 @@ impl From<WatchRecord> for WatchState {
             last_change: record.last_change,
             last_error: record.last_error,
             consecutive_failures: record.consecutive_failures,
+            failure_alerted: record.failure_alerted,
             latest_version: record.latest_version,
             suspect: record.suspect.map(|s| Suspect {
                 hash: s.hash,

@@ -1,0 +1,527 @@
+//! `tidings run`: the long-running service.
+//!
+//! One task owns all scheduling state. It wakes when the earliest watch is
+//! due, starts that watch's check through the same [`Pipeline`] that
+//! `tidings check` uses, and plans the watch's next run when the check
+//! returns. Signals, the status socket and the systemd watchdog are handled
+//! in the same `select!`, so there is no shared mutable state to lock.
+//!
+//! - **SIGTERM/SIGINT**: stop starting checks, let in-flight ones finish
+//!   within `daemon.shutdown_deadline`, abort the rest, flush, exit 0.
+//! - **SIGHUP**: re-read the config; added, removed and changed watches take
+//!   effect at once. An invalid config is logged and the old one kept.
+//! - **systemd**: `READY=1` once running, `STATUS=` after every batch,
+//!   `WATCHDOG=1` at half the `WatchdogSec` interval, `RELOADING=1` and
+//!   `STOPPING=1` around reloads and shutdown. Without systemd these are
+//!   no-ops.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use tokio::io::AsyncWriteExt;
+use tokio::net::UnixListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::task::JoinSet;
+
+use crate::config::{self, Config, Watch};
+use crate::pipeline::{CheckReport, Outcome, Pipeline};
+use crate::schedule::{self, History, Timing};
+use crate::status::{self, StatusReport, WatchStatus};
+use crate::store::Store;
+
+/// Exit status for a configuration that cannot start (EX_CONFIG).
+pub const EXIT_BAD_CONFIG: u8 = 78;
+
+/// Where the daemon's configuration comes from.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    /// The config file.
+    pub config: PathBuf,
+    /// Overrides the config's `state_dir`.
+    pub state: Option<PathBuf>,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT. Returns the exit status.
+pub async fn run(options: DaemonOptions) -> anyhow::Result<u8> {
+    let config = match load(&options) {
+        Ok(config) => config,
+        Err(errors) => {
+            for error in &errors.0 {
+                tracing::error!("{error}");
+            }
+            tracing::error!(config = %options.config.display(), "configuration is not valid; not starting");
+            return Ok(EXIT_BAD_CONFIG);
+        }
+    };
+    std::fs::create_dir_all(&config.state_dir)
+        .with_context(|| format!("cannot create state directory {}", config.state_dir.display()))?;
+    let store = Store::open(&config.state_dir)?;
+    let socket = status::socket_path(&config.state_dir);
+    // A socket left by a killed daemon would make bind fail; the store's
+    // lock (held above) already guarantees no other daemon uses this state.
+    let _ = std::fs::remove_file(&socket);
+    let listener =
+        UnixListener::bind(&socket).with_context(|| format!("cannot listen on {}", socket.display()))?;
+
+    let mut daemon = Daemon::new(options, config, store)?;
+    tracing::info!(
+        watches = daemon.config.watches.len(),
+        state = %daemon.config.state_dir.display(),
+        "tidings daemon started"
+    );
+    notify(&[sd_notify::NotifyState::Ready]);
+    daemon.publish_status();
+    let outcome = daemon.serve(&listener).await;
+    let _ = std::fs::remove_file(&socket);
+    outcome
+}
+
+fn load(options: &DaemonOptions) -> Result<Config, config::ConfigErrors> {
+    let mut config = config::load(&options.config)?;
+    if let Some(state) = &options.state {
+        config.state_dir.clone_from(state);
+    }
+    Ok(config)
+}
+
+fn notify(states: &[sd_notify::NotifyState<'_>]) {
+    // Outside systemd NOTIFY_SOCKET is unset and this does nothing.
+    if let Err(error) = sd_notify::notify(states) {
+        tracing::debug!(%error, "sd_notify failed");
+    }
+}
+
+/// A watch and when it is next due.
+#[derive(Debug, Clone)]
+struct Planned {
+    watch: Watch,
+    due: DateTime<Utc>,
+}
+
+struct Daemon {
+    options: DaemonOptions,
+    config: Config,
+    store: Store,
+    pipeline: Arc<Pipeline>,
+    plan: BTreeMap<String, Planned>,
+    in_flight: HashSet<String>,
+    tasks: JoinSet<CheckReport>,
+    /// Which watch each task checks, so even a panicked check frees its watch.
+    task_watch: HashMap<tokio::task::Id, String>,
+    started_at: DateTime<Utc>,
+    checks: u64,
+    changes: u64,
+    failures: u64,
+}
+
+impl Daemon {
+    fn new(options: DaemonOptions, config: Config, store: Store) -> anyhow::Result<Self> {
+        let pipeline = Arc::new(Pipeline::new(store.clone(), config.limits.clone(), config.contact.as_deref())?);
+        let mut daemon = Self {
+            options,
+            config,
+            store,
+            pipeline,
+            plan: BTreeMap::new(),
+            in_flight: HashSet::new(),
+            tasks: JoinSet::new(),
+            task_watch: HashMap::new(),
+            started_at: Utc::now(),
+            checks: 0,
+            changes: 0,
+            failures: 0,
+        };
+        let now = Utc::now();
+        for watch in daemon.config.watches.clone() {
+            let due = daemon.plan_next(&watch, now);
+            daemon.plan.insert(watch.name.clone(), Planned { watch, due });
+        }
+        Ok(daemon)
+    }
+
+    fn timing(&self) -> Timing {
+        Timing {
+            max_jitter: self.config.daemon.max_jitter,
+            backoff_base: self.config.daemon.backoff_base,
+            backoff_max: self.config.daemon.backoff_max,
+        }
+    }
+
+    /// When a watch should next run, from what the store remembers.
+    fn plan_next(&self, watch: &Watch, now: DateTime<Utc>) -> DateTime<Utc> {
+        let state = self.store.watch_state(&watch.name).unwrap_or_default();
+        let history = History {
+            last_check: state.last_check,
+            consecutive_failures: state.consecutive_failures,
+        };
+        schedule::due(&watch.schedule, &watch.name, history, now, &self.timing())
+    }
+
+    /// The most checks started at once: enough to keep every permit of the
+    /// pipeline busy, and no more, so due watches wait in the plan rather
+    /// than as parked tasks.
+    fn max_in_flight(&self) -> usize {
+        self.config.limits.concurrency.saturating_mul(2)
+    }
+
+    fn queue_depth(&self, now: DateTime<Utc>) -> usize {
+        self.plan
+            .values()
+            .filter(|p| p.due <= now && !self.in_flight.contains(&p.watch.name))
+            .count()
+    }
+
+    /// Starts every due watch that is not already running, earliest first.
+    fn start_due(&mut self, now: DateTime<Utc>) {
+        let mut due: Vec<&Planned> = self
+            .plan
+            .values()
+            .filter(|p| p.due <= now && !self.in_flight.contains(&p.watch.name))
+            .collect();
+        due.sort_by_key(|p| p.due);
+        let room = self.max_in_flight().saturating_sub(self.in_flight.len());
+        let starting: Vec<Watch> = due.into_iter().take(room).map(|p| p.watch.clone()).collect();
+        for watch in starting {
+            self.in_flight.insert(watch.name.clone());
+            let pipeline = Arc::clone(&self.pipeline);
+            let name = watch.name.clone();
+            let handle = self.tasks.spawn(async move { pipeline.check(&watch).await });
+            self.task_watch.insert(handle.id(), name);
+        }
+    }
+
+    /// The earliest time a watch that is not running becomes due.
+    fn next_wake(&self) -> Option<DateTime<Utc>> {
+        self.plan
+            .values()
+            .filter(|p| !self.in_flight.contains(&p.watch.name))
+            .map(|p| p.due)
+            .min()
+    }
+
+    fn serve_status_report(&self) -> StatusReport {
+        let now = Utc::now();
+        let watches = self
+            .plan
+            .values()
+            .map(|planned| {
+                let state = self.store.watch_state(&planned.watch.name).unwrap_or_default();
+                WatchStatus {
+                    name: planned.watch.name.clone(),
+                    url: planned.watch.url.to_string(),
+                    last_check: state.last_check,
+                    next_run: Some(planned.due),
+                    last_change: state.last_change,
+                    last_error: state.last_error,
+                    consecutive_failures: state.consecutive_failures,
+                    latest_version: state.latest_version,
+                    in_flight: self.in_flight.contains(&planned.watch.name),
+                }
+            })
+            .collect();
+        StatusReport {
+            daemon_running: true,
+            pid: Some(std::process::id()),
+            started_at: Some(self.started_at),
+            config: self.options.config.display().to_string(),
+            queue_depth: self.queue_depth(now),
+            in_flight: self.in_flight.len(),
+            checks: self.checks,
+            changes: self.changes,
+            failures: self.failures,
+            watches,
+        }
+    }
+
+    fn publish_status(&self) {
+        let failing = self
+            .plan
+            .keys()
+            .filter(|name| {
+                self.store
+                    .watch_state(name)
+                    .is_ok_and(|s| s.consecutive_failures > 0)
+            })
+            .count();
+        let line = format!(
+            "{} watches, {} checking, {} failing; {} checks, {} changes since start",
+            self.plan.len(),
+            self.in_flight.len(),
+            failing,
+            self.checks,
+            self.changes
+        );
+        notify(&[sd_notify::NotifyState::Status(&line)]);
+    }
+
+    fn finish_joined(&mut self, joined: Result<(tokio::task::Id, CheckReport), tokio::task::JoinError>) {
+        match joined {
+            Ok((id, report)) => {
+                self.task_watch.remove(&id);
+                self.finish(&report);
+            }
+            Err(error) => {
+                // A panicked (or aborted) check is a bug or a shutdown; its
+                // watch must not stay marked as running forever.
+                if let Some(name) = self.task_watch.remove(&error.id()) {
+                    tracing::error!(watch = %name, %error, "a check task failed");
+                    self.in_flight.remove(&name);
+                    let now = Utc::now();
+                    if let Some(watch) = self.plan.get(&name).map(|p| p.watch.clone()) {
+                        let due = self.plan_next(&watch, now).max(now + chrono::Duration::minutes(1));
+                        if let Some(planned) = self.plan.get_mut(&name) {
+                            planned.due = due;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles one finished check: counts it, tells the admin about a watch
+    /// that keeps failing (once) or has recovered (once), and plans its next run.
+    fn finish(&mut self, report: &CheckReport) {
+        self.in_flight.remove(&report.watch);
+        self.checks += 1;
+        match &report.outcome {
+            Outcome::Changed { .. } => self.changes += 1,
+            Outcome::Failed { .. } => self.failures += 1,
+            _ => {}
+        }
+        if let Ok(mut state) = self.store.watch_state(&report.watch) {
+            let threshold = self.config.daemon.alert_after_failures;
+            if state.consecutive_failures >= threshold && !state.failure_alerted {
+                tracing::error!(
+                    watch = %report.watch,
+                    url = %report.url,
+                    failures = state.consecutive_failures,
+                    error = state.last_error.as_deref().unwrap_or(""),
+                    "watch keeps failing; it backs off until it recovers"
+                );
+                state.failure_alerted = true;
+                let _ = self.store.record_check(&report.watch, &state);
+            } else if state.consecutive_failures == 0 && state.failure_alerted {
+                tracing::warn!(watch = %report.watch, url = %report.url, "watch has recovered");
+                state.failure_alerted = false;
+                let _ = self.store.record_check(&report.watch, &state);
+            }
+        }
+        match &report.outcome {
+            Outcome::Changed { assessment, .. } => {
+                tracing::info!(watch = %report.watch, kinds = ?assessment.kinds(), summary = %assessment.one_line(), "change recorded");
+            }
+            Outcome::New { version } => tracing::info!(watch = %report.watch, version, "first version stored"),
+            Outcome::Held { reason } => tracing::info!(watch = %report.watch, %reason, "change held for confirmation"),
+            _ => tracing::debug!(watch = %report.watch, outcome = report.outcome.label(), "checked"),
+        }
+        let now = Utc::now();
+        if let Some(planned) = self.plan.get(&report.watch) {
+            let watch = planned.watch.clone();
+            let due = self.plan_next(&watch, now);
+            if let Some(planned) = self.plan.get_mut(&report.watch) {
+                planned.due = due;
+            }
+        }
+    }
+
+    /// Re-reads the config. Keeps the old one when the new one is invalid.
+    fn reload(&mut self) {
+        notify(&[sd_notify::NotifyState::Reloading]);
+        match load(&self.options) {
+            Err(errors) => {
+                for error in &errors.0 {
+                    tracing::error!("{error}");
+                }
+                tracing::error!("new configuration rejected; the running one is kept");
+            }
+            Ok(config) => self.apply(config),
+        }
+        notify(&[sd_notify::NotifyState::Ready]);
+        self.publish_status();
+    }
+
+    fn apply(&mut self, config: Config) {
+        if config.state_dir != self.config.state_dir {
+            tracing::warn!(
+                "state_dir changed to {}; this takes effect only after a restart",
+                config.state_dir.display()
+            );
+        }
+        if config.limits != self.config.limits || config.contact != self.config.contact {
+            match Pipeline::new(self.store.clone(), config.limits.clone(), config.contact.as_deref()) {
+                // Checks in flight keep the old pipeline until they finish.
+                Ok(pipeline) => self.pipeline = Arc::new(pipeline),
+                Err(error) => {
+                    tracing::error!(%error, "new limits rejected; the running configuration is kept");
+                    return;
+                }
+            }
+        }
+        let now = Utc::now();
+        let names: HashSet<String> = config.watches.iter().map(|w| w.name.clone()).collect();
+        let removed: Vec<String> = self.plan.keys().filter(|n| !names.contains(*n)).cloned().collect();
+        for name in &removed {
+            self.plan.remove(name);
+        }
+        let (mut added, mut changed) = (0, 0);
+        let daemon_settings_changed = config.daemon != self.config.daemon;
+        self.config = config;
+        for watch in self.config.watches.clone() {
+            match self.plan.get(&watch.name) {
+                None => {
+                    added += 1;
+                    let due = self.plan_next(&watch, now);
+                    self.plan.insert(watch.name.clone(), Planned { watch, due });
+                }
+                Some(planned) => {
+                    let schedule_changed = planned.watch.schedule.expression != watch.schedule.expression
+                        || planned.watch.schedule.timezone != watch.schedule.timezone;
+                    if schedule_changed || planned.watch.url != watch.url || planned.watch.tags != watch.tags {
+                        changed += 1;
+                    }
+                    let due = if schedule_changed || daemon_settings_changed {
+                        self.plan_next(&watch, now)
+                    } else {
+                        planned.due
+                    };
+                    self.plan.insert(watch.name.clone(), Planned { watch, due });
+                }
+            }
+        }
+        tracing::info!(
+            added,
+            removed = removed.len(),
+            changed,
+            watches = self.plan.len(),
+            "configuration reloaded"
+        );
+    }
+
+    /// The main loop. Returns the exit status.
+    async fn serve(&mut self, listener: &UnixListener) -> anyhow::Result<u8> {
+        let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+        let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+        let watchdog_every = sd_notify::watchdog_enabled().map(|interval| interval / 2);
+        let mut watchdog = tokio::time::interval(watchdog_every.unwrap_or(Duration::from_secs(3600)));
+
+        loop {
+            let now = Utc::now();
+            self.start_due(now);
+            // Sleep until the next watch is due; cap the nap so a clock jump
+            // (suspend, NTP step) is noticed within a minute.
+            let wait = self
+                .next_wake()
+                .map_or(Duration::from_secs(60), |due| (due - now).to_std().unwrap_or(Duration::ZERO))
+                .min(Duration::from_secs(60));
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
+                    self.finish_batch(joined).await;
+                }
+                _ = hangup.recv() => self.reload(),
+                _ = terminate.recv() => break,
+                _ = interrupt.recv() => break,
+                accepted = listener.accept() => {
+                    if let Ok((mut stream, _)) = accepted {
+                        let body = serde_json::to_vec(&self.serve_status_report()).unwrap_or_default();
+                        // Answered inline: the report is small and the client
+                        // reads it at once; a stuck client gets a second.
+                        let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&body)).await;
+                    }
+                }
+                _ = watchdog.tick(), if watchdog_every.is_some() => {
+                    notify(&[sd_notify::NotifyState::Watchdog]);
+                }
+            }
+        }
+        self.shut_down().await
+    }
+
+    /// Handles a finished check and any others that finished with it, then
+    /// flushes the store once for all of them.
+    async fn finish_batch(&mut self, first: Result<(tokio::task::Id, CheckReport), tokio::task::JoinError>) {
+        let mut batch = vec![first];
+        while let Some(more) = self.tasks.try_join_next_with_id() {
+            batch.push(more);
+        }
+        for joined in batch {
+            self.finish_joined(joined);
+        }
+        let store = self.store.clone();
+        if let Ok(Err(error)) = tokio::task::spawn_blocking(move || store.flush()).await {
+            tracing::error!(%error, "store flush failed");
+        }
+        self.publish_status();
+    }
+
+    async fn shut_down(&mut self) -> anyhow::Result<u8> {
+        notify(&[sd_notify::NotifyState::Stopping]);
+        let deadline = self.config.daemon.shutdown_deadline;
+        tracing::info!(
+            in_flight = self.tasks.len(),
+            deadline_secs = deadline.as_secs(),
+            "shutting down: letting in-flight checks finish"
+        );
+        let drained = tokio::time::timeout(deadline, async {
+            while let Some(joined) = self.tasks.join_next_with_id().await {
+                self.finish_joined(joined);
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(aborted = self.tasks.len(), "deadline passed; aborting the checks still running");
+            self.tasks.abort_all();
+            while self.tasks.join_next().await.is_some() {}
+        }
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.flush())
+            .await
+            .context("store flush panicked")??;
+        tracing::info!("store flushed; stopped");
+        Ok(0)
+    }
+}
+
+/// The status of watches read straight from the store, for `tidings status`
+/// when no daemon is running.
+pub fn offline_status(config: &Config, store: &Store, config_path: &Path) -> StatusReport {
+    let now = Utc::now();
+    let timing = Timing {
+        max_jitter: config.daemon.max_jitter,
+        backoff_base: config.daemon.backoff_base,
+        backoff_max: config.daemon.backoff_max,
+    };
+    let watches = config
+        .watches
+        .iter()
+        .map(|watch| {
+            let state = store.watch_state(&watch.name).unwrap_or_default();
+            let history = History {
+                last_check: state.last_check,
+                consecutive_failures: state.consecutive_failures,
+            };
+            WatchStatus {
+                name: watch.name.clone(),
+                url: watch.url.to_string(),
+                last_check: state.last_check,
+                next_run: Some(schedule::due(&watch.schedule, &watch.name, history, now, &timing)),
+                last_change: state.last_change,
+                last_error: state.last_error,
+                consecutive_failures: state.consecutive_failures,
+                latest_version: state.latest_version,
+                in_flight: false,
+            }
+        })
+        .collect();
+    StatusReport {
+        daemon_running: false,
+        config: config_path.display().to_string(),
+        watches,
+        ..StatusReport::default()
+    }
+}

@@ -1,0 +1,160 @@
+//! What `tidings status` shows, and how it gets it.
+//!
+//! sled lets one process open a store at a time, so while the daemon runs it
+//! answers status requests on a Unix socket in the state directory
+//! (`tidings.sock`): connect, read one JSON document, done. When no daemon
+//! answers, `tidings status` reads the store itself.
+
+use std::io::Read;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The control socket's file name inside the state directory.
+pub const SOCKET_NAME: &str = "tidings.sock";
+
+/// The socket path for a state directory.
+pub fn socket_path(state_dir: &Path) -> PathBuf {
+    state_dir.join(SOCKET_NAME)
+}
+
+/// One watch, as status shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchStatus {
+    /// The watch's name.
+    pub name: String,
+    /// Its URL.
+    pub url: String,
+    /// The last check.
+    pub last_check: Option<DateTime<Utc>>,
+    /// When it will next run (daemon only).
+    pub next_run: Option<DateTime<Utc>>,
+    /// The last recorded change.
+    pub last_change: Option<DateTime<Utc>>,
+    /// The last error, cleared by a success.
+    pub last_error: Option<String>,
+    /// Failed checks since the last success.
+    pub consecutive_failures: u32,
+    /// The newest stored version.
+    pub latest_version: Option<u64>,
+    /// Whether a check is running now.
+    pub in_flight: bool,
+}
+
+/// The whole status report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// Whether this came from a running daemon (else from the store).
+    pub daemon_running: bool,
+    /// The daemon's process id.
+    pub pid: Option<u32>,
+    /// When the daemon started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// The config file in use.
+    pub config: String,
+    /// Watches due but waiting for a free slot.
+    pub queue_depth: usize,
+    /// Checks running now.
+    pub in_flight: usize,
+    /// Checks completed since start.
+    pub checks: u64,
+    /// Changes recorded since start.
+    pub changes: u64,
+    /// Failed checks since start.
+    pub failures: u64,
+    /// Every watch.
+    pub watches: Vec<WatchStatus>,
+}
+
+/// Why the daemon could not be asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// Nothing listens on the socket.
+    #[error("no daemon answers on {path}: {source}")]
+    NotRunning {
+        /// The socket path.
+        path: PathBuf,
+        /// The connection error.
+        source: std::io::Error,
+    },
+    /// The daemon answered with something unreadable.
+    #[error("the daemon on {path} sent an unreadable status: {reason}")]
+    Garbled {
+        /// The socket path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Asks a running daemon for its status.
+pub fn query(state_dir: &Path) -> Result<StatusReport, StatusError> {
+    let path = socket_path(state_dir);
+    let mut stream = UnixStream::connect(&path).map_err(|source| StatusError::NotRunning {
+        path: path.clone(),
+        source,
+    })?;
+    // A daemon that accepted but hangs must not hang the admin's shell.
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut body = String::new();
+    stream
+        .read_to_string(&mut body)
+        .map_err(|e| StatusError::Garbled {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+    serde_json::from_str(&body).map_err(|e| StatusError::Garbled {
+        path,
+        reason: e.to_string(),
+    })
+}
+
+/// The report as a table for people.
+pub fn render(report: &StatusReport) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if report.daemon_running {
+        let _ = writeln!(
+            out,
+            "daemon running (pid {}), since {}, config {}",
+            report.pid.map_or_else(|| "?".to_owned(), |p| p.to_string()),
+            report.started_at.map_or_else(|| "?".to_owned(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
+            report.config
+        );
+        let _ = writeln!(
+            out,
+            "in flight {}, queued {}, checks {}, changes {}, failures {}",
+            report.in_flight, report.queue_depth, report.checks, report.changes, report.failures
+        );
+    } else {
+        let _ = writeln!(out, "daemon not running; state read from the store");
+    }
+    let time = |t: &Option<DateTime<Utc>>| t.map_or_else(|| "-".to_owned(), |t| t.format("%m-%d %H:%M:%S").to_string());
+    let _ = writeln!(
+        out,
+        "\n{:<28} {:>14} {:>14} {:>14} {:>4} {:>5}  LAST ERROR",
+        "WATCH", "LAST CHECK", "NEXT RUN", "LAST CHANGE", "FAIL", "VER"
+    );
+    for watch in &report.watches {
+        let name = if watch.in_flight {
+            format!("{} *", watch.name)
+        } else {
+            watch.name.clone()
+        };
+        let _ = writeln!(
+            out,
+            "{:<28} {:>14} {:>14} {:>14} {:>4} {:>5}  {}",
+            name,
+            time(&watch.last_check),
+            time(&watch.next_run),
+            time(&watch.last_change),
+            watch.consecutive_failures,
+            watch.latest_version.map_or_else(|| "-".to_owned(), |v| v.to_string()),
+            watch.last_error.as_deref().unwrap_or("")
+        );
+    }
+    out
+}
