@@ -18,6 +18,7 @@
 //! | --- | --- |
 //! | `parse` | `scraper::Html::parse_document`: the bare html5ever parse, the floor |
 //! | `extract` | `tidings::extract::extract` with the default rules (parse included) |
+//! | `extract+facts` | extract, then `tidings::facts::page_facts` (places, organisations, counts, …) |
 //! | `extract+diff` | extract, then `tidings::diff::diff` against a slightly edited copy of the text |
 //! | `extract+commit` | extract, then `Store::commit_version` into a temporary sled store |
 //! | `apply (changed)` | `tidings::pipeline::apply_page` on a store whose latest version is the edited copy: the changed-cycle work minus HTTP |
@@ -34,6 +35,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tidings::diff::{DiffOptions, diff};
 use tidings::extract::{EXTRACTOR_VERSION, Rules, extract};
+use tidings::facts::page_facts;
 use tidings::fetch::Validators;
 use tidings::model::{Block, BlockKind};
 use tidings::pipeline::{FetchedPage, Outcome, apply_page};
@@ -108,6 +110,18 @@ fn main() {
         }),
     ));
 
+    let mut facts_found = 0usize;
+    results.push((
+        "extract+facts",
+        measure(reps, || {
+            facts_found = 0;
+            for html in &pages {
+                let blocks = extract(html, &rules).map(|e| e.blocks).unwrap_or_default();
+                facts_found += black_box(page_facts(&blocks, &[])).len();
+            }
+        }),
+    ));
+
     let mut changed_blocks = 0usize;
     results.push((
         "extract+diff",
@@ -175,6 +189,8 @@ fn main() {
     ));
     let same_outcomes = outcomes;
 
+    store_growth(&pages, &edited, &rules);
+
     let floor = results[0].1;
     let n = pages.len() as f64;
     println!();
@@ -192,7 +208,7 @@ fn main() {
     }
     println!();
     println!(
-        "extract+diff found {changed_blocks} changed blocks; apply (changed) gave {} changed / {} unchanged / {} other; \
+        "extract+facts found {facts_found} facts; extract+diff found {changed_blocks} changed blocks; apply (changed) gave {} changed / {} unchanged / {} other; \
          apply (same text) gave {} changed / {} unchanged / {} other",
         changed_outcomes.0,
         changed_outcomes.1,
@@ -336,7 +352,8 @@ fn seeded_store(texts: &[Vec<Block>]) -> Store {
     store
 }
 
-/// `apply_page` for every page; returns (changed, unchanged, other) counts.
+/// `apply_page` (no per-watch fact rules) for every page; returns
+/// (changed, unchanged, other) counts.
 fn apply_all(
     store: &Store,
     pages: &[String],
@@ -361,4 +378,76 @@ fn apply_all(
         }
     }
     counts
+}
+
+/// Bytes on disk per stored version, against the bytes the versions carry:
+/// every page committed once into a fresh on-disk store, then an edited
+/// version of every tenth page (a "changed" cycle).
+fn store_growth(pages: &[String], edited: &[Vec<Block>], rules: &Rules) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path()).expect("store");
+    let now = Utc::now();
+    let mut payload = 0usize;
+    let commit = |store: &Store, name: String, blocks: &[Block], payload: &mut usize| {
+        let json = serde_json::to_vec(blocks).expect("json");
+        *payload += zstd::bulk::compress(&json, 3).expect("zstd").len();
+        let version = NewVersion {
+            seen_at: now,
+            blocks,
+            extractor_version: EXTRACTOR_VERSION,
+            change: None,
+            facts: None,
+        };
+        store
+            .commit_version(&name, &version, &WatchState::default())
+            .expect("commit");
+    };
+    for (i, html) in pages.iter().enumerate() {
+        let blocks = extract(html, rules).map(|e| e.blocks).unwrap_or_default();
+        commit(&store, format!("page-{i}"), &blocks, &mut payload);
+    }
+    store.flush().expect("flush");
+    let first = store.stats().expect("stats");
+    let first_payload = payload;
+    for (i, blocks) in edited.iter().enumerate().step_by(10) {
+        commit(&store, format!("page-{i}"), blocks, &mut payload);
+    }
+    store.flush().expect("flush");
+    let second = store.stats().expect("stats");
+    let on_disk = |path: &Path| -> u64 {
+        fn walk(path: &Path) -> u64 {
+            std::fs::read_dir(path).map_or(0, |entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .map(|e| {
+                        let p = e.path();
+                        if p.is_dir() { walk(&p) } else { p.metadata().map_or(0, |m| m.len()) }
+                    })
+                    .sum()
+            })
+        }
+        walk(path)
+    };
+    let files = on_disk(dir.path());
+    println!(
+        "store growth: {} versions after one commit per page: sled size_on_disk {} B = {} B/version; \
+         zstd-3 JSON of the blocks {} B = {} B/version",
+        first.versions,
+        first.disk_bytes,
+        first.disk_bytes / first.versions.max(1),
+        first_payload,
+        first_payload as u64 / first.versions.max(1)
+    );
+    let added = second.versions - first.versions;
+    println!(
+        "store growth: +{added} edited versions: sled +{} B = {} B per added version \
+         (payload +{} B = {} B/version); files in the store dir now {} B = {} B/version over {} versions",
+        second.disk_bytes.saturating_sub(first.disk_bytes),
+        second.disk_bytes.saturating_sub(first.disk_bytes) / added.max(1),
+        payload - first_payload,
+        (payload - first_payload) as u64 / added.max(1),
+        files,
+        files / second.versions.max(1),
+        second.versions
+    );
 }

@@ -59,7 +59,7 @@ pub async fn run(options: DaemonOptions) -> anyhow::Result<u8> {
     };
     std::fs::create_dir_all(&config.state_dir)
         .with_context(|| format!("cannot create state directory {}", config.state_dir.display()))?;
-    let store = Store::open(&config.state_dir)?;
+    let store = open_store(&config.state_dir).await?;
     let socket = status::socket_path(&config.state_dir);
     // A socket left by a killed daemon would make bind fail; the store's
     // lock (held above) already guarantees no other daemon uses this state.
@@ -78,6 +78,31 @@ pub async fn run(options: DaemonOptions) -> anyhow::Result<u8> {
     let outcome = daemon.serve(&listener).await;
     let _ = std::fs::remove_file(&socket);
     outcome
+}
+
+/// How long the daemon waits for a store held by another process.
+const STORE_LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// Opens the store, waiting a little while another process holds its lock:
+/// a one-shot command (`tidings status` finds no socket yet and reads the
+/// store itself, or a `history`) holds it only briefly, and must not make a
+/// starting daemon fail. A second daemon still fails, after the wait.
+async fn open_store(state_dir: &Path) -> anyhow::Result<Store> {
+    let deadline = tokio::time::Instant::now() + STORE_LOCK_WAIT;
+    loop {
+        match Store::open(state_dir) {
+            Ok(store) => return Ok(store),
+            Err(crate::store::StoreError::Open {
+                source: sled::Error::Io(io),
+                ..
+            }) if io.to_string().contains("could not acquire lock")
+                && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
 }
 
 fn load(options: &DaemonOptions) -> Result<Config, config::ConfigErrors> {

@@ -3,6 +3,10 @@
 //! store, and compares the alerts raised with the reference labels in its
 //! `steps.tsv`.
 //!
+//! A change held for confirmation (a sudden loss of text, or a flip back to
+//! a recent version) and confirmed by the next fetch is credited to the step
+//! where it appeared, and the confirming step counts as silent.
+//!
 //! A step is *expected silent* when its raw-HTML change left the visible
 //! text alone or only moved dates (`auto_kind` markup-only or
 //! dates/times-only), or when a labeller called it noise
@@ -289,6 +293,8 @@ pub fn evaluate_page(dir: &Path) -> Result<Vec<StepResult>, HistoryEvalError> {
             baseline_done = true;
         }
         let outcome = apply(&read_page(to)?)?;
+        let confirms_previous = matches!(outcome, Outcome::Changed { .. })
+            && results.last().is_some_and(|r: &StepResult| r.outcome == "HELD");
         let (alerted, kinds, summary) = match &outcome {
             Outcome::Changed { assessment, .. } => (
                 assessment.alerts(),
@@ -303,13 +309,38 @@ pub fn evaluate_page(dir: &Path) -> Result<Vec<StepResult>, HistoryEvalError> {
             Outcome::Failed { error } => (false, Vec::new(), error.clone()),
             _ => (false, Vec::new(), String::new()),
         };
+        if confirms_previous && let Some(held) = results.last_mut() {
+            // A change held for confirmation and confirmed by this fetch is
+            // the change that appeared at the held step: the alert is
+            // credited there, and this step raised nothing new.
+            held.alerted = alerted;
+            held.kinds = kinds;
+            held.summary = format!("confirmed one fetch later: {summary}");
+            held.outcome = "CHANGED".to_owned();
+            results.push(StepResult {
+                page: page.clone(),
+                step: (*step).to_owned(),
+                auto_kind: (*auto_kind).to_owned(),
+                label: (*label).to_owned(),
+                expected: expectation(auto_kind, label),
+                outcome: "CONFIRMED".to_owned(),
+                alerted: false,
+                kinds: Vec::new(),
+                summary: "confirms the change held at the previous step".to_owned(),
+            });
+            continue;
+        }
+        let outcome_label = match &outcome {
+            Outcome::Held { .. } => "HELD".to_owned(),
+            other => other.label().to_owned(),
+        };
         results.push(StepResult {
             page: page.clone(),
             step: (*step).to_owned(),
             auto_kind: (*auto_kind).to_owned(),
             label: (*label).to_owned(),
             expected: expectation(auto_kind, label),
-            outcome: outcome.label().to_owned(),
+            outcome: outcome_label,
             alerted,
             kinds,
             summary,

@@ -154,6 +154,7 @@ pub fn extract(html: &str, rules: &Rules) -> Result<Extracted, ExtractError> {
     } else if rules.main_content {
         let stats = flat.measure(false);
         let chosen = choose_content(&flat, &stats);
+        emitter.drop_noise = true;
         if std::env::var_os("TIDINGS_DEBUG_EXTRACT").is_some() {
             eprintln!(
                 "body {} text {} nodes {}",
@@ -184,6 +185,7 @@ pub fn extract(html: &str, rules: &Rules) -> Result<Extracted, ExtractError> {
             let retry = choose_content(&flat, &lenient);
             let mut second = Emitter::new(&flat, &rules.ignore);
             second.lenient = true;
+            second.drop_noise = true;
             for &root in &retry.roots {
                 second.emit(root, &Cleaning::Conditional(&lenient));
             }
@@ -1217,6 +1219,8 @@ struct Emitter<'f, 'a> {
     text_len: usize,
     /// Whether class-based boilerplate guesses are ignored.
     lenient: bool,
+    /// Whether lines that are only ad or widget labels are dropped.
+    drop_noise: bool,
 }
 
 impl<'f, 'a> Emitter<'f, 'a> {
@@ -1229,6 +1233,7 @@ impl<'f, 'a> Emitter<'f, 'a> {
             pending_space: false,
             text_len: 0,
             lenient: false,
+            drop_noise: false,
         }
     }
 
@@ -1401,7 +1406,7 @@ impl<'f, 'a> Emitter<'f, 'a> {
             raw
         };
         let text = self.cut_ignored(text);
-        if !text.is_empty() {
+        if !text.is_empty() && !(self.drop_noise && is_noise_line(&text)) {
             self.text_len += text.len();
             self.blocks.push(Block::new(kind, text));
         }
@@ -1420,6 +1425,42 @@ impl<'f, 'a> Emitter<'f, 'a> {
         }
         normalise(&text)
     }
+}
+
+/// A whole block that is only a label left by an ad slot or a widget.
+fn is_noise_line(text: &str) -> bool {
+    if text.len() > 40 {
+        return false;
+    }
+    let lower = text.trim_end_matches([':', '.', '\u{2026}']).to_lowercase();
+    matches!(
+        lower.as_str(),
+        "advertisement"
+            | "advertising"
+            | "sponsored"
+            | "sponsored content"
+            | "story continues below"
+            | "story continues below advertisement"
+            | "continue reading below"
+            | "article continues below"
+            | "scroll to continue with content"
+            | "you may also like"
+            | "related articles"
+            | "related stories"
+            | "related content"
+            | "read more"
+            | "see more"
+            | "don't miss"
+            | "don\u{2019}t miss"
+            | "share this article"
+            | "share this"
+            | "share"
+            | "print"
+            | "close"
+            | "caption"
+            | "loading"
+            | "bookmark and share"
+    )
 }
 
 /// Characters that render as nothing and would only make spurious diffs.

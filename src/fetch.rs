@@ -359,7 +359,11 @@ impl Fetcher {
 
     /// Checks that the site's robots.txt lets tidings fetch `url`. The file is
     /// read once per site and trusted for a day.
-    pub async fn check_robots(&self, url: &Url) -> Result<(), FetchError> {
+    ///
+    /// Returns whether robots.txt was requested from the site just now
+    /// (rather than found in the cache), so a caller spacing its requests to
+    /// a host can count that request too.
+    pub async fn check_robots(&self, url: &Url) -> Result<bool, FetchError> {
         let origin = url.origin().ascii_serialization();
         let cached = self
             .robots
@@ -368,20 +372,20 @@ impl Fetcher {
             .get(&origin)
             .filter(|entry| entry.read_at.elapsed() < ROBOTS_TTL)
             .cloned();
-        let entry = match cached {
-            Some(entry) => entry,
+        let (entry, requested) = match cached {
+            Some(entry) => (entry, false),
             None => {
                 let entry = self.read_robots(url).await?;
                 self.robots
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .insert(origin, entry.clone());
-                entry
+                (entry, true)
             }
         };
         match entry.robot {
             Some(robot) if !robot.allowed(url.as_str()) => Err(FetchError::RobotsDisallowed { url: url.clone() }),
-            _ => Ok(()),
+            _ => Ok(requested),
         }
     }
 

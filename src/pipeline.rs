@@ -412,8 +412,10 @@ impl Pipeline {
         watch: &Watch,
         validators: &Validators,
     ) -> Result<FetchOutcome, crate::fetch::FetchError> {
-        if watch.robots {
-            self.fetcher.check_robots(&watch.url).await?;
+        if watch.robots && self.fetcher.check_robots(&watch.url).await? {
+            // robots.txt was just read from the host: that request used this
+            // check's turn, so the page waits for the next one.
+            self.wait_for_host_turn(&watch.url).await;
         }
         self.fetcher.fetch(&watch.url, validators).await
     }

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers};
 
@@ -66,15 +66,27 @@ impl Page {
 #[derive(Default)]
 struct SiteState {
     pages: HashMap<String, Page>,
+    /// Paths answered with a redirect: (status, `Location`).
+    redirects: HashMap<String, (u16, String)>,
     delay: Duration,
+    /// Every request's path and the moment it reached the responder.
+    arrivals: Vec<(String, Instant)>,
 }
 
 struct SiteResponder(Arc<Mutex<SiteState>>);
 
 impl Respond for SiteResponder {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        let state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        state
+            .arrivals
+            .push((request.url.path().to_owned(), Instant::now()));
         let delay = state.delay;
+        if let Some((status, location)) = state.redirects.get(request.url.path()) {
+            return ResponseTemplate::new(*status)
+                .insert_header("location", location.as_str())
+                .set_delay(delay);
+        }
         let Some(page) = state.pages.get(request.url.path()) else {
             return ResponseTemplate::new(404)
                 .set_body_raw("<html><body><p>Not found</p></body></html>", "text/html")
@@ -165,7 +177,31 @@ impl Site {
 
     /// Makes `path` a 404 again.
     pub fn remove(&self, path: &str) {
-        self.with_state(|state| state.pages.remove(path));
+        self.with_state(|state| {
+            state.pages.remove(path);
+            state.redirects.remove(path);
+        });
+    }
+
+    /// Answers `path` with a 302 to `to` (an absolute URL), ahead of any page.
+    pub fn set_redirect(&self, path: &str, to: impl Into<String>) {
+        self.with_state(|state| state.redirects.insert(path.to_owned(), (302, to.into())));
+    }
+
+    /// The port the site listens on (on 127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.server.address().port()
+    }
+
+    /// Every request's path and arrival time, oldest first. Unlike
+    /// [`Site::requests`], this says *when* each request came.
+    pub fn arrivals(&self) -> Vec<(String, Instant)> {
+        self.with_state(|state| state.arrivals.clone())
+    }
+
+    /// How many requests for `path` arrived so far.
+    pub fn hits(&self, path: &str) -> usize {
+        self.with_state(|state| state.arrivals.iter().filter(|(p, _)| p == path).count())
     }
 
     /// Delays every answer by `delay`.

@@ -1,0 +1,567 @@
+//! `tidings run` as a real process: checks on schedule, SIGHUP reloads (good
+//! and bad), SIGTERM drains and exits 0, kill -9 leaves a store that opens,
+//! a bad config exits 78, failing watches back off and alert once, and a
+//! missed run is caught up once after downtime.
+//!
+//! The daemon holds the sled store's lock, so while it runs the tests watch
+//! it through `tidings status --json`, which asks it over its Unix socket.
+//! Every wait is a bounded poll for a condition; nothing asserts on timing
+//! beyond "a handful of requests in a second".
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Site, WatchDef, Workspace, command, config_text, page};
+use tidings::status::{StatusReport, WatchStatus};
+
+/// How long any one condition is waited for.
+const WAIT: Duration = Duration::from_secs(15);
+/// How often it is polled.
+const POLL: Duration = Duration::from_millis(100);
+
+const EVERY_SECOND: &str = "schedule = \"*/1 * * * * *\"";
+
+/// A config whose watches run every second, with no jitter.
+fn daemon_config(watches: &[WatchDef], daemon_extra: &str) -> String {
+    let watches: Vec<WatchDef> = watches
+        .iter()
+        .map(|w| {
+            if w.extra.contains("schedule") {
+                w.clone()
+            } else {
+                w.clone().with(EVERY_SECOND)
+            }
+        })
+        .collect();
+    format!(
+        "{}\n[daemon]\nmax_jitter = \"0s\"\nshutdown_deadline = \"10s\"\n{daemon_extra}",
+        config_text(&watches)
+    )
+}
+
+fn write(ws: &Workspace, text: &str) {
+    std::fs::write(&ws.config, text).expect("write config");
+}
+
+/// A running `tidings run`, killed on drop so a failing test leaves no
+/// daemon behind.
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+    exit: Option<ExitStatus>,
+}
+
+impl Daemon {
+    /// Starts `tidings run --config CONFIG` with stderr in a log file in the
+    /// workspace.
+    fn spawn(ws: &Workspace) -> Self {
+        static STARTS: AtomicUsize = AtomicUsize::new(0);
+        let log = ws.path().join(format!(
+            "daemon-{}.log",
+            STARTS.fetch_add(1, Ordering::Relaxed)
+        ));
+        let file = std::fs::File::create(&log).expect("create log");
+        let child = command(ws.path())
+            .args(["run", "--config", ws.config.to_str().expect("utf-8 path")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start tidings run");
+        Self {
+            child,
+            log,
+            exit: None,
+        }
+    }
+
+    /// Starts the daemon and waits until it serves status (so its signal
+    /// handlers are installed: before that, HUP or TERM would just kill it).
+    fn start(ws: &Workspace) -> Self {
+        let mut daemon = Self::spawn(ws);
+        daemon.wait_for("the daemon to start", |d| {
+            daemon_status(&ws.config).filter(|s| s.pid == Some(d.child.id()))
+        });
+        daemon
+    }
+
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([signal, &self.pid()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} failed");
+    }
+
+    /// What the daemon wrote to stderr so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether the process has exited; its status once it has.
+    fn exited(&mut self) -> Option<ExitStatus> {
+        if self.exit.is_none() {
+            self.exit = self.child.try_wait().expect("try_wait");
+        }
+        self.exit
+    }
+
+    /// Waits (bounded) for the process to exit.
+    fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.exited() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not exit within {WAIT:?}\n--- log\n{}",
+                self.log()
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Polls `probe` until it gives a value, failing the test (with the
+    /// daemon's log) after [`WAIT`] or if the daemon dies meanwhile.
+    fn wait_for<T>(&mut self, what: &str, mut probe: impl FnMut(&Self) -> Option<T>) -> T {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(value) = probe(self) {
+                return value;
+            }
+            if let Some(status) = self.exited() {
+                panic!(
+                    "the daemon exited ({status}) while waiting for {what}\n--- log\n{}",
+                    self.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {WAIT:?} waiting for {what}\n--- log\n{}",
+                self.log()
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Waits until status shows a watch for which `test` holds, and returns it.
+    fn wait_for_watch(
+        &mut self,
+        config: &Path,
+        name: &str,
+        what: &str,
+        test: impl Fn(&WatchStatus) -> bool,
+    ) -> WatchStatus {
+        let mut last = None;
+        let found = {
+            let deadline = Instant::now() + WAIT;
+            loop {
+                let status = daemon_status(config);
+                if let Some(watch) = status.as_ref().and_then(|s| find(s, name))
+                    && test(&watch)
+                {
+                    break Some(watch);
+                }
+                last = status;
+                if self.exited().is_some() || Instant::now() >= deadline {
+                    break None;
+                }
+                std::thread::sleep(POLL);
+            }
+        };
+        found.unwrap_or_else(|| {
+            panic!(
+                "no `{name}` with {what} (exit: {:?})\n--- last status\n{last:#?}\n--- log\n{}",
+                self.exited(),
+                self.log()
+            )
+        })
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.exited().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// `tidings status --json`, if a running daemon answered it.
+fn daemon_status(config: &Path) -> Option<StatusReport> {
+    let dir = config.parent().expect("config dir");
+    let output = command(dir)
+        .args([
+            "status",
+            "--json",
+            "--config",
+            config.to_str().expect("utf-8 path"),
+        ])
+        .output()
+        .expect("run tidings status");
+    if !output.status.success() {
+        return None;
+    }
+    let report: StatusReport = serde_json::from_slice(&output.stdout).ok()?;
+    report.daemon_running.then_some(report)
+}
+
+fn find(report: &StatusReport, name: &str) -> Option<WatchStatus> {
+    report.watches.iter().find(|w| w.name == name).cloned()
+}
+
+fn names(report: &StatusReport) -> Vec<String> {
+    report.watches.iter().map(|w| w.name.clone()).collect()
+}
+
+/// Two served pages, `a` and `b`, watched every second.
+fn two_pages() -> (Site, Workspace, Vec<WatchDef>) {
+    let site = Site::start();
+    site.set_html("/a", page("Partnership A", "Jane Smith"));
+    site.set_html("/b", page("Partnership B", "Amir Khan"));
+    let watches = vec![
+        WatchDef::new("a", site.url("/a")),
+        WatchDef::new("b", site.url("/b")),
+    ];
+    let ws = Workspace::with_config(&daemon_config(&watches, ""));
+    (site, ws, watches)
+}
+
+fn at_version(n: u64) -> impl Fn(&WatchStatus) -> bool {
+    move |w| w.latest_version == Some(n)
+}
+
+#[test]
+fn pages_change_and_the_changes_are_recorded() {
+    let (site, ws, _) = two_pages();
+    let mut daemon = Daemon::start(&ws);
+    daemon.wait_for_watch(&ws.config, "a", "version 1", at_version(1));
+    daemon.wait_for_watch(&ws.config, "b", "version 1", at_version(1));
+
+    site.set_html("/a", page("Partnership A", "Beth Jones"));
+    let a = daemon.wait_for_watch(&ws.config, "a", "version 2", at_version(2));
+    assert!(a.last_change.is_some(), "{a:?}");
+    assert_eq!(a.consecutive_failures, 0, "{a:?}");
+
+    // `b` was checked again meanwhile, and found unchanged.
+    let b = daemon.wait_for_watch(&ws.config, "b", "a check after a's change", |b| {
+        b.last_check > a.last_check
+    });
+    assert_eq!(b.latest_version, Some(1), "{b:?}");
+    assert_eq!(b.last_change, None, "{b:?}");
+    let report = daemon_status(&ws.config).expect("status");
+    assert!(report.checks >= 3, "{report:?}");
+    assert!(report.changes >= 1, "{report:?}");
+}
+
+#[test]
+fn sighup_adds_a_watch() {
+    let (site, ws, mut watches) = two_pages();
+    let mut daemon = Daemon::start(&ws);
+    daemon.wait_for_watch(&ws.config, "a", "version 1", at_version(1));
+
+    site.set_html("/c", page("Partnership C", "Chris Doe"));
+    watches.push(WatchDef::new("c", site.url("/c")));
+    write(&ws, &daemon_config(&watches, ""));
+    daemon.signal("-HUP");
+
+    daemon.wait_for_watch(&ws.config, "c", "version 1", at_version(1));
+    let report = daemon_status(&ws.config).expect("status");
+    assert_eq!(names(&report), ["a", "b", "c"], "{report:?}");
+    assert_eq!(
+        report.pid,
+        Some(daemon.child.id()),
+        "the same daemon answers"
+    );
+    assert!(
+        daemon.log().contains("configuration reloaded"),
+        "{}",
+        daemon.log()
+    );
+}
+
+#[test]
+fn sighup_with_an_invalid_config_keeps_the_old_one() {
+    let (_site, ws, watches) = two_pages();
+    let mut daemon = Daemon::start(&ws);
+    daemon.wait_for_watch(&ws.config, "a", "version 1", at_version(1));
+    daemon.wait_for_watch(&ws.config, "b", "version 1", at_version(1));
+
+    // `tidings status --config` must read a valid config to find the state
+    // directory, so once the daemon's file is broken, status is asked with a
+    // valid copy naming the same state directory.
+    let status_config = ws.path().join("status.toml");
+    std::fs::write(&status_config, daemon_config(&watches, "")).expect("write");
+
+    let mut broken = daemon_config(&watches, "");
+    broken.push_str("\n[[watch]]\nname = \"c\"\nurl = \"not a url\"\n");
+    let line = broken.lines().count();
+    write(&ws, &broken);
+    daemon.signal("-HUP");
+
+    daemon.wait_for("the reload to be rejected", |d| {
+        d.log().contains("new configuration rejected").then_some(())
+    });
+    let log = daemon.log();
+    let located = format!("{}:{line}", ws.config.display());
+    assert!(log.contains(&located), "expected {located} in\n{log}");
+    assert!(log.contains("url"), "{log}");
+
+    // Still the old daemon with the old watches, still checking.
+    let before = daemon_status(&status_config).expect("status");
+    assert_eq!(before.pid, Some(daemon.child.id()));
+    assert_eq!(names(&before), ["a", "b"], "{before:?}");
+    let checks = before.checks;
+    daemon.wait_for("more checks after the rejected reload", |_| {
+        daemon_status(&status_config).filter(|s| s.checks >= checks + 2)
+    });
+    assert!(daemon.exited().is_none());
+}
+
+#[test]
+fn sigterm_drains_flushes_and_exits_zero() {
+    let (site, ws, _) = two_pages();
+    let mut daemon = Daemon::start(&ws);
+    daemon.wait_for_watch(&ws.config, "a", "version 1", at_version(1));
+    daemon.wait_for_watch(&ws.config, "b", "version 1", at_version(1));
+
+    // Slow answers, and a change: TERM arrives while the check that will
+    // see the change waits for its answer. Draining lets it finish and
+    // record the new version before the daemon exits.
+    site.set_delay(Duration::from_millis(1_500));
+    site.set_html("/a", page("Partnership A", "Beth Jones"));
+    let asked = site.hits("/a");
+    daemon.wait_for("a request for the changed page", |_| {
+        (site.hits("/a") > asked).then_some(())
+    });
+    daemon.signal("-TERM");
+    let status = daemon.wait_exit();
+    let log = daemon.log();
+    assert_eq!(status.code(), Some(0), "{status}\n--- log\n{log}");
+    assert!(log.contains("letting in-flight checks finish"), "{log}");
+    assert!(!log.contains("aborting"), "{log}");
+    assert!(log.contains("store flushed"), "{log}");
+    assert!(
+        !ws.path().join("tidings.sock").exists(),
+        "the status socket is removed on exit"
+    );
+
+    // The store is unlocked and holds what status reported.
+    assert_eq!(ws.history_count("a"), 2);
+    assert_eq!(ws.history_count("b"), 1);
+    assert!(ws.show("a@1").contains("Jane Smith"));
+    assert!(ws.show("a@2").contains("Beth Jones"));
+    // With no daemon, status reads the store.
+    let offline = ws.run(&["status", "--json"]);
+    assert_eq!(offline.code, 0, "{offline}");
+    let report: StatusReport = serde_json::from_str(&offline.stdout).expect("json");
+    assert!(!report.daemon_running);
+    assert_eq!(find(&report, "a").and_then(|a| a.latest_version), Some(2));
+}
+
+/// The chair of page `i`: names the page, so a mixed-up text would show.
+fn chair(i: usize, who: &str) -> String {
+    format!("{who} of partnership {i}")
+}
+
+#[test]
+fn kill_9_mid_run_leaves_a_store_that_opens_and_a_daemon_that_restarts() {
+    const WATCHES: usize = 6;
+    let site = Site::start();
+    let path = |i: usize| format!("/p/{i}");
+    let watches: Vec<WatchDef> = (0..WATCHES)
+        .map(|i| {
+            site.set_html(
+                &path(i),
+                page(&format!("Partnership {i}"), &chair(i, "Jane Smith")),
+            );
+            WatchDef::new(&format!("p{i}"), site.url(&path(i)))
+        })
+        .collect();
+    site.set_delay(Duration::from_millis(300));
+    let ws = Workspace::with_config(&daemon_config(&watches, ""));
+
+    let mut daemon = Daemon::start(&ws);
+    for i in 0..WATCHES {
+        daemon.wait_for_watch(&ws.config, &format!("p{i}"), "version 1", at_version(1));
+    }
+    // Change half the pages, and kill the daemon while checks are running.
+    for i in (0..WATCHES).step_by(2) {
+        site.set_html(
+            &path(i),
+            page(&format!("Partnership {i}"), &chair(i, "Beth Jones")),
+        );
+    }
+    daemon.wait_for("checks in flight", |_| {
+        daemon_status(&ws.config).filter(|s| s.in_flight > 0 && s.changes > 0)
+    });
+    daemon.signal("-KILL");
+    let status = daemon.wait_exit();
+    assert_eq!(status.code(), None, "killed by a signal: {status}");
+
+    // The store opens, and every version it lists reads back.
+    for i in 0..WATCHES {
+        let name = format!("p{i}");
+        let history = ws.run(&["history", &name]);
+        assert_eq!(history.code, 0, "{history}");
+        let rows = common::history_rows(&history.stdout);
+        assert!(!rows.is_empty(), "{history}");
+        for row in &rows {
+            let text = ws.show(&format!("{name}@{}", row[0]));
+            let intact = ["Jane Smith", "Beth Jones"]
+                .iter()
+                .any(|who| text.contains(&format!("chaired by {}, who", chair(i, who))));
+            assert!(intact, "{name}@{}: {text}", row[0]);
+        }
+    }
+
+    // A new daemon on the same state picks up where the old one stopped.
+    let changed = "p1";
+    let before = ws.history_count(changed) as u64;
+    let mut daemon = Daemon::start(&ws);
+    site.set_html(&path(1), page("Partnership 1", &chair(1, "Chris Doe")));
+    daemon.wait_for_watch(&ws.config, changed, "a new version", at_version(before + 1));
+    daemon.signal("-TERM");
+    let status = daemon.wait_exit();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "{status}\n--- log\n{}",
+        daemon.log()
+    );
+    assert!(ws.show(&format!("{changed}@latest")).contains("Chris Doe"));
+}
+
+#[test]
+fn a_bad_config_at_start_exits_78_and_says_why() {
+    let site = Site::start();
+    let mut text = daemon_config(&[WatchDef::new("a", site.url("/a"))], "");
+    text.push_str(
+        "\n[[watch]]\nname = \"b\"\nurl = \"https://example.org/b\"\nschedule = \"every day\"\n",
+    );
+    let line = text.lines().count();
+    let ws = Workspace::with_config(&text);
+
+    let mut daemon = Daemon::spawn(&ws);
+    let status = daemon.wait_exit();
+    let log = daemon.log();
+    assert_eq!(status.code(), Some(78), "{status}\n--- log\n{log}");
+    let located = format!("{}:{line}", ws.config.display());
+    assert!(log.contains(&located), "expected {located} in\n{log}");
+    assert!(log.contains("schedule"), "{log}");
+    assert!(site.requests().is_empty(), "nothing is checked");
+}
+
+#[test]
+fn a_failing_watch_backs_off_and_the_admin_is_told_once() {
+    let site = Site::start();
+    site.set_html("/ok", page("Partnership OK", "Jane Smith"));
+    site.set_page(
+        "/flaky",
+        common::Page {
+            status: 500,
+            ..common::Page::html("<html><body><p>Internal error</p></body></html>")
+        },
+    );
+    let watches = [
+        WatchDef::new("ok", site.url("/ok")),
+        WatchDef::new("flaky", site.url("/flaky")),
+    ];
+    let ws = Workspace::with_config(&daemon_config(
+        &watches,
+        "alert_after_failures = 2\nbackoff_base = \"1s\"\nbackoff_max = \"2s\"\n",
+    ));
+    let mut daemon = Daemon::start(&ws);
+
+    let alerts = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("keeps failing") && l.contains("flaky"))
+            .count()
+    };
+    daemon.wait_for_watch(&ws.config, "flaky", "2 failures", |w| {
+        w.consecutive_failures >= 2
+    });
+    // Failures go on; the alert is not repeated.
+    let flaky = daemon.wait_for_watch(&ws.config, "flaky", "4 failures", |w| {
+        w.consecutive_failures >= 4
+    });
+    assert!(
+        flaky.last_error.as_deref().unwrap_or("").contains("500"),
+        "{flaky:?}"
+    );
+    assert_eq!(flaky.latest_version, None);
+    let log = daemon.log();
+    assert_eq!(alerts(&log), 1, "{log}");
+    assert!(!log.contains("has recovered"), "{log}");
+    // Backing off: far fewer requests than one a second.
+    let hits = site.hits("/flaky");
+    assert!(hits <= 6, "{hits} requests for a backing-off watch\n{log}");
+    // The healthy watch is not held back by its neighbour.
+    assert_eq!(
+        daemon_status(&ws.config)
+            .and_then(|s| find(&s, "ok"))
+            .map(|w| w.consecutive_failures),
+        Some(0)
+    );
+
+    site.update("/flaky", |page| page.status = 200);
+    daemon.wait_for("the recovery notice", |d| {
+        d.log().contains("has recovered").then_some(())
+    });
+    let flaky = daemon.wait_for_watch(&ws.config, "flaky", "no failures", |w| {
+        w.consecutive_failures == 0
+    });
+    assert_eq!(flaky.latest_version, Some(1), "{flaky:?}");
+    assert_eq!(flaky.last_error, None);
+    let log = daemon.log();
+    assert_eq!(alerts(&log), 1, "{log}");
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("has recovered") && l.contains("flaky"))
+            .count(),
+        1,
+        "{log}"
+    );
+}
+
+#[test]
+fn a_missed_run_runs_once_after_downtime() {
+    let site = Site::start();
+    site.set_html("/a", page("Partnership A", "Jane Smith"));
+    let ws = Workspace::with_config(&daemon_config(&[WatchDef::new("a", site.url("/a"))], ""));
+
+    let mut daemon = Daemon::start(&ws);
+    daemon.wait_for_watch(&ws.config, "a", "version 1", at_version(1));
+    daemon.signal("-TERM");
+    assert_eq!(daemon.wait_exit().code(), Some(0), "{}", daemon.log());
+    drop(daemon);
+
+    // Down for a couple of fire times.
+    std::thread::sleep(Duration::from_millis(2_500));
+    let before = site.hits("/a");
+    let mut daemon = Daemon::spawn(&ws);
+    daemon.wait_for("the catch-up check", |_| {
+        (site.hits("/a") > before).then_some(())
+    });
+    // One catch-up check, then the normal every-second rhythm: a second
+    // later a few requests at most, not one per missed fire on top.
+    std::thread::sleep(Duration::from_secs(1));
+    let grown = site.hits("/a") - before;
+    assert!(
+        (1..=3).contains(&grown),
+        "{grown} requests in the first second after a restart\n--- log\n{}",
+        daemon.log()
+    );
+    daemon.signal("-TERM");
+    assert_eq!(daemon.wait_exit().code(), Some(0), "{}", daemon.log());
+}
