@@ -65,17 +65,19 @@ def status_fields(pid: int) -> dict[str, int]:
                 out[key] = int(value.split()[0])
             elif key == "Threads":
                 out[key] = int(value.split()[0])
-    # Context switches are per thread: sum them over every thread.
-    switches = 0
+    return out
+
+
+def thread_switches(pid: int) -> dict[int, int]:
+    """Context switches (voluntary + involuntary) of each live thread."""
+    out: dict[int, int] = {}
     for task in os.listdir(f"/proc/{pid}/task"):
         try:
             with open(f"/proc/{pid}/task/{task}/status") as fh:
-                for line in fh:
-                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
-                        switches += int(line.split()[1])
+                out[int(task)] = sum(int(line.split()[1]) for line in fh
+                                     if line.startswith(("voluntary_ctxt", "nonvoluntary_ctxt")))
         except OSError:
             pass  # the thread ended meanwhile
-    out["ctxt_switches"] = switches
     return out
 
 
@@ -225,7 +227,7 @@ def idle_phase(args, work: Path) -> dict:
         time.sleep(args.settle)
         samples = []
         cpu0, w0 = cpu_seconds(pid), time.monotonic()
-        s0 = status_fields(pid)
+        x0 = thread_switches(pid)
         end = w0 + args.idle_seconds
         while True:
             now = time.monotonic()
@@ -236,6 +238,7 @@ def idle_phase(args, work: Path) -> dict:
             time.sleep(min(1.0, end - now))
         cpu1, w1 = cpu_seconds(pid), time.monotonic()
         s1 = status_fields(pid)
+        x1 = thread_switches(pid)
         fds = fd_count(pid)
         # After the window: make sure the daemon is still healthy and nothing
         # ran during it.
@@ -246,9 +249,9 @@ def idle_phase(args, work: Path) -> dict:
             proc.kill()
     window = w1 - w0
     rss = [s["VmRSS"] for s in samples]
-    # Threads that exit during the window take their counts with them, so
-    # this can only undercount; it is a rough wake-up rate.
-    switches = max(0, s1["ctxt_switches"] - s0["ctxt_switches"])
+    # Switches per thread, over the threads alive at both ends of the window
+    # (tokio's idle blocking threads exit after 10 s and take their counts).
+    switches = sum(c - x0[t] for t, c in x1.items() if t in x0)
     return {
         "watches": n,
         "first_pass_seconds": round(first_pass, 2),

@@ -1055,7 +1055,21 @@ fn run_command(location: &Location) -> anyhow::Result<u8> {
 }
 
 fn status_command(json: bool, location: &Location) -> anyhow::Result<u8> {
-    let config = load_config(location, true)?;
+    // A config that no longer validates (say, an edit the daemon rejected on
+    // SIGHUP) must not stop the admin from asking the running daemon.
+    let config = match load_config(location, true) {
+        Ok(config) => config,
+        Err(error) => match lenient_state_dir(location) {
+            Some(state_dir) => match crate::status::query(&state_dir) {
+                Ok(report) => {
+                    eprintln!("warning: the config file does not validate; showing the running daemon's status");
+                    return print_status(&report, json);
+                }
+                Err(_) => return Err(error),
+            },
+            None => return Err(error),
+        },
+    };
     let report = match crate::status::query(&config.state_dir) {
         Ok(report) => report,
         Err(crate::status::StatusError::NotRunning { .. }) => {
@@ -1069,14 +1083,31 @@ fn status_command(json: bool, location: &Location) -> anyhow::Result<u8> {
         }
         Err(other) => return Err(other.into()),
     };
+    print_status(&report, json)
+}
+
+fn print_status(report: &crate::status::StatusReport, json: bool) -> anyhow::Result<u8> {
     let mut out = std::io::stdout().lock();
     if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        writeln!(out, "{}", serde_json::to_string_pretty(report)?)?;
     } else {
-        write!(out, "{}", crate::status::render(&report))?;
+        write!(out, "{}", crate::status::render(report))?;
     }
     out.flush()?;
     Ok(0)
+}
+
+/// The state directory from `--state`, or read loosely from the config
+/// file's `state_dir` line even when the rest of the file is invalid.
+fn lenient_state_dir(location: &Location) -> Option<PathBuf> {
+    if let Some(state) = &location.state {
+        return Some(state.clone());
+    }
+    let path = config_path(location)?;
+    let text = std::fs::read_to_string(&path).ok()?;
+    let value: toml::Table = text.parse().ok()?;
+    let dir = value.get("state_dir")?.as_str()?;
+    Some(path.parent().unwrap_or_else(|| Path::new(".")).join(dir))
 }
 
 fn eval_histories_command(dir: &Path, json: bool) -> anyhow::Result<u8> {

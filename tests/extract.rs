@@ -74,3 +74,24 @@ fn eval_dump() {
         std::fs::write(out.join(format!("{id}.txt")), extracted.render()).expect("write");
     }
 }
+
+#[test]
+#[ignore = "temp"]
+fn tmp_ancestors() {
+    let html = std::fs::read_to_string(std::env::var("TMP_PAGE").unwrap()).unwrap();
+    let doc = scraper::Html::parse_document(&html);
+    for node in doc.tree.root().descendants() {
+        if let Some(t) = node.value().as_text() {
+            if t.contains(std::env::var("TMP_TEXT").unwrap().as_str()) {
+                let mut a = node.parent();
+                while let Some(n) = a {
+                    if let Some(e) = n.value().as_element() {
+                        println!("{:?}", e);
+                    }
+                    a = n.parent();
+                }
+                break;
+            }
+        }
+    }
+}
