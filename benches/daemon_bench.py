@@ -394,9 +394,11 @@ def markdown(result: dict) -> str:
             "",
         ]
     if soak:
+        a = result["args"]
+        changes = (f"{soak['bumps']} bumps of {a['bump_fraction']:.0%} of the pages, one every "
+                   f"{a['bump_every']:g} s" if a["bump_every"] > 0 else "no page changes, every fetch a 304")
         out += [
-            f"**Soak, {soak['watches']} watches every second** ({soak['bumps']} bumps of "
-            f"{result['args']['bump_fraction']:.0%} of the pages, one every {result['args']['bump_every']:.0f} s):",
+            f"**Soak, {soak['watches']} watches every second** ({changes}):",
             "",
             "| measure | value |",
             "| --- | --- |",

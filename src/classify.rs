@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::diff::{BlockChange, ChangeKind, TextDiff, WordOp};
 use crate::facts::{self, Fact, FactGroup};
+use crate::model::BlockKind;
 
 /// The kinds of change, most important first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -142,7 +143,8 @@ pub fn classify(
 ) -> Assessment {
     let added: Vec<Fact> = new_facts.difference(old_facts).cloned().collect();
     let removed: Vec<Fact> = old_facts.difference(new_facts).cloned().collect();
-    let (changed, added, removed) = pair_value_changes(added, removed);
+    let (mut changed, mut added, removed) = pair_value_changes(added, removed);
+    rename_in_place(diff, &mut changed, &mut added);
 
     // Tie each block change to the page-level fact changes it shows.
     let moving: BTreeSet<&Fact> = added
@@ -168,10 +170,22 @@ pub fn classify(
             .map(|fact| Kind::from_group(fact.group()))
             .collect();
         if kinds.is_empty() {
-            kinds.insert(if is_minor(block_change) {
-                Kind::Minor
-            } else {
-                Kind::Narrative
+            // A list item that names a place or an organisation still named
+            // elsewhere on the page is a change to that list, not prose.
+            let listed = block_change
+                .new
+                .as_ref()
+                .or(block_change.old.as_ref())
+                .is_some_and(|b| b.kind == BlockKind::ListItem);
+            let named = before
+                .union(&after)
+                .map(|f| Kind::from_group(f.group()))
+                .filter(|k| *k != Kind::Narrative)
+                .min();
+            kinds.insert(match named {
+                Some(kind) if listed && !is_minor(block_change) => kind,
+                _ if is_minor(block_change) => Kind::Minor,
+                _ => Kind::Narrative,
             });
         }
         for kind in kinds {
@@ -212,6 +226,40 @@ pub fn classify(
         });
     }
     Assessment { changes }
+}
+
+/// An organisation added where a removed block named a close one is a
+/// rename, even when the old name still appears elsewhere on the page (in a
+/// contact line, say): "NHS North Cumbria CCG → NHS North East and North
+/// Cumbria ICB".
+fn rename_in_place(diff: &TextDiff, changed: &mut Vec<ValueChange>, added: &mut Vec<Fact>) {
+    let removed_names: Vec<Fact> = diff
+        .changes
+        .iter()
+        .filter(|c| c.kind != ChangeKind::Added)
+        .filter_map(|c| c.old.as_ref())
+        .flat_map(|b| facts::block_facts(b, &[]))
+        .filter(|f| matches!(f, Fact::Organisation { .. }))
+        .collect();
+    let mut i = 0;
+    while i < added.len() {
+        let partner = match &added[i] {
+            Fact::Organisation { name } => removed_names.iter().find(|old| match old {
+                Fact::Organisation { name: old_name } => old_name != name && names_are_close(old_name, name),
+                _ => false,
+            }),
+            _ => None,
+        };
+        match partner {
+            Some(old) if !changed.iter().any(|c| &c.from == old) => {
+                changed.push(ValueChange {
+                    from: old.clone(),
+                    to: added.remove(i),
+                });
+            }
+            _ => i += 1,
+        }
+    }
 }
 
 /// Pairs removed and added facts that are one fact with a new value: the

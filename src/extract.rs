@@ -155,25 +155,6 @@ pub fn extract(html: &str, rules: &Rules) -> Result<Extracted, ExtractError> {
         let stats = flat.measure(false);
         let chosen = choose_content(&flat, &stats);
         emitter.drop_noise = true;
-        if std::env::var_os("TIDINGS_DEBUG_EXTRACT").is_some() {
-            eprintln!(
-                "body {} text {} nodes {}",
-                flat.body,
-                stats[flat.body as usize].text,
-                flat.nodes.len()
-            );
-            for &r in &chosen.roots {
-                let n = &flat.nodes[r as usize];
-                eprintln!(
-                    "root {r} {:?} end {} text {} link {} scope {:?}",
-                    n.tag,
-                    n.end,
-                    stats[r as usize].text,
-                    stats[r as usize].link,
-                    semantic_scope(&flat, &stats)
-                );
-            }
-        }
         for &root in &chosen.roots {
             emitter.emit(root, &Cleaning::Conditional(&stats));
         }
@@ -193,7 +174,6 @@ pub fn extract(html: &str, rules: &Rules) -> Result<Extracted, ExtractError> {
                 emitter = second;
             }
         }
-        drop_title_heading(&mut emitter.blocks, flat.title.as_deref());
     } else {
         emitter.emit(flat.body, &Cleaning::None);
     }
@@ -350,7 +330,7 @@ fn chrome_role(role: &str) -> bool {
 /// Class, id or aria-label words that mark chrome whatever else they say.
 static CHROME_NAME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)cookie|consent|gdpr|cc-banner|breadcrumb|skip-?link|skip-?to|skipnav|share|sharing|social-?(media|links|icons|buttons|bar|follow)|newsletter|subscribe|signup|sign-up|sr-only|visually-?hidden|screen-?reader|a11y|accessibility|accessibilty|reciteme|browsealoud|back-?to-?top|print-?(button|link|page)|pagination|pager|related|recommend|read-?more|more-?stories|outbrain|taboola|advert|sponsor|paywall|promo|popup|modal|overlay|newsletter|site-?search|search-?(form|box|bar)|login|masthead|site-?header|site-?footer|global-?(header|footer|nav)|page-?footer|author-?(bio|info|box)|byline|dateline|timestamp|post-?meta|entry-?meta|article-?meta|tag-?(list|cloud)|^tags|\btags\b|comment|caption|credit|\bad-|-ad\b",
+        r"(?i)cookie|consent|gdpr|cc-banner|breadcrumb|skip-?link|skip-?to|skipnav|share|sharing|social-?(media|links|icons|buttons|bar|follow)|newsletter|subscribe|signup|sign-up|sr-only|visually-?hidden|screen-?reader|a11y|accessibility|accessibilty|reciteme|browsealoud|back-?to-?top|print-?(button|link|page)|pagination|pager|related|recommend|read-?more|more-?stories|outbrain|taboola|advert|sponsor|paywall|promo|popup|modal|overlay|newsletter|site-?search|search-?(form|box|bar)|login|masthead|site-?header|site-?footer|global-?(header|footer|nav)|page-?footer|author-?(bio|info|box)|byline|dateline|timestamp|post-?meta|entry-?meta|article-?meta|tag-?(list|cloud)|^tags|\btags\b|comment|caption|credit|\bad-|-ad\b|last-?updated|review-?date|page-?updated|date-?modified",
     )
     .expect("static regex compiles")
 });
@@ -473,18 +453,17 @@ impl<'a> Flat<'a> {
             let parent = open.last().map_or(u32::MAX, |&(idx, _)| idx);
             let inherited = open.last().map_or(0, |&(_, flags)| flags);
             match cur.value() {
-                Node::Text(text) => {
-                    if parent != u32::MAX {
-                        nodes.push(FlatNode {
-                            tag: Tag::Text,
-                            text: &text.text,
-                            parent,
-                            end: nodes.len() as u32 + 1,
-                            flags: inherited & (JUNK_HARD | JUNK_CLASS | IN_LINK),
-                            weight: 0,
-                            class_hash: 0,
-                        });
-                    }
+                // Text outside any element (before <html>) is not page text.
+                Node::Text(text) if parent != u32::MAX => {
+                    nodes.push(FlatNode {
+                        tag: Tag::Text,
+                        text: &text.text,
+                        parent,
+                        end: nodes.len() as u32 + 1,
+                        flags: inherited & (JUNK_HARD | JUNK_CLASS | IN_LINK),
+                        weight: 0,
+                        class_hash: 0,
+                    });
                 }
                 Node::Element(element) => {
                     let name = element.name();
@@ -495,7 +474,7 @@ impl<'a> Flat<'a> {
                             .iter()
                             .any(|(_, selector)| selector.matches(&element_ref));
                     if !excluded {
-                        let tag = Tag::of(name);
+                        let mut tag = Tag::of(name);
                         let mut flags = inherited & (JUNK_HARD | JUNK_CLASS | IN_LINK);
                         if tag == Tag::A {
                             flags |= IN_LINK;
@@ -507,7 +486,9 @@ impl<'a> Flat<'a> {
                             }
                         }
                         let (weight, class_hash, own) =
-                            inspect_attrs(element, tag, chrome, || first_text(&element_ref));
+                            inspect_attrs(element, &mut tag, chrome, || {
+                                first_text(&element_ref)
+                            });
                         flags |= own;
                         if chrome && chrome_tag(name) && tag != Tag::Main {
                             flags |= JUNK_HARD;
@@ -760,13 +741,16 @@ fn first_text(element: &ElementRef<'_>) -> String {
 }
 
 /// Reads an element's attributes once: class weight, class hash, and flags
-/// for hidden or chrome-like elements.
+/// for hidden or chrome-like elements. Turns `role="heading"` elements into
+/// headings of their `aria-level` (2 when absent, as ARIA says).
 fn inspect_attrs(
     element: &scraper::node::Element,
-    tag: Tag,
+    tag: &mut Tag,
     chrome: bool,
     text: impl FnOnce() -> String,
 ) -> (i8, u32, u8) {
+    let mut heading_role = false;
+    let mut level = 2u8;
     let mut class = "";
     let mut id = "";
     let mut flags = 0u8;
@@ -781,9 +765,12 @@ fn inspect_attrs(
                     flags |= MAIN_ROLE;
                 } else if chrome && chrome_role(value) {
                     flags |= JUNK_HARD;
-                } else if value.eq_ignore_ascii_case("heading") {
-                    // handled by the tag; role=heading divs are rare here
+                } else if value.trim().eq_ignore_ascii_case("heading") {
+                    heading_role = true;
                 }
+            }
+            "aria-level" => {
+                level = value.trim().parse::<u8>().map_or(2, |l| l.clamp(1, 6));
             }
             "hidden" if chrome => flags |= JUNK_HARD,
             "aria-hidden" if chrome && value.trim().eq_ignore_ascii_case("true") => {
@@ -795,6 +782,10 @@ fn inspect_attrs(
             _ => {}
         }
     }
+    if heading_role {
+        *tag = Tag::Heading(level);
+    }
+    let tag = *tag;
     if class.is_empty() && id.is_empty() && label.is_empty() && tag != Tag::A {
         return (0, 0, flags);
     }
@@ -886,9 +877,7 @@ fn choose_content(flat: &Flat<'_>, stats: &[Stats]) -> Chosen {
     // Score: every paragraph-like node credits its ancestors.
     let mut score = vec![f32::NAN; flat.nodes.len()];
     let mut scored = Vec::new();
-    for i in scope..scope_end {
-        let node = &flat.nodes[i];
-        let s = &stats[i];
+    for (node, s) in flat.nodes[..scope_end].iter().zip(stats).skip(scope) {
         let paragraph_like = match node.tag {
             Tag::P | Tag::Pre | Tag::Quote | Tag::Dd => true,
             Tag::Cell | Tag::Block | Tag::Li => s.blocks == 1,
@@ -1185,26 +1174,6 @@ fn introduced(flat: &Flat<'_>, i: usize) -> bool {
     matches!(last, Some(':'))
 }
 
-/// Drops a leading heading that repeats the page title: the title is kept in
-/// [`Extracted::title`] already, and news pages repeat it as their `<h1>`.
-fn drop_title_heading(blocks: &mut Vec<Block>, title: Option<&str>) {
-    let Some(title) = title else {
-        return;
-    };
-    let title = title.to_lowercase();
-    let position = blocks.iter().take(3).position(|block| {
-        block.is_heading() && {
-            let heading = block.text.to_lowercase();
-            heading.len() >= 12 && (title.contains(&heading) || heading.contains(&title))
-        }
-    });
-    if let Some(position) = position
-        && blocks.len() > position + 1
-    {
-        blocks.remove(position);
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Emitting blocks
 
@@ -1279,7 +1248,7 @@ impl<'f, 'a> Emitter<'f, 'a> {
                         self.pending_space = true;
                     }
                 }
-                Tag::Tr if self.is_simple_row(i, cleaning) => {
+                Tag::Tr if self.is_simple_row(i) => {
                     let kind = contexts.last().map_or(BlockKind::Paragraph, |c| c.1);
                     self.flush(kind);
                     self.emit_row(i, cleaning);
@@ -1314,8 +1283,7 @@ impl<'f, 'a> Emitter<'f, 'a> {
     }
 
     /// A table row whose cells hold only inline content: one block.
-    fn is_simple_row(&self, i: usize, cleaning: &Cleaning<'_>) -> bool {
-        let _ = cleaning;
+    fn is_simple_row(&self, i: usize) -> bool {
         let end = self.flat.nodes[i].end as usize;
         self.flat.nodes[i + 1..end]
             .iter()
@@ -1406,7 +1374,7 @@ impl<'f, 'a> Emitter<'f, 'a> {
             raw
         };
         let text = self.cut_ignored(text);
-        if !text.is_empty() && !(self.drop_noise && is_noise_line(&text)) {
+        if !(text.is_empty() || self.drop_noise && is_noise_line(&text)) {
             self.text_len += text.len();
             self.blocks.push(Block::new(kind, text));
         }
@@ -1427,16 +1395,22 @@ impl<'f, 'a> Emitter<'f, 'a> {
     }
 }
 
-/// A whole block that is only a label left by an ad slot or a widget.
+/// A whole block that carries no content: a label left by an ad slot or a
+/// widget, a byline, or a bare date stamp ("Page last updated 12 March
+/// 2021"). Dates matter most: a page's "updated" line changes far more often
+/// than its text, and would otherwise raise an alert on every edit.
 fn is_noise_line(text: &str) -> bool {
-    if text.len() > 40 {
+    if text.len() > 90 {
         return false;
     }
-    let lower = text.trim_end_matches([':', '.', '\u{2026}']).to_lowercase();
-    matches!(
+    let lower = text
+        .trim_end_matches([':', '.', '\u{2026}', '|', ' '])
+        .to_lowercase();
+    let label = matches!(
         lower.as_str(),
         "advertisement"
             | "advertising"
+            | "advert"
             | "sponsored"
             | "sponsored content"
             | "story continues below"
@@ -1453,15 +1427,42 @@ fn is_noise_line(text: &str) -> bool {
             | "don't miss"
             | "don\u{2019}t miss"
             | "share this article"
+            | "share this page"
             | "share this"
             | "share"
             | "print"
             | "close"
             | "caption"
+            | "comments"
             | "loading"
             | "bookmark and share"
-    )
+            | "this slideshow requires javascript"
+            | "breaking news"
+    );
+    label || DATE_LINE.is_match(&lower) || BYLINE.is_match(text)
 }
+
+/// A line that is only a date stamp, perhaps with a time and a label.
+static DATE_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    let month = r"(jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sep(t(ember)?)?|oct(ober)?|nov(ember)?|dec(ember)?)\.?";
+    let day = r"((mon|tues?|wed(nes)?|thu(rs)?|fri|sat(ur)?|sun)(day)?\.?,?)";
+    let date = format!(
+        r"(\d{{1,2}}(st|nd|rd|th)?\s+{month},?\s+\d{{4}}|{month}\s+\d{{1,2}}(st|nd|rd|th)?,?\s+\d{{4}}|\d{{4}}-\d{{2}}-\d{{2}}|\d{{1,2}}/\d{{1,2}}/\d{{2,4}})"
+    );
+    let time =
+        r"(,?\s*(at\s*)?\d{1,2}[:.]\d{2}\s*(am|pm|a\.m\.|p\.m\.)?\s*(gmt|bst|utc|[ecmp][sd]t)?)";
+    let label = r"((page\s+)?(last\s+)?(posted|published|updated|modified|reviewed|edited)(\s+on)?:?\s*|date:?\s*)";
+    Regex::new(&format!(
+        r"^({label}?({day}\s*)?({time}\s*,?\s*)?{date}{time}?\s*[|,]?\s*)+$"
+    ))
+    .expect("static regex compiles")
+});
+
+/// "By Jane Smith" or "By STAFF WRITER": a short credit line.
+static BYLINE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(By|BY)\s+\p{Lu}[\p{L}'\u{2019}.-]*(\s+(and\s+)?\p{Lu}[\p{L}'\u{2019}.-]*){0,4}(\s*[,|-]\s*[^.!?]{0,40})?$")
+        .expect("static regex compiles")
+});
 
 /// Characters that render as nothing and would only make spurious diffs.
 fn is_invisible(c: char) -> bool {
@@ -1494,6 +1495,30 @@ mod tests {
     #[test]
     fn normalise_collapses_nbsp_and_trims() {
         assert_eq!(normalise("  a\u{a0}\u{a0}b\n\tc  "), "a b c");
+    }
+
+    #[test]
+    fn date_stamps_and_bylines_are_noise() {
+        for line in [
+            "Page last updated 12 March 2021",
+            "Last updated: 3 May 2022",
+            "October 12, 2017",
+            "Posted: Fri 6:45 PM, Feb 16, 2018 |",
+            "Updated: Sat 8:31 PM, Feb 17, 2018",
+            "NOVEMBER 20, 2019 10:43",
+            "By JERUSALEM POST STAFF",
+            "Advertisement",
+        ] {
+            assert!(is_noise_line(line), "{line}");
+        }
+        for line in [
+            "Allerdale 96,471 residents",
+            "By 2024 we will open two new hubs.",
+            "Eden 52,630 residents.",
+            "On 7 July 2022 the cabinet agreed the plan.",
+        ] {
+            assert!(!is_noise_line(line), "{line}");
+        }
     }
 
     #[test]

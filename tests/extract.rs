@@ -4,6 +4,338 @@
 use std::path::PathBuf;
 
 use tidings::eval;
+use tidings::extract::{ExtractError, Rules, extract};
+use tidings::model::{BlockKind, Extracted};
+
+const FIXTURES: [&str; 5] = [
+    "wnec-stp",
+    "stp-44-areas",
+    "lsc-place-review",
+    "lsc-landmark-partnership",
+    "lsc-ics",
+];
+
+fn fixture(name: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/partnerships")
+        .join(format!("{name}.html"));
+    std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+}
+
+fn default_extract(html: &str) -> Extracted {
+    extract(html, &Rules::default()).expect("default rules never fail")
+}
+
+fn rules(select: &[&str], exclude: &[&str], ignore: &[&str], main_content: bool) -> Rules {
+    let owned = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    Rules::new(
+        &owned(select),
+        &owned(exclude),
+        &owned(ignore),
+        main_content,
+    )
+    .expect("rules compile")
+}
+
+fn texts(extracted: &Extracted) -> Vec<&str> {
+    extracted.blocks.iter().map(|b| b.text.as_str()).collect()
+}
+
+// ---------------------------------------------------------------------------
+// Snapshots of the partnership fixtures
+
+#[test]
+fn snapshot_fixtures() {
+    for name in FIXTURES {
+        let extracted = default_extract(&fixture(name));
+        let rendered = format!(
+            "title: {}\n\n{}",
+            extracted.title.as_deref().unwrap_or("-"),
+            extracted.render()
+        );
+        insta::assert_snapshot!(name, rendered);
+    }
+}
+
+/// Chrome every fixture carries, none of which may survive extraction.
+const CHROME: [&str; 12] = [
+    "cookie",
+    "Cookie",
+    "Skip to",
+    "Accessibility tools",
+    "Return to header",
+    "Page last updated",
+    "Homepage",
+    "Privacy",
+    "Copyright",
+    "\u{a9}",
+    "Search",
+    "Contact us",
+];
+
+#[test]
+fn fixtures_lose_their_chrome() {
+    for name in FIXTURES {
+        let text = default_extract(&fixture(name)).render();
+        for chrome in CHROME {
+            assert!(
+                !text.contains(chrome),
+                "{name}: `{chrome}` survived:\n{text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn fixtures_keep_lists_of_places_and_organisations() {
+    let wnec = default_extract(&fixture("wnec-stp"));
+    let items: Vec<&str> = wnec
+        .blocks
+        .iter()
+        .filter(|b| b.kind == BlockKind::ListItem)
+        .map(|b| b.text.as_str())
+        .collect();
+    for expected in [
+        "Cumbria County Council",
+        "Cumbria Partnership NHS Foundation Trust",
+        "Healthwatch Cumbria",
+        "NHS North Cumbria Clinical Commissioning Group",
+        "North Cumbria University Hospitals NHS Trust",
+        "North West Ambulance Service",
+        "Allerdale 96,471 residents",
+        "Carlisle 108,022 residents.",
+        "Eden 52,630 residents.",
+    ] {
+        assert!(items.contains(&expected), "missing {expected}: {items:?}");
+    }
+    // The linked list of places is kept although it is all links.
+    let review = default_extract(&fixture("lsc-place-review"));
+    for place in [
+        "Central Lancashire",
+        "Fylde Coast",
+        "Morecambe Bay",
+        "Pennine Lancashire",
+        "West Lancashire",
+    ] {
+        let hits = review.blocks.iter().filter(|b| b.text == place).count();
+        assert_eq!(
+            hits, 1,
+            "{place} should appear once (not from the sidebar too)"
+        );
+    }
+}
+
+#[test]
+fn footer_partner_links_are_dropped() {
+    let text = default_extract(&fixture("lsc-ics")).render();
+    assert!(!text.contains("Partner organisations"), "{text}");
+    assert!(!text.contains("East Lancashire Hospitals\n"), "{text}");
+    assert!(
+        text.contains("- East Lancashire Hospitals NHS Trust"),
+        "{text}"
+    );
+}
+
+#[test]
+fn main_content_false_keeps_the_chrome() {
+    let html = fixture("wnec-stp");
+    let whole = extract(&html, &rules(&[], &[], &[], false)).unwrap();
+    let main = default_extract(&html);
+    assert!(whole.word_count() > main.word_count() + 100);
+    let text = whole.render();
+    assert!(text.contains("Page last updated 12 March 2021"), "{text}");
+    assert!(text.contains("We use cookies"), "{text}");
+    assert!(!text.contains("_gaq"), "scripts never count: {text}");
+    assert!(
+        !text.contains("display: none"),
+        "styles never count: {text}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Focused behaviour
+
+#[test]
+fn title_comes_from_the_title_element() {
+    let e = default_extract(
+        "<html><head><title> A  &amp; B </title></head><body><p>Text here.</p></body></html>",
+    );
+    assert_eq!(e.title.as_deref(), Some("A & B"));
+}
+
+#[test]
+fn whitespace_is_normalised() {
+    let e = extract(
+        "<body><p>  one\u{a0}\u{a0}two\n\t three&nbsp;&nbsp;four <br> five </p></body>",
+        &rules(&[], &[], &[], false),
+    )
+    .unwrap();
+    assert_eq!(texts(&e), ["one two three four five"]);
+}
+
+#[test]
+fn inline_elements_do_not_split_blocks() {
+    let e = extract(
+        "<body><p>An <a href='/x'>NHS</a> <strong>trust</strong> and <em>a</em><span>council</span>.</p></body>",
+        &rules(&[], &[], &[], false),
+    )
+    .unwrap();
+    assert_eq!(texts(&e), ["An NHS trust and acouncil."]);
+}
+
+#[test]
+fn loose_text_in_a_div_becomes_its_own_paragraph() {
+    let e = extract(
+        "<body><div>Before the heading<h2>Members</h2>Loose text after<p>A paragraph</p>tail</div></body>",
+        &rules(&[], &[], &[], false),
+    )
+    .unwrap();
+    let blocks: Vec<(BlockKind, &str)> =
+        e.blocks.iter().map(|b| (b.kind, b.text.as_str())).collect();
+    assert_eq!(
+        blocks,
+        [
+            (BlockKind::Paragraph, "Before the heading"),
+            (BlockKind::Heading { level: 2 }, "Members"),
+            (BlockKind::Paragraph, "Loose text after"),
+            (BlockKind::Paragraph, "A paragraph"),
+            (BlockKind::Paragraph, "tail"),
+        ]
+    );
+}
+
+#[test]
+fn table_rows_join_cells_with_bars() {
+    let e = extract(
+        "<body><table><tr><th>Place</th><th>Population</th></tr>\
+         <tr><td>Allerdale</td><td> 96,471 </td></tr><tr><td>Eden</td><td></td></tr></table></body>",
+        &rules(&[], &[], &[], false),
+    )
+    .unwrap();
+    assert!(e.blocks.iter().all(|b| b.kind == BlockKind::TableRow));
+    assert_eq!(
+        texts(&e),
+        ["Place | Population", "Allerdale | 96,471", "Eden"]
+    );
+    let landmark = default_extract(&fixture("lsc-landmark-partnership"));
+    assert!(landmark.blocks.iter().any(|b| b.kind == BlockKind::TableRow
+        && b.text == "Blackburn with Darwen Borough Council | Unitary authority"));
+}
+
+#[test]
+fn nested_lists_do_not_repeat_text() {
+    let e = extract(
+        "<body><ul><li>Councils<ul><li>Carlisle</li><li>Eden</li></ul></li><li>Trusts</li></ul></body>",
+        &rules(&[], &[], &[], false),
+    )
+    .unwrap();
+    assert!(e.blocks.iter().all(|b| b.kind == BlockKind::ListItem));
+    assert_eq!(texts(&e), ["Councils", "Carlisle", "Eden", "Trusts"]);
+}
+
+#[test]
+fn pre_keeps_line_breaks() {
+    let e = extract(
+        "<body><pre>\nline one\n  line two  \n\n</pre></body>",
+        &rules(&[], &[], &[], false),
+    )
+    .unwrap();
+    assert_eq!(e.blocks[0].kind, BlockKind::Preformatted);
+    assert_eq!(e.blocks[0].text, "line one\n  line two");
+}
+
+const SELECT_PAGE: &str = "<html><body><nav><p>Nav text</p></nav>\
+    <div class='members'><p>Members</p><ul><li>Carlisle</li><li class='note'>Eden</li></ul></div>\
+    <script>var x = 1;</script><div class='other'><p>Other text</p></div></body></html>";
+
+#[test]
+fn select_keeps_only_matches_in_document_order_without_duplicates() {
+    let e = extract(
+        SELECT_PAGE,
+        &rules(&[".other", ".members", "li"], &[], &[], true),
+    )
+    .unwrap();
+    assert_eq!(texts(&e), ["Members", "Carlisle", "Eden", "Other text"]);
+}
+
+#[test]
+fn select_skips_chrome_removal_but_not_scripts() {
+    let e = extract(SELECT_PAGE, &rules(&["nav", "body"], &[], &[], true)).unwrap();
+    let text = e.render();
+    assert!(text.contains("Nav text"), "{text}");
+    assert!(!text.contains("var x"), "{text}");
+}
+
+#[test]
+fn a_selector_matching_nothing_is_an_error() {
+    let err = extract(
+        SELECT_PAGE,
+        &rules(&[".members", "#missing"], &[], &[], true),
+    )
+    .unwrap_err();
+    match &err {
+        ExtractError::SelectorMatchedNothing { selector } => assert_eq!(selector, "#missing"),
+    }
+    assert_eq!(
+        err.to_string(),
+        "selector `#missing` matched nothing on the page"
+    );
+}
+
+#[test]
+fn exclude_removes_subtrees_before_anything_else() {
+    let e = extract(SELECT_PAGE, &rules(&[".members"], &[".note"], &[], true)).unwrap();
+    assert_eq!(texts(&e), ["Members", "Carlisle"]);
+    // A select that only matches excluded elements matched nothing.
+    let err = extract(SELECT_PAGE, &rules(&[".note"], &["ul"], &[], true));
+    assert!(err.is_err());
+    let wnec = extract(&fixture("wnec-stp"), &rules(&[], &["ol"], &[], true)).unwrap();
+    assert!(!wnec.render().contains("Prevent illness"));
+}
+
+#[test]
+fn ignore_cuts_matches_and_drops_emptied_blocks() {
+    let e = extract(
+        "<body><p>Updated 12 March 2021</p><p>Eden   52,630 residents (updated 2020)</p></body>",
+        &rules(&[], &[], &[r"(?i)\(?updated [^)]*\)?"], false),
+    )
+    .unwrap();
+    assert_eq!(texts(&e), ["Eden 52,630 residents"]);
+}
+
+#[test]
+fn hidden_elements_and_banners_are_dropped() {
+    let html = "<html><body>\
+        <div id='cookie-banner'><p>We use cookies on this site to improve it.</p></div>\
+        <div hidden><p>Hidden by attribute.</p></div>\
+        <div style='display: none'><p>Hidden by style.</p></div>\
+        <div aria-hidden='true'><p>Hidden from readers.</p></div>\
+        <a href='#main'>Skip to main content</a>\
+        <main id='main'><h1>Members</h1><p>The partnership has six members, listed below, and covers four districts.</p>\
+        <ul><li>Cumbria County Council</li><li>Healthwatch Cumbria</li></ul></main></body></html>";
+    let text = default_extract(html).render();
+    assert_eq!(
+        text,
+        "# Members\n\nThe partnership has six members, listed below, and covers four districts.\n\n- Cumbria County Council\n\n- Healthwatch Cumbria\n"
+    );
+}
+
+#[test]
+fn empty_and_odd_documents_do_not_panic() {
+    for html in [
+        "",
+        "<html></html>",
+        "text only",
+        "<body><p></p></body>",
+        "<table><tr><td>x",
+    ] {
+        let _ = default_extract(html);
+        let _ = extract(html, &rules(&[], &[], &[], false)).unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Benchmarks against the shared data (skipped when it is absent)
 
 /// The shared evaluation data: `TIDINGS_EVAL_DIR`, else `../shared/eval/extraction`.
 fn eval_dir() -> Option<PathBuf> {
@@ -67,31 +399,12 @@ fn eval_dump() {
     for entry in std::fs::read_dir(dir.join(set)).expect("set dir") {
         let path = entry.expect("entry").path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let Some(id) = name.strip_suffix(".html") else { continue };
+        let Some(id) = name.strip_suffix(".html") else {
+            continue;
+        };
         let bytes = std::fs::read(&path).expect("page reads");
         let html = String::from_utf8_lossy(&bytes);
         let extracted = tidings::extract::extract(&html, &Default::default()).expect("extracts");
         std::fs::write(out.join(format!("{id}.txt")), extracted.render()).expect("write");
-    }
-}
-
-#[test]
-#[ignore = "temp"]
-fn tmp_ancestors() {
-    let html = std::fs::read_to_string(std::env::var("TMP_PAGE").unwrap()).unwrap();
-    let doc = scraper::Html::parse_document(&html);
-    for node in doc.tree.root().descendants() {
-        if let Some(t) = node.value().as_text() {
-            if t.contains(std::env::var("TMP_TEXT").unwrap().as_str()) {
-                let mut a = node.parent();
-                while let Some(n) = a {
-                    if let Some(e) = n.value().as_element() {
-                        println!("{:?}", e);
-                    }
-                    a = n.parent();
-                }
-                break;
-            }
-        }
     }
 }

@@ -9,6 +9,7 @@ use tidings::diff::DiffOptions;
 use tidings::extract::Rules;
 use tidings::fetch::Validators;
 use tidings::pipeline::{FetchedPage, Outcome, apply_page};
+use regex::Regex;
 use tidings::store::Store;
 
 fn fixture(name: &str) -> String {
@@ -88,21 +89,17 @@ fn silent(outcome: &Outcome) -> String {
 #[test]
 fn boundary_realignment_from_five_places_to_four() {
     let before = fixture("lsc-place-review");
+    let five = Regex::new(r"(?s)<li><a[^>]*>Central Lancashire</a></li>.*?<li><a[^>]*>West Lancashire</a></li>")
+        .expect("regex");
+    assert!(five.is_match(&before), "the fixture no longer lists the five places");
+    let four = r#"<li><a href="/blackburn">Blackburn with Darwen</a></li>
+            <li><a href="/blackpool">Blackpool</a></li>
+            <li><a href="/lancashire">Lancashire</a></li>
+            <li><a href="/south-cumbria">South Cumbria</a></li>"#;
     let after = edit(
-        &edit(
-            &before,
-            "there have previously been five place-based partnerships:",
-            "there are now four place-based partnerships:",
-        ),
-        r#"<li><a href="/central-lancs">Central Lancashire</a></li>
-    <li><a href="/fylde-coast">Fylde Coast</a></li>
-    <li><a href="/morecambe-bay">Morecambe Bay</a></li>
-    <li><a href="/pennine-lancs">Pennine Lancashire</a></li>
-    <li><a href="/west-lancs">West Lancashire</a></li>"#,
-        r#"<li><a href="/blackburn">Blackburn with Darwen</a></li>
-    <li><a href="/blackpool">Blackpool</a></li>
-    <li><a href="/lancashire">Lancashire</a></li>
-    <li><a href="/south-cumbria">South Cumbria</a></li>"#,
+        &five.replace(&before, four),
+        "there have previously been five place-based partnerships:",
+        "there are now four place-based partnerships:",
     );
     let (kinds, summary) = alerting(&run(&before, &after));
     assert_eq!(kinds[0], Kind::Boundary, "{summary}");
@@ -120,7 +117,7 @@ fn boundary_realignment_from_five_places_to_four() {
 #[test]
 fn a_district_dropped_from_the_population_list() {
     let before = fixture("wnec-stp");
-    let after = edit(&before, "<li>Eden 52,630 residents.</li>", "");
+    let after = edit(&before, "<li>Eden 52,630 residents.&nbsp;</li>", "");
     let (kinds, summary) = alerting(&run(&before, &after));
     assert_eq!(kinds, [Kind::Boundary]);
     assert_eq!(summary, "Boundary: −Eden population 52,630");
@@ -182,17 +179,14 @@ fn a_narrative_rewrite_of_the_aims() {
     let (kinds, summary) = alerting(&run(&before, &after));
     assert_eq!(kinds, [Kind::Narrative]);
     // Rewritten, not reworded: too little is shared to pair old and new.
-    assert_eq!(summary, "Narrative: 2 added, 2 removed under “Our aims”");
+    assert_eq!(summary, "Narrative: 2 added, 2 removed under “West, North and East Cumbria Health and Care Partnership”");
 }
 
 #[test]
 fn a_typo_fix_is_minor() {
-    let fixed = fixture("lsc-ics");
-    let typo = edit(
-        &fixed,
-        "a more collaborative way",
-        "a more colaborative way",
-    );
+    // The real page has the typo; the fix is the change.
+    let typo = fixture("wnec-stp");
+    let fixed = edit(&typo, "We are inegrating our services", "We are integrating our services");
     let summary = silent(&run(&typo, &fixed));
     assert!(summary.starts_with("Minor:"), "{summary}");
 }
@@ -202,8 +196,8 @@ fn a_last_updated_date_change_raises_nothing() {
     let before = fixture("wnec-stp");
     let after = edit(
         &before,
-        "Page last updated: 12 March 2021",
-        "Page last updated: 3 April 2022",
+        "Page last updated 12 March 2021",
+        "Page last updated 3 April 2022",
     );
     silent(&run(&before, &after));
 }
@@ -213,8 +207,8 @@ fn a_cookie_banner_change_raises_nothing() {
     let before = fixture("lsc-ics");
     let after = edit(
         &before,
-        "We use cookies on our website to give you the most relevant experience",
-        "This site uses cookies and similar technologies to give you a better experience",
+        "We use some essential cookies to make this website work.",
+        "This site uses a few essential cookies so that it works.",
     );
     assert_eq!(silent(&run(&before, &after)), "unchanged");
 }

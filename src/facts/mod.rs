@@ -7,7 +7,7 @@
 
 pub mod gazetteer;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -165,6 +165,25 @@ pub fn page_facts(blocks: &[Block], rules: &[FactRule]) -> BTreeSet<Fact> {
         .collect()
 }
 
+/// Facts of two versions of a page, reading each distinct block once: the
+/// versions share most of their blocks.
+pub fn page_facts_pair(old: &[Block], new: &[Block], rules: &[FactRule]) -> (BTreeSet<Fact>, BTreeSet<Fact>) {
+    let mut cache: HashMap<&Block, BTreeSet<Fact>> = HashMap::new();
+    let mut old_facts = BTreeSet::new();
+    for block in old {
+        let found = cache.entry(block).or_insert_with(|| block_facts(block, rules));
+        old_facts.extend(found.iter().cloned());
+    }
+    let mut new_facts = BTreeSet::new();
+    for block in new {
+        match cache.get(block) {
+            Some(found) => new_facts.extend(found.iter().cloned()),
+            None => new_facts.extend(block_facts(block, rules)),
+        }
+    }
+    (old_facts, new_facts)
+}
+
 /// Facts in one block.
 pub fn block_facts(block: &Block, rules: &[FactRule]) -> BTreeSet<Fact> {
     if block.kind == BlockKind::ListItem
@@ -228,7 +247,8 @@ const PLACE_WORDS: [&str; 8] = [
 /// Facts in a text.
 fn text_facts(text: &str, rules: &[FactRule]) -> BTreeSet<Fact> {
     let mut facts = BTreeSet::new();
-    let organisations = organisations(text);
+    let cues = Cues::of(text);
+    let organisations = if cues.organisation { organisations(text) } else { Vec::new() };
     for found in gazetteer().find(text) {
         let inside_organisation = organisations
             .iter()
@@ -255,10 +275,18 @@ fn text_facts(text: &str, rules: &[FactRule]) -> BTreeSet<Fact> {
             .map_or(name, |entry| entry.name.clone());
         facts.insert(Fact::Organisation { name: canonical });
     }
-    populations(text, &mut facts);
-    counts(text, &mut facts);
-    people(text, &mut facts);
-    events(text, &mut facts);
+    if cues.population {
+        populations(text, &mut facts);
+    }
+    if cues.number {
+        counts(text, &mut facts);
+    }
+    if cues.role {
+        people(text, &mut facts);
+    }
+    if cues.event {
+        events(text, &mut facts);
+    }
     for rule in rules {
         for captures in rule.pattern.captures_iter(text) {
             if let Some(value) = captures.get(1).or_else(|| captures.get(0)) {
@@ -270,6 +298,61 @@ fn text_facts(text: &str, rules: &[FactRule]) -> BTreeSet<Fact> {
         }
     }
     facts
+}
+
+/// Which fact readers a text can possibly feed, found in one cheap pass so
+/// that the regexes run only where they can match. Most blocks of a page
+/// name no organisation, population, role or date.
+#[derive(Debug, Default)]
+struct Cues {
+    organisation: bool,
+    population: bool,
+    number: bool,
+    role: bool,
+    event: bool,
+}
+
+/// Cue words, each tagged with the reader it wakes.
+const CUE_WORDS: [(&str, u8); 43] = [
+    ("Trust", 0), ("Group", 0), ("CCG", 0), ("Board", 0), ("ICB", 0), ("Council", 0), ("Service", 0),
+    ("Hospice", 0), ("Hospital", 0), ("CVS", 0), ("University", 0), ("College", 0), ("Unit", 0),
+    ("Healthcare", 0), ("Healthwatch", 0), ("Age UK", 0),
+    ("opulation", 1), ("resident", 1), ("people", 1), ("inhabitant", 1),
+    ("hief executive", 3), ("hair", 3), ("irector", 3), ("fficer", 3), ("lead", 3), ("Lead", 3),
+    ("abinet member", 3), ("led by", 3), ("eader", 3),
+    ("January", 4), ("February", 4), ("March", 4), ("April", 4), ("May", 4), ("June", 4), ("July", 4),
+    ("August", 4), ("September", 4), ("October", 4), ("November", 4), ("December", 4), ("Royal Assent", 4),
+    ("royal assent", 4),
+];
+
+static CUES: LazyLock<aho_corasick::AhoCorasick> = LazyLock::new(|| {
+    aho_corasick::AhoCorasickBuilder::new()
+        .ascii_case_insensitive(true)
+        .build(CUE_WORDS.iter().map(|(word, _)| word))
+        .expect("cue words build an automaton")
+});
+
+impl Cues {
+    fn of(text: &str) -> Self {
+        let mut cues = Self {
+            number: text.bytes().any(|b| b.is_ascii_digit()) || has_number_word(text),
+            ..Self::default()
+        };
+        for found in CUES.find_overlapping_iter(text) {
+            match CUE_WORDS[found.pattern().as_usize()].1 {
+                0 => cues.organisation = true,
+                1 => cues.population = true,
+                3 => cues.role = true,
+                _ => cues.event = true,
+            }
+        }
+        cues
+    }
+}
+
+fn has_number_word(text: &str) -> bool {
+    text.split(|c: char| !c.is_ascii_alphabetic())
+        .any(|word| word.len() >= 3 && number_value(word).is_some())
 }
 
 /// Words that end an organisation's name.
