@@ -486,9 +486,7 @@ impl<'a> Flat<'a> {
                             }
                         }
                         let (weight, class_hash, own) =
-                            inspect_attrs(element, &mut tag, chrome, || {
-                                first_text(&element_ref)
-                            });
+                            inspect_attrs(element, &mut tag, chrome, || first_text(&element_ref));
                         flags |= own;
                         if chrome && chrome_tag(name) && tag != Tag::Main {
                             flags |= JUNK_HARD;
@@ -1282,7 +1280,9 @@ impl<'f, 'a> Emitter<'f, 'a> {
         }
     }
 
-    /// A table row whose cells hold only inline content: one block.
+    /// A table row whose cells hold only inline content: one block. Rows of
+    /// layout tables (cells holding paragraphs, lists, tables) are walked as
+    /// ordinary containers instead, or a whole page would become one row.
     fn is_simple_row(&self, i: usize) -> bool {
         let end = self.flat.nodes[i].end as usize;
         self.flat.nodes[i + 1..end]

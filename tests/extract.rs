@@ -234,6 +234,23 @@ fn nested_lists_do_not_repeat_text() {
 }
 
 #[test]
+fn role_heading_is_a_heading_of_its_aria_level() {
+    let e = extract(
+        "<body><div role='heading' aria-level='3'>Members</div><div role='heading'>Places</div></body>",
+        &rules(&[], &[], &[], false),
+    )
+    .unwrap();
+    let kinds: Vec<BlockKind> = e.blocks.iter().map(|b| b.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            BlockKind::Heading { level: 3 },
+            BlockKind::Heading { level: 2 }
+        ]
+    );
+}
+
+#[test]
 fn pre_keeps_line_breaks() {
     let e = extract(
         "<body><pre>\nline one\n  line two  \n\n</pre></body>",
