@@ -13,7 +13,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use crate::diff::{BlockChange, ChangeKind, TextDiff, WordOp};
-use crate::facts::{self, Fact, FactGroup};
+use crate::facts::{self, Fact, FactGroup, compact_regex};
 use crate::model::BlockKind;
 
 /// The kinds of change, most important first.
@@ -489,7 +489,7 @@ fn count_kinds(evidence: &[BlockChange]) -> (usize, usize, usize) {
 static DATE_LIKE: LazyLock<Regex> = LazyLock::new(|| {
     let month = "jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?";
     let weekday = "mon(?:day)?|tue(?:s(?:day)?)?|wed(?:nesday)?|thu(?:rs(?:day)?)?|fri(?:day)?|sat(?:urday)?|sun(?:day)?";
-    Regex::new(&format!(
+    compact_regex(&format!(
         r"(?i)\b(?:(?:{weekday}),?\s+)?(?:\d{{1,2}}(?:st|nd|rd|th)?\s+(?:{month})\.?(?:\s+\d{{4}})?|(?:{month})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?(?:\s+\d{{4}})?|(?:{month})\s+\d{{4}}|\d{{1,4}}[/.-]\d{{1,2}}[/.-]\d{{1,4}}|\d{{1,2}}:\d{{2}}(?::\d{{2}})?\s*(?:am|pm)?|\d{{1,2}}\s*(?:am|pm)|(?:19|20)\d{{2}})\b"
     ))
     .expect("date pattern compiles")
@@ -497,13 +497,13 @@ static DATE_LIKE: LazyLock<Regex> = LazyLock::new(|| {
 
 /// Tokens that change on every render: hashes, session ids, long base64.
 static DYNAMIC_TOKEN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b(?:[0-9a-fA-F]{8,}|[A-Za-z0-9_-]*\d[A-Za-z0-9_-]*[A-Za-z][A-Za-z0-9_-]{14,}|[A-Za-z0-9+/]{24,}={0,2})\b")
+    compact_regex(r"\b(?:[0-9a-fA-F]{8,}|[A-Za-z0-9_-]*\d[A-Za-z0-9_-]*[A-Za-z][A-Za-z0-9_-]{14,}|[A-Za-z0-9+/]{24,}={0,2})\b")
         .expect("token pattern compiles")
 });
 
 /// Lines that are site furniture even when they survive extraction.
 static BOILERPLATE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^(?:page\s+)?(?:last\s+)?(?:updated|reviewed|modified|published|printed|accessed)\b|copyright|©|all rights reserved|^share\s+this|cookies?\b.*\b(?:accept|settings|consent)")
+    compact_regex(r"(?i)^(?:page\s+)?(?:last\s+)?(?:updated|reviewed|modified|published|printed|accessed)\b|copyright|©|all rights reserved|^share\s+this|cookies?\b.*\b(?:accept|settings|consent)")
         .expect("boilerplate pattern compiles")
 });
 

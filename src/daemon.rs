@@ -137,6 +137,9 @@ struct Daemon {
     tasks: JoinSet<CheckReport>,
     /// Which watch each task checks, so even a panicked check frees its watch.
     task_watch: HashMap<tokio::task::Id, String>,
+    /// Watches whose last check failed, kept here so the status line never
+    /// has to read every watch back from the store.
+    failing: HashSet<String>,
     started_at: DateTime<Utc>,
     checks: u64,
     changes: u64,
@@ -155,6 +158,7 @@ impl Daemon {
             in_flight: HashSet::new(),
             tasks: JoinSet::new(),
             task_watch: HashMap::new(),
+            failing: HashSet::new(),
             started_at: Utc::now(),
             checks: 0,
             changes: 0,
@@ -263,15 +267,7 @@ impl Daemon {
     }
 
     fn publish_status(&self) {
-        let failing = self
-            .plan
-            .keys()
-            .filter(|name| {
-                self.store
-                    .watch_state(name)
-                    .is_ok_and(|s| s.consecutive_failures > 0)
-            })
-            .count();
+        let failing = self.failing.len();
         let line = format!(
             "{} watches, {} checking, {} failing; {} checks, {} changes since start",
             self.plan.len(),
@@ -316,6 +312,11 @@ impl Daemon {
             Outcome::Changed { .. } => self.changes += 1,
             Outcome::Failed { .. } => self.failures += 1,
             _ => {}
+        }
+        if matches!(report.outcome, Outcome::Failed { .. }) {
+            self.failing.insert(report.watch.clone());
+        } else {
+            self.failing.remove(&report.watch);
         }
         if let Ok(mut state) = self.store.watch_state(&report.watch) {
             let threshold = self.config.daemon.alert_after_failures;

@@ -26,7 +26,10 @@
 //!    paragraphs, credited to their ancestors, discounted by link density)
 //!    picks the content container and the siblings that belong with it.
 //! 4. **Emit**: walk the chosen subtrees, skipping link farms, and cut the
-//!    text into blocks at block-level element boundaries.
+//!    text into blocks at block-level element boundaries. In main-content
+//!    mode a block that is only a date stamp ("Page last updated 12 March
+//!    2021"), a byline or an ad label is dropped: such lines change far more
+//!    often than the text and would otherwise alert on every edit.
 
 use std::sync::LazyLock;
 
@@ -989,13 +992,25 @@ fn choose_content(flat: &Flat<'_>, stats: &[Stats]) -> Chosen {
     let top_score = if score[top].is_nan() { 0.0 } else { score[top] };
     let threshold = (top_score * 0.2).max(10.0);
     let parent = flat.nodes[top].parent as usize;
+    let live: Vec<usize> = flat
+        .children(parent)
+        .filter(|&c| c == top || (!flat.is_junk(c, false) && stats[c].text > 0))
+        .collect();
+    // The page's own heading usually sits just before the content container,
+    // perhaps with a dateline between: keep headings in that lead-in.
+    let top_at = live.iter().position(|&c| c == top).unwrap_or(0);
+    let lead_in = live[..top_at]
+        .iter()
+        .rev()
+        .take_while(|&&c| matches!(flat.nodes[c].tag, Tag::Heading(_)) || stats[c].text < 80)
+        .count();
+    let lead_in = &live[top_at - lead_in..top_at];
     let mut roots = Vec::new();
-    for sibling in flat.children(parent) {
-        if sibling == top {
+    for &sibling in &live {
+        if sibling == top
+            || (lead_in.contains(&sibling) && matches!(flat.nodes[sibling].tag, Tag::Heading(_)))
+        {
             roots.push(sibling as u32);
-            continue;
-        }
-        if flat.is_junk(sibling, false) || stats[sibling].text == 0 {
             continue;
         }
         let node = &flat.nodes[sibling];

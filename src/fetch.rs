@@ -295,6 +295,7 @@ pub struct Fetcher {
     client: reqwest::Client,
     settings: Arc<FetchSettings>,
     robots: Arc<Mutex<HashMap<String, RobotsEntry>>>,
+    robots_gates: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 /// A site's robots.txt as last read: `None` allows everything (no file, or
@@ -354,6 +355,7 @@ impl Fetcher {
             client,
             settings: Arc::new(settings),
             robots: Arc::new(Mutex::new(HashMap::new())),
+            robots_gates: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -365,6 +367,16 @@ impl Fetcher {
     /// a host can count that request too.
     pub async fn check_robots(&self, url: &Url) -> Result<bool, FetchError> {
         let origin = url.origin().ascii_serialization();
+        // One reader per site at a time: concurrent checks of one site wait
+        // for the first to read robots.txt, then share what it read.
+        let gate = Arc::clone(
+            self.robots_gates
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(origin.clone())
+                .or_default(),
+        );
+        let _reading = gate.lock().await;
         let cached = self
             .robots
             .lock()

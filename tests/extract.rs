@@ -372,6 +372,18 @@ fn eval_dir() -> Option<PathBuf> {
     }
 }
 
+/// The aeb benchmark's F1 must stay above trafilatura's published 0.958.
+#[test]
+fn aeb_f1_beats_trafilatura() {
+    let Some(dir) = eval_dir() else { return };
+    let report = eval::score_aeb(&dir.join("aeb")).expect("aeb scores");
+    eprintln!("{report}");
+    assert!(report.f1 > 0.958, "{report}");
+    assert!(report.precision > 0.93 && report.recall > 0.95, "{report}");
+}
+
+/// Prints every benchmark's figures and throughput:
+/// `cargo test --release --test extract eval_report -- --ignored --nocapture`.
 #[test]
 #[ignore = "slow in debug builds; run with --release -- --ignored"]
 fn eval_report() {

@@ -134,6 +134,14 @@ impl Fact {
     }
 }
 
+/// Compiles one of the fact readers' patterns. One place, so that the
+/// engine's limits for these large Unicode patterns are set together.
+/// (Shrinking the lazy-DFA cache below its default saved memory but tripled
+/// the CPU of a changed pass, as the engine fell back to slower paths.)
+pub(crate) fn compact_regex(pattern: &str) -> Result<Regex, regex::Error> {
+    regex::RegexBuilder::new(pattern).build()
+}
+
 /// Formats a number with thousands separators: 327000 → "327,000".
 pub fn thousands(value: u64) -> String {
     let digits = value.to_string();
@@ -364,7 +372,7 @@ static ORGANISATION: LazyLock<Regex> = LazyLock::new(|| {
     // Age UK followed by capitalised words.
     let word = r"(?:NHS|[A-Z][\w'’.-]*)";
     let joiner = r"(?:\s+(?:and|of|for|the|&)\s+|\s+)";
-    Regex::new(&format!(
+    compact_regex(&format!(
         r"\b(?:{word}(?:{joiner}{word})*\s+(?:{ORGANISATION_ENDINGS})\b|(?:Healthwatch|University of|Age UK)(?:\s+[A-Z][\w'’-]+)+)"
     ))
     .expect("organisation pattern compiles")
@@ -396,14 +404,14 @@ fn organisations(text: &str) -> Vec<(usize, usize, String)> {
 static NUMBER: &str = r"\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?";
 
 static POPULATION_OF: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(
+    compact_regex(&format!(
         r"(?i)\bpopulation of (?:around |about |approximately |approx\.? |over |more than |some |nearly |almost )?({NUMBER})(\s*(?:million|m\b))?"
     ))
     .expect("population pattern compiles")
 });
 
 static RESIDENTS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(
+    compact_regex(&format!(
         r"(?:\b([A-Z][\w'’-]*(?:[ -](?:and |upon |on |in |with )?[A-Z][\w'’-]*)*)\s+)?({NUMBER})(\s*million)?\s+(?:residents|people|population|inhabitants)\b"
     ))
     .expect("residents pattern compiles")
@@ -506,7 +514,7 @@ static COUNT: LazyLock<Regex> = LazyLock::new(|| {
         NUMBER_WORDS[1..].join("|"),
         TENS[2..].join("|")
     );
-    Regex::new(&format!(
+    compact_regex(&format!(
         r"(?i)\b(\d{{1,3}}|{words})\s+((?:[a-z'’-]+\s+){{0,3}}?(?:areas|partnerships|local authorities|authorities|boundaries|places|systems|ICSs|ICBs|STPs|CCGs|footprints|councils|trusts|districts|boroughs|localities|neighbourhoods|communities|organisations|members|practices|hospitals|hospices|universities|boards|providers|collaboratives|regions|counties))\b"
     ))
     .expect("count pattern compiles")
@@ -543,12 +551,12 @@ static PERSON_ROLE: LazyLock<Regex> = LazyLock::new(|| {
         r"(?P<role2>{role})\b(?:\s+(?:of|for|at)\s+{of})?\s*(?:[:,–—-]|\s+is|\s+will\s+be)\s+(?P<name2>{name})"
     );
     let led_by = format!(r"(?i:led\s+by)\s+(?P<name3>{name})");
-    Regex::new(&format!("{name_then_role}|{role_then_name}|{led_by}"))
+    compact_regex(&format!("{name_then_role}|{role_then_name}|{led_by}"))
         .expect("person pattern compiles")
 });
 
 static TITLE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(?:(?:Dr|Prof|Professor|Sir|Dame|Cllr|Councillor|County Councillor|Mr|Mrs|Ms|Miss)\.?\s+)+")
+    compact_regex(r"^(?:(?:Dr|Prof|Professor|Sir|Dame|Cllr|Councillor|County Councillor|Mr|Mrs|Ms|Miss)\.?\s+)+")
         .expect("title pattern compiles")
 });
 
@@ -603,7 +611,7 @@ fn people(text: &str, facts: &mut BTreeSet<Fact>) {
 static EVENT: LazyLock<Regex> = LazyLock::new(|| {
     let month =
         "January|February|March|April|May|June|July|August|September|October|November|December";
-    Regex::new(&format!(
+    compact_regex(&format!(
         r"(?i)\b(?:(?:from|since|on|by|until|before|after|effective|with effect from)\s+(\d{{1,2}}(?:st|nd|rd|th)?\s+(?:{month})\s+\d{{4}})|(received\s+royal\s+assent|royal\s+assent))"
     ))
     .expect("event pattern compiles")
