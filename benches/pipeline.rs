@@ -421,7 +421,11 @@ fn store_growth(pages: &[String], edited: &[Vec<Block>], rules: &Rules) {
                     .filter_map(|e| e.ok())
                     .map(|e| {
                         let p = e.path();
-                        if p.is_dir() { walk(&p) } else { p.metadata().map_or(0, |m| m.len()) }
+                        if p.is_dir() {
+                            walk(&p)
+                        } else {
+                            p.metadata().map_or(0, |m| m.len())
+                        }
                     })
                     .sum()
             })

@@ -245,7 +245,9 @@ fn rename_in_place(diff: &TextDiff, changed: &mut Vec<ValueChange>, added: &mut 
     while i < added.len() {
         let partner = match &added[i] {
             Fact::Organisation { name } => removed_names.iter().find(|old| match old {
-                Fact::Organisation { name: old_name } => old_name != name && names_are_close(old_name, name),
+                Fact::Organisation { name: old_name } => {
+                    old_name != name && names_are_close(old_name, name)
+                }
                 _ => false,
             }),
             _ => None,

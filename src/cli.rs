@@ -206,4 +206,102 @@ pub enum Command {
         #[command(flatten)]
         location: Location,
     },
+    /// Manage the people who receive briefings, and the suppression list.
+    Subscribers {
+        /// What to do.
+        #[command(subcommand)]
+        command: SubscribersCommand,
+    },
+    /// Send a sample briefing to ADDRESS through the configured transport
+    /// ([mail] in the config; .eml files in STATE/mail without one).
+    SendTest {
+        /// Who gets it.
+        address: String,
+        #[command(flatten)]
+        location: Location,
+    },
+}
+
+/// `tidings subscribers …`
+#[derive(Debug, Subcommand)]
+pub enum SubscribersCommand {
+    /// Add a subscriber, or update one already there. Admin-added
+    /// subscribers count as confirmed (consent source `admin-cli`).
+    Add {
+        /// The email address.
+        address: String,
+        /// Their name, for the greeting.
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// A watch name, or tag:TAG for every page with that tag
+        /// (repeatable; none means every watch).
+        #[arg(long, value_name = "WATCH|tag:TAG")]
+        follow: Vec<String>,
+        /// Kinds of change wanted, e.g. boundary,members (default: all but
+        /// minor).
+        #[arg(long, value_name = "KINDS")]
+        kinds: Option<String>,
+        /// `immediate`, or a digest schedule such as "0 8 * * Mon@Europe/London".
+        #[arg(long, value_name = "immediate|CRON@ZONE")]
+        cadence: Option<String>,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Remove a subscriber (a suppression stays in force).
+    Remove {
+        /// The email address.
+        address: String,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// List subscribers.
+    List {
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Add or update subscribers from a CSV file
+    /// (address,name,follows,kinds,cadence). Suppressed addresses are
+    /// skipped and reported.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Print every subscriber as CSV, in the form `import` reads.
+    Export {
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Erase everything held about ADDRESS. A suppression the person asked
+    /// for is kept (without its reason) so that no later import mails them.
+    Forget {
+        /// The email address.
+        address: String,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Never mail ADDRESS again, whatever an import says.
+    Suppress {
+        /// The email address.
+        address: String,
+        /// Why, for the record.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        /// The person asked for it (kept even by `forget`).
+        #[arg(long)]
+        requested: bool,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Lift a suppression.
+    Unsuppress {
+        /// The email address.
+        address: String,
+        #[command(flatten)]
+        location: Location,
+    },
 }

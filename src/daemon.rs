@@ -57,15 +57,19 @@ pub async fn run(options: DaemonOptions) -> anyhow::Result<u8> {
             return Ok(EXIT_BAD_CONFIG);
         }
     };
-    std::fs::create_dir_all(&config.state_dir)
-        .with_context(|| format!("cannot create state directory {}", config.state_dir.display()))?;
+    std::fs::create_dir_all(&config.state_dir).with_context(|| {
+        format!(
+            "cannot create state directory {}",
+            config.state_dir.display()
+        )
+    })?;
     let store = open_store(&config.state_dir).await?;
     let socket = status::socket_path(&config.state_dir);
     // A socket left by a killed daemon would make bind fail; the store's
     // lock (held above) already guarantees no other daemon uses this state.
     let _ = std::fs::remove_file(&socket);
-    let listener =
-        UnixListener::bind(&socket).with_context(|| format!("cannot listen on {}", socket.display()))?;
+    let listener = UnixListener::bind(&socket)
+        .with_context(|| format!("cannot listen on {}", socket.display()))?;
 
     let mut daemon = Daemon::new(options, config, store)?;
     tracing::info!(
@@ -148,7 +152,11 @@ struct Daemon {
 
 impl Daemon {
     fn new(options: DaemonOptions, config: Config, store: Store) -> anyhow::Result<Self> {
-        let pipeline = Arc::new(Pipeline::new(store.clone(), config.limits.clone(), config.contact.as_deref())?);
+        let pipeline = Arc::new(Pipeline::new(
+            store.clone(),
+            config.limits.clone(),
+            config.contact.as_deref(),
+        )?);
         let mut daemon = Self {
             options,
             config,
@@ -167,7 +175,9 @@ impl Daemon {
         let now = Utc::now();
         for watch in daemon.config.watches.clone() {
             let due = daemon.plan_next(&watch, now);
-            daemon.plan.insert(watch.name.clone(), Planned { watch, due });
+            daemon
+                .plan
+                .insert(watch.name.clone(), Planned { watch, due });
         }
         Ok(daemon)
     }
@@ -213,12 +223,18 @@ impl Daemon {
             .collect();
         due.sort_by_key(|p| p.due);
         let room = self.max_in_flight().saturating_sub(self.in_flight.len());
-        let starting: Vec<Watch> = due.into_iter().take(room).map(|p| p.watch.clone()).collect();
+        let starting: Vec<Watch> = due
+            .into_iter()
+            .take(room)
+            .map(|p| p.watch.clone())
+            .collect();
         for watch in starting {
             self.in_flight.insert(watch.name.clone());
             let pipeline = Arc::clone(&self.pipeline);
             let name = watch.name.clone();
-            let handle = self.tasks.spawn(async move { pipeline.check(&watch).await });
+            let handle = self
+                .tasks
+                .spawn(async move { pipeline.check(&watch).await });
             self.task_watch.insert(handle.id(), name);
         }
     }
@@ -238,7 +254,10 @@ impl Daemon {
             .plan
             .values()
             .map(|planned| {
-                let state = self.store.watch_state(&planned.watch.name).unwrap_or_default();
+                let state = self
+                    .store
+                    .watch_state(&planned.watch.name)
+                    .unwrap_or_default();
                 WatchStatus {
                     name: planned.watch.name.clone(),
                     url: planned.watch.url.to_string(),
@@ -279,7 +298,10 @@ impl Daemon {
         notify(&[sd_notify::NotifyState::Status(&line)]);
     }
 
-    fn finish_joined(&mut self, joined: Result<(tokio::task::Id, CheckReport), tokio::task::JoinError>) {
+    fn finish_joined(
+        &mut self,
+        joined: Result<(tokio::task::Id, CheckReport), tokio::task::JoinError>,
+    ) {
         match joined {
             Ok((id, report)) => {
                 self.task_watch.remove(&id);
@@ -293,7 +315,9 @@ impl Daemon {
                     self.in_flight.remove(&name);
                     let now = Utc::now();
                     if let Some(watch) = self.plan.get(&name).map(|p| p.watch.clone()) {
-                        let due = self.plan_next(&watch, now).max(now + chrono::Duration::minutes(1));
+                        let due = self
+                            .plan_next(&watch, now)
+                            .max(now + chrono::Duration::minutes(1));
                         if let Some(planned) = self.plan.get_mut(&name) {
                             planned.due = due;
                         }
@@ -340,9 +364,15 @@ impl Daemon {
             Outcome::Changed { assessment, .. } => {
                 tracing::info!(watch = %report.watch, kinds = ?assessment.kinds(), summary = %assessment.one_line(), "change recorded");
             }
-            Outcome::New { version } => tracing::info!(watch = %report.watch, version, "first version stored"),
-            Outcome::Held { reason } => tracing::info!(watch = %report.watch, %reason, "change held for confirmation"),
-            _ => tracing::debug!(watch = %report.watch, outcome = report.outcome.label(), "checked"),
+            Outcome::New { version } => {
+                tracing::info!(watch = %report.watch, version, "first version stored")
+            }
+            Outcome::Held { reason } => {
+                tracing::info!(watch = %report.watch, %reason, "change held for confirmation")
+            }
+            _ => {
+                tracing::debug!(watch = %report.watch, outcome = report.outcome.label(), "checked")
+            }
         }
         let now = Utc::now();
         if let Some(planned) = self.plan.get(&report.watch) {
@@ -378,7 +408,11 @@ impl Daemon {
             );
         }
         if config.limits != self.config.limits || config.contact != self.config.contact {
-            match Pipeline::new(self.store.clone(), config.limits.clone(), config.contact.as_deref()) {
+            match Pipeline::new(
+                self.store.clone(),
+                config.limits.clone(),
+                config.contact.as_deref(),
+            ) {
                 // Checks in flight keep the old pipeline until they finish.
                 Ok(pipeline) => self.pipeline = Arc::new(pipeline),
                 Err(error) => {
@@ -389,7 +423,12 @@ impl Daemon {
         }
         let now = Utc::now();
         let names: HashSet<String> = config.watches.iter().map(|w| w.name.clone()).collect();
-        let removed: Vec<String> = self.plan.keys().filter(|n| !names.contains(*n)).cloned().collect();
+        let removed: Vec<String> = self
+            .plan
+            .keys()
+            .filter(|n| !names.contains(*n))
+            .cloned()
+            .collect();
         for name in &removed {
             self.plan.remove(name);
         }
@@ -404,9 +443,13 @@ impl Daemon {
                     self.plan.insert(watch.name.clone(), Planned { watch, due });
                 }
                 Some(planned) => {
-                    let schedule_changed = planned.watch.schedule.expression != watch.schedule.expression
+                    let schedule_changed = planned.watch.schedule.expression
+                        != watch.schedule.expression
                         || planned.watch.schedule.timezone != watch.schedule.timezone;
-                    if schedule_changed || planned.watch.url != watch.url || planned.watch.tags != watch.tags {
+                    if schedule_changed
+                        || planned.watch.url != watch.url
+                        || planned.watch.tags != watch.tags
+                    {
                         changed += 1;
                     }
                     let due = if schedule_changed || daemon_settings_changed {
@@ -433,7 +476,8 @@ impl Daemon {
         let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
         let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
         let watchdog_every = sd_notify::watchdog_enabled().map(|interval| interval / 2);
-        let mut watchdog = tokio::time::interval(watchdog_every.unwrap_or(Duration::from_secs(3600)));
+        let mut watchdog =
+            tokio::time::interval(watchdog_every.unwrap_or(Duration::from_secs(3600)));
 
         loop {
             let now = Utc::now();
@@ -442,7 +486,9 @@ impl Daemon {
             // (suspend, NTP step) is noticed within a minute.
             let wait = self
                 .next_wake()
-                .map_or(Duration::from_secs(60), |due| (due - now).to_std().unwrap_or(Duration::ZERO))
+                .map_or(Duration::from_secs(60), |due| {
+                    (due - now).to_std().unwrap_or(Duration::ZERO)
+                })
                 .min(Duration::from_secs(60));
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
@@ -470,7 +516,10 @@ impl Daemon {
 
     /// Handles a finished check and any others that finished with it, then
     /// flushes the store once for all of them.
-    async fn finish_batch(&mut self, first: Result<(tokio::task::Id, CheckReport), tokio::task::JoinError>) {
+    async fn finish_batch(
+        &mut self,
+        first: Result<(tokio::task::Id, CheckReport), tokio::task::JoinError>,
+    ) {
         let mut batch = vec![first];
         while let Some(more) = self.tasks.try_join_next_with_id() {
             batch.push(more);
@@ -500,7 +549,10 @@ impl Daemon {
         })
         .await;
         if drained.is_err() {
-            tracing::warn!(aborted = self.tasks.len(), "deadline passed; aborting the checks still running");
+            tracing::warn!(
+                aborted = self.tasks.len(),
+                "deadline passed; aborting the checks still running"
+            );
             self.tasks.abort_all();
             while self.tasks.join_next().await.is_some() {}
         }
@@ -535,7 +587,13 @@ pub fn offline_status(config: &Config, store: &Store, config_path: &Path) -> Sta
                 name: watch.name.clone(),
                 url: watch.url.to_string(),
                 last_check: state.last_check,
-                next_run: Some(schedule::due(&watch.schedule, &watch.name, history, now, &timing)),
+                next_run: Some(schedule::due(
+                    &watch.schedule,
+                    &watch.name,
+                    history,
+                    now,
+                    &timing,
+                )),
                 last_change: state.last_change,
                 last_error: state.last_error,
                 consecutive_failures: state.consecutive_failures,

@@ -218,7 +218,7 @@ fn ota_formatting_only(dir: &Path, from: &str, to: &str) -> bool {
         let raw = std::fs::read_to_string(dir.join(format!("{stem}.ota-version.md"))).ok()?;
         Some(
             raw.chars()
-                .filter(|c| !matches!(c, '*' | '_' | '#' | '=' | '`' | '>' | '|' | '-') )
+                .filter(|c| !matches!(c, '*' | '_' | '#' | '=' | '`' | '>' | '|' | '-'))
                 .collect::<String>()
                 .split_whitespace()
                 .collect::<Vec<_>>()
@@ -322,7 +322,9 @@ pub fn evaluate_page(dir: &Path) -> Result<Vec<StepResult>, HistoryEvalError> {
             expected = Expectation::Unscored;
         }
         let confirms_previous = matches!(outcome, Outcome::Changed { .. })
-            && results.last().is_some_and(|r: &StepResult| r.outcome == "HELD");
+            && results
+                .last()
+                .is_some_and(|r: &StepResult| r.outcome == "HELD");
         let (alerted, kinds, summary) = match &outcome {
             Outcome::Changed { assessment, .. } => (
                 assessment.alerts(),

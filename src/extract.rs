@@ -1138,6 +1138,14 @@ fn is_link_farm(flat: &Flat<'_>, stats: &[Stats], i: usize) -> bool {
         Tag::Block | Tag::Table => {}
         _ => return false,
     }
+    // A wrapper around a single list is judged as that list: a rebuild that
+    // wraps "Members include:" lists in new divs must not drop them.
+    let mut live = flat.children(i).filter(|&c| stats[c].text > 0);
+    if let (Some(only), None) = (live.next(), live.next())
+        && flat.nodes[only].tag == Tag::List
+    {
+        return is_link_farm(flat, stats, only);
+    }
     if s.commas >= 10 {
         return false;
     }

@@ -230,14 +230,18 @@ pub enum FetchError {
         url: Url,
     },
     /// The site's robots.txt disallows this URL for tidings.
-    #[error("{url}: the site's robots.txt disallows it for tidings (set `robots = false` on the watch to override)")]
+    #[error(
+        "{url}: the site's robots.txt disallows it for tidings (set `robots = false` on the watch to override)"
+    )]
     RobotsDisallowed {
         /// The URL asked for.
         url: Url,
     },
     /// robots.txt could not be read (a server error or a network failure):
     /// RFC 9309 says to assume the whole site is disallowed until it can be.
-    #[error("{url}: robots.txt could not be read ({detail}), so the site is treated as disallowed for now")]
+    #[error(
+        "{url}: robots.txt could not be read ({detail}), so the site is treated as disallowed for now"
+    )]
     RobotsUnreachable {
         /// The URL asked for.
         url: Url,
@@ -396,7 +400,9 @@ impl Fetcher {
             }
         };
         match entry.robot {
-            Some(robot) if !robot.allowed(url.as_str()) => Err(FetchError::RobotsDisallowed { url: url.clone() }),
+            Some(robot) if !robot.allowed(url.as_str()) => {
+                Err(FetchError::RobotsDisallowed { url: url.clone() })
+            }
             _ => Ok(requested),
         }
     }
@@ -406,7 +412,9 @@ impl Fetcher {
             url: url.clone(),
             detail,
         };
-        let robots_url = url.join("/robots.txt").map_err(|e| unreachable(e.to_string()))?;
+        let robots_url = url
+            .join("/robots.txt")
+            .map_err(|e| unreachable(e.to_string()))?;
         let mut response = self
             .client
             .get(robots_url)
@@ -424,7 +432,11 @@ impl Fetcher {
             return Err(unreachable(format!("server answered {status}")));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| unreachable(innermost_message(&e)))? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| unreachable(innermost_message(&e)))?
+        {
             body.extend_from_slice(&chunk);
             if body.len() >= ROBOTS_MAX_BYTES {
                 body.truncate(ROBOTS_MAX_BYTES);
@@ -433,7 +445,9 @@ impl Fetcher {
         }
         // A file the parser cannot read is treated as having no rules, as
         // browsers and major crawlers do with garbage.
-        let robot = texting_robots::Robot::new(ROBOTS_AGENT, &body).ok().map(Arc::new);
+        let robot = texting_robots::Robot::new(ROBOTS_AGENT, &body)
+            .ok()
+            .map(Arc::new);
         Ok(RobotsEntry {
             read_at: Instant::now(),
             robot,

@@ -15,20 +15,23 @@
 //! - only `app` (the top) uses `anyhow` and decides exit statuses.
 
 pub mod app;
+pub mod brief;
 pub mod classify;
 pub mod cli;
 pub mod config;
-pub mod demo;
 pub mod daemon;
+pub mod demo;
 pub mod diff;
 pub mod eval;
 pub mod eval_histories;
 pub mod extract;
 pub mod facts;
 pub mod fetch;
+pub mod mail;
 pub mod model;
 pub mod pipeline;
 pub mod render;
 pub mod schedule;
 pub mod status;
 pub mod store;
+pub mod subscriptions;

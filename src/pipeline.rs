@@ -496,7 +496,10 @@ impl Pipeline {
             Ok(FetchOutcome::Page(page)) if !same_site(&watch.url, &page.final_url) => {
                 // A page that now redirects to another site has moved or gone:
                 // breakage, not content.
-                let error = format!("{}: redirected to another site, {}", watch.url, page.final_url);
+                let error = format!(
+                    "{}: redirected to another site, {}",
+                    watch.url, page.final_url
+                );
                 let message = error.clone();
                 match run_blocking(move || record_failure(&store, &name, now, &message)).await {
                     Ok(()) => Outcome::Failed { error },

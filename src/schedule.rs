@@ -63,11 +63,17 @@ fn shifted(time: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
 }
 
 /// The first jittered fire time strictly after `after`.
-pub fn next_run(schedule: &Schedule, watch: &str, after: DateTime<Utc>, timing: &Timing) -> Option<DateTime<Utc>> {
+pub fn next_run(
+    schedule: &Schedule,
+    watch: &str,
+    after: DateTime<Utc>,
+    timing: &Timing,
+) -> Option<DateTime<Utc>> {
     let offset = jitter(watch, jitter_cap(schedule, after, timing));
     // The fire whose jittered time is after `after` may be the one just
     // before `after` (its jitter pushes it past): look back one fire first.
-    let back = shifted(after, Duration::ZERO) - chrono::Duration::from_std(offset).unwrap_or_default();
+    let back =
+        shifted(after, Duration::ZERO) - chrono::Duration::from_std(offset).unwrap_or_default();
     schedule
         .cron
         .after(&back.with_timezone(&schedule.timezone))
@@ -76,7 +82,12 @@ pub fn next_run(schedule: &Schedule, watch: &str, after: DateTime<Utc>, timing: 
 }
 
 /// The latest jittered fire time at or before `now`.
-pub fn previous_run(schedule: &Schedule, watch: &str, now: DateTime<Utc>, timing: &Timing) -> Option<DateTime<Utc>> {
+pub fn previous_run(
+    schedule: &Schedule,
+    watch: &str,
+    now: DateTime<Utc>,
+    timing: &Timing,
+) -> Option<DateTime<Utc>> {
     let offset = jitter(watch, jitter_cap(schedule, now, timing));
     let back = now - chrono::Duration::from_std(offset).unwrap_or_default();
     schedule
@@ -115,7 +126,13 @@ pub struct History {
 /// - Failing: not before the last check plus the backoff, and not before
 ///   the next scheduled fire after that.
 /// - Otherwise: the next jittered fire time.
-pub fn due(schedule: &Schedule, watch: &str, history: History, now: DateTime<Utc>, timing: &Timing) -> DateTime<Utc> {
+pub fn due(
+    schedule: &Schedule,
+    watch: &str,
+    history: History,
+    now: DateTime<Utc>,
+    timing: &Timing,
+) -> DateTime<Utc> {
     let Some(last_check) = history.last_check else {
         return now;
     };
@@ -123,7 +140,13 @@ pub fn due(schedule: &Schedule, watch: &str, history: History, now: DateTime<Utc
         let earliest = shifted(last_check, backoff(history.consecutive_failures, timing));
         let from = earliest.max(now);
         // The first fire at or after the backoff ends.
-        return next_run(schedule, watch, from - chrono::Duration::milliseconds(1), timing).unwrap_or(from);
+        return next_run(
+            schedule,
+            watch,
+            from - chrono::Duration::milliseconds(1),
+            timing,
+        )
+        .unwrap_or(from);
     }
     if let Some(previous) = previous_run(schedule, watch, now, timing)
         && previous > last_check
@@ -140,7 +163,9 @@ mod tests {
     use chrono::TimeZone;
 
     fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 1, 14, h, m, s).single().expect("valid time")
+        Utc.with_ymd_and_hms(2026, 1, 14, h, m, s)
+            .single()
+            .expect("valid time")
     }
 
     fn daily_nine() -> Schedule {
@@ -152,8 +177,9 @@ mod tests {
     fn jitter_is_stable_and_bounded() {
         let cap = Duration::from_secs(300);
         assert_eq!(jitter("wnec-stp", cap), jitter("wnec-stp", cap));
-        let spread: std::collections::BTreeSet<u64> =
-            (0..500).map(|i| jitter(&format!("watch-{i}"), cap).as_secs()).collect();
+        let spread: std::collections::BTreeSet<u64> = (0..500)
+            .map(|i| jitter(&format!("watch-{i}"), cap).as_secs())
+            .collect();
         assert!(spread.iter().all(|s| *s < 300));
         // 500 watches land on many distinct seconds, not one.
         assert!(spread.len() > 200, "{}", spread.len());
@@ -187,13 +213,25 @@ mod tests {
             ..history
         };
         let next = due(&daily_nine(), "w", caught_up, now, &timing);
-        assert!(next > at(23, 0, 0) && next < at(23, 0, 0) + chrono::Duration::hours(11), "{next}");
+        assert!(
+            next > at(23, 0, 0) && next < at(23, 0, 0) + chrono::Duration::hours(11),
+            "{next}"
+        );
     }
 
     #[test]
     fn a_new_watch_runs_at_once() {
         let now = at(12, 0, 0);
-        assert_eq!(due(&daily_nine(), "w", History::default(), now, &Timing::default()), now);
+        assert_eq!(
+            due(
+                &daily_nine(),
+                "w",
+                History::default(),
+                now,
+                &Timing::default()
+            ),
+            now
+        );
     }
 
     #[test]
@@ -215,14 +253,21 @@ mod tests {
             consecutive_failures: 3,
         };
         // A every-minute watch that failed three times waits four minutes.
-        assert_eq!(due(&every_minute, "w", history, at(12, 0, 1), &timing), at(12, 4, 0));
+        assert_eq!(
+            due(&every_minute, "w", history, at(12, 0, 1), &timing),
+            at(12, 4, 0)
+        );
     }
 
     #[test]
     fn seconds_level_schedules_get_little_jitter() {
-        let every_two_seconds = Schedule::parse("*/2 * * * * *", DEFAULT_TIMEZONE).expect("schedule");
+        let every_two_seconds =
+            Schedule::parse("*/2 * * * * *", DEFAULT_TIMEZONE).expect("schedule");
         let now = at(12, 0, 0);
         let next = next_run(&every_two_seconds, "w", now, &Timing::default()).expect("next");
-        assert!(next - now <= chrono::Duration::milliseconds(2_200), "{next}");
+        assert!(
+            next - now <= chrono::Duration::milliseconds(2_200),
+            "{next}"
+        );
     }
 }

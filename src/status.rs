@@ -121,7 +121,10 @@ pub fn render(report: &StatusReport) -> String {
             out,
             "daemon running (pid {}), since {}, config {}",
             report.pid.map_or_else(|| "?".to_owned(), |p| p.to_string()),
-            report.started_at.map_or_else(|| "?".to_owned(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
+            report.started_at.map_or_else(
+                || "?".to_owned(),
+                |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+            ),
             report.config
         );
         let _ = writeln!(
@@ -132,7 +135,12 @@ pub fn render(report: &StatusReport) -> String {
     } else {
         let _ = writeln!(out, "daemon not running; state read from the store");
     }
-    let time = |t: &Option<DateTime<Utc>>| t.map_or_else(|| "-".to_owned(), |t| t.format("%m-%d %H:%M:%S").to_string());
+    let time = |t: &Option<DateTime<Utc>>| {
+        t.map_or_else(
+            || "-".to_owned(),
+            |t| t.format("%m-%d %H:%M:%S").to_string(),
+        )
+    };
     let _ = writeln!(
         out,
         "\n{:<28} {:>14} {:>14} {:>14} {:>4} {:>5}  LAST ERROR",
@@ -152,7 +160,9 @@ pub fn render(report: &StatusReport) -> String {
             time(&watch.next_run),
             time(&watch.last_change),
             watch.consecutive_failures,
-            watch.latest_version.map_or_else(|| "-".to_owned(), |v| v.to_string()),
+            watch
+                .latest_version
+                .map_or_else(|| "-".to_owned(), |v| v.to_string()),
             watch.last_error.as_deref().unwrap_or("")
         );
     }

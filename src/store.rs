@@ -980,7 +980,11 @@ impl Store {
     /// The subscriber with this address, if any.
     pub fn subscriber(&self, address: &str) -> Result<Option<Subscriber>, StoreError> {
         let key = normalise_address(address);
-        match self.subscribers.get(key.as_bytes()).map_err(|e| self.io(e))? {
+        match self
+            .subscribers
+            .get(key.as_bytes())
+            .map_err(|e| self.io(e))?
+        {
             Some(bytes) => self.decode_subscriber(&bytes).map(Some),
             None => Ok(None),
         }
@@ -1082,7 +1086,11 @@ impl Store {
     /// The suppression of this address, if it is suppressed.
     pub fn suppression(&self, address: &str) -> Result<Option<Suppression>, StoreError> {
         let key = suppression_key(address);
-        match self.suppressed.get(key.as_bytes()).map_err(|e| self.io(e))? {
+        match self
+            .suppressed
+            .get(key.as_bytes())
+            .map_err(|e| self.io(e))?
+        {
             Some(bytes) => self.decode_suppression(&key, &bytes).map(Some),
             None => Ok(None),
         }
@@ -1294,7 +1302,9 @@ mod subscriber_tests {
     #[test]
     fn suppressions_outlive_the_subscriber_record() {
         let store = Store::temporary().expect("store");
-        store.put_subscriber(&subscriber("b@example.org")).expect("put");
+        store
+            .put_subscriber(&subscriber("b@example.org"))
+            .expect("put");
         store
             .suppress(&suppression("B@Example.org ", false))
             .expect("suppress");
@@ -1312,8 +1322,12 @@ mod subscriber_tests {
     #[test]
     fn forget_erases_everything_but_a_requested_suppression() {
         let store = Store::temporary().expect("store");
-        store.put_subscriber(&subscriber("c@example.org")).expect("put");
-        store.suppress(&suppression("c@example.org", true)).expect("suppress");
+        store
+            .put_subscriber(&subscriber("c@example.org"))
+            .expect("put");
+        store
+            .suppress(&suppression("c@example.org", true))
+            .expect("suppress");
         let forgotten = store.forget("c@example.org").expect("forget");
         assert!(forgotten.subscriber && forgotten.suppression_kept);
         assert!(store.subscriber("c@example.org").expect("get").is_none());
@@ -1324,12 +1338,19 @@ mod subscriber_tests {
         assert_eq!(kept.reason, FORGOTTEN_REASON);
         assert!(!kept.reason.contains("Ada"));
 
-        store.put_subscriber(&subscriber("d@example.org")).expect("put");
-        store.suppress(&suppression("d@example.org", false)).expect("suppress");
+        store
+            .put_subscriber(&subscriber("d@example.org"))
+            .expect("put");
+        store
+            .suppress(&suppression("d@example.org", false))
+            .expect("suppress");
         let forgotten = store.forget("d@example.org").expect("forget");
         assert!(forgotten.subscriber && forgotten.suppression_erased);
         assert!(store.suppression("d@example.org").expect("get").is_none());
-        assert_eq!(store.forget("nobody@example.org").expect("forget"), Forgotten::default());
+        assert_eq!(
+            store.forget("nobody@example.org").expect("forget"),
+            Forgotten::default()
+        );
     }
 
     #[test]

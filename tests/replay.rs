@@ -22,10 +22,9 @@ fn history(dir: &Path, name: &str, pages: &[String]) -> PathBuf {
 /// wrappers, whitespace, a comment and a script.
 fn markup_only(html: &str) -> String {
     html.replace("<p>", "<p class=\"lead\" data-build=\"7f3a9c\">")
-        .replace(
-            "<ul>",
-            "<div class=\"places-wrapper\">\n  <ul class=\"places\">",
-        )
+        // Every list, with or without attributes, gains a wrapper, so the
+        // markup stays balanced: only the markup changes, not the tree's text.
+        .replace("<ul", "<div class=\"places-wrapper\">\n  <ul")
         .replace("</ul>", "</ul>\n</div>")
         .replace("<li>", "\n    <li>")
         .replace(

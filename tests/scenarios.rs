@@ -4,12 +4,12 @@
 //! each change asserted.
 
 use chrono::Utc;
+use regex::Regex;
 use tidings::classify::Kind;
 use tidings::diff::DiffOptions;
 use tidings::extract::Rules;
 use tidings::fetch::Validators;
 use tidings::pipeline::{FetchedPage, Outcome, apply_page};
-use regex::Regex;
 use tidings::store::Store;
 
 fn fixture(name: &str) -> String {
@@ -89,9 +89,14 @@ fn silent(outcome: &Outcome) -> String {
 #[test]
 fn boundary_realignment_from_five_places_to_four() {
     let before = fixture("lsc-place-review");
-    let five = Regex::new(r"(?s)<li><a[^>]*>Central Lancashire</a></li>.*?<li><a[^>]*>West Lancashire</a></li>")
-        .expect("regex");
-    assert!(five.is_match(&before), "the fixture no longer lists the five places");
+    let five = Regex::new(
+        r"(?s)<li><a[^>]*>Central Lancashire</a></li>.*?<li><a[^>]*>West Lancashire</a></li>",
+    )
+    .expect("regex");
+    assert!(
+        five.is_match(&before),
+        "the fixture no longer lists the five places"
+    );
     let four = r#"<li><a href="/blackburn">Blackburn with Darwen</a></li>
             <li><a href="/blackpool">Blackpool</a></li>
             <li><a href="/lancashire">Lancashire</a></li>
@@ -179,14 +184,21 @@ fn a_narrative_rewrite_of_the_aims() {
     let (kinds, summary) = alerting(&run(&before, &after));
     assert_eq!(kinds, [Kind::Narrative]);
     // Rewritten, not reworded: too little is shared to pair old and new.
-    assert_eq!(summary, "Narrative: 2 added, 2 removed under “West, North and East Cumbria Health and Care Partnership”");
+    assert_eq!(
+        summary,
+        "Narrative: 2 added, 2 removed under “West, North and East Cumbria Health and Care Partnership”"
+    );
 }
 
 #[test]
 fn a_typo_fix_is_minor() {
     // The real page has the typo; the fix is the change.
     let typo = fixture("wnec-stp");
-    let fixed = edit(&typo, "We are inegrating our services", "We are integrating our services");
+    let fixed = edit(
+        &typo,
+        "We are inegrating our services",
+        "We are integrating our services",
+    );
     let summary = silent(&run(&typo, &fixed));
     assert!(summary.starts_with("Minor:"), "{summary}");
 }

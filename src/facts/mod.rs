@@ -175,11 +175,17 @@ pub fn page_facts(blocks: &[Block], rules: &[FactRule]) -> BTreeSet<Fact> {
 
 /// Facts of two versions of a page, reading each distinct block once: the
 /// versions share most of their blocks.
-pub fn page_facts_pair(old: &[Block], new: &[Block], rules: &[FactRule]) -> (BTreeSet<Fact>, BTreeSet<Fact>) {
+pub fn page_facts_pair(
+    old: &[Block],
+    new: &[Block],
+    rules: &[FactRule],
+) -> (BTreeSet<Fact>, BTreeSet<Fact>) {
     let mut cache: HashMap<&Block, BTreeSet<Fact>> = HashMap::new();
     let mut old_facts = BTreeSet::new();
     for block in old {
-        let found = cache.entry(block).or_insert_with(|| block_facts(block, rules));
+        let found = cache
+            .entry(block)
+            .or_insert_with(|| block_facts(block, rules));
         old_facts.extend(found.iter().cloned());
     }
     let mut new_facts = BTreeSet::new();
@@ -256,7 +262,11 @@ const PLACE_WORDS: [&str; 8] = [
 fn text_facts(text: &str, rules: &[FactRule]) -> BTreeSet<Fact> {
     let mut facts = BTreeSet::new();
     let cues = Cues::of(text);
-    let organisations = if cues.organisation { organisations(text) } else { Vec::new() };
+    let organisations = if cues.organisation {
+        organisations(text)
+    } else {
+        Vec::new()
+    };
     for found in gazetteer().find(text) {
         let inside_organisation = organisations
             .iter()
@@ -322,14 +332,48 @@ struct Cues {
 
 /// Cue words, each tagged with the reader it wakes.
 const CUE_WORDS: [(&str, u8); 43] = [
-    ("Trust", 0), ("Group", 0), ("CCG", 0), ("Board", 0), ("ICB", 0), ("Council", 0), ("Service", 0),
-    ("Hospice", 0), ("Hospital", 0), ("CVS", 0), ("University", 0), ("College", 0), ("Unit", 0),
-    ("Healthcare", 0), ("Healthwatch", 0), ("Age UK", 0),
-    ("opulation", 1), ("resident", 1), ("people", 1), ("inhabitant", 1),
-    ("hief executive", 3), ("hair", 3), ("irector", 3), ("fficer", 3), ("lead", 3), ("Lead", 3),
-    ("abinet member", 3), ("led by", 3), ("eader", 3),
-    ("January", 4), ("February", 4), ("March", 4), ("April", 4), ("May", 4), ("June", 4), ("July", 4),
-    ("August", 4), ("September", 4), ("October", 4), ("November", 4), ("December", 4), ("Royal Assent", 4),
+    ("Trust", 0),
+    ("Group", 0),
+    ("CCG", 0),
+    ("Board", 0),
+    ("ICB", 0),
+    ("Council", 0),
+    ("Service", 0),
+    ("Hospice", 0),
+    ("Hospital", 0),
+    ("CVS", 0),
+    ("University", 0),
+    ("College", 0),
+    ("Unit", 0),
+    ("Healthcare", 0),
+    ("Healthwatch", 0),
+    ("Age UK", 0),
+    ("opulation", 1),
+    ("resident", 1),
+    ("people", 1),
+    ("inhabitant", 1),
+    ("hief executive", 3),
+    ("hair", 3),
+    ("irector", 3),
+    ("fficer", 3),
+    ("lead", 3),
+    ("Lead", 3),
+    ("abinet member", 3),
+    ("led by", 3),
+    ("eader", 3),
+    ("January", 4),
+    ("February", 4),
+    ("March", 4),
+    ("April", 4),
+    ("May", 4),
+    ("June", 4),
+    ("July", 4),
+    ("August", 4),
+    ("September", 4),
+    ("October", 4),
+    ("November", 4),
+    ("December", 4),
+    ("Royal Assent", 4),
     ("royal assent", 4),
 ];
 

@@ -1,0 +1,652 @@
+//! Subscriptions, as values: address validation, the CSV format admins
+//! import and export, and which changes a subscriber gets.
+//!
+//! Pure: no I/O, no clock. The store keeps subscribers ([`Subscriber`]);
+//! this module reads and writes them as text and decides whether a change
+//! matches one.
+//!
+//! The CSV format is one subscriber per line:
+//!
+//! ```text
+//! address,name,follows,kinds,cadence
+//! ada@example.org,Ada Lovelace,tag:lancashire;lsc-ics,boundary;members,0 8 * * Mon@Europe/London
+//! bob@example.org,,,,immediate
+//! ```
+//!
+//! - `follows`: watch names and `tag:TAG`s, separated by `;`; empty follows
+//!   every watch;
+//! - `kinds`: kind names separated by `;` (or `,` inside quotes); empty means
+//!   every kind but `minor`;
+//! - `cadence`: `immediate` (the default when empty), or a cron expression
+//!   with an optional `@Zone` (default `Europe/London`).
+//!
+//! The header line is optional; lines starting with `#` are comments. No
+//! field may hold a line break.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use email_address::{EmailAddress, Options};
+
+use crate::classify::Kind;
+use crate::config::{DEFAULT_TIMEZONE, Schedule};
+use crate::store::{Cadence, Subscriber, normalise_address};
+
+/// The CSV header, also written first by [`to_csv`].
+pub const CSV_HEADER: [&str; 5] = ["address", "name", "follows", "kinds", "cadence"];
+
+/// The longest address accepted (RFC 5321's limit on a forward path).
+const MAX_ADDRESS: usize = 254;
+/// The longest local part (RFC 5321 section 4.5.3.1.1).
+const MAX_LOCAL: usize = 64;
+
+/// Validates an email address strictly and returns it normalised (trimmed,
+/// domain lower-cased).
+///
+/// Beyond RFC 5322's grammar (checked by the `email_address` crate), an
+/// address must be one a stakeholder would really have: no display name, no
+/// quoted local part, no IP-literal domain, ASCII only (internationalised
+/// domains in their `xn--` form), a domain with a dot, and RFC 5321's length
+/// limits. Rejecting the exotic forms costs nothing here and keeps every
+/// SMTP server we hand mail to happy.
+pub fn validate_address(text: &str) -> Result<String, String> {
+    let address = normalise_address(text);
+    if address.is_empty() {
+        return Err("the address is empty".to_owned());
+    }
+    if !address.is_ascii() {
+        return Err(format!(
+            "`{address}` has non-ASCII characters; write an internationalised domain in its xn-- form"
+        ));
+    }
+    if address.len() > MAX_ADDRESS {
+        return Err(format!(
+            "`{address}` is longer than {MAX_ADDRESS} characters"
+        ));
+    }
+    let options = Options::default()
+        .with_required_tld()
+        .without_domain_literal()
+        .without_display_text();
+    EmailAddress::parse_with_options(&address, options)
+        .map_err(|e| format!("`{address}` is not an email address: {e}"))?;
+    let (local, domain) = address
+        .rsplit_once('@')
+        .ok_or_else(|| format!("`{address}` has no @"))?;
+    if local.len() > MAX_LOCAL {
+        return Err(format!(
+            "`{address}`: the part before @ is longer than {MAX_LOCAL} characters"
+        ));
+    }
+    let atom = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
+    if local
+        .split('.')
+        .any(|part| part.is_empty() || !part.chars().all(atom))
+    {
+        return Err(format!(
+            "`{address}`: the part before @ may hold letters, digits and !#$%&'*+-/=?^_`{{|}}~, \
+             with single dots between them"
+        ));
+    }
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    if !domain.split('.').all(label_ok) {
+        return Err(format!(
+            "`{address}`: the domain must be dot-separated labels of letters, digits and inner hyphens"
+        ));
+    }
+    if domain
+        .rsplit('.')
+        .next()
+        .is_some_and(|tld| tld.chars().all(|c| c.is_ascii_digit()))
+    {
+        return Err(format!("`{address}`: the domain ends in a number"));
+    }
+    Ok(address)
+}
+
+/// Whether a watch name is well formed, by the config's rule.
+fn is_watch_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// Parses `follows`: watch names and `tag:TAG`s separated by `;` (commas are
+/// accepted too, for the command line). Returns (watches, tags).
+pub fn parse_follows(text: &str) -> Result<(Vec<String>, Vec<String>), String> {
+    let mut watches = Vec::new();
+    let mut tags = Vec::new();
+    for item in text
+        .split([';', ','])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        if let Some(tag) = item.strip_prefix("tag:") {
+            let tag = tag.trim();
+            if tag.is_empty() || tag.chars().any(char::is_control) {
+                return Err(format!("`{item}` names no tag"));
+            }
+            push_unique(&mut tags, tag);
+        } else if is_watch_name(item) {
+            push_unique(&mut watches, item);
+        } else {
+            return Err(format!(
+                "`{item}` is not a watch name (letters, digits, `.`, `_`, `-`) or tag:TAG"
+            ));
+        }
+    }
+    Ok((watches, tags))
+}
+
+fn push_unique(list: &mut Vec<String>, item: &str) {
+    if !list.iter().any(|existing| existing == item) {
+        list.push(item.to_owned());
+    }
+}
+
+/// Parses kind names separated by `;` or `,`. Empty text is an empty list
+/// (every kind but `minor`).
+pub fn parse_kinds(text: &str) -> Result<Vec<Kind>, String> {
+    let mut kinds = Vec::new();
+    for name in text
+        .split([';', ','])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let kind = Kind::parse(&name.to_ascii_lowercase()).ok_or_else(|| {
+            format!(
+                "`{name}` is not a kind; use {}",
+                Kind::ALL.map(Kind::as_str).join(", ")
+            )
+        })?;
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    kinds.sort();
+    Ok(kinds)
+}
+
+/// Parses a cadence: `immediate` (or empty), or `CRON[@Zone]` such as
+/// `0 8 * * Mon@Europe/London`. The zone defaults to Europe/London.
+pub fn parse_cadence(text: &str) -> Result<Cadence, String> {
+    let text = text.trim();
+    if text.is_empty() || text.eq_ignore_ascii_case("immediate") {
+        return Ok(Cadence::Immediate);
+    }
+    let (expression, timezone) = match text.rsplit_once('@') {
+        Some((expression, zone)) => {
+            let zone = zone.trim();
+            let timezone: chrono_tz::Tz = zone
+                .parse()
+                .map_err(|_| format!("`{zone}` is not an IANA time zone such as Europe/London"))?;
+            (expression.trim(), timezone)
+        }
+        None => (text, DEFAULT_TIMEZONE),
+    };
+    Schedule::parse(expression, timezone).map_err(|e| {
+        format!("cadence `{expression}` is not `immediate` or a cron expression: {e}")
+    })?;
+    Ok(Cadence::Digest {
+        cron: expression.split_whitespace().collect::<Vec<_>>().join(" "),
+        timezone,
+    })
+}
+
+/// A cadence as [`parse_cadence`] reads it.
+pub fn format_cadence(cadence: &Cadence) -> String {
+    match cadence {
+        Cadence::Immediate => "immediate".to_owned(),
+        Cadence::Digest { cron, timezone } => format!("{cron}@{}", timezone.name()),
+    }
+}
+
+/// A subscriber's follows as [`parse_follows`] reads them.
+pub fn format_follows(subscriber: &Subscriber) -> String {
+    subscriber
+        .watches
+        .iter()
+        .cloned()
+        .chain(subscriber.tags.iter().map(|tag| format!("tag:{tag}")))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// Kinds as [`parse_kinds`] reads them.
+pub fn format_kinds(kinds: &[Kind]) -> String {
+    kinds
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// One subscriber read from a CSV line, before consent and times are added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvRow {
+    /// The 1-based line it came from.
+    pub line: u64,
+    /// The validated, normalised address.
+    pub address: String,
+    /// The name; may be empty.
+    pub name: String,
+    /// Watches followed.
+    pub watches: Vec<String>,
+    /// Tags followed.
+    pub tags: Vec<String>,
+    /// Kinds wanted.
+    pub kinds: Vec<Kind>,
+    /// The cadence.
+    pub cadence: Cadence,
+}
+
+/// A CSV line at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvError {
+    /// The 1-based line.
+    pub line: u64,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for CsvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+/// Reads a subscriber CSV. Every bad line is reported, each with its line
+/// number, so an admin fixes the file in one go; nothing is returned unless
+/// every line is good.
+pub fn parse_csv(text: &str) -> Result<Vec<CsvRow>, Vec<CsvError>> {
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    let mut first = true;
+    // Line by line, each parsed as one CSV record: no field of this format
+    // may hold a line break, and it keeps line numbers exact (the csv
+    // crate's own count skips comment lines).
+    for (index, raw) in text.lines().enumerate() {
+        let line = index as u64 + 1;
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(raw.as_bytes());
+        let record = match reader.records().next() {
+            Some(Ok(record)) => record,
+            Some(Err(e)) => {
+                errors.push(CsvError {
+                    line,
+                    message: format!("not valid CSV: {e}"),
+                });
+                continue;
+            }
+            None => continue,
+        };
+        let header = first
+            && record
+                .get(0)
+                .is_some_and(|f| f.eq_ignore_ascii_case("address"));
+        first = false;
+        if header {
+            continue;
+        }
+        match parse_row(&record, line) {
+            Ok(row) => {
+                if let Some(first) = seen.insert(row.address.to_lowercase(), line) {
+                    errors.push(CsvError {
+                        line,
+                        message: format!("{} is already on line {first}", row.address),
+                    });
+                } else {
+                    rows.push(row);
+                }
+            }
+            Err(message) => errors.push(CsvError { line, message }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(rows)
+    } else {
+        Err(errors)
+    }
+}
+
+fn parse_row(record: &csv::StringRecord, line: u64) -> Result<CsvRow, String> {
+    if record.len() > CSV_HEADER.len() {
+        return Err(format!(
+            "has {} fields; expected at most {} ({}); quote a name with commas in it",
+            record.len(),
+            CSV_HEADER.len(),
+            CSV_HEADER.join(",")
+        ));
+    }
+    let field = |i: usize| record.get(i).unwrap_or("");
+    let address = validate_address(field(0))?;
+    let name = field(1);
+    if name.chars().any(char::is_control) {
+        return Err("the name has control characters".to_owned());
+    }
+    let (watches, tags) = parse_follows(field(2)).map_err(|e| format!("follows: {e}"))?;
+    let kinds = parse_kinds(field(3)).map_err(|e| format!("kinds: {e}"))?;
+    let cadence = parse_cadence(field(4)).map_err(|e| format!("cadence: {e}"))?;
+    Ok(CsvRow {
+        line,
+        address,
+        name: name.to_owned(),
+        watches,
+        tags,
+        kinds,
+        cadence,
+    })
+}
+
+/// Writes subscribers as CSV, header first, in a form [`parse_csv`] reads
+/// back. Consent and times are not exported: they belong to this store.
+pub fn to_csv(subscribers: &[Subscriber]) -> String {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    // Writing to a Vec cannot fail.
+    let _ = writer.write_record(CSV_HEADER);
+    for subscriber in subscribers {
+        let _ = writer.write_record([
+            subscriber.address.as_str(),
+            subscriber.name.as_str(),
+            &format_follows(subscriber),
+            &format_kinds(&subscriber.kinds),
+            &format_cadence(&subscriber.cadence),
+        ]);
+    }
+    String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+/// Whether a subscriber follows a watch: by name, by one of its tags, or
+/// because they follow nothing in particular (which means everything).
+pub fn follows(subscriber: &Subscriber, watch_name: &str, watch_tags: &[String]) -> bool {
+    (subscriber.watches.is_empty() && subscriber.tags.is_empty())
+        || subscriber.watches.iter().any(|w| w == watch_name)
+        || subscriber.tags.iter().any(|t| watch_tags.contains(t))
+}
+
+/// Whether a subscriber wants a change of this kind.
+///
+/// `minor` is never sent immediately: a typo fix is not worth an email of
+/// its own. It reaches digest subscribers who list it; an empty list means
+/// every kind but `minor`.
+pub fn wants_kind(subscriber: &Subscriber, kind: Kind) -> bool {
+    if kind == Kind::Minor {
+        return matches!(subscriber.cadence, Cadence::Digest { .. })
+            && subscriber.kinds.contains(&Kind::Minor);
+    }
+    subscriber.kinds.is_empty() || subscriber.kinds.contains(&kind)
+}
+
+/// Whether a change of these kinds on this watch goes to this subscriber.
+pub fn matches(
+    subscriber: &Subscriber,
+    watch_name: &str,
+    watch_tags: &[String],
+    kinds: &[Kind],
+) -> bool {
+    follows(subscriber, watch_name, watch_tags) && kinds.iter().any(|&k| wants_kind(subscriber, k))
+}
+
+/// Why a subscriber gets a change, in a sentence for the briefing's "why
+/// you get this" line; `None` when it does not match.
+pub fn why(
+    subscriber: &Subscriber,
+    watch_name: &str,
+    watch_tags: &[String],
+    kinds: &[Kind],
+) -> Option<String> {
+    if !matches(subscriber, watch_name, watch_tags, kinds) {
+        return None;
+    }
+    let what = if subscriber.watches.iter().any(|w| w == watch_name) {
+        format!("you follow the page {watch_name}")
+    } else if let Some(tag) = subscriber.tags.iter().find(|t| watch_tags.contains(t)) {
+        format!("you follow {tag}")
+    } else {
+        "you follow every page tidings watches".to_owned()
+    };
+    let which = if subscriber.kinds.is_empty() {
+        "all but minor changes".to_owned()
+    } else {
+        format!(
+            "{} changes",
+            subscriber
+                .kinds
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    Some(format!(
+        "You get this because {what} and asked for {which}."
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+
+    fn subscriber(watches: &[&str], tags: &[&str], kinds: &[Kind], cadence: Cadence) -> Subscriber {
+        Subscriber {
+            address: "ada@example.org".to_owned(),
+            name: "Ada".to_owned(),
+            watches: watches.iter().map(|s| (*s).to_owned()).collect(),
+            tags: tags.iter().map(|s| (*s).to_owned()).collect(),
+            kinds: kinds.to_vec(),
+            cadence,
+            confirmed: true,
+            consent_at: None,
+            consent_source: None,
+            created: Utc::now(),
+        }
+    }
+
+    fn weekly() -> Cadence {
+        parse_cadence("0 8 * * Mon@Europe/London").expect("cadence")
+    }
+
+    #[test]
+    fn good_addresses_are_normalised() {
+        assert_eq!(
+            validate_address(" Ada.Lovelace@NHS.net ").unwrap(),
+            "Ada.Lovelace@nhs.net"
+        );
+        assert_eq!(
+            validate_address("a+tag@sub.example.co.uk").unwrap(),
+            "a+tag@sub.example.co.uk"
+        );
+        assert_eq!(
+            validate_address("o'brien@xn--bcher-kva.example").unwrap(),
+            "o'brien@xn--bcher-kva.example"
+        );
+    }
+
+    #[test]
+    fn bad_addresses_are_refused() {
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.org",
+            "ada@localhost",
+            "ada@@example.org",
+            "ada..l@example.org",
+            ".ada@example.org",
+            "ada.@example.org",
+            "\"ada l\"@example.org",
+            "ada@[192.168.0.1]",
+            "Ada <ada@example.org>",
+            "ada@example.org\r\nBcc: x@example.org",
+            "ada@-example.org",
+            "ada@example-.org",
+            "ada@exa_mple.org",
+            "ada@1.2.3.4",
+            "adä@example.org",
+            "ada@bücher.example",
+            "ada lovelace@example.org",
+        ] {
+            assert!(validate_address(bad).is_err(), "{bad:?} was accepted");
+        }
+        let long_local = format!("{}@example.org", "a".repeat(65));
+        assert!(validate_address(&long_local).is_err());
+    }
+
+    #[test]
+    fn follows_split_watches_and_tags() {
+        let (watches, tags) =
+            parse_follows("lsc-ics; tag:lancashire ;tag:cumbria;lsc-ics").unwrap();
+        assert_eq!(watches, ["lsc-ics"]);
+        assert_eq!(tags, ["lancashire", "cumbria"]);
+        assert!(parse_follows("no spaces allowed").is_err());
+        assert!(parse_follows("tag:").is_err());
+        assert_eq!(parse_follows("").unwrap(), (vec![], vec![]));
+    }
+
+    #[test]
+    fn kinds_and_cadences_parse_and_print_back() {
+        assert_eq!(
+            parse_kinds("members, Boundary").unwrap(),
+            [Kind::Boundary, Kind::Members]
+        );
+        assert!(
+            parse_kinds("boundaries")
+                .unwrap_err()
+                .contains("boundary, members")
+        );
+        assert_eq!(parse_cadence("").unwrap(), Cadence::Immediate);
+        assert_eq!(parse_cadence("Immediate").unwrap(), Cadence::Immediate);
+        let weekly = parse_cadence("0  8 * * Mon").unwrap();
+        assert_eq!(format_cadence(&weekly), "0 8 * * Mon@Europe/London");
+        assert_eq!(parse_cadence(&format_cadence(&weekly)).unwrap(), weekly);
+        assert!(parse_cadence("0 8 * * Mon@Mars/Olympus").is_err());
+        assert!(parse_cadence("weekly").is_err());
+    }
+
+    #[test]
+    fn csv_round_trips() {
+        let text = "address,name,follows,kinds,cadence\n\
+                    # a comment\n\
+                    ada@Example.org,\"Lovelace, Ada\",tag:lancashire;lsc-ics,boundary;members,0 8 * * Mon@Europe/London\n\
+                    \n\
+                    bob@example.org\n";
+        let rows = parse_csv(text).expect("parses");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].line, 3);
+        assert_eq!(rows[0].address, "ada@example.org");
+        assert_eq!(rows[0].name, "Lovelace, Ada");
+        assert_eq!(rows[0].tags, ["lancashire"]);
+        assert_eq!(rows[1].cadence, Cadence::Immediate);
+        assert_eq!(rows[1].line, 5);
+
+        let subscribers: Vec<Subscriber> = rows
+            .iter()
+            .map(|row| {
+                let mut s = subscriber(&[], &[], &row.kinds, row.cadence.clone());
+                s.address.clone_from(&row.address);
+                s.name.clone_from(&row.name);
+                s.watches.clone_from(&row.watches);
+                s.tags.clone_from(&row.tags);
+                s
+            })
+            .collect();
+        let exported = to_csv(&subscribers);
+        assert!(
+            exported.starts_with("address,name,follows,kinds,cadence\n"),
+            "{exported}"
+        );
+        let again = parse_csv(&exported).expect("reads its own export");
+        assert_eq!(
+            again
+                .iter()
+                .map(|r| (&r.address, &r.name, &r.kinds, &r.cadence))
+                .collect::<Vec<_>>(),
+            rows.iter()
+                .map(|r| (&r.address, &r.name, &r.kinds, &r.cadence))
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn csv_errors_name_every_bad_line() {
+        let text = "ada@example.org,Ada\nnot-an-address,Bob\ncy@example.org,Cy,,sideways\nada@EXAMPLE.org\nd@example.org,D,,,,extra\n";
+        let errors = parse_csv(text).expect_err("bad lines");
+        let lines: Vec<u64> = errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [2, 3, 4, 5]);
+        assert!(
+            errors[1].to_string().starts_with("line 3: kinds:"),
+            "{}",
+            errors[1]
+        );
+        assert!(
+            errors[2].message.contains("already on line 1"),
+            "{}",
+            errors[2]
+        );
+    }
+
+    #[test]
+    fn matching_follows_watches_tags_and_kinds() {
+        let tags = vec!["lancashire".to_owned(), "ics".to_owned()];
+        let boundary = [Kind::Boundary];
+        let by_tag = subscriber(&[], &["lancashire"], &[], Cadence::Immediate);
+        assert!(matches(&by_tag, "lsc-ics", &tags, &boundary));
+        assert!(!matches(
+            &by_tag,
+            "cumbria",
+            &["cumbria".to_owned()],
+            &boundary
+        ));
+        let by_watch = subscriber(&["lsc-ics"], &[], &[Kind::Members], Cadence::Immediate);
+        assert!(!matches(&by_watch, "lsc-ics", &tags, &boundary));
+        assert!(matches(
+            &by_watch,
+            "lsc-ics",
+            &tags,
+            &[Kind::Narrative, Kind::Members]
+        ));
+        let everything = subscriber(&[], &[], &[], Cadence::Immediate);
+        assert!(matches(&everything, "any", &[], &[Kind::Leaders]));
+        assert!(
+            why(&by_tag, "lsc-ics", &tags, &boundary)
+                .unwrap()
+                .contains("you follow lancashire")
+        );
+        assert!(why(&by_watch, "lsc-ics", &tags, &boundary).is_none());
+    }
+
+    #[test]
+    fn minor_changes_only_reach_digests_that_ask() {
+        let minor = [Kind::Minor];
+        let immediate_all =
+            subscriber(&[], &[], &[Kind::Minor, Kind::Boundary], Cadence::Immediate);
+        assert!(!matches(&immediate_all, "w", &[], &minor));
+        let digest_default = subscriber(&[], &[], &[], weekly());
+        assert!(!matches(&digest_default, "w", &[], &minor));
+        let digest_minor = subscriber(&[], &[], &[Kind::Minor], weekly());
+        assert!(matches(&digest_minor, "w", &[], &minor));
+        assert!(matches(
+            &immediate_all,
+            "w",
+            &[],
+            &[Kind::Minor, Kind::Boundary]
+        ));
+    }
+}
