@@ -15,6 +15,16 @@ const FIXTURES: [&str; 5] = [
     "lsc-ics",
 ];
 
+/// Says why a test did nothing. Written to stderr directly rather than with
+/// `eprintln!`, which the test harness captures: a skip must show in the
+/// `cargo test` output, not only when the test fails.
+macro_rules! skip_notice {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 fn fixture(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/partnerships")
@@ -364,7 +374,7 @@ fn eval_dir() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!(
+        skip_notice!(
             "skipping: extraction eval data not found at {} (set TIDINGS_EVAL_DIR)",
             dir.display()
         );

@@ -7,6 +7,16 @@ use std::path::PathBuf;
 
 use tidings::facts::gazetteer::gazetteer;
 
+/// Says why a test did nothing. Written to stderr directly rather than with
+/// `eprintln!`, which the test harness captures: a skip must show in the
+/// `cargo test` output, not only when the test fails.
+macro_rules! skip_notice {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 fn data_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("TIDINGS_DATA_DIR")
         .map(PathBuf::from)
@@ -14,7 +24,7 @@ fn data_dir() -> Option<PathBuf> {
     if dir.join("la-england-past-current.csv").is_file() {
         Some(dir)
     } else {
-        eprintln!(
+        skip_notice!(
             "skipped: reference lists not found at {} (set TIDINGS_DATA_DIR)",
             dir.display()
         );

@@ -8,6 +8,16 @@ use std::path::{Path, PathBuf};
 
 use common::{Run, page, run_in};
 
+/// Says why a test did nothing. Written to stderr directly rather than with
+/// `eprintln!`, which the test harness captures: a skip must show in the
+/// `cargo test` output, not only when the test fails.
+macro_rules! skip_notice {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// Writes `pages` as `00.html`, `01.html`, … into `dir/name`.
 fn history(dir: &Path, name: &str, pages: &[String]) -> PathBuf {
     let folder = dir.join(name);
@@ -205,7 +215,7 @@ fn eval_histories() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!(
+        skip_notice!(
             "skipped: history evaluation set not found at {} (set TIDINGS_EVAL_HISTORIES)",
             dir.display()
         );
