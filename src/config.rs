@@ -116,6 +116,9 @@ pub struct DaemonSettings {
     pub backoff_base: Duration,
     /// The longest wait between attempts of a failing watch.
     pub backoff_max: Duration,
+    /// Who is mailed (through `[mail]`) when a watch keeps failing and when
+    /// it recovers. Without it, the journal and `tidings status` say so.
+    pub admin_email: Option<String>,
 }
 
 impl Default for DaemonSettings {
@@ -126,6 +129,7 @@ impl Default for DaemonSettings {
             max_jitter: Duration::from_secs(300),
             backoff_base: Duration::from_secs(300),
             backoff_max: Duration::from_secs(6 * 3600),
+            admin_email: None,
         }
     }
 }
@@ -287,6 +291,7 @@ struct RawDaemonSettings {
     max_jitter: Option<Spanned<String>>,
     backoff_base: Option<Spanned<String>>,
     backoff_max: Option<Spanned<String>>,
+    admin_email: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -616,6 +621,18 @@ fn validate_daemon(
         false,
         &mut settings.backoff_max,
     );
+    if let Some(address) = &raw.admin_email {
+        let text = address.get_ref().trim();
+        if let Ok(valid) = crate::subscriptions::validate_address(text) {
+            settings.admin_email = Some(valid);
+        } else {
+            errors.push(file.error(
+                Some(&address.span()),
+                "daemon.admin_email",
+                format!("`{text}` is not an email address such as ops@example.org"),
+            ));
+        }
+    }
     if let Some(value) = &raw.alert_after_failures {
         match u32::try_from(*value.get_ref()) {
             Ok(n) if (1..=1000).contains(&n) => settings.alert_after_failures = n,

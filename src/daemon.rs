@@ -141,6 +141,9 @@ struct Daemon {
     tasks: JoinSet<CheckReport>,
     /// Which watch each task checks, so even a panicked check frees its watch.
     task_watch: HashMap<tokio::task::Id, String>,
+    /// Mail to the admin about failing watches, tracked so shutdown waits
+    /// for it.
+    admin_mail: JoinSet<()>,
     /// Watches whose last check failed, kept here so the status line never
     /// has to read every watch back from the store.
     failing: HashSet<String>,
@@ -167,6 +170,7 @@ impl Daemon {
             tasks: JoinSet::new(),
             task_watch: HashMap::new(),
             failing: HashSet::new(),
+            admin_mail: JoinSet::new(),
             started_at: Utc::now(),
             checks: 0,
             changes: 0,
@@ -327,6 +331,48 @@ impl Daemon {
         }
     }
 
+    /// Mails the admin, when `[daemon] admin_email` is set, through the
+    /// configured `[mail]` transport. Failures to send are logged; the
+    /// journal line has already been written either way.
+    fn tell_admin(&mut self, subject: &str, text: &str, key: &str) {
+        let Some(to) = self.config.daemon.admin_email.clone() else {
+            return;
+        };
+        let mailer = match crate::mail::Mailer::new(&self.config.mail, &self.config.state_dir) {
+            Ok(mailer) => mailer,
+            Err(error) => {
+                tracing::error!(%error, "cannot set up mail to tell the admin");
+                return;
+            }
+        };
+        let briefing = crate::brief::Briefing {
+            subject: subject.to_owned(),
+            text: text.to_owned(),
+            html: format!("<pre>{}</pre>", escape_html(text)),
+        };
+        let outgoing = crate::mail::Outgoing {
+            to: &to,
+            to_name: "",
+            briefing: &briefing,
+            delivery_key: key,
+            thread_key: None,
+            unsubscribe_token: None,
+        };
+        let message = match crate::mail::build_message(&self.config.mail, &outgoing) {
+            Ok(message) => message,
+            Err(error) => {
+                tracing::error!(%error, "cannot compose the admin alert");
+                return;
+            }
+        };
+        self.admin_mail.spawn(async move {
+            match mailer.send(&message).await {
+                Ok(_) => tracing::info!(to = %to, "admin alerted by mail"),
+                Err(error) => tracing::error!(%error, to = %to, "admin alert mail failed"),
+            }
+        });
+    }
+
     /// Handles one finished check: counts it, tells the admin about a watch
     /// that keeps failing (once) or has recovered (once), and plans its next run.
     fn finish(&mut self, report: &CheckReport) {
@@ -354,10 +400,33 @@ impl Daemon {
                 );
                 state.failure_alerted = true;
                 let _ = self.store.record_check(&report.watch, &state);
+                self.tell_admin(
+                    &format!("tidings: watch {} keeps failing", report.watch),
+                    &format!(
+                        "The watch {} ({}) has failed {} checks in a row and now backs off until it recovers.\n\nLast error: {}\n\nSubscribers are not told. You will get one more mail when it recovers.\n",
+                        report.watch,
+                        report.url,
+                        state.consecutive_failures,
+                        state.last_error.as_deref().unwrap_or("unknown")
+                    ),
+                    &format!("failing:{}:{}", report.watch, report.checked_at.timestamp()),
+                );
             } else if state.consecutive_failures == 0 && state.failure_alerted {
                 tracing::warn!(watch = %report.watch, url = %report.url, "watch has recovered");
                 state.failure_alerted = false;
                 let _ = self.store.record_check(&report.watch, &state);
+                self.tell_admin(
+                    &format!("tidings: watch {} has recovered", report.watch),
+                    &format!(
+                        "The watch {} ({}) is being checked normally again.\n",
+                        report.watch, report.url
+                    ),
+                    &format!(
+                        "recovered:{}:{}",
+                        report.watch,
+                        report.checked_at.timestamp()
+                    ),
+                );
             }
         }
         match &report.outcome {
@@ -495,6 +564,7 @@ impl Daemon {
                 Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
                     self.finish_batch(joined).await;
                 }
+                Some(_) = self.admin_mail.join_next(), if !self.admin_mail.is_empty() => {}
                 _ = hangup.recv() => self.reload(),
                 _ = terminate.recv() => break,
                 _ = interrupt.recv() => break,
@@ -556,6 +626,13 @@ impl Daemon {
             self.tasks.abort_all();
             while self.tasks.join_next().await.is_some() {}
         }
+        // Admin alerts already composed are worth the wait; each send has
+        // its own timeout.
+        let _ = tokio::time::timeout(deadline, async {
+            while self.admin_mail.join_next().await.is_some() {}
+        })
+        .await;
+        self.admin_mail.abort_all();
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.flush())
             .await
@@ -563,6 +640,12 @@ impl Daemon {
         tracing::info!("store flushed; stopped");
         Ok(0)
     }
+}
+
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// The status of watches read straight from the store, for `tidings status`

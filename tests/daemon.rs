@@ -479,7 +479,7 @@ fn a_failing_watch_backs_off_and_the_admin_is_told_once() {
     ];
     let ws = Workspace::with_config(&daemon_config(
         &watches,
-        "alert_after_failures = 2\nbackoff_base = \"1s\"\nbackoff_max = \"2s\"\n",
+        "alert_after_failures = 2\nbackoff_base = \"1s\"\nbackoff_max = \"2s\"\nadmin_email = \"ops@example.org\"\n",
     ));
     let mut daemon = Daemon::start(&ws);
 
@@ -531,6 +531,32 @@ fn a_failing_watch_backs_off_and_the_admin_is_told_once() {
             .count(),
         1,
         "{log}"
+    );
+    // With no SMTP server configured, the admin's two mails are .eml files
+    // in the state directory: one "keeps failing", one "has recovered".
+    let mail_dir = ws.config.parent().expect("config dir").join("mail");
+    let mails = daemon.wait_for("the admin's two mails", |_| {
+        let texts: Vec<String> = std::fs::read_dir(&mail_dir)
+            .ok()?
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .collect();
+        (texts.len() == 2).then_some(texts)
+    });
+    assert!(
+        mails.iter().all(|m| m.contains("To: ops@example.org")),
+        "{mails:?}"
+    );
+    assert_eq!(
+        mails.iter().filter(|m| m.contains("keeps failing")).count(),
+        1,
+        "{mails:?}"
+    );
+    assert_eq!(
+        mails.iter().filter(|m| m.contains("has recovered")).count(),
+        1,
+        "{mails:?}"
     );
 }
 
