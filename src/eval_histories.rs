@@ -339,42 +339,33 @@ pub fn evaluate_page(dir: &Path) -> Result<Vec<StepResult>, HistoryEvalError> {
             Outcome::Failed { error } => (false, Vec::new(), error.clone()),
             _ => (false, Vec::new(), String::new()),
         };
-        if confirms_previous && let Some(held) = results.last_mut() {
-            // A change held for confirmation and confirmed by this fetch is
-            // the change that appeared at the held step: the alert is
-            // credited there, and this step raised nothing new.
-            held.alerted = alerted;
-            held.kinds = kinds;
-            held.summary = format!("confirmed one fetch later: {summary}");
-            held.outcome = "CHANGED".to_owned();
-            results.push(StepResult {
-                page: page.clone(),
-                step: (*step).to_owned(),
-                auto_kind: (*auto_kind).to_owned(),
-                label: (*label).to_owned(),
-                expected,
-                outcome: "CONFIRMED".to_owned(),
-                alerted: false,
-                kinds: Vec::new(),
-                summary: "confirms the change held at the previous step".to_owned(),
-            });
-            continue;
-        }
-        let outcome_label = match &outcome {
-            Outcome::Held { .. } => "HELD".to_owned(),
-            other => other.label().to_owned(),
-        };
-        results.push(StepResult {
+        let mut result = StepResult {
             page: page.clone(),
             step: (*step).to_owned(),
             auto_kind: (*auto_kind).to_owned(),
             label: (*label).to_owned(),
             expected,
-            outcome: outcome_label,
+            outcome: match &outcome {
+                Outcome::Held { .. } => "HELD".to_owned(),
+                other => other.label().to_owned(),
+            },
             alerted,
             kinds,
             summary,
-        });
+        };
+        if confirms_previous && let Some(held) = results.last_mut() {
+            // A change held for confirmation and confirmed by this fetch is
+            // the change that appeared at the held step: the alert is
+            // credited there, and this step raised nothing new.
+            held.alerted = result.alerted;
+            held.kinds = std::mem::take(&mut result.kinds);
+            held.summary = format!("confirmed one fetch later: {}", result.summary);
+            held.outcome = "CHANGED".to_owned();
+            result.outcome = "CONFIRMED".to_owned();
+            result.alerted = false;
+            result.summary = "confirms the change held at the previous step".to_owned();
+        }
+        results.push(result);
     }
     Ok(results)
 }

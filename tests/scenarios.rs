@@ -20,28 +20,33 @@ fn fixture(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
 }
 
+/// One fetch of `html` as watch `watch`, through the whole pipeline.
+fn fetch(store: &Store, watch: &str, html: &str) -> Outcome {
+    let page = FetchedPage {
+        html,
+        fetched_at: Utc::now(),
+        validators: Validators::default(),
+    };
+    apply_page(
+        store,
+        watch,
+        &Rules::default(),
+        &[],
+        &page,
+        &DiffOptions::default(),
+    )
+    .expect("apply")
+}
+
 /// Applies `before` then `after` as two fetches of one watch and returns the
 /// outcome of the second.
 fn run(before: &str, after: &str) -> Outcome {
     let store = Store::temporary().expect("store");
-    let apply = |html: &str| {
-        let page = FetchedPage {
-            html,
-            fetched_at: Utc::now(),
-            validators: Validators::default(),
-        };
-        apply_page(
-            &store,
-            "scenario",
-            &Rules::default(),
-            &[],
-            &page,
-            &DiffOptions::default(),
-        )
-        .expect("apply")
-    };
-    assert!(matches!(apply(before), Outcome::New { .. }));
-    apply(after)
+    assert!(matches!(
+        fetch(&store, "scenario", before),
+        Outcome::New { .. }
+    ));
+    fetch(&store, "scenario", after)
 }
 
 /// Replaces text in a page, failing loudly if the fixture no longer has it.
@@ -228,22 +233,7 @@ fn a_cookie_banner_change_raises_nothing() {
 #[test]
 fn an_error_page_served_with_200_is_held_until_confirmed() {
     let store = Store::temporary().expect("store");
-    let apply = |html: &str| {
-        let page = FetchedPage {
-            html,
-            fetched_at: Utc::now(),
-            validators: Validators::default(),
-        };
-        apply_page(
-            &store,
-            "wnec",
-            &Rules::default(),
-            &[],
-            &page,
-            &DiffOptions::default(),
-        )
-        .expect("apply")
-    };
+    let apply = |html: &str| fetch(&store, "wnec", html);
     let page = fixture("wnec-stp");
     let error_page = "<html><head><title>Error</title></head><body><main><h1>Sorry, something went wrong</h1>\
                       <p>Please try again later.</p></main></body></html>";
@@ -263,22 +253,7 @@ fn an_error_page_served_with_200_is_held_until_confirmed() {
 #[test]
 fn a_page_flipping_between_two_versions_alerts_once() {
     let store = Store::temporary().expect("store");
-    let apply = |html: &str| {
-        let page = FetchedPage {
-            html,
-            fetched_at: Utc::now(),
-            validators: Validators::default(),
-        };
-        apply_page(
-            &store,
-            "ics",
-            &Rules::default(),
-            &[],
-            &page,
-            &DiffOptions::default(),
-        )
-        .expect("apply")
-    };
+    let apply = |html: &str| fetch(&store, "ics", html);
     let a = fixture("lsc-ics");
     let b = edit(
         &a,
