@@ -195,6 +195,7 @@ pub async fn run(state: Option<&Path>) -> anyhow::Result<u8> {
                 anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never;
             anstream::println!("{}", render::assessment_header(assessment, colour));
             anstream::print!("{}", render::word(diff, colour));
+            print_briefing(report, assessment)?;
         }
     }
     if state.is_some() {
@@ -215,6 +216,51 @@ pub async fn run(state: Option<&Path>) -> anyhow::Result<u8> {
         "the demo expected exactly one changed page, saw {changed}"
     );
     Ok(0)
+}
+
+/// Shows the email briefing a stakeholder following these pages would get
+/// for the change (composed, not sent: the demo has no mail server).
+fn print_briefing(
+    report: &crate::pipeline::CheckReport,
+    assessment: &crate::classify::Assessment,
+) -> anyhow::Result<()> {
+    let subscriber = crate::store::Subscriber {
+        address: "councillor@example.org".to_owned(),
+        name: "Sam".to_owned(),
+        watches: Vec::new(),
+        tags: vec!["demo".to_owned()],
+        kinds: Vec::new(),
+        cadence: crate::store::Cadence::Immediate,
+        confirmed: true,
+        consent_at: None,
+        consent_source: None,
+        created: report.checked_at,
+    };
+    let changes: Vec<crate::brief::BriefChange> = assessment
+        .changes
+        .iter()
+        .filter(|change| change.kind != crate::classify::Kind::Minor)
+        .map(|change| crate::brief::BriefChange {
+            watch: report.watch.clone(),
+            url: report.url.clone(),
+            tags: vec!["North Cumbria".to_owned()],
+            seen_at: report.checked_at,
+            kind: change.kind,
+            summary: change.summary.clone(),
+            evidence: change.evidence.clone(),
+            why: "you follow every page tagged demo".to_owned(),
+        })
+        .collect();
+    if let Some(briefing) =
+        crate::brief::Templates::embedded().compose(&subscriber, &changes, None)?
+    {
+        println!(
+            "\nThe briefing a stakeholder following these pages gets (text part; composed, not sent):"
+        );
+        println!("Subject: {}\n", briefing.subject);
+        print!("{}", briefing.text);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
