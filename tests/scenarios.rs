@@ -283,3 +283,42 @@ fn a_reordered_members_list_is_not_a_change() {
     );
     assert_eq!(silent(&run(&before, &after)), "unchanged");
 }
+
+#[test]
+fn text_from_an_older_extractor_is_rebaselined_silently() {
+    use tidings::extract::EXTRACTOR_VERSION;
+    use tidings::model::{Block, BlockKind};
+    use tidings::store::{NewVersion, WatchState};
+
+    let store = Store::temporary().expect("store");
+    // What an older extractor made of the page: the same words, cut up
+    // differently, as an upgrade would.
+    let old_text = vec![Block::new(
+        BlockKind::Paragraph,
+        "West, North and East Cumbria Health and Care Partnership Cumbria County Council",
+    )];
+    let old = NewVersion {
+        seen_at: Utc::now(),
+        blocks: &old_text,
+        extractor_version: EXTRACTOR_VERSION - 1,
+        change: None,
+        facts: None,
+    };
+    store
+        .commit_version("wnec", &old, &WatchState::default())
+        .expect("commit");
+    let outcome = fetch(&store, "wnec", &fixture("wnec-stp"));
+    assert!(
+        matches!(outcome, Outcome::Rebaselined { version: 2 }),
+        "{outcome:?}"
+    );
+    assert!(
+        store.change("wnec", 2).expect("change").is_none(),
+        "no change record"
+    );
+    // From then on, the page is compared with the new baseline.
+    assert!(matches!(
+        fetch(&store, "wnec", &fixture("wnec-stp")),
+        Outcome::Unchanged { .. }
+    ));
+}
