@@ -335,7 +335,8 @@ struct RawWatch {
 #[serde(deny_unknown_fields)]
 struct RawFactRule {
     name: Spanned<String>,
-    regex: Spanned<String>,
+    regex: Option<Spanned<String>>,
+    select: Option<Spanned<String>>,
 }
 
 /// The default schedule: every six hours, on the hour.
@@ -818,32 +819,62 @@ fn validate_watches(
             }
         };
         let mut facts = Vec::new();
+        let mut named = Vec::new();
         for rule in &raw.fact {
             let rule_name = rule.name.get_ref().trim();
-            if rule_name.is_empty() {
+            if rule_name.is_empty() || rule_name.contains(": ") {
                 errors.push(file.error(
                     Some(&rule.name.span()),
                     field("fact.name"),
-                    "must not be empty",
+                    "must be a short label, not empty and without \": \"",
                 ));
                 ok = false;
                 continue;
             }
-            match regex::Regex::new(rule.regex.get_ref()) {
-                Ok(pattern) => facts.push(FactRule {
-                    name: rule_name.to_owned(),
-                    pattern,
-                }),
-                Err(e) => {
+            match (&rule.regex, &rule.select) {
+                (Some(pattern), None) => match regex::Regex::new(pattern.get_ref()) {
+                    Ok(pattern) => facts.push(FactRule {
+                        name: rule_name.to_owned(),
+                        pattern,
+                    }),
+                    Err(e) => {
+                        errors.push(file.error(
+                            Some(&pattern.span()),
+                            field(&format!("fact `{rule_name}`: regex")),
+                            format!("invalid regex: {e}"),
+                        ));
+                        ok = false;
+                    }
+                },
+                (None, Some(selector)) => match extract::check_selector(selector.get_ref()) {
+                    Ok(()) => named.push((rule_name.to_owned(), selector.get_ref().clone())),
+                    Err(e) => {
+                        errors.push(file.error(
+                            Some(&selector.span()),
+                            field(&format!("fact `{rule_name}`: select")),
+                            e.to_string(),
+                        ));
+                        ok = false;
+                    }
+                },
+                _ => {
                     errors.push(file.error(
-                        Some(&rule.regex.span()),
-                        field(&format!("fact `{rule_name}`: regex")),
-                        format!("invalid regex: {e}"),
+                        Some(&rule.name.span()),
+                        field(&format!("fact `{rule_name}`")),
+                        "give exactly one of `regex` (a pattern whose first group is the value) or `select` (a CSS selector whose text is the value)",
                     ));
                     ok = false;
                 }
             }
         }
+        let rules = match rules.map(|rules| rules.with_named(&named)) {
+            Some(Ok(rules)) => Some(rules),
+            Some(Err(e)) => {
+                errors.push(file.error(None, field("fact"), e.to_string()));
+                None
+            }
+            None => None,
+        };
         if let (true, Some(url), Some(schedule), Some(rules)) = (ok, url, schedule, rules) {
             watches.push(Watch {
                 name,
@@ -927,6 +958,30 @@ mod tests {
                 .contains(":6: watch `a`: fact `board`: regex"),
             "{errors}"
         );
+    }
+
+    #[test]
+    fn fact_rules_take_a_regex_or_a_selector_not_both() {
+        let config = load_text(
+            "[[watch]]\nname = \"a\"\nurl = \"https://example.org\"\n[[watch.fact]]\nname = \"chair\"\nselect = \".chair-name\"\n",
+        )
+        .expect("valid");
+        assert!(config.watches[0].facts.is_empty());
+        let errors = load_text(
+            "[[watch]]\nname = \"a\"\nurl = \"https://example.org\"\n[[watch.fact]]\nname = \"chair\"\nselect = \"..bad\"\n",
+        )
+        .expect_err("bad selector");
+        assert!(
+            errors
+                .to_string()
+                .contains(":6: watch `a`: fact `chair`: select"),
+            "{errors}"
+        );
+        let errors = load_text(
+            "[[watch]]\nname = \"a\"\nurl = \"https://example.org\"\n[[watch.fact]]\nname = \"chair\"\n",
+        )
+        .expect_err("neither");
+        assert!(errors.to_string().contains("exactly one of"), "{errors}");
     }
 
     #[test]

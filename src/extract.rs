@@ -50,6 +50,7 @@ pub struct Rules {
     exclude: Vec<(String, scraper::Selector)>,
     ignore: Vec<regex::Regex>,
     main_content: bool,
+    named: Vec<(String, scraper::Selector)>,
 }
 
 /// A rule that does not compile.
@@ -92,6 +93,7 @@ impl Default for Rules {
             exclude: Vec::new(),
             ignore: Vec::new(),
             main_content: true,
+            named: Vec::new(),
         }
     }
 }
@@ -129,13 +131,40 @@ impl Rules {
                 })
                 .collect::<Result<_, _>>()?,
             main_content,
+            named: Vec::new(),
         })
+    }
+
+    /// Adds a watch's named selector rules, `(name, CSS)`: the text of every
+    /// element a rule matches becomes a [`BlockKind::Named`] block
+    /// `name: text` after the page's own blocks.
+    pub fn with_named(mut self, named: &[(String, String)]) -> Result<Self, RuleError> {
+        for (name, selector) in named {
+            let compiled =
+                scraper::Selector::parse(selector).map_err(|err| RuleError::Selector {
+                    selector: selector.clone(),
+                    reason: err.to_string(),
+                })?;
+            self.named.push((name.clone(), compiled));
+        }
+        Ok(self)
     }
 
     /// Whether chrome removal and main-content detection apply.
     fn finds_main_content(&self) -> bool {
         self.main_content && self.select.is_empty()
     }
+}
+
+/// Checks that a CSS selector parses, for config validation, without
+/// letting a `scraper` type out of this module.
+pub fn check_selector(selector: &str) -> Result<(), RuleError> {
+    scraper::Selector::parse(selector)
+        .map(|_| ())
+        .map_err(|err| RuleError::Selector {
+            selector: selector.to_owned(),
+            reason: err.to_string(),
+        })
 }
 
 /// Extracts the text blocks of `html` under `rules`.
@@ -180,9 +209,19 @@ pub fn extract(html: &str, rules: &Rules) -> Result<Extracted, ExtractError> {
     } else {
         emitter.emit(flat.body, &Cleaning::None);
     }
+    let mut blocks = emitter.blocks;
+    for (name, selector) in &rules.named {
+        let mut seen = std::collections::HashSet::new();
+        for element in document.select(selector) {
+            let value = normalise(&element.text().collect::<String>());
+            if !value.is_empty() && seen.insert(value.clone()) {
+                blocks.push(Block::new(BlockKind::Named, format!("{name}: {value}")));
+            }
+        }
+    }
     Ok(Extracted {
         title: flat.title.clone(),
-        blocks: emitter.blocks,
+        blocks,
     })
 }
 

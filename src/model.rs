@@ -22,6 +22,10 @@ pub enum BlockKind {
     TableRow,
     /// `<pre>` text, whose line breaks are kept.
     Preformatted,
+    /// A value picked out by a watch's own `[[watch.fact]] select` rule,
+    /// written `rule: value`, kept after the page's text so that it is
+    /// stored, diffed and classified with it.
+    Named,
 }
 
 /// One unit of extracted text, with whitespace already normalised.
@@ -60,6 +64,7 @@ impl Block {
                 )
             }
             BlockKind::ListItem => format!("- {}", self.text),
+            BlockKind::Named => format!("@ {}", self.text),
             BlockKind::Paragraph | BlockKind::TableRow | BlockKind::Preformatted => {
                 self.text.clone()
             }

@@ -745,6 +745,7 @@ impl TextRecord {
                         BlockKind::ListItem => "li".into(),
                         BlockKind::TableRow => "tr".into(),
                         BlockKind::Preformatted => "pre".into(),
+                        BlockKind::Named => "n".into(),
                     },
                     t: block.text.clone(),
                 })
@@ -764,6 +765,7 @@ impl TextRecord {
                     "li" => BlockKind::ListItem,
                     "tr" => BlockKind::TableRow,
                     "pre" => BlockKind::Preformatted,
+                    "n" => BlockKind::Named,
                     other => match other.strip_prefix('h').and_then(|l| l.parse::<u8>().ok()) {
                         Some(level) => BlockKind::Heading { level },
                         None => return Err(format!("unknown block kind `{other}`")),

@@ -322,3 +322,37 @@ fn text_from_an_older_extractor_is_rebaselined_silently() {
         Outcome::Unchanged { .. }
     ));
 }
+
+#[test]
+fn a_named_selector_rule_tracks_its_value_as_a_fact() {
+    // `[[watch.fact]] name = "lead", select = "p.lead-name"`: the page's
+    // own markup says where the partnership lead is named.
+    let rules = Rules::default()
+        .with_named(&[("lead".to_owned(), "p.lead-name".to_owned())])
+        .expect("rules");
+    let page = |lead: &str| {
+        fixture("wnec-stp").replace("<h1>", &format!("<p class=\"lead-name\">{lead}</p><h1>"))
+    };
+    let store = Store::temporary().expect("store");
+    let apply = |html: &str| {
+        let fetched = FetchedPage {
+            html,
+            fetched_at: Utc::now(),
+            validators: Validators::default(),
+        };
+        apply_page(
+            &store,
+            "wnec",
+            &rules,
+            &[],
+            &fetched,
+            &DiffOptions::default(),
+        )
+        .expect("apply")
+    };
+    assert!(matches!(apply(&page("Stephen Eames")), Outcome::New { .. }));
+    let (kinds, summary) = alerting(&apply(&page("Jane Doe")));
+    assert_eq!(kinds, [Kind::Narrative], "{summary}");
+    assert!(summary.contains("+lead: Jane Doe"), "{summary}");
+    assert!(summary.contains("−lead: Stephen Eames"), "{summary}");
+}

@@ -200,6 +200,17 @@ pub fn page_facts_pair(
 
 /// Facts in one block.
 pub fn block_facts(block: &Block, rules: &[FactRule]) -> BTreeSet<Fact> {
+    if block.kind == BlockKind::Named {
+        // A watch's own selector rule picked this value: it is the fact.
+        let (rule, value) = block
+            .text
+            .split_once(": ")
+            .unwrap_or(("fact", block.text.as_str()));
+        return BTreeSet::from([Fact::Custom {
+            rule: rule.to_owned(),
+            value: value.to_owned(),
+        }]);
+    }
     if block.kind == BlockKind::ListItem
         && let Some(place) = list_item_place(&block.text)
     {
