@@ -84,6 +84,9 @@ pub struct BriefChange {
     pub evidence: Vec<BlockChange>,
     /// Why this subscriber gets it (see `subscriptions::why`).
     pub why: String,
+    /// The change's own page on the web endpoint (`/changes/{id}`), when
+    /// one is configured.
+    pub change_url: Option<String>,
 }
 
 /// A composed email, ready for `mail` to wrap in headers.
@@ -338,6 +341,7 @@ pub fn sample_changes(seen_at: DateTime<Utc>) -> Vec<BriefChange> {
             summary: change.summary,
             evidence: change.evidence,
             why: "You get this because you asked for a test briefing.".to_owned(),
+            change_url: None,
         })
         .collect()
 }
@@ -373,6 +377,7 @@ struct ChangeContext {
     summary: String,
     seen_at: String,
     why: String,
+    change_url: Option<String>,
     evidence: Vec<EvidenceContext>,
 }
 
@@ -434,6 +439,7 @@ fn change_context(change: &BriefChange) -> ChangeContext {
         summary: without_kind(&one_line(&change.summary), change.kind),
         seen_at: uk_time(change.seen_at),
         why: one_line(&change.why),
+        change_url: change.change_url.clone(),
         evidence: change.evidence.iter().map(evidence_context).collect(),
     }
 }
@@ -592,6 +598,7 @@ mod tests {
                 summary: c.summary,
                 evidence: c.evidence,
                 why: "You get this because you follow Lancashire and South Cumbria and asked for all but minor changes.".to_owned(),
+                change_url: None,
             })
             .collect()
     }

@@ -249,6 +249,7 @@ fn print_briefing(
             summary: change.summary.clone(),
             evidence: change.evidence.clone(),
             why: "you follow every page tagged demo".to_owned(),
+            change_url: None,
         })
         .collect();
     if let Some(briefing) =

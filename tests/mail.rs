@@ -186,6 +186,7 @@ fn briefing() -> Briefing {
         summary: "Members: +Blackpool Council".to_owned(),
         evidence,
         why: "You get this because you follow Lancashire and South Cumbria.".to_owned(),
+        change_url: None,
     };
     let subscriber = Subscriber {
         address: "ada@example.org".to_owned(),
