@@ -370,6 +370,7 @@ fn apply_all(
                 etag: Some(format!("\"{i}\"")),
                 last_modified: None,
             },
+            audience: None,
         };
         match apply_page(store, &format!("page-{i}"), rules, &[], &page, options) {
             Ok(Outcome::Changed { .. }) => counts.0 += 1,

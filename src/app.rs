@@ -495,6 +495,7 @@ async fn diff_against_stored(
             html: &html,
             fetched_at,
             validators,
+            audience: None,
         };
         let outcome =
             pipeline::apply_page(&store, &watch.name, &rules, &watch.facts, &page, options)?;
@@ -852,6 +853,7 @@ fn replay_command(
             html: &html,
             fetched_at: Utc::now(),
             validators: Validators::default(),
+            audience: None,
         };
         let outcome = match pipeline::apply_page(&store, &watch, &rules, &[], &page, &options) {
             Ok(outcome) => outcome,

@@ -292,6 +292,7 @@ pub fn evaluate_page(dir: &Path) -> Result<Vec<StepResult>, HistoryEvalError> {
             html,
             fetched_at: Utc::now(),
             validators: Validators::default(),
+            audience: None,
         };
         match apply_page(&store, "history", &rules, &[], &fetched, &options) {
             Ok(outcome) => Ok(outcome),

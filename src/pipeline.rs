@@ -137,6 +137,18 @@ pub struct FetchedPage<'a> {
     pub fetched_at: DateTime<Utc>,
     /// The validators to remember.
     pub validators: Validators,
+    /// Who may be told about a change: the watch's subscribers. `None` for
+    /// ad-hoc work (`diff`, `replay`, evaluations), which tells nobody.
+    pub audience: Option<Audience<'a>>,
+}
+
+/// The page's identity as briefings need it.
+#[derive(Debug, Clone, Copy)]
+pub struct Audience<'a> {
+    /// The page's URL.
+    pub url: &'a str,
+    /// The watch's tags.
+    pub tags: &'a [String],
 }
 
 /// A version this many times shorter than the last (in words) is held as
@@ -248,13 +260,46 @@ pub fn apply_extracted(
         changed_words: text_diff.changed_words() as u64,
         detail,
     };
-    let version = new_version(page, blocks, Some(change), Some(&new_facts));
+    let mut version = new_version(page, blocks, Some(change), Some(&new_facts));
+    if let Some(audience) = &page.audience {
+        version.notify = recipients(store, watch, audience, &assessment.kinds())?;
+    }
     let number = store.commit_version(watch, &version, &state)?;
     Ok(Outcome::Changed {
         version: number,
         diff: text_diff,
         assessment,
     })
+}
+
+/// The subscribers to tell about a change of these kinds, with how (now
+/// or in their digest). Unconfirmed and suppressed addresses are left out
+/// here; the send worker checks again at send time, since either can change
+/// while a briefing waits.
+fn recipients(
+    store: &Store,
+    watch: &str,
+    audience: &Audience<'_>,
+    kinds: &[classify::Kind],
+) -> Result<Option<store::Notify>, StoreError> {
+    let mut recipients = Vec::new();
+    for subscriber in store.subscribers()? {
+        if !subscriber.confirmed
+            || !crate::subscriptions::matches(&subscriber, watch, audience.tags, kinds)
+            || store.suppression(&subscriber.address)?.is_some()
+        {
+            continue;
+        }
+        recipients.push(store::Recipient {
+            digest: matches!(subscriber.cadence, store::Cadence::Digest { .. }),
+            address: subscriber.address,
+        });
+    }
+    Ok((!recipients.is_empty()).then(|| store::Notify {
+        url: audience.url.to_owned(),
+        tags: audience.tags.to_vec(),
+        recipients,
+    }))
 }
 
 fn new_version<'a>(
@@ -271,6 +316,7 @@ fn new_version<'a>(
         facts: facts
             .and_then(|facts| serde_json::to_value(facts).ok())
             .map(|value| (facts::FACTS_VERSION, value)),
+        notify: None,
     }
 }
 
@@ -512,12 +558,18 @@ impl Pipeline {
                 let rules = watch.rules.clone();
                 let fact_rules = watch.facts.clone();
                 let diff_options = self.diff_options();
+                let url = watch.url.to_string();
+                let tags = watch.tags.clone();
                 let _cpu_permit = self.cpu.acquire().await;
                 let result = run_blocking(move || {
                     let fetched = FetchedPage {
                         html: &page.html,
                         fetched_at: now,
                         validators: page.validators.clone(),
+                        audience: Some(Audience {
+                            url: &url,
+                            tags: &tags,
+                        }),
                     };
                     match apply_page(&store, &name, &rules, &fact_rules, &fetched, &diff_options) {
                         Ok(outcome) => Ok(outcome),

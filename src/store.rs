@@ -24,6 +24,12 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use crate::model::{Block, BlockKind};
 
+mod outbox;
+pub use outbox::{
+    Delivery, DeliveryState, DigestEntry, Item, Notify, Purged, Recipient, change_key,
+    digest_delivery_key,
+};
+
 /// The on-disk layout this build writes. A store with a newer layout is
 /// refused rather than misread.
 const FORMAT_VERSION: u32 = 1;
@@ -163,6 +169,10 @@ pub struct NewVersion<'a> {
     /// The facts read from the text, with the version of the reader that
     /// produced them. Kept opaque, as the change detail is.
     pub facts: Option<(u32, serde_json::Value)>,
+    /// Who is to be told about the change, written in the same transaction
+    /// as the snapshot so that no briefing can be lost between the two.
+    /// Ignored without a `change`.
+    pub notify: Option<Notify>,
 }
 
 /// The change part of a [`NewVersion`].
@@ -201,6 +211,10 @@ pub struct Store {
     subscribers: sled::Tree,
     /// Suppressed addresses: never mailed, whatever an import says.
     suppressed: sled::Tree,
+    /// Briefings to send, one row per delivery (see [`outbox`]).
+    outbox: sled::Tree,
+    /// Changes waiting for a subscriber's next digest (see [`outbox`]).
+    digests: sled::Tree,
 }
 
 impl Store {
@@ -239,6 +253,8 @@ impl Store {
             changes: db.open_tree("changes").map_err(io)?,
             subscribers: db.open_tree("subscribers").map_err(io)?,
             suppressed: db.open_tree("suppressed").map_err(io)?,
+            outbox: db.open_tree("outbox").map_err(io)?,
+            digests: db.open_tree("digests").map_err(io)?,
             db,
             path,
         };
@@ -332,14 +348,29 @@ impl Store {
             .map(|block| block.render().len() as u64 + 2)
             .sum();
 
+        // Row ids come from sled's counter outside the transaction: a retried
+        // transaction reuses them, and a crash merely skips some.
+        let notify = version.change.as_ref().and(version.notify.as_ref());
+        let ids = match notify {
+            Some(notify) => notify
+                .recipients
+                .iter()
+                .map(|_| self.db.generate_id())
+                .collect::<Result<Vec<u64>, _>>()
+                .map_err(|e| self.io(e))?,
+            None => Vec::new(),
+        };
+
         let result = (
             &self.watches,
             &self.versions,
             &self.texts,
             &self.changes,
             &self.facts,
+            &self.outbox,
+            &self.digests,
         )
-            .transaction(|(watches, versions, texts, changes, facts)| {
+            .transaction(|(watches, versions, texts, changes, facts, outbox, digests)| {
                 let previous = match watches.get(watch.as_bytes())? {
                     Some(bytes) => {
                         decode::<WatchRecord>(&bytes)
@@ -375,6 +406,9 @@ impl Store {
                         detail: change.detail.clone(),
                     };
                     changes.insert(version_key(watch, number), encode(&change_record))?;
+                    if let Some(notify) = notify {
+                        outbox::queue(outbox, digests, watch, number, version.seen_at, notify, &ids)?;
+                    }
                 }
                 let mut watch_record = WatchRecord::from(state);
                 watch_record.latest_version = Some(number);
@@ -795,6 +829,7 @@ mod tests {
             extractor_version: 1,
             change,
             facts: Some((1, serde_json::json!(["fact"]))),
+            notify: None,
         };
         store
             .commit_version(watch, &version, &WatchState::default())
@@ -944,6 +979,8 @@ pub struct Forgotten {
     /// A suppression entry was kept, stripped to the address and time,
     /// because the person asked not to be mailed.
     pub suppression_kept: bool,
+    /// Queued or sent briefings (and digest entries) erased.
+    pub deliveries: usize,
 }
 
 /// The form an address is stored under: surrounding whitespace trimmed and
@@ -1051,11 +1088,19 @@ impl Store {
             }
             Ok::<_, ConflictableTransactionError<()>>(forgotten)
         });
-        match result {
-            Ok(forgotten) => Ok(forgotten),
-            Err(TransactionError::Storage(e)) => Err(self.io(e)),
-            Err(TransactionError::Abort(())) => Err(self.corrupt("suppression", "aborted")),
-        }
+        let mut forgotten = match result {
+            Ok(forgotten) => forgotten,
+            Err(TransactionError::Storage(e)) => return Err(self.io(e)),
+            Err(TransactionError::Abort(())) => {
+                return Err(self.corrupt("suppression", "aborted"));
+            }
+        };
+        // Queued and sent briefings hold the address too. They go after the
+        // subscriber record, so a crash in between leaves rows that the
+        // worker cancels (no subscriber) and a second `forget` removes.
+        let purged = self.purge_address(address)?;
+        forgotten.deliveries = purged.deliveries + purged.digest_entries;
+        Ok(forgotten)
     }
 
     /// Suppresses an address: it will never be mailed, and imports skip it,

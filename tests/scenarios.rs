@@ -26,6 +26,7 @@ fn fetch(store: &Store, watch: &str, html: &str) -> Outcome {
         html,
         fetched_at: Utc::now(),
         validators: Validators::default(),
+        audience: None,
     };
     apply_page(
         store,
@@ -303,6 +304,7 @@ fn text_from_an_older_extractor_is_rebaselined_silently() {
         extractor_version: EXTRACTOR_VERSION - 1,
         change: None,
         facts: None,
+        notify: None,
     };
     store
         .commit_version("wnec", &old, &WatchState::default())
@@ -339,6 +341,7 @@ fn a_named_selector_rule_tracks_its_value_as_a_fact() {
             html,
             fetched_at: Utc::now(),
             validators: Validators::default(),
+            audience: None,
         };
         apply_page(
             &store,
