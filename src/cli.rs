@@ -212,11 +212,60 @@ pub enum Command {
         #[command(subcommand)]
         command: SubscribersCommand,
     },
+    /// Look at and act on the briefings waiting to be sent (through the
+    /// running daemon when there is one).
+    Outbox {
+        /// What to do.
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
     /// Send a sample briefing to ADDRESS through the configured transport
     /// ([mail] in the config; .eml files in STATE/mail without one).
     SendTest {
         /// Who gets it.
         address: String,
+        #[command(flatten)]
+        location: Location,
+    },
+}
+
+/// `tidings outbox …`
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// List pending and failed briefings (with --all, sent and cancelled
+    /// ones too).
+    List {
+        /// Include sent and cancelled briefings.
+        #[arg(long)]
+        all: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Make briefings due now: the given ids, or every failed one with
+    /// --failed. Failed and cancelled briefings are queued again.
+    Retry {
+        /// Row ids, as `outbox list` shows them.
+        ids: Vec<u64>,
+        /// Every failed briefing.
+        #[arg(long)]
+        failed: bool,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Cancel pending or failed briefings: they are never sent.
+    Cancel {
+        /// Row ids, as `outbox list` shows them.
+        #[arg(required = true)]
+        ids: Vec<u64>,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Send what is due now, without the daemon (digests whose schedule has
+    /// fired included), then exit. For running tidings from cron.
+    Send {
         #[command(flatten)]
         location: Location,
     },

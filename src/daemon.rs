@@ -28,6 +28,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinSet;
 
 use crate::config::{self, Config, Watch};
+use crate::delivery::{self, Deliverer, OutboxStatus, WorkerEvent, WorkerMessage};
 use crate::pipeline::{CheckReport, Outcome, Pipeline};
 use crate::schedule::{self, History, Timing};
 use crate::status::{self, StatusReport, WatchStatus};
@@ -151,10 +152,86 @@ struct Daemon {
     checks: u64,
     changes: u64,
     failures: u64,
+    /// The delivery worker: sends what the pipeline queued.
+    outbox: OutboxHandle,
+}
+
+/// The daemon's side of the delivery worker.
+struct OutboxHandle {
+    messages: tokio::sync::mpsc::UnboundedSender<WorkerMessage>,
+    events: tokio::sync::mpsc::UnboundedReceiver<WorkerEvent>,
+    status: tokio::sync::watch::Receiver<OutboxStatus>,
+    stop: tokio_util::sync::CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+    /// Why there is no worker (mail could not be set up), if so.
+    broken: Option<String>,
+}
+
+impl OutboxHandle {
+    /// Starts the worker; when mail cannot be set up, keeps the queue (the
+    /// rows wait, nothing is lost) and says why.
+    fn start(config: &Config, store: &Store) -> Self {
+        let (messages, inbox) = tokio::sync::mpsc::unbounded_channel();
+        let (event_tx, events) = tokio::sync::mpsc::unbounded_channel();
+        let (status_tx, status) = tokio::sync::watch::channel(OutboxStatus::default());
+        let stop = tokio_util::sync::CancellationToken::new();
+        let (task, broken) = match deliverer(config, store) {
+            Ok(deliverer) => {
+                tracing::info!(transport = deliverer.transport(), "delivery worker started");
+                let stop = stop.clone();
+                (
+                    Some(tokio::spawn(deliverer.run(inbox, event_tx, status_tx, stop))),
+                    None,
+                )
+            }
+            Err(error) => {
+                let reason = format!("{error:#}");
+                tracing::error!(%reason, "mail is not set up; briefings stay queued until it is");
+                (None, Some(reason))
+            }
+        };
+        Self {
+            messages,
+            events,
+            status,
+            stop,
+            task,
+            broken,
+        }
+    }
+
+    fn wake(&self) {
+        let _ = self.messages.send(WorkerMessage::Wake);
+    }
+
+    fn report(&self, store: &Store) -> OutboxStatus {
+        let mut report = self.status.borrow().clone();
+        if let Some(reason) = &self.broken {
+            report.paused = Some(reason.clone());
+            report.depth = store.outbox_depth().unwrap_or(report.depth);
+        }
+        report
+    }
+}
+
+/// Builds the delivery worker from the config: the mailer, the templates
+/// (overrides checked now, not at the first send) and the links.
+fn deliverer(config: &Config, store: &Store) -> anyhow::Result<Deliverer> {
+    let mailer = crate::mail::Mailer::new(&config.mail, &config.state_dir)
+        .context("cannot set up [mail]")?;
+    let templates = crate::brief::Templates::with_overrides(&config.mail.templates)?;
+    Ok(Deliverer::new(
+        store.clone(),
+        Arc::new(mailer),
+        config.mail.clone(),
+        Arc::new(templates),
+        delivery::Links::default(),
+    ))
 }
 
 impl Daemon {
     fn new(options: DaemonOptions, config: Config, store: Store) -> anyhow::Result<Self> {
+        let (config_for_outbox, store_for_outbox) = (config.clone(), store.clone());
         let pipeline = Arc::new(Pipeline::new(
             store.clone(),
             config.limits.clone(),
@@ -175,6 +252,7 @@ impl Daemon {
             checks: 0,
             changes: 0,
             failures: 0,
+            outbox: OutboxHandle::start(&config_for_outbox, &store_for_outbox),
         };
         let now = Utc::now();
         for watch in daemon.config.watches.clone() {
@@ -285,6 +363,7 @@ impl Daemon {
             checks: self.checks,
             changes: self.changes,
             failures: self.failures,
+            outbox: Some(self.outbox.report(&self.store)),
             watches,
         }
     }
@@ -379,7 +458,10 @@ impl Daemon {
         self.in_flight.remove(&report.watch);
         self.checks += 1;
         match &report.outcome {
-            Outcome::Changed { .. } => self.changes += 1,
+            Outcome::Changed { .. } => {
+                self.changes += 1;
+                self.outbox.wake();
+            }
             Outcome::Failed { .. } => self.failures += 1,
             _ => {}
         }
@@ -490,6 +572,21 @@ impl Daemon {
                 }
             }
         }
+        if config.mail != self.config.mail || self.outbox.broken.is_some() {
+            match deliverer(&config, &self.store) {
+                Ok(next) if self.outbox.task.is_some() => {
+                    let _ = self
+                        .outbox
+                        .messages
+                        .send(WorkerMessage::Reconfigure(Box::new(next)));
+                    tracing::info!("mail settings reloaded");
+                }
+                Ok(_) => self.outbox = OutboxHandle::start(&config, &self.store),
+                Err(error) => {
+                    tracing::error!(error = %format!("{error:#}"), "new [mail] settings rejected; the running ones are kept");
+                }
+            }
+        }
         let now = Utc::now();
         let names: HashSet<String> = config.watches.iter().map(|w| w.name.clone()).collect();
         let removed: Vec<String> = self
@@ -570,18 +667,60 @@ impl Daemon {
                 _ = interrupt.recv() => break,
                 accepted = listener.accept() => {
                     if let Ok((mut stream, _)) = accepted {
-                        let body = serde_json::to_vec(&self.serve_status_report()).unwrap_or_default();
-                        // Answered inline: the report is small and the client
-                        // reads it at once; a stuck client gets a second.
+                        // Answered inline: requests are small and clients
+                        // send them at once; a stuck client gets a second.
+                        let request = status::read_request(&mut stream, Duration::from_secs(1)).await;
+                        let body = self.answer(&request);
                         let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&body)).await;
                     }
                 }
+                Some(event) = self.outbox.events.recv() => self.outbox_event(event),
                 _ = watchdog.tick(), if watchdog_every.is_some() => {
                     notify(&[sd_notify::NotifyState::Watchdog]);
                 }
             }
         }
         self.shut_down().await
+    }
+
+    /// Answers a control-socket request.
+    fn answer(&mut self, request: &status::Request) -> Vec<u8> {
+        match request {
+            status::Request::Status => {
+                serde_json::to_vec(&self.serve_status_report()).unwrap_or_default()
+            }
+            status::Request::Outbox(command) => {
+                let reply = delivery::outbox_command(
+                    &self.store,
+                    command,
+                    self.config.mail.domain(),
+                    Utc::now(),
+                )
+                .unwrap_or_else(|error| delivery::OutboxReply {
+                    error: Some(error.to_string()),
+                    ..delivery::OutboxReply::default()
+                });
+                self.outbox.wake();
+                serde_json::to_vec(&reply).unwrap_or_default()
+            }
+        }
+    }
+
+    fn outbox_event(&mut self, event: WorkerEvent) {
+        match event {
+            WorkerEvent::Paused { reason } => {
+                self.tell_admin(
+                    "tidings: briefings are paused",
+                    &format!(
+                        "tidings stopped sending briefings: {reason}\n\nNothing is lost: every briefing stays in the outbox and is sent once the [mail] settings are fixed and the daemon reloaded (systemctl reload tidings). `tidings outbox list` shows what is waiting.\n"
+                    ),
+                    &format!("outbox-paused:{}", Utc::now().timestamp()),
+                );
+            }
+            WorkerEvent::Resumed => {
+                tracing::warn!("briefings are being sent again");
+            }
+        }
     }
 
     /// Handles a finished check and any others that finished with it, then
@@ -633,6 +772,16 @@ impl Daemon {
         })
         .await;
         self.admin_mail.abort_all();
+        // The worker stops after the send in flight (bounded by the mail
+        // timeout); whatever is still queued is sent after the restart.
+        self.outbox.stop.cancel();
+        if let Some(task) = self.outbox.task.take() {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(deadline, task).await.is_err() {
+                tracing::warn!("deadline passed; stopping the delivery worker mid-send");
+                abort.abort();
+            }
+        }
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.flush())
             .await

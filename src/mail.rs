@@ -119,11 +119,7 @@ pub fn build_message(settings: &MailSettings, mail: &Outgoing<'_>) -> Result<Mes
         let root = thread_id(thread_key, domain);
         builder = builder.in_reply_to(root.clone()).references(root);
     }
-    let https = settings.unsubscribe_url.as_ref().map(|url| {
-        let url = url.as_str();
-        let token = mail.unsubscribe_token.unwrap_or("");
-        url.replace("{token}", token).replace("%7Btoken%7D", token)
-    });
+    let https = unsubscribe_link(settings, mail.unsubscribe_token);
     let mailto = format!("mailto:{}?subject=unsubscribe", settings.from_address);
     let unsubscribe = match &https {
         Some(url) => format!("<{url}>, <{mailto}>"),
@@ -144,6 +140,17 @@ pub fn build_message(settings: &MailSettings, mail: &Outgoing<'_>) -> Result<Mes
                 .singlepart(SinglePart::html(mail.briefing.html.clone())),
         )
         .map_err(|e| MailError::Setup(format!("cannot build the message: {e}")))
+}
+
+/// The https unsubscribe link for a recipient's token, when the web
+/// endpoint is configured: `{token}` in `[mail] unsubscribe_url` replaced.
+pub fn unsubscribe_link(settings: &MailSettings, token: Option<&str>) -> Option<String> {
+    settings.unsubscribe_url.as_ref().map(|url| {
+        let token = token.unwrap_or("");
+        url.as_str()
+            .replace("{token}", token)
+            .replace("%7Btoken%7D", token)
+    })
 }
 
 fn header(name: &'static str, value: String) -> HeaderValue {

@@ -5,7 +5,7 @@
 //! (`tidings.sock`): connect, read one JSON document, done. When no daemon
 //! answers, `tidings status` reads the store itself.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -65,8 +65,21 @@ pub struct StatusReport {
     pub changes: u64,
     /// Failed checks since start.
     pub failures: u64,
+    /// The outbox, as the daemon's delivery worker sees it (daemon only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbox: Option<crate::delivery::OutboxStatus>,
     /// Every watch.
     pub watches: Vec<WatchStatus>,
+}
+
+/// What a client asks the daemon over the socket: one JSON line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "snake_case")]
+pub enum Request {
+    /// The status report (also what a client that sends nothing gets).
+    Status,
+    /// An outbox command, run by the daemon since it holds the store.
+    Outbox(crate::delivery::OutboxCommand),
 }
 
 /// Why the daemon could not be asked.
@@ -93,23 +106,49 @@ pub enum StatusError {
 /// Asks a running daemon for its status.
 pub fn query(state_dir: &Path) -> Result<StatusReport, StatusError> {
     let path = socket_path(state_dir);
+    let body = ask(state_dir, &Request::Status)?;
+    serde_json::from_str(&body).map_err(|e| StatusError::Garbled {
+        path,
+        reason: e.to_string(),
+    })
+}
+
+/// Sends one request to a running daemon and returns its JSON answer.
+pub fn ask(state_dir: &Path, request: &Request) -> Result<String, StatusError> {
+    let path = socket_path(state_dir);
     let mut stream = UnixStream::connect(&path).map_err(|source| StatusError::NotRunning {
         path: path.clone(),
         source,
     })?;
     // A daemon that accepted but hangs must not hang the admin's shell.
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut body = String::new();
-    stream
-        .read_to_string(&mut body)
-        .map_err(|e| StatusError::Garbled {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-    serde_json::from_str(&body).map_err(|e| StatusError::Garbled {
-        path,
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
+    let garbled = |e: std::io::Error| StatusError::Garbled {
+        path: path.clone(),
         reason: e.to_string(),
-    })
+    };
+    let mut line = serde_json::to_vec(request).unwrap_or_default();
+    line.push(b'\n');
+    stream.write_all(&line).map_err(garbled)?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).map_err(garbled)?;
+    Ok(body)
+}
+
+/// Reads a request line from a client, within `timeout`. Silence or
+/// garbage means a status request, so that any client that just connects
+/// and reads still gets the report.
+pub async fn read_request(
+    stream: &mut tokio::net::UnixStream,
+    timeout: Duration,
+) -> Request {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut reader = tokio::io::BufReader::new(stream);
+    let mut line = String::new();
+    match tokio::time::timeout(timeout, reader.read_line(&mut line)).await {
+        Ok(Ok(n)) if n > 0 => serde_json::from_str(line.trim()).unwrap_or(Request::Status),
+        _ => Request::Status,
+    }
 }
 
 /// The report as a table for people.
@@ -132,6 +171,16 @@ pub fn render(report: &StatusReport) -> String {
             "in flight {}, queued {}, checks {}, changes {}, failures {}",
             report.in_flight, report.queue_depth, report.checks, report.changes, report.failures
         );
+        if let Some(outbox) = &report.outbox {
+            let _ = writeln!(
+                out,
+                "outbox: {} pending, {} sent, {} retried, {} failed since start; mail via {}",
+                outbox.depth, outbox.sent, outbox.retried, outbox.failed, outbox.transport
+            );
+            if let Some(reason) = &outbox.paused {
+                let _ = writeln!(out, "outbox PAUSED: {reason}");
+            }
+        }
     } else {
         let _ = writeln!(out, "daemon not running; state read from the store");
     }

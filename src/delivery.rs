@@ -1,0 +1,811 @@
+//! Sending what the outbox holds: the delivery worker.
+//!
+//! The pipeline writes a delivery row (or a digest entry) for every
+//! subscriber a change concerns, in the same transaction as the snapshot.
+//! This module turns those rows into email:
+//!
+//! 1. **Digests.** When a digest subscriber's schedule fires, the changes
+//!    waiting for them become one row ([`Store::roll_up_digest`], one
+//!    transaction).
+//! 2. **Sending.** Due rows go first-queued first, paced to
+//!    `[mail] max_per_second`, each composed from the stored change at send
+//!    time and sent under the mailer's overall timeout.
+//! 3. **Outcomes.** Sent rows are marked and the store flushed before the
+//!    next send, so a kill re-sends at most the one briefing in flight, with
+//!    the same Message-ID (it derives from the row's delivery key).
+//!    Temporary failures (4xx, refused or dropped connections, timeouts) are
+//!    retried with exponential backoff and jitter until `give_up_after`;
+//!    permanent ones (5xx for the recipient) mark the row failed. An
+//!    authentication or TLS failure pauses the whole queue: every send would
+//!    fail the same way, and hammering the server with bad credentials can
+//!    get the account locked. The pause is reported as a
+//!    [`WorkerEvent::Paused`] (the daemon tells the admin) and probed again
+//!    now and then, or lifted by a reload.
+//!
+//! Before sending, each row is checked against the subscriber as they are
+//! now: a removed or suppressed subscriber's rows are cancelled, and only
+//! the change kinds they still want are included.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::brief::{BriefChange, Templates};
+use crate::classify::{Assessment, Kind};
+use crate::config::{MailSettings, Schedule};
+use crate::mail::{self, MailError, Mailer, Outgoing};
+use crate::store::{self, Cadence, Delivery, DeliveryState, Store, StoreError, Subscriber};
+use crate::subscriptions;
+
+/// Rows read from the store per pass: enough to keep the sender busy
+/// between scans, few enough that a huge backlog is not all in memory.
+const BATCH: usize = 200;
+/// How often a paused queue tries one send again.
+const PAUSE_PROBE: Duration = Duration::from_secs(600);
+
+/// Makes the unsubscribe token for an address (the web module's signed
+/// token), when the web endpoint is configured.
+pub type TokenMaker = Arc<dyn Fn(&str) -> String + Send + Sync>;
+
+/// Links a briefing carries beyond the page itself.
+#[derive(Clone, Default)]
+pub struct Links {
+    /// The web endpoint's public base URL: each change links to
+    /// `BASE/changes/WATCH~N`.
+    pub base_url: Option<url::Url>,
+    /// Signs unsubscribe tokens for `[mail] unsubscribe_url`.
+    pub unsubscribe_token: Option<TokenMaker>,
+}
+
+impl std::fmt::Debug for Links {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Links")
+            .field("base_url", &self.base_url)
+            .field("unsubscribe_token", &self.unsubscribe_token.is_some())
+            .finish()
+    }
+}
+
+/// The path of a change's own page on the web endpoint.
+pub fn change_path(watch: &str, version: u64) -> String {
+    format!("/changes/{watch}~{version}")
+}
+
+/// What one pass of the worker did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Round {
+    /// Digests rolled up into rows.
+    pub digests: usize,
+    /// Briefings handed over.
+    pub sent: usize,
+    /// Temporary failures, to be retried.
+    pub retried: usize,
+    /// Rows marked failed.
+    pub failed: usize,
+    /// Rows cancelled (the subscriber left, or wants none of it now).
+    pub cancelled: usize,
+    /// Why the queue is paused, if it is.
+    pub paused: Option<String>,
+}
+
+/// What the worker tells the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkerEvent {
+    /// Sending stopped: the server refused our credentials or TLS failed.
+    Paused {
+        /// The error, naming the server.
+        reason: String,
+    },
+    /// A send succeeded after a pause.
+    Resumed,
+}
+
+/// What the worker shows in `tidings status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OutboxStatus {
+    /// Pending rows.
+    pub depth: u64,
+    /// Briefings sent since the daemon started.
+    pub sent: u64,
+    /// Temporary failures since start.
+    pub retried: u64,
+    /// Rows that failed for good since start.
+    pub failed: u64,
+    /// Why sending is paused, if it is.
+    pub paused: Option<String>,
+    /// Where mail goes.
+    pub transport: String,
+}
+
+/// Messages to a running worker.
+pub enum WorkerMessage {
+    /// Something may be due: a change was committed, or an admin retried.
+    Wake,
+    /// New settings after a reload; lifts a pause.
+    Reconfigure(Box<Deliverer>),
+}
+
+/// Sends the outbox: owns the mailer, the templates and the pacing.
+pub struct Deliverer {
+    store: Store,
+    mailer: Arc<Mailer>,
+    settings: MailSettings,
+    templates: Arc<Templates>,
+    links: Links,
+    last_send: Option<tokio::time::Instant>,
+    paused: Option<Pause>,
+}
+
+#[derive(Debug, Clone)]
+struct Pause {
+    reason: String,
+    probe_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for Deliverer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deliverer")
+            .field("mailer", &self.mailer)
+            .field("links", &self.links)
+            .field("paused", &self.paused)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Sendable {
+    Message(Box<lettre::Message>),
+    Cancel(String),
+    Fail(String),
+}
+
+impl Deliverer {
+    /// A worker for `store` sending through `mailer`.
+    pub fn new(
+        store: Store,
+        mailer: Arc<Mailer>,
+        settings: MailSettings,
+        templates: Arc<Templates>,
+        links: Links,
+    ) -> Self {
+        Self {
+            store,
+            mailer,
+            settings,
+            templates,
+            links,
+            last_send: None,
+            paused: None,
+        }
+    }
+
+    /// Where mail goes.
+    pub fn transport(&self) -> &str {
+        self.mailer.describe()
+    }
+
+    /// Turns the digest entries whose schedule has fired into rows.
+    pub fn roll_up_digests(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let mut rolled = 0;
+        for address in self.store.digest_addresses()? {
+            let subscriber = self.store.subscriber(&address)?;
+            // A subscriber who left, or who switched to immediate, gets (or
+            // is cancelled) what is waiting now rather than never.
+            let cutoff = match subscriber.as_ref().map(|s| &s.cadence) {
+                Some(Cadence::Digest { cron, timezone }) => {
+                    match Schedule::parse(cron, *timezone) {
+                        Ok(schedule) => last_fire(&schedule, now),
+                        Err(error) => {
+                            tracing::error!(%address, %cron, %error, "digest schedule unreadable; sending now");
+                            Some(now)
+                        }
+                    }
+                }
+                _ => Some(now),
+            };
+            let Some(cutoff) = cutoff else { continue };
+            let entries: Vec<_> = self
+                .store
+                .digest_entries(&address)?
+                .into_iter()
+                .filter(|entry| entry.item.seen_at <= cutoff)
+                .collect();
+            let key = store::digest_delivery_key(&address, cutoff);
+            if self
+                .store
+                .roll_up_digest(&address, &entries, &key, now)?
+                .is_some()
+            {
+                rolled += 1;
+            }
+        }
+        Ok(rolled)
+    }
+
+    /// When the worker next has something to do: the earliest retry, the
+    /// next digest due, or the next probe of a paused queue.
+    pub fn next_wake(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, StoreError> {
+        if let Some(pause) = &self.paused {
+            return Ok(Some(pause.probe_at));
+        }
+        let mut wake = self.store.next_delivery_attempt()?;
+        for address in self.store.digest_addresses()? {
+            let next = match self.store.subscriber(&address)?.map(|s| s.cadence) {
+                Some(Cadence::Digest { cron, timezone }) => Schedule::parse(&cron, timezone)
+                    .ok()
+                    .and_then(|schedule| schedule.cron.after(&now.with_timezone(&timezone)).next())
+                    .map(|fire| fire.with_timezone(&Utc)),
+                _ => Some(now),
+            };
+            wake = match (wake, next) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        Ok(wake)
+    }
+
+    /// One pass: rolls up due digests, then sends every due row, stopping
+    /// early at `stop` (between sends) or on a pause.
+    pub async fn deliver_due(&mut self, stop: &CancellationToken) -> Result<Round, StoreError> {
+        let mut round = Round::default();
+        let now = Utc::now();
+        if let Some(pause) = &self.paused {
+            if now < pause.probe_at {
+                round.paused = Some(pause.reason.clone());
+                return Ok(round);
+            }
+        }
+        round.digests = self.blocking(move |d| d.roll_up_digests(now)).await?;
+        loop {
+            let due = self
+                .blocking(|d| d.store.due_deliveries(Utc::now(), BATCH))
+                .await?;
+            if due.is_empty() {
+                break;
+            }
+            for delivery in due {
+                if stop.is_cancelled() {
+                    return Ok(round);
+                }
+                self.deliver(delivery, &mut round).await?;
+                if round.paused.is_some() {
+                    return Ok(round);
+                }
+            }
+        }
+        let keep = chrono::Duration::from_std(self.settings.keep_finished).unwrap_or_default();
+        self.blocking(move |d| d.store.prune_deliveries(now - keep))
+            .await?;
+        Ok(round)
+    }
+
+    /// Sends one row and records the outcome.
+    async fn deliver(&mut self, mut delivery: Delivery, round: &mut Round) -> Result<(), StoreError> {
+        let prepared = {
+            let row = delivery.clone();
+            self.blocking(move |d| d.prepare(&row)).await?
+        };
+        let now = Utc::now();
+        match prepared {
+            Sendable::Cancel(reason) => {
+                tracing::info!(id = delivery.id, address = %delivery.address, %reason, "briefing cancelled");
+                delivery.state = DeliveryState::Cancelled;
+                delivery.last_error = Some(reason);
+                delivery.finished_at = Some(now);
+                round.cancelled += 1;
+            }
+            Sendable::Fail(reason) => {
+                tracing::error!(id = delivery.id, address = %delivery.address, %reason, "briefing cannot be composed");
+                delivery.state = DeliveryState::Failed;
+                delivery.last_error = Some(reason);
+                delivery.finished_at = Some(now);
+                round.failed += 1;
+            }
+            Sendable::Message(message) => {
+                self.pace().await;
+                let result = self.mailer.send(&message).await;
+                let now = Utc::now();
+                match result {
+                    Ok(_) => {
+                        delivery.attempts += 1;
+                        delivery.state = DeliveryState::Sent;
+                        delivery.last_error = None;
+                        delivery.finished_at = Some(now);
+                        round.sent += 1;
+                        tracing::info!(id = delivery.id, address = %delivery.address, key = %delivery.key, "briefing sent");
+                        if self.paused.take().is_some() {
+                            tracing::warn!("mail is flowing again; the outbox is no longer paused");
+                        }
+                    }
+                    Err(MailError::Transient(reason)) => {
+                        delivery.attempts += 1;
+                        let age = (now - delivery.created).to_std().unwrap_or_default();
+                        if age >= self.settings.give_up_after {
+                            tracing::error!(id = delivery.id, address = %delivery.address, %reason, attempts = delivery.attempts, "briefing given up after retrying");
+                            delivery.state = DeliveryState::Failed;
+                            delivery.finished_at = Some(now);
+                            round.failed += 1;
+                        } else {
+                            let wait = retry_wait(
+                                delivery.attempts,
+                                self.settings.retry_base,
+                                self.settings.retry_max,
+                                &delivery.key,
+                            );
+                            delivery.next_attempt = now
+                                + chrono::Duration::from_std(wait).unwrap_or_default();
+                            tracing::warn!(id = delivery.id, address = %delivery.address, %reason, retry_in = %humantime::format_duration(wait), "briefing will be retried");
+                            round.retried += 1;
+                        }
+                        delivery.last_error = Some(reason);
+                    }
+                    Err(MailError::Permanent(reason)) => {
+                        delivery.attempts += 1;
+                        tracing::error!(id = delivery.id, address = %delivery.address, %reason, "briefing refused for good");
+                        delivery.state = DeliveryState::Failed;
+                        delivery.last_error = Some(reason);
+                        delivery.finished_at = Some(now);
+                        round.failed += 1;
+                    }
+                    Err(error @ (MailError::Auth(_) | MailError::Setup(_))) => {
+                        // Not the row's fault: it stays pending, its attempt
+                        // uncounted, and the whole queue waits.
+                        let reason = format!("{} ({})", error, self.mailer.describe());
+                        tracing::error!(%reason, "outbox paused: fix the [mail] settings and reload");
+                        delivery.last_error = Some(reason.clone());
+                        self.paused = Some(Pause {
+                            reason: reason.clone(),
+                            probe_at: now
+                                + chrono::Duration::from_std(PAUSE_PROBE).unwrap_or_default(),
+                        });
+                        round.paused = Some(reason);
+                    }
+                }
+            }
+        }
+        let row = delivery;
+        self.blocking(move |d| {
+            d.store.update_delivery(&row)?;
+            // Flushed before the next send: a kill now re-sends nothing.
+            d.store.flush()
+        })
+        .await
+    }
+
+    /// Composes a row's briefing from the stored changes and the subscriber
+    /// as they are now.
+    fn prepare(&self, delivery: &Delivery) -> Result<Sendable, StoreError> {
+        let Some(subscriber) = self.store.subscriber(&delivery.address)? else {
+            return Ok(Sendable::Cancel("no longer subscribed".to_owned()));
+        };
+        if self.store.suppression(&delivery.address)?.is_some() {
+            return Ok(Sendable::Cancel("the address is suppressed".to_owned()));
+        }
+        let changes = self.brief_changes(&subscriber, delivery)?;
+        if changes.is_empty() {
+            return Ok(Sendable::Cancel(
+                "nothing the subscriber still wants".to_owned(),
+            ));
+        }
+        let token = self
+            .links
+            .unsubscribe_token
+            .as_ref()
+            .map(|make| make(&subscriber.address));
+        let unsubscribe = mail::unsubscribe_link(&self.settings, token.as_deref());
+        let briefing = match self
+            .templates
+            .compose(&subscriber, &changes, unsubscribe.as_deref())
+        {
+            Ok(Some(briefing)) => briefing,
+            Ok(None) => return Ok(Sendable::Cancel("nothing to send".to_owned())),
+            Err(error) => return Ok(Sendable::Fail(error.to_string())),
+        };
+        let thread = (!delivery.digest)
+            .then(|| delivery.items.first())
+            .flatten()
+            .map(|item| format!("{}:{}", delivery.address, item.watch));
+        let outgoing = Outgoing {
+            to: &subscriber.address,
+            to_name: &subscriber.name,
+            briefing: &briefing,
+            delivery_key: &delivery.key,
+            thread_key: thread.as_deref(),
+            unsubscribe_token: token.as_deref(),
+        };
+        match mail::build_message(&self.settings, &outgoing) {
+            Ok(message) => Ok(Sendable::Message(Box::new(message))),
+            Err(error) => Ok(Sendable::Fail(error.to_string())),
+        }
+    }
+
+    /// The changes of a row that this subscriber still wants.
+    fn brief_changes(
+        &self,
+        subscriber: &Subscriber,
+        delivery: &Delivery,
+    ) -> Result<Vec<BriefChange>, StoreError> {
+        let mut changes = Vec::new();
+        for item in &delivery.items {
+            let Some(record) = self.store.change(&item.watch, item.version)? else {
+                tracing::warn!(watch = %item.watch, version = item.version, "a queued change is missing from the store");
+                continue;
+            };
+            let assessment: Assessment =
+                match serde_json::from_value(record.detail["assessment"].clone()) {
+                    Ok(assessment) => assessment,
+                    Err(error) => {
+                        tracing::warn!(watch = %item.watch, version = item.version, %error, "a queued change is unreadable");
+                        continue;
+                    }
+                };
+            let change_url = self.links.base_url.as_ref().and_then(|base| {
+                base.join(change_path(&item.watch, item.version).trim_start_matches('/'))
+                    .ok()
+                    .map(|url| url.to_string())
+            });
+            for classified in assessment.changes {
+                let kind = classified.kind;
+                let wanted = if delivery.digest {
+                    // A digest carries minor changes to those who ask for
+                    // them; `wants_kind` knows the rule.
+                    subscriptions::wants_kind(&digest_view(subscriber), kind)
+                } else {
+                    kind != Kind::Minor && subscriptions::wants_kind(subscriber, kind)
+                };
+                if !wanted {
+                    continue;
+                }
+                let why = subscriptions::why(subscriber, &item.watch, &item.tags, &[kind])
+                    .or_else(|| {
+                        subscriptions::why(
+                            &digest_view(subscriber),
+                            &item.watch,
+                            &item.tags,
+                            &[kind],
+                        )
+                    })
+                    .unwrap_or_else(|| "You subscribed to these briefings.".to_owned());
+                changes.push(BriefChange {
+                    watch: item.watch.clone(),
+                    url: item.url.clone(),
+                    tags: item.tags.clone(),
+                    seen_at: record.detected_at,
+                    kind,
+                    summary: classified.summary,
+                    evidence: classified.evidence,
+                    why,
+                    change_url: change_url.clone(),
+                });
+            }
+        }
+        Ok(changes)
+    }
+
+    /// Waits so that sends keep to `max_per_second`.
+    async fn pace(&mut self) {
+        let gap = Duration::from_secs(1) / self.settings.max_per_second.max(1);
+        if let Some(last) = self.last_send {
+            tokio::time::sleep_until(last + gap).await;
+        }
+        self.last_send = Some(tokio::time::Instant::now());
+    }
+
+    /// Runs store work off the async threads: sled reads are quick, but a
+    /// flush waits for the disk.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Deliverer) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let view = self.view();
+        tokio::task::spawn_blocking(move || work(&view))
+            .await
+            .unwrap_or_else(|join| {
+                Err(StoreError::Corrupt {
+                    path: std::path::PathBuf::new(),
+                    what: "worker",
+                    reason: format!("a store task failed: {join}"),
+                })
+            })
+    }
+
+    /// A copy sharing the store, mailer and templates, for blocking work.
+    fn view(&self) -> Deliverer {
+        Deliverer {
+            store: self.store.clone(),
+            mailer: Arc::clone(&self.mailer),
+            settings: self.settings.clone(),
+            templates: Arc::clone(&self.templates),
+            links: self.links.clone(),
+            last_send: None,
+            paused: None,
+        }
+    }
+
+    /// The worker loop for the daemon: a pass whenever woken, when a retry
+    /// or digest falls due, and at least every minute; returns when `stop`
+    /// is cancelled (after the send in flight, which has its own timeout).
+    pub async fn run(
+        mut self,
+        mut messages: mpsc::UnboundedReceiver<WorkerMessage>,
+        events: mpsc::UnboundedSender<WorkerEvent>,
+        status: watch::Sender<OutboxStatus>,
+        stop: CancellationToken,
+    ) {
+        let mut totals = OutboxStatus {
+            transport: self.transport().to_owned(),
+            ..OutboxStatus::default()
+        };
+        loop {
+            let was_paused = self.paused.is_some();
+            match self.deliver_due(&stop).await {
+                Ok(round) => {
+                    totals.sent += round.sent as u64;
+                    totals.retried += round.retried as u64;
+                    totals.failed += round.failed as u64;
+                    if let Some(reason) = &round.paused {
+                        if !was_paused {
+                            let _ = events.send(WorkerEvent::Paused {
+                                reason: reason.clone(),
+                            });
+                        }
+                    } else if was_paused && round.sent > 0 {
+                        let _ = events.send(WorkerEvent::Resumed);
+                    }
+                }
+                Err(error) => tracing::error!(%error, "outbox pass failed; trying again shortly"),
+            }
+            let now = Utc::now();
+            totals.paused = self.paused.as_ref().map(|p| p.reason.clone());
+            totals.depth = self
+                .blocking(|d| d.store.outbox_depth())
+                .await
+                .unwrap_or(totals.depth);
+            status.send_replace(totals.clone());
+            if stop.is_cancelled() {
+                return;
+            }
+            let wake = self.blocking(move |d| d.next_wake(now)).await.ok().flatten();
+            let wait = wake
+                .map_or(Duration::from_secs(60), |at| {
+                    (at - now).to_std().unwrap_or(Duration::ZERO)
+                })
+                .clamp(Duration::from_millis(50), Duration::from_secs(60));
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+                message = messages.recv() => match message {
+                    Some(WorkerMessage::Wake) => {}
+                    Some(WorkerMessage::Reconfigure(next)) => {
+                        let last_send = self.last_send;
+                        self = *next;
+                        self.last_send = last_send;
+                        totals.transport = self.transport().to_owned();
+                    }
+                    None => return,
+                },
+            }
+        }
+    }
+}
+
+/// An admin's outbox command (`tidings outbox …`), run on the store by the
+/// daemon when it is running (it holds the store) or by the CLI itself.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum OutboxCommand {
+    /// List rows: pending and failed ones, or every row with `all`.
+    List {
+        /// Include sent and cancelled rows.
+        all: bool,
+    },
+    /// Make rows due now: the given ids, or every failed row with
+    /// `failed`. Failed and cancelled rows become pending again.
+    Retry {
+        /// Row ids.
+        ids: Vec<u64>,
+        /// Every failed row.
+        failed: bool,
+    },
+    /// Cancel pending or failed rows: they are kept, marked cancelled, and
+    /// never sent.
+    Cancel {
+        /// Row ids.
+        ids: Vec<u64>,
+    },
+}
+
+/// One row as `tidings outbox list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OutboxRow {
+    /// The row id.
+    pub id: u64,
+    /// pending, sent, failed or cancelled.
+    pub state: String,
+    /// The recipient.
+    pub address: String,
+    /// `immediate` or `digest`.
+    pub cadence: String,
+    /// The changes, as `WATCH@N`.
+    pub changes: Vec<String>,
+    /// Sends tried.
+    pub attempts: u32,
+    /// When it is next tried (pending rows).
+    pub next_attempt: Option<DateTime<Utc>>,
+    /// When it was queued.
+    pub created: DateTime<Utc>,
+    /// When it finished.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The last error.
+    pub last_error: Option<String>,
+    /// The Message-ID it is (or was) sent with.
+    pub message_id: String,
+}
+
+/// The answer to an [`OutboxCommand`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OutboxReply {
+    /// The rows listed, or the rows changed.
+    pub rows: Vec<OutboxRow>,
+    /// Ids asked about that do not exist (or are in a state the command
+    /// cannot change).
+    pub skipped: Vec<u64>,
+    /// An error, when the command could not run.
+    pub error: Option<String>,
+}
+
+/// Runs an outbox command on the store. `domain` is the Message-ID domain.
+pub fn outbox_command(
+    store: &Store,
+    command: &OutboxCommand,
+    domain: &str,
+    now: DateTime<Utc>,
+) -> Result<OutboxReply, StoreError> {
+    let row = |d: &Delivery| OutboxRow {
+        id: d.id,
+        state: d.state.as_str().to_owned(),
+        address: d.address.clone(),
+        cadence: if d.digest { "digest" } else { "immediate" }.to_owned(),
+        changes: d
+            .items
+            .iter()
+            .map(|item| format!("{}@{}", item.watch, item.version))
+            .collect(),
+        attempts: d.attempts,
+        next_attempt: (d.state == DeliveryState::Pending).then_some(d.next_attempt),
+        created: d.created,
+        finished_at: d.finished_at,
+        last_error: d.last_error.clone(),
+        message_id: mail::message_id(&d.key, domain),
+    };
+    let mut reply = OutboxReply::default();
+    match command {
+        OutboxCommand::List { all } => {
+            reply.rows = store
+                .deliveries()?
+                .iter()
+                .filter(|d| {
+                    *all || matches!(d.state, DeliveryState::Pending | DeliveryState::Failed)
+                })
+                .map(row)
+                .collect();
+        }
+        OutboxCommand::Retry { ids, failed } => {
+            let mut targets: Vec<Delivery> = Vec::new();
+            for id in ids {
+                match store.delivery(*id)? {
+                    Some(d) if d.state != DeliveryState::Sent => targets.push(d),
+                    _ => reply.skipped.push(*id),
+                }
+            }
+            if *failed {
+                targets.extend(
+                    store
+                        .deliveries()?
+                        .into_iter()
+                        .filter(|d| d.state == DeliveryState::Failed && !ids.contains(&d.id)),
+                );
+            }
+            for mut d in targets {
+                d.state = DeliveryState::Pending;
+                d.next_attempt = now;
+                d.finished_at = None;
+                // A fresh start for the give-up clock too.
+                d.created = now;
+                if store.update_delivery(&d)? {
+                    reply.rows.push(row(&d));
+                }
+            }
+        }
+        OutboxCommand::Cancel { ids } => {
+            for id in ids {
+                match store.delivery(*id)? {
+                    Some(mut d)
+                        if matches!(d.state, DeliveryState::Pending | DeliveryState::Failed) =>
+                    {
+                        d.state = DeliveryState::Cancelled;
+                        d.finished_at = Some(now);
+                        d.last_error = Some("cancelled by the admin".to_owned());
+                        if store.update_delivery(&d)? {
+                            reply.rows.push(row(&d));
+                        }
+                    }
+                    _ => reply.skipped.push(*id),
+                }
+            }
+        }
+    }
+    store.flush()?;
+    Ok(reply)
+}
+
+/// A subscriber seen as a digest reader, for `wants_kind` and `why` on a
+/// row that was queued as a digest (their cadence may have changed since).
+fn digest_view(subscriber: &Subscriber) -> Subscriber {
+    let mut view = subscriber.clone();
+    if matches!(view.cadence, Cadence::Immediate) {
+        view.cadence = Cadence::Digest {
+            cron: String::new(),
+            timezone: chrono_tz::Europe::London,
+        };
+    }
+    view
+}
+
+/// The latest fire of a schedule at or before `now`.
+fn last_fire(schedule: &Schedule, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    schedule
+        .cron
+        .after(&now.with_timezone(&schedule.timezone))
+        .next_back()
+        .map(|fire| fire.with_timezone(&Utc))
+        .filter(|fire| *fire <= now)
+}
+
+/// The wait before retry number `attempts`: `base` doubled per earlier
+/// failure, capped at `max`, less up to a fifth (jitter, so that rows that
+/// failed together do not all come back together). The jitter is derived
+/// from the row's key, so it is the same on every run.
+pub fn retry_wait(attempts: u32, base: Duration, max: Duration, key: &str) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(20);
+    let full = base.saturating_mul(1u32 << doublings).min(max);
+    let seed = blake3::hash(format!("{key}:{attempts}").as_bytes());
+    let fraction = f64::from(seed.as_bytes()[0]) / 255.0 * 0.2;
+    full.mul_f64(1.0 - fraction)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_with_bounded_jitter() {
+        let base = Duration::from_secs(60);
+        let max = Duration::from_secs(3600);
+        let first = retry_wait(1, base, max, "k");
+        assert!(first <= base && first >= base.mul_f64(0.8), "{first:?}");
+        let third = retry_wait(3, base, max, "k");
+        assert!(third >= Duration::from_secs(192), "{third:?}");
+        assert!(retry_wait(30, base, max, "k") <= max);
+        assert_eq!(retry_wait(2, base, max, "k"), retry_wait(2, base, max, "k"));
+    }
+
+    #[test]
+    fn the_last_fire_of_a_weekly_digest_is_the_monday_before() {
+        let schedule = Schedule::parse("0 8 * * Mon", chrono_tz::Europe::London).expect("cron");
+        // Wednesday 26 November 2025, 12:00 UTC.
+        let now = DateTime::parse_from_rfc3339("2025-11-26T12:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let fire = last_fire(&schedule, now).expect("a fire");
+        assert_eq!(fire.to_rfc3339(), "2025-11-24T08:00:00+00:00");
+    }
+
+    #[test]
+    fn change_paths_name_the_watch_and_version() {
+        assert_eq!(change_path("lsc-ics", 7), "/changes/lsc-ics~7");
+    }
+}
