@@ -1,0 +1,170 @@
+//! Briefings from the real daemon process: a page change on the loopback
+//! site becomes a briefing at the loopback SMTP server; the outbox answers
+//! admin commands while the daemon holds the store; and a kill -9 in the
+//! middle of a delivery run loses nothing and re-sends at most the one
+//! briefing in flight, with the same Message-ID.
+
+mod common;
+#[path = "common/daemon.rs"]
+mod harness;
+#[path = "common/smtp.rs"]
+mod smtp;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::{Site, WatchDef, Workspace, partnership_page};
+use harness::{Daemon, daemon_config, write};
+use smtp::{Script, SmtpServer};
+
+const PLACES: &[&str] = &["Allerdale", "Carlisle", "Eden"];
+const MORE_PLACES: &[&str] = &["Allerdale", "Carlisle", "Eden", "Copeland"];
+
+/// A workspace watching one page every second, mailing through `smtp`.
+fn setup(smtp: &SmtpServer) -> (Site, Workspace) {
+    let site = Site::start();
+    site.set_html(
+        "/ncumbria",
+        partnership_page("North Cumbria partnership", PLACES, "Jane Smith"),
+    );
+    let watches =
+        [WatchDef::new("ncumbria", site.url("/ncumbria")).with("tags = [\"North Cumbria\"]")];
+    let ws = Workspace::new(&watches);
+    let mail = format!(
+        "\n[mail]\nfrom = \"Briefings <briefings@example.org>\"\ntransport = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\ntimeout = \"5s\"\nretry_base = \"200ms\"\nretry_max = \"1s\"\n",
+        smtp.port()
+    );
+    write(&ws, &format!("{}{mail}", daemon_config(&watches, "")));
+    (site, ws)
+}
+
+fn add_subscribers(ws: &Workspace, count: usize) -> Vec<String> {
+    let csv: String = (0..count)
+        .map(|i| format!("reader{i}@example.org,Reader {i},,,immediate\n"))
+        .collect();
+    let file = ws.path().join("subscribers.csv");
+    std::fs::write(&file, csv).expect("write csv");
+    let run = ws.run(&["subscribers", "import", file.to_str().expect("utf-8")]);
+    assert_eq!(run.code, 0, "import failed: {}", run.stderr);
+    (0..count)
+        .map(|i| format!("reader{i}@example.org"))
+        .collect()
+}
+
+/// Message-IDs received per recipient.
+fn ids_by_recipient(server: &SmtpServer) -> HashMap<String, Vec<String>> {
+    let mut by: HashMap<String, Vec<String>> = HashMap::new();
+    for message in server.received() {
+        let id = message.header("Message-ID").expect("a Message-ID");
+        for rcpt in &message.rcpt {
+            let address = rcpt.trim_matches(['<', '>']).to_owned();
+            by.entry(address).or_default().push(id.clone());
+        }
+    }
+    by
+}
+
+#[test]
+fn a_page_change_becomes_a_briefing_and_the_outbox_answers_while_running() {
+    let server = SmtpServer::start(Script::default());
+    let (site, ws) = setup(&server);
+    add_subscribers(&ws, 2);
+    let mut daemon = Daemon::start(&ws);
+    daemon.wait_for_watch(&ws.config, "ncumbria", "a first version", |w| {
+        w.latest_version == Some(1)
+    });
+    site.set_html(
+        "/ncumbria",
+        partnership_page("North Cumbria partnership", MORE_PLACES, "Jane Smith"),
+    );
+    let received = server.wait_for(2, Duration::from_secs(20));
+    assert_eq!(received.len(), 2, "log:\n{}", daemon.log());
+    let message = &received[0];
+    let subject = message.header("Subject").expect("subject");
+    assert!(subject.contains("North Cumbria"), "{subject}");
+    assert!(message.data.contains("Copeland"));
+    assert_eq!(
+        message.header("Auto-Submitted").as_deref(),
+        Some("auto-generated")
+    );
+
+    // The daemon holds the store: the CLI asks it over the socket.
+    let run = ws.run(&["outbox", "list", "--all", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&run.stdout).expect("json");
+    assert_eq!(rows.len(), 2, "{}", run.stdout);
+    assert!(rows.iter().all(|row| row["state"] == "sent"), "{rows:?}");
+    let ids: Vec<String> = received
+        .iter()
+        .map(|m| m.header("Message-ID").expect("id"))
+        .collect();
+    for row in &rows {
+        assert!(
+            ids.contains(&row["message_id"].as_str().unwrap_or("").to_owned()),
+            "the listed Message-ID is the one sent: {row}"
+        );
+    }
+    let status = ws.run(&["status"]);
+    assert!(
+        status.stdout.contains("outbox: 0 pending, 2 sent"),
+        "{}",
+        status.stdout
+    );
+    daemon.signal("-TERM");
+    assert!(daemon.wait_exit().success());
+}
+
+#[test]
+fn kill_9_during_delivery_loses_nothing_and_duplicates_no_message_id() {
+    const READERS: usize = 40;
+    // Slow enough that the kill lands mid-run: 40 × 60 ms.
+    let server = SmtpServer::start(Script {
+        data_delay: Duration::from_millis(60),
+        ..Script::default()
+    });
+    let (site, ws) = setup(&server);
+    let readers = add_subscribers(&ws, READERS);
+    let mut daemon = Daemon::start(&ws);
+    daemon.wait_for_watch(&ws.config, "ncumbria", "a first version", |w| {
+        w.latest_version == Some(1)
+    });
+    site.set_html(
+        "/ncumbria",
+        partnership_page("North Cumbria partnership", MORE_PLACES, "Jane Smith"),
+    );
+    let before_kill = server.wait_for(8, Duration::from_secs(20)).len();
+    assert!(before_kill >= 8, "log:\n{}", daemon.log());
+    daemon.signal("-KILL");
+    daemon.wait_exit();
+    let at_kill = server.received().len();
+    assert!(
+        at_kill < READERS,
+        "the kill landed after the run finished ({at_kill}); nothing was tested"
+    );
+
+    let mut restarted = Daemon::start(&ws);
+    let received = server.wait_for(READERS, Duration::from_secs(30));
+    // Allow the one in flight to arrive twice, and no more.
+    std::thread::sleep(Duration::from_millis(500));
+    let by = ids_by_recipient(&server);
+    for reader in &readers {
+        let ids = by
+            .get(reader)
+            .unwrap_or_else(|| panic!("{reader} got nothing; log:\n{}", restarted.log()));
+        let mut distinct = ids.clone();
+        distinct.dedup();
+        assert_eq!(
+            distinct.len(),
+            1,
+            "{reader} got different briefings: {ids:?}"
+        );
+    }
+    let total = server.received().len();
+    assert!(
+        total <= READERS + 1,
+        "more than the one in-flight briefing was re-sent: {total} for {READERS} readers"
+    );
+    assert!(received.len() >= READERS);
+    restarted.signal("-TERM");
+    assert!(restarted.wait_exit().success());
+}
