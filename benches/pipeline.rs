@@ -149,6 +149,7 @@ fn main() {
                     extractor_version: EXTRACTOR_VERSION,
                     change: None,
                     facts: None,
+                    notify: None,
                 };
                 store
                     .commit_version(&format!("page-{i}"), &version, &WatchState::default())
@@ -343,6 +344,7 @@ fn seeded_store(texts: &[Vec<Block>]) -> Store {
             extractor_version: EXTRACTOR_VERSION,
             change: None,
             facts: None,
+            notify: None,
         };
         store
             .commit_version(&format!("page-{i}"), &version, &WatchState::default())
@@ -398,6 +400,7 @@ fn store_growth(pages: &[String], edited: &[Vec<Block>], rules: &Rules) {
             extractor_version: EXTRACTOR_VERSION,
             change: None,
             facts: None,
+            notify: None,
         };
         store
             .commit_version(&name, &version, &WatchState::default())

@@ -1253,6 +1253,10 @@ fn outbox_send(location: &Location) -> anyhow::Result<u8> {
         );
     }
     let store = open_store(&config)?;
+    // lettre's SMTP pool spawns tasks when made and dropped: make it (and
+    // drop it) inside the runtime's context.
+    let runtime = runtime()?;
+    let _context = runtime.enter();
     let mailer = crate::mail::Mailer::new(&config.mail, &config.state_dir)?;
     let templates = crate::brief::Templates::with_overrides(&config.mail.templates)?;
     let mut deliverer = crate::delivery::Deliverer::new(
@@ -1262,7 +1266,6 @@ fn outbox_send(location: &Location) -> anyhow::Result<u8> {
         std::sync::Arc::new(templates),
         crate::delivery::Links::default(),
     );
-    let runtime = runtime()?;
     let round = runtime.block_on(async {
         deliverer
             .deliver_due(&tokio_util::sync::CancellationToken::new())
@@ -1632,8 +1635,12 @@ fn send_test_command(address: &str, location: &Location) -> anyhow::Result<u8> {
         unsubscribe_token: None,
     };
     let message = crate::mail::build_message(&config.mail, &outgoing)?;
+    // lettre's SMTP pool spawns a tokio task when it is made and another
+    // when it is dropped: the mailer lives inside the runtime's context.
+    let runtime = runtime()?;
+    let _context = runtime.enter();
     let mailer = crate::mail::Mailer::new(&config.mail, &config.state_dir)?;
-    let sent = runtime()?.block_on(mailer.send(&message))?;
+    let sent = runtime.block_on(mailer.send(&message))?;
     match sent {
         crate::mail::Sent::File(path) => {
             println!("wrote a test briefing for {address} to {}", path.display())

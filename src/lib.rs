@@ -20,6 +20,7 @@ pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod delivery;
 pub mod demo;
 pub mod diff;
 pub mod eval;
