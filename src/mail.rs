@@ -19,14 +19,13 @@ use std::time::Duration;
 
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
-use lettre::transport::smtp::PoolConfig;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use secrecy::{ExposeSecret, SecretString};
+use lettre::Message;
+use secrecy::SecretString;
 
 use crate::brief::Briefing;
-use crate::config::{MailSettings, MailTransport, PasswordSource, SmtpSettings, SmtpTls};
+
+mod smtp;
+use crate::config::{MailSettings, MailTransport, PasswordSource, SmtpTls};
 
 /// A send that failed, classified by what the sender should do next.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -175,7 +174,7 @@ pub struct Mailer {
 
 enum Transport {
     File(PathBuf),
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Smtp(Box<smtp::SmtpClient>),
 }
 
 impl std::fmt::Debug for Mailer {
@@ -212,7 +211,7 @@ impl Mailer {
                     }
                 );
                 (
-                    Transport::Smtp(smtp_transport(smtp, settings.timeout)?),
+                    Transport::Smtp(Box::new(smtp::SmtpClient::new(smtp, settings.timeout)?)),
                     description,
                 )
             }
@@ -234,11 +233,7 @@ impl Mailer {
         let work = async {
             match &self.transport {
                 Transport::File(dir) => write_eml(dir, message).await.map(Sent::File),
-                Transport::Smtp(smtp) => smtp
-                    .send(message.clone())
-                    .await
-                    .map(|_| Sent::Smtp)
-                    .map_err(|e| classify(&e)),
+                Transport::Smtp(smtp) => smtp.send(message).await.map(|()| Sent::Smtp),
             }
         };
         match tokio::time::timeout(self.timeout, work).await {
@@ -249,46 +244,6 @@ impl Mailer {
             ))),
         }
     }
-}
-
-fn smtp_transport(
-    smtp: &SmtpSettings,
-    timeout: Duration,
-) -> Result<AsyncSmtpTransport<Tokio1Executor>, MailError> {
-    let tls_parameters = || {
-        let mut builder = TlsParameters::builder(smtp.host.clone());
-        if let Some(ca_file) = &smtp.ca_file {
-            let pem = std::fs::read(ca_file)
-                .map_err(|e| MailError::Setup(format!("cannot read {}: {e}", ca_file.display())))?;
-            let certificate = Certificate::from_pem(&pem)
-                .map_err(|e| MailError::Setup(format!("{}: {e}", ca_file.display())))?;
-            builder = builder.add_root_certificate(certificate);
-        }
-        builder
-            .build()
-            .map_err(|e| MailError::Setup(format!("TLS setup: {e}")))
-    };
-    let tls = match smtp.tls {
-        SmtpTls::Starttls => Tls::Required(tls_parameters()?),
-        SmtpTls::StarttlsOptional => Tls::Opportunistic(tls_parameters()?),
-        SmtpTls::Implicit => Tls::Wrapper(tls_parameters()?),
-        SmtpTls::None => Tls::None,
-    };
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.host.clone())
-        .port(smtp.port)
-        .tls(tls)
-        // lettre applies this to connecting and to each command; the whole
-        // send is bounded again in `Mailer::send`.
-        .timeout(Some(timeout))
-        .pool_config(PoolConfig::new().max_size(smtp.pool_size));
-    if let (Some(username), Some(source)) = (&smtp.username, &smtp.password) {
-        let password = read_password(source)?;
-        builder = builder.credentials(Credentials::new(
-            username.clone(),
-            password.expose_secret().to_owned(),
-        ));
-    }
-    Ok(builder.build())
 }
 
 /// Reads the SMTP password from its file or variable. The error names the
