@@ -33,7 +33,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::brief::{BriefChange, Templates};
+use crate::brief::{BriefChange, Briefing, Templates};
 use crate::classify::{Assessment, Kind};
 use crate::config::{MailSettings, Schedule};
 use crate::mail::{self, MailError, Mailer, Outgoing};
@@ -153,6 +153,16 @@ impl std::fmt::Debug for Deliverer {
             .field("paused", &self.paused)
             .finish_non_exhaustive()
     }
+}
+
+enum Composed {
+    Ready {
+        subscriber: Subscriber,
+        briefing: Briefing,
+        token: Option<String>,
+    },
+    Cancel(String),
+    Fail(String),
 }
 
 enum Sendable {
@@ -376,17 +386,17 @@ impl Deliverer {
     }
 
     /// Composes a row's briefing from the stored changes and the subscriber
-    /// as they are now.
-    fn prepare(&self, delivery: &Delivery) -> Result<Sendable, StoreError> {
+    /// as they are now, or says why it must not be sent.
+    fn compose(&self, delivery: &Delivery) -> Result<Composed, StoreError> {
         let Some(subscriber) = self.store.subscriber(&delivery.address)? else {
-            return Ok(Sendable::Cancel("no longer subscribed".to_owned()));
+            return Ok(Composed::Cancel("no longer subscribed".to_owned()));
         };
         if self.store.suppression(&delivery.address)?.is_some() {
-            return Ok(Sendable::Cancel("the address is suppressed".to_owned()));
+            return Ok(Composed::Cancel("the address is suppressed".to_owned()));
         }
         let changes = self.brief_changes(&subscriber, delivery)?;
         if changes.is_empty() {
-            return Ok(Sendable::Cancel(
+            return Ok(Composed::Cancel(
                 "nothing the subscriber still wants".to_owned(),
             ));
         }
@@ -396,13 +406,39 @@ impl Deliverer {
             .as_ref()
             .map(|make| make(&subscriber.address));
         let unsubscribe = mail::unsubscribe_link(&self.settings, token.as_deref());
-        let briefing = match self
+        match self
             .templates
             .compose(&subscriber, &changes, unsubscribe.as_deref())
         {
-            Ok(Some(briefing)) => briefing,
-            Ok(None) => return Ok(Sendable::Cancel("nothing to send".to_owned())),
-            Err(error) => return Ok(Sendable::Fail(error.to_string())),
+            Ok(Some(briefing)) => Ok(Composed::Ready {
+                subscriber,
+                briefing,
+                token,
+            }),
+            Ok(None) => Ok(Composed::Cancel("nothing to send".to_owned())),
+            Err(error) => Ok(Composed::Fail(error.to_string())),
+        }
+    }
+
+    /// The briefing a row would send now, without sending it (for the demo
+    /// and for admins looking at the outbox).
+    pub fn preview(&self, delivery: &Delivery) -> Result<Option<Briefing>, StoreError> {
+        Ok(match self.compose(delivery)? {
+            Composed::Ready { briefing, .. } => Some(briefing),
+            Composed::Cancel(_) | Composed::Fail(_) => None,
+        })
+    }
+
+    /// The message for a row, with its headers.
+    fn prepare(&self, delivery: &Delivery) -> Result<Sendable, StoreError> {
+        let (subscriber, briefing, token) = match self.compose(delivery)? {
+            Composed::Ready {
+                subscriber,
+                briefing,
+                token,
+            } => (subscriber, briefing, token),
+            Composed::Cancel(reason) => return Ok(Sendable::Cancel(reason)),
+            Composed::Fail(reason) => return Ok(Sendable::Fail(reason)),
         };
         let thread = (!delivery.digest)
             .then(|| delivery.items.first())

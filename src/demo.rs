@@ -119,6 +119,9 @@ pub async fn run(state: Option<&Path>) -> anyhow::Result<u8> {
     let state_dir = state.unwrap_or(temporary.path());
     std::fs::create_dir_all(state_dir)?;
     let store = Store::open(state_dir)?;
+    // One stakeholder follows every page, so the change below queues a
+    // briefing in the outbox, as it would for real subscribers.
+    store.put_subscriber(&demo_subscriber(chrono::Utc::now()))?;
     let schedule = config::Schedule::parse(config::DEFAULT_SCHEDULE, config::DEFAULT_TIMEZONE)
         .map_err(anyhow::Error::msg)?;
     let watches: Vec<Watch> = PAGES
@@ -195,9 +198,9 @@ pub async fn run(state: Option<&Path>) -> anyhow::Result<u8> {
                 anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never;
             anstream::println!("{}", render::assessment_header(assessment, colour));
             anstream::print!("{}", render::word(diff, colour));
-            print_briefing(report, assessment)?;
         }
     }
+    deliver(&store, state_dir).await?;
     if state.is_some() {
         println!(
             "\nThe store is kept. Try: tidings history wnec-stp --state {0}\n     and: tidings diff wnec-stp@1 wnec-stp@2 --state {0}",
@@ -218,50 +221,74 @@ pub async fn run(state: Option<&Path>) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// Shows the email briefing a stakeholder following these pages would get
-/// for the change (composed, not sent: the demo has no mail server).
-fn print_briefing(
-    report: &crate::pipeline::CheckReport,
-    assessment: &crate::classify::Assessment,
-) -> anyhow::Result<()> {
-    let subscriber = crate::store::Subscriber {
+/// Sends the queued briefing through the outbox with the embedded
+/// default transport: an `.eml` file in STATE/mail, no mail server needed.
+async fn deliver(store: &Store, state_dir: &Path) -> anyhow::Result<()> {
+    let settings = crate::config::MailSettings::default();
+    let mailer = crate::mail::Mailer::new(&settings, state_dir)?;
+    let mut deliverer = crate::delivery::Deliverer::new(
+        store.clone(),
+        Arc::new(mailer),
+        settings,
+        Arc::new(crate::brief::Templates::embedded()),
+        crate::delivery::Links::default(),
+    );
+    for row in store.due_deliveries(chrono::Utc::now(), 10)? {
+        if let Some(briefing) = deliverer.preview(&row)? {
+            println!(
+                "\nThe briefing {} gets (text part; the HTML part has the same content):",
+                row.address
+            );
+            println!("Subject: {}\n", briefing.subject);
+            print!("{}", briefing.text);
+        }
+    }
+    let round = deliverer
+        .deliver_due(&tokio_util::sync::CancellationToken::new())
+        .await?;
+    println!(
+        "\n4. The outbox (queued with the change, in the same transaction) sent {} briefing(s) via {}",
+        round.sent,
+        deliverer.transport()
+    );
+    for row in store.deliveries()? {
+        println!(
+            "   {} to {}: {} (Message-ID {})",
+            row.state.as_str(),
+            row.address,
+            row.items
+                .iter()
+                .map(|item| format!("{}@{}", item.watch, item.version))
+                .collect::<Vec<_>>()
+                .join(", "),
+            crate::mail::message_id(&row.key, settings_domain())
+        );
+    }
+    anyhow::ensure!(round.sent == 1, "the demo expected to send one briefing");
+    Ok(())
+}
+
+fn settings_domain() -> &'static str {
+    crate::config::DEFAULT_FROM
+        .rsplit_once('@')
+        .map_or("localhost", |(_, domain)| domain)
+}
+
+/// The demo's one stakeholder: follows every page, wants every kind but
+/// minor, at once.
+fn demo_subscriber(now: chrono::DateTime<chrono::Utc>) -> crate::store::Subscriber {
+    crate::store::Subscriber {
         address: "councillor@example.org".to_owned(),
         name: "Sam".to_owned(),
         watches: Vec::new(),
-        tags: vec!["demo".to_owned()],
+        tags: Vec::new(),
         kinds: Vec::new(),
         cadence: crate::store::Cadence::Immediate,
         confirmed: true,
-        consent_at: None,
-        consent_source: None,
-        created: report.checked_at,
-    };
-    let changes: Vec<crate::brief::BriefChange> = assessment
-        .changes
-        .iter()
-        .filter(|change| change.kind != crate::classify::Kind::Minor)
-        .map(|change| crate::brief::BriefChange {
-            watch: report.watch.clone(),
-            url: report.url.clone(),
-            tags: vec!["North Cumbria".to_owned()],
-            seen_at: report.checked_at,
-            kind: change.kind,
-            summary: change.summary.clone(),
-            evidence: change.evidence.clone(),
-            why: "you follow every page tagged demo".to_owned(),
-            change_url: None,
-        })
-        .collect();
-    if let Some(briefing) =
-        crate::brief::Templates::embedded().compose(&subscriber, &changes, None)?
-    {
-        println!(
-            "\nThe briefing a stakeholder following these pages gets (text part; composed, not sent):"
-        );
-        println!("Subject: {}\n", briefing.subject);
-        print!("{}", briefing.text);
+        consent_at: Some(now),
+        consent_source: Some("demo".to_owned()),
+        created: now,
     }
-    Ok(())
 }
 
 #[cfg(test)]
