@@ -1119,7 +1119,7 @@ impl MailSettings {
             transport: MailTransport::File { dir: None },
             timeout: Duration::from_secs(60),
             templates: config_dir.join("templates"),
-            max_per_second: 100,
+            max_per_second: 200,
             retry_base: Duration::from_secs(60),
             retry_max: Duration::from_secs(3600),
             give_up_after: Duration::from_secs(3 * 24 * 3600),
@@ -1493,6 +1493,24 @@ mod mail_tests {
         assert!(text.contains(":8: mail.unsubscribe_url"), "{text}");
         let errors = load_text("[mail]\nhost = \"x\"\npasword = 1\n").expect_err("unknown field");
         assert!(errors.to_string().contains("pasword"), "{errors}");
+    }
+    #[test]
+    fn delivery_pacing_and_retries_are_read_and_checked() {
+        let config = load_text(
+            "[mail]\nmax_per_second = 20\nretry_base = \"30s\"\nretry_max = \"2h\"\n\
+             give_up_after = \"1day\"\nkeep_finished = \"7days\"\n",
+        )
+        .expect("valid");
+        assert_eq!(config.mail.max_per_second, 20);
+        assert_eq!(config.mail.retry_base, Duration::from_secs(30));
+        assert_eq!(config.mail.retry_max, Duration::from_secs(7200));
+        assert_eq!(config.mail.give_up_after, Duration::from_secs(86_400));
+        assert_eq!(config.mail.keep_finished, Duration::from_secs(7 * 86_400));
+        let errors = load_text("[mail]\nmax_per_second = 0\nretry_base = \"soon\"\n")
+            .expect_err("invalid");
+        let text = errors.to_string();
+        assert!(text.contains(":2: mail.max_per_second"), "{text}");
+        assert!(text.contains(":3: mail.retry_base"), "{text}");
     }
 }
 

@@ -157,8 +157,8 @@ impl std::fmt::Debug for Deliverer {
 
 enum Composed {
     Ready {
-        subscriber: Subscriber,
-        briefing: Briefing,
+        subscriber: Box<Subscriber>,
+        briefing: Box<Briefing>,
         token: Option<String>,
     },
     Cancel(String),
@@ -411,8 +411,8 @@ impl Deliverer {
             .compose(&subscriber, &changes, unsubscribe.as_deref())
         {
             Ok(Some(briefing)) => Ok(Composed::Ready {
-                subscriber,
-                briefing,
+                subscriber: Box::new(subscriber),
+                briefing: Box::new(briefing),
                 token,
             }),
             Ok(None) => Ok(Composed::Cancel("nothing to send".to_owned())),
@@ -424,7 +424,7 @@ impl Deliverer {
     /// and for admins looking at the outbox).
     pub fn preview(&self, delivery: &Delivery) -> Result<Option<Briefing>, StoreError> {
         Ok(match self.compose(delivery)? {
-            Composed::Ready { briefing, .. } => Some(briefing),
+            Composed::Ready { briefing, .. } => Some(*briefing),
             Composed::Cancel(_) | Composed::Fail(_) => None,
         })
     }

@@ -406,6 +406,7 @@ mod tests {
 
     #[test]
     fn passwords_come_from_files_and_variables() {
+        use secrecy::ExposeSecret as _;
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("pw");
         std::fs::write(&file, "s3cret\n").unwrap();
