@@ -1168,7 +1168,9 @@ fn outbox_command(command: crate::cli::OutboxCommand) -> anyhow::Result<u8> {
             location,
         } => {
             if ids.is_empty() && !failed {
-                bail!("name the briefings to retry (ids from `tidings outbox list`), or pass --failed");
+                bail!(
+                    "name the briefings to retry (ids from `tidings outbox list`), or pass --failed"
+                );
             }
             (Request::Retry { ids, failed }, false, location)
         }

@@ -1506,8 +1506,8 @@ mod mail_tests {
         assert_eq!(config.mail.retry_max, Duration::from_secs(7200));
         assert_eq!(config.mail.give_up_after, Duration::from_secs(86_400));
         assert_eq!(config.mail.keep_finished, Duration::from_secs(7 * 86_400));
-        let errors = load_text("[mail]\nmax_per_second = 0\nretry_base = \"soon\"\n")
-            .expect_err("invalid");
+        let errors =
+            load_text("[mail]\nmax_per_second = 0\nretry_base = \"soon\"\n").expect_err("invalid");
         let text = errors.to_string();
         assert!(text.contains(":2: mail.max_per_second"), "{text}");
         assert!(text.contains(":3: mail.retry_base"), "{text}");

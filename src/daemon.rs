@@ -29,10 +29,12 @@ use tokio::task::JoinSet;
 
 use crate::config::{self, Config, Watch};
 use crate::delivery::{self, Deliverer, OutboxStatus, WorkerEvent, WorkerMessage};
+use crate::metrics::Metrics;
 use crate::pipeline::{CheckReport, Outcome, Pipeline};
 use crate::schedule::{self, History, Timing};
 use crate::status::{self, StatusReport, WatchStatus};
 use crate::store::Store;
+use crate::token::TokenKey;
 
 /// Exit status for a configuration that cannot start (EX_CONFIG).
 pub const EXIT_BAD_CONFIG: u8 = 78;
@@ -72,7 +74,15 @@ pub async fn run(options: DaemonOptions) -> anyhow::Result<u8> {
     let listener = UnixListener::bind(&socket)
         .with_context(|| format!("cannot listen on {}", socket.display()))?;
 
-    let mut daemon = Daemon::new(options, config, store)?;
+    let metrics = Arc::new(Metrics::new());
+    let web = match WebHandle::start(&config, &store, &metrics).await {
+        Ok(web) => web,
+        Err(error) => {
+            tracing::error!(error = %format!("{error:#}"), "the web endpoint cannot start; not starting");
+            return Ok(EXIT_BAD_CONFIG);
+        }
+    };
+    let mut daemon = Daemon::new(options, config, store, metrics, web)?;
     tracing::info!(
         watches = daemon.config.watches.len(),
         state = %daemon.config.state_dir.display(),
@@ -154,6 +164,10 @@ struct Daemon {
     failures: u64,
     /// The delivery worker: sends what the pipeline queued.
     outbox: OutboxHandle,
+    /// Counters for `/metrics`.
+    metrics: Arc<Metrics>,
+    /// The web endpoint, when enabled.
+    web: Option<WebHandle>,
 }
 
 /// The daemon's side of the delivery worker.
@@ -170,17 +184,19 @@ struct OutboxHandle {
 impl OutboxHandle {
     /// Starts the worker; when mail cannot be set up, keeps the queue (the
     /// rows wait, nothing is lost) and says why.
-    fn start(config: &Config, store: &Store) -> Self {
+    fn start(config: &Config, store: &Store, metrics: &Arc<Metrics>) -> Self {
         let (messages, inbox) = tokio::sync::mpsc::unbounded_channel();
         let (event_tx, events) = tokio::sync::mpsc::unbounded_channel();
         let (status_tx, status) = tokio::sync::watch::channel(OutboxStatus::default());
         let stop = tokio_util::sync::CancellationToken::new();
-        let (task, broken) = match deliverer(config, store) {
+        let (task, broken) = match deliverer(config, store, metrics) {
             Ok(deliverer) => {
                 tracing::info!(transport = deliverer.transport(), "delivery worker started");
                 let stop = stop.clone();
                 (
-                    Some(tokio::spawn(deliverer.run(inbox, event_tx, status_tx, stop))),
+                    Some(tokio::spawn(
+                        deliverer.run(inbox, event_tx, status_tx, stop),
+                    )),
                     None,
                 )
             }
@@ -215,23 +231,75 @@ impl OutboxHandle {
 }
 
 /// Builds the delivery worker from the config: the mailer, the templates
-/// (overrides checked now, not at the first send) and the links.
-fn deliverer(config: &Config, store: &Store) -> anyhow::Result<Deliverer> {
+/// (overrides checked now, not at the first send), the links into the web
+/// endpoint when it is on, and the metrics it counts into.
+fn deliverer(config: &Config, store: &Store, metrics: &Arc<Metrics>) -> anyhow::Result<Deliverer> {
     let mailer = crate::mail::Mailer::new(&config.mail, &config.state_dir)
         .context("cannot set up [mail]")?;
     let templates = crate::brief::Templates::with_overrides(&config.mail.templates)?;
+    let mut links = delivery::Links::default();
+    if let Some(web) = &config.web {
+        let key = TokenKey::from_file(&web.secret_file)?;
+        links.base_url = Some(web.base_url.clone());
+        links.unsubscribe_token = Some(Arc::new(move |address: &str| {
+            crate::token::unsubscribe_token(&key, address)
+        }));
+    }
     Ok(Deliverer::new(
         store.clone(),
         Arc::new(mailer),
         config.mail.clone(),
         Arc::new(templates),
-        delivery::Links::default(),
-    ))
+        links,
+    )
+    .with_metrics(Arc::clone(metrics)))
+}
+
+/// The web endpoint, when `[web]` is enabled.
+struct WebHandle {
+    state: crate::web::WebState,
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), crate::web::WebError>>,
+}
+
+impl WebHandle {
+    /// Reads the secret, binds the listener and starts serving.
+    async fn start(
+        config: &Config,
+        store: &Store,
+        metrics: &Arc<Metrics>,
+    ) -> anyhow::Result<Option<Self>> {
+        let Some(web) = &config.web else {
+            return Ok(None);
+        };
+        let key = TokenKey::from_file(&web.secret_file)?;
+        let mailer = crate::mail::Mailer::new(&config.mail, &config.state_dir)
+            .context("cannot set up [mail] for confirmation mails")?;
+        let state = crate::web::WebState::new(
+            store.clone(),
+            Arc::new(config.clone()),
+            Arc::new(mailer),
+            key,
+            Arc::clone(metrics),
+        )?;
+        let listener = tokio::net::TcpListener::bind(web.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} ([web] listen)", web.listen))?;
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(crate::web::serve(state.clone(), listener, stop.clone()));
+        Ok(Some(Self { state, stop, task }))
+    }
 }
 
 impl Daemon {
-    fn new(options: DaemonOptions, config: Config, store: Store) -> anyhow::Result<Self> {
-        let (config_for_outbox, store_for_outbox) = (config.clone(), store.clone());
+    fn new(
+        options: DaemonOptions,
+        config: Config,
+        store: Store,
+        metrics: Arc<Metrics>,
+        web: Option<WebHandle>,
+    ) -> anyhow::Result<Self> {
+        let outbox = OutboxHandle::start(&config, &store, &metrics);
         let pipeline = Arc::new(Pipeline::new(
             store.clone(),
             config.limits.clone(),
@@ -252,7 +320,9 @@ impl Daemon {
             checks: 0,
             changes: 0,
             failures: 0,
-            outbox: OutboxHandle::start(&config_for_outbox, &store_for_outbox),
+            outbox,
+            metrics,
+            web,
         };
         let now = Utc::now();
         for watch in daemon.config.watches.clone() {
@@ -457,6 +527,13 @@ impl Daemon {
     fn finish(&mut self, report: &CheckReport) {
         self.in_flight.remove(&report.watch);
         self.checks += 1;
+        self.metrics
+            .record_check(matches!(report.outcome, Outcome::Failed { .. }));
+        if let Outcome::Changed { assessment, .. } = &report.outcome {
+            for kind in assessment.kinds() {
+                self.metrics.record_change(kind);
+            }
+        }
         match &report.outcome {
             Outcome::Changed { .. } => {
                 self.changes += 1;
@@ -572,8 +649,21 @@ impl Daemon {
                 }
             }
         }
-        if config.mail != self.config.mail || self.outbox.broken.is_some() {
-            match deliverer(&config, &self.store) {
+        if let Some(web) = &self.web {
+            if config.web.as_ref().map(|w| w.listen) != self.config.web.as_ref().map(|w| w.listen) {
+                tracing::warn!(
+                    "[web] listen or enabled changed; this takes effect only after a restart"
+                );
+            }
+            web.state.set_config(Arc::new(config.clone()));
+        } else if config.web.is_some() {
+            tracing::warn!("[web] was enabled; the web endpoint starts only after a restart");
+        }
+        if config.mail != self.config.mail
+            || config.web != self.config.web
+            || self.outbox.broken.is_some()
+        {
+            match deliverer(&config, &self.store, &self.metrics) {
                 Ok(next) if self.outbox.task.is_some() => {
                     let _ = self
                         .outbox
@@ -581,7 +671,7 @@ impl Daemon {
                         .send(WorkerMessage::Reconfigure(Box::new(next)));
                     tracing::info!("mail settings reloaded");
                 }
-                Ok(_) => self.outbox = OutboxHandle::start(&config, &self.store),
+                Ok(_) => self.outbox = OutboxHandle::start(&config, &self.store, &self.metrics),
                 Err(error) => {
                     tracing::error!(error = %format!("{error:#}"), "new [mail] settings rejected; the running ones are kept");
                 }
@@ -772,6 +862,15 @@ impl Daemon {
         })
         .await;
         self.admin_mail.abort_all();
+        if let Some(web) = self.web.take() {
+            web.stop.cancel();
+            let abort = web.task.abort_handle();
+            match tokio::time::timeout(deadline, web.task).await {
+                Ok(Ok(Err(error))) => tracing::error!(%error, "the web endpoint failed"),
+                Ok(_) => {}
+                Err(_) => abort.abort(),
+            }
+        }
         // The worker stops after the send in flight (bounded by the mail
         // timeout); whatever is still queued is sent after the restart.
         self.outbox.stop.cancel();

@@ -69,11 +69,6 @@ impl std::fmt::Debug for Links {
     }
 }
 
-/// The path of a change's own page on the web endpoint.
-pub fn change_path(watch: &str, version: u64) -> String {
-    format!("/changes/{watch}~{version}")
-}
-
 /// What one pass of the worker did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Round {
@@ -137,6 +132,7 @@ pub struct Deliverer {
     links: Links,
     last_send: Option<tokio::time::Instant>,
     paused: Option<Pause>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 #[derive(Debug, Clone)]
@@ -188,7 +184,15 @@ impl Deliverer {
             links,
             last_send: None,
             paused: None,
+            metrics: None,
         }
+    }
+
+    /// Counts sends and send failures into `metrics` (for `/metrics`).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Where mail goes.
@@ -293,7 +297,11 @@ impl Deliverer {
     }
 
     /// Sends one row and records the outcome.
-    async fn deliver(&mut self, mut delivery: Delivery, round: &mut Round) -> Result<(), StoreError> {
+    async fn deliver(
+        &mut self,
+        mut delivery: Delivery,
+        round: &mut Round,
+    ) -> Result<(), StoreError> {
         let prepared = {
             let row = delivery.clone();
             self.blocking(move |d| d.prepare(&row)).await?
@@ -317,6 +325,9 @@ impl Deliverer {
             Sendable::Message(message) => {
                 self.pace().await;
                 let result = self.mailer.send(&message).await;
+                if let Some(metrics) = &self.metrics {
+                    metrics.record_send(result.is_err());
+                }
                 let now = Utc::now();
                 match result {
                     Ok(_) => {
@@ -345,8 +356,8 @@ impl Deliverer {
                                 self.settings.retry_max,
                                 &delivery.key,
                             );
-                            delivery.next_attempt = now
-                                + chrono::Duration::from_std(wait).unwrap_or_default();
+                            delivery.next_attempt =
+                                now + chrono::Duration::from_std(wait).unwrap_or_default();
                             tracing::warn!(id = delivery.id, address = %delivery.address, %reason, retry_in = %humantime::format_duration(wait), "briefing will be retried");
                             round.retried += 1;
                         }
@@ -470,18 +481,23 @@ impl Deliverer {
                 tracing::warn!(watch = %item.watch, version = item.version, "a queued change is missing from the store");
                 continue;
             };
-            let assessment: Assessment =
-                match serde_json::from_value(record.detail["assessment"].clone()) {
-                    Ok(assessment) => assessment,
-                    Err(error) => {
-                        tracing::warn!(watch = %item.watch, version = item.version, %error, "a queued change is unreadable");
-                        continue;
-                    }
-                };
-            let change_url = self.links.base_url.as_ref().and_then(|base| {
-                base.join(change_path(&item.watch, item.version).trim_start_matches('/'))
-                    .ok()
-                    .map(|url| url.to_string())
+            let assessment: Assessment = match serde_json::from_value(
+                record.detail["assessment"].clone(),
+            ) {
+                Ok(assessment) => assessment,
+                Err(error) => {
+                    tracing::warn!(watch = %item.watch, version = item.version, %error, "a queued change is unreadable");
+                    continue;
+                }
+            };
+            // Joined as text, not with Url::join, so that a base with a
+            // path (https://example.org/tidings) keeps it.
+            let change_url = self.links.base_url.as_ref().map(|base| {
+                format!(
+                    "{}{}",
+                    base.as_str().trim_end_matches('/'),
+                    crate::web::change_path(&item.watch, item.version)
+                )
             });
             for classified in assessment.changes {
                 let kind = classified.kind;
@@ -558,6 +574,7 @@ impl Deliverer {
             links: self.links.clone(),
             last_send: None,
             paused: None,
+            metrics: None,
         }
     }
 
@@ -604,7 +621,11 @@ impl Deliverer {
             if stop.is_cancelled() {
                 return;
             }
-            let wake = self.blocking(move |d| d.next_wake(now)).await.ok().flatten();
+            let wake = self
+                .blocking(move |d| d.next_wake(now))
+                .await
+                .ok()
+                .flatten();
             let wait = wake
                 .map_or(Duration::from_secs(60), |at| {
                     (at - now).to_std().unwrap_or(Duration::ZERO)
@@ -838,10 +859,5 @@ mod tests {
             .with_timezone(&Utc);
         let fire = last_fire(&schedule, now).expect("a fire");
         assert_eq!(fire.to_rfc3339(), "2025-11-24T08:00:00+00:00");
-    }
-
-    #[test]
-    fn change_paths_name_the_watch_and_version() {
-        assert_eq!(change_path("lsc-ics", 7), "/changes/lsc-ics~7");
     }
 }

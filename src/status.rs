@@ -138,10 +138,7 @@ pub fn ask(state_dir: &Path, request: &Request) -> Result<String, StatusError> {
 /// Reads a request line from a client, within `timeout`. Silence or
 /// garbage means a status request, so that any client that just connects
 /// and reads still gets the report.
-pub async fn read_request(
-    stream: &mut tokio::net::UnixStream,
-    timeout: Duration,
-) -> Request {
+pub async fn read_request(stream: &mut tokio::net::UnixStream, timeout: Duration) -> Request {
     use tokio::io::AsyncBufReadExt as _;
     let mut reader = tokio::io::BufReader::new(stream);
     let mut line = String::new();

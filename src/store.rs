@@ -370,51 +370,61 @@ impl Store {
             &self.outbox,
             &self.digests,
         )
-            .transaction(|(watches, versions, texts, changes, facts, outbox, digests)| {
-                let previous = match watches.get(watch.as_bytes())? {
-                    Some(bytes) => {
-                        decode::<WatchRecord>(&bytes)
-                            .map_err(ConflictableTransactionError::Abort)?
-                            .latest_version
-                    }
-                    None => None,
-                };
-                let number = previous.map_or(1, |n| n + 1);
-                if texts.get(hash.as_bytes())?.is_none() {
-                    texts.insert(hash.as_bytes(), compressed.as_slice())?;
-                }
-                if let Some(facts_json) = &facts_json {
-                    facts.insert(hash.as_bytes(), facts_json.as_slice())?;
-                }
-                let record = VersionRecord {
-                    v: 1,
-                    seen_at: version.seen_at,
-                    hash: hash.to_hex().to_string(),
-                    text_bytes,
-                    blocks: version.blocks.len() as u64,
-                    extractor_version: version.extractor_version,
-                    changed_words: version.change.as_ref().map(|c| c.changed_words),
-                };
-                versions.insert(version_key(watch, number), encode(&record))?;
-                if let (Some(change), Some(from_version)) = (&version.change, previous) {
-                    let change_record = ChangeRecordV1 {
-                        v: 1,
-                        from_version,
-                        to_version: number,
-                        detected_at: version.seen_at,
-                        changed_words: change.changed_words,
-                        detail: change.detail.clone(),
+            .transaction(
+                |(watches, versions, texts, changes, facts, outbox, digests)| {
+                    let previous = match watches.get(watch.as_bytes())? {
+                        Some(bytes) => {
+                            decode::<WatchRecord>(&bytes)
+                                .map_err(ConflictableTransactionError::Abort)?
+                                .latest_version
+                        }
+                        None => None,
                     };
-                    changes.insert(version_key(watch, number), encode(&change_record))?;
-                    if let Some(notify) = notify {
-                        outbox::queue(outbox, digests, watch, number, version.seen_at, notify, &ids)?;
+                    let number = previous.map_or(1, |n| n + 1);
+                    if texts.get(hash.as_bytes())?.is_none() {
+                        texts.insert(hash.as_bytes(), compressed.as_slice())?;
                     }
-                }
-                let mut watch_record = WatchRecord::from(state);
-                watch_record.latest_version = Some(number);
-                watches.insert(watch.as_bytes(), encode(&watch_record))?;
-                Ok(number)
-            });
+                    if let Some(facts_json) = &facts_json {
+                        facts.insert(hash.as_bytes(), facts_json.as_slice())?;
+                    }
+                    let record = VersionRecord {
+                        v: 1,
+                        seen_at: version.seen_at,
+                        hash: hash.to_hex().to_string(),
+                        text_bytes,
+                        blocks: version.blocks.len() as u64,
+                        extractor_version: version.extractor_version,
+                        changed_words: version.change.as_ref().map(|c| c.changed_words),
+                    };
+                    versions.insert(version_key(watch, number), encode(&record))?;
+                    if let (Some(change), Some(from_version)) = (&version.change, previous) {
+                        let change_record = ChangeRecordV1 {
+                            v: 1,
+                            from_version,
+                            to_version: number,
+                            detected_at: version.seen_at,
+                            changed_words: change.changed_words,
+                            detail: change.detail.clone(),
+                        };
+                        changes.insert(version_key(watch, number), encode(&change_record))?;
+                        if let Some(notify) = notify {
+                            outbox::queue(
+                                outbox,
+                                digests,
+                                watch,
+                                number,
+                                version.seen_at,
+                                notify,
+                                &ids,
+                            )?;
+                        }
+                    }
+                    let mut watch_record = WatchRecord::from(state);
+                    watch_record.latest_version = Some(number);
+                    watches.insert(watch.as_bytes(), encode(&watch_record))?;
+                    Ok(number)
+                },
+            );
         result.map_err(|err| match err {
             TransactionError::Abort(reason) => self.corrupt("watch", reason),
             TransactionError::Storage(source) => self.io(source),

@@ -22,6 +22,11 @@ const MORE_PLACES: &[&str] = &["Allerdale", "Carlisle", "Eden", "Copeland"];
 
 /// A workspace watching one page every second, mailing through `smtp`.
 fn setup(smtp: &SmtpServer) -> (Site, Workspace) {
+    setup_with(smtp, "")
+}
+
+/// [`setup`] with more config appended.
+fn setup_with(smtp: &SmtpServer, extra: &str) -> (Site, Workspace) {
     let site = Site::start();
     site.set_html(
         "/ncumbria",
@@ -34,7 +39,10 @@ fn setup(smtp: &SmtpServer) -> (Site, Workspace) {
         "\n[mail]\nfrom = \"Briefings <briefings@example.org>\"\ntransport = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\ntimeout = \"5s\"\nretry_base = \"200ms\"\nretry_max = \"1s\"\n",
         smtp.port()
     );
-    write(&ws, &format!("{}{mail}", daemon_config(&watches, "")));
+    write(
+        &ws,
+        &format!("{}{mail}{extra}", daemon_config(&watches, "")),
+    );
     (site, ws)
 }
 
@@ -167,4 +175,102 @@ fn kill_9_during_delivery_loses_nothing_and_duplicates_no_message_id() {
     assert!(received.len() >= READERS);
     restarted.signal("-TERM");
     assert!(restarted.wait_exit().success());
+}
+
+/// Blocking HTTP for a plain #[test]: one request on a throwaway runtime.
+fn http(method: reqwest::Method, url: &str, body: Option<&str>) -> (u16, String) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // reqwest is built without a bundled crypto provider (see fetch.rs).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let mut request = client.request(method, url);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body.to_owned());
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    })
+}
+
+#[test]
+fn with_the_web_endpoint_briefings_link_to_the_change_and_unsubscribe_in_one_click() {
+    let server = SmtpServer::start(Script::default());
+    let port = smtp::closed_port();
+    let web = format!(
+        "\n[web]\nenabled = true\nlisten = \"127.0.0.1:{port}\"\nbase_url = \"https://briefings.example.org\"\nsecret_file = \"web.secret\"\n"
+    );
+    let (site, ws) = setup_with(&server, &web);
+    std::fs::write(ws.path().join("web.secret"), [7u8; 48]).expect("secret");
+    add_subscribers(&ws, 1);
+    let mut daemon = Daemon::start(&ws);
+    let base = format!("http://127.0.0.1:{port}");
+    assert_eq!(
+        http(reqwest::Method::GET, &format!("{base}/healthz"), None).0,
+        200
+    );
+    daemon.wait_for_watch(&ws.config, "ncumbria", "a first version", |w| {
+        w.latest_version == Some(1)
+    });
+    site.set_html(
+        "/ncumbria",
+        partnership_page("North Cumbria partnership", MORE_PLACES, "Jane Smith"),
+    );
+    let received = server.wait_for(1, Duration::from_secs(20));
+    assert_eq!(received.len(), 1, "log:\n{}", daemon.log());
+    let message = &received[0];
+
+    // The briefing links to the change's own page, which the daemon serves.
+    assert!(
+        message
+            .data
+            .contains("https://briefings.example.org/changes/ncumbria~2"),
+        "no change link in:\n{}",
+        message.data
+    );
+    let (status, page) = http(
+        reqwest::Method::GET,
+        &format!("{base}/changes/ncumbria~2"),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert!(page.contains("Copeland"), "{page}");
+
+    // One-click unsubscribe (RFC 8058) with the token from List-Unsubscribe.
+    let list_unsubscribe = message.header("List-Unsubscribe").expect("header");
+    assert_eq!(
+        message.header("List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click")
+    );
+    let https = list_unsubscribe
+        .split(',')
+        .map(|part| part.trim().trim_matches(['<', '>']))
+        .find(|part| part.starts_with("https://"))
+        .expect("an https unsubscribe link");
+    let path = https.trim_start_matches("https://briefings.example.org");
+    let (status, _) = http(
+        reqwest::Method::POST,
+        &format!("{base}{path}"),
+        Some("List-Unsubscribe=One-Click"),
+    );
+    assert!(status < 400, "one-click unsubscribe answered {status}");
+
+    // Counted in /metrics.
+    let (_, metrics) = http(reqwest::Method::GET, &format!("{base}/metrics"), None);
+    assert!(metrics.contains("tidings_sends_total 1"), "{metrics}");
+
+    daemon.signal("-TERM");
+    assert!(daemon.wait_exit().success());
+    let list = ws.run(&["subscribers", "list"]);
+    assert!(
+        !list.stdout.contains("reader0@example.org"),
+        "still subscribed:\n{}",
+        list.stdout
+    );
 }

@@ -220,9 +220,9 @@ async fn a_change_reaches_each_matching_subscriber_exactly_once() {
     assert!(subject.contains("North Cumbria"), "{subject}");
     assert!(to_ada.data.contains("Copeland"), "the added place is shown");
     assert!(
-        to_ada
-            .data
-            .contains(&format!("https://tidings.example.org/changes/ncumbria~{version}")),
+        to_ada.data.contains(&format!(
+            "https://tidings.example.org/changes/ncumbria~{version}"
+        )),
         "links to the change page"
     );
 
@@ -257,8 +257,16 @@ async fn a_digest_gathers_changes_into_one_mail_when_its_schedule_fires() {
     let mail = &server.received()[0];
     let subject = mail.header("Subject").expect("subject");
     assert!(subject.contains("Digest: 2 changes"), "{subject}");
-    assert!(mail.header("In-Reply-To").is_none(), "digests do not thread");
-    assert!(store.digest_entries("dee@example.org").expect("e").is_empty());
+    assert!(
+        mail.header("In-Reply-To").is_none(),
+        "digests do not thread"
+    );
+    assert!(
+        store
+            .digest_entries("dee@example.org")
+            .expect("e")
+            .is_empty()
+    );
     assert_eq!(pass(&mut worker).await.sent, 0);
 }
 
@@ -446,7 +454,10 @@ async fn leaving_cancels_what_waits_and_forget_erases_it() {
     let mut worker = deliverer(&store, &settings(server.port()));
     let round = pass(&mut worker).await;
     assert_eq!((round.sent, round.cancelled), (1, 1), "{round:?}");
-    assert_eq!(state_of(&store, "leave@example.org"), DeliveryState::Cancelled);
+    assert_eq!(
+        state_of(&store, "leave@example.org"),
+        DeliveryState::Cancelled
+    );
     assert!(
         store
             .deliveries()

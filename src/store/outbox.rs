@@ -457,10 +457,7 @@ impl Store {
         let result = (&self.digests, &self.outbox).transaction(|(digests, outbox)| {
             let mut items = Vec::with_capacity(entries.len());
             for entry in entries {
-                if digests
-                    .remove(digest_key(&address, entry.id))?
-                    .is_some()
-                {
+                if digests.remove(digest_key(&address, entry.id))?.is_some() {
                     items.push(entry.item.clone());
                 }
             }
