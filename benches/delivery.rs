@@ -292,6 +292,9 @@ fn kills() {
         elapsed.as_secs_f64(),
     );
     assert_eq!(missing, 0, "a briefing was lost");
-    assert_eq!(different, 0, "a briefing was duplicated under a new Message-ID");
+    assert_eq!(
+        different, 0,
+        "a briefing was duplicated under a new Message-ID"
+    );
     assert!(resent <= KILLS, "more re-sends than kills");
 }

@@ -500,10 +500,17 @@ impl Store {
                 purged.deliveries += 1;
             }
         }
-        for key in self.digests.scan_prefix(digest_prefix(&address)).keys() {
-            let key = key.map_err(|e| self.io(e))?;
-            self.digests.remove(key).map_err(|e| self.io(e))?;
-            purged.digest_entries += 1;
+        // Case-insensitively, like the rows above: erasure errs on the side
+        // of removing too much, never too little.
+        for stored in self.digest_addresses()? {
+            if !stored.eq_ignore_ascii_case(&address) {
+                continue;
+            }
+            for key in self.digests.scan_prefix(digest_prefix(&stored)).keys() {
+                let key = key.map_err(|e| self.io(e))?;
+                self.digests.remove(key).map_err(|e| self.io(e))?;
+                purged.digest_entries += 1;
+            }
         }
         Ok(purged)
     }
