@@ -206,7 +206,21 @@ fn open_store(config: &Config) -> anyhow::Result<Store> {
             config.state_dir.display()
         )
     })?;
-    Ok(Store::open(&config.state_dir)?)
+    match Store::open(&config.state_dir) {
+        Ok(store) => Ok(store),
+        Err(error) => {
+            // sled lets one process hold a store. When that is the daemon,
+            // say so plainly instead of sled's "could not acquire lock".
+            if let Ok(report) = crate::status::query(&config.state_dir) {
+                bail!(
+                    "the running daemon (pid {}) holds the store in {}; `tidings status` and `tidings outbox` ask it directly,                      other commands need the store to themselves: stop the daemon (systemctl stop tidings), run the command, start it again",
+                    report.pid.map_or_else(|| "?".to_owned(), |pid| pid.to_string()),
+                    config.state_dir.display()
+                );
+            }
+            Err(error.into())
+        }
+    }
 }
 
 fn rules_from(args: &RuleArgs) -> anyhow::Result<Rules> {
