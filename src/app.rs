@@ -214,7 +214,9 @@ fn open_store(config: &Config) -> anyhow::Result<Store> {
             if let Ok(report) = crate::status::query(&config.state_dir) {
                 bail!(
                     "the running daemon (pid {}) holds the store in {}; `tidings status` and `tidings outbox` ask it directly,                      other commands need the store to themselves: stop the daemon (systemctl stop tidings), run the command, start it again",
-                    report.pid.map_or_else(|| "?".to_owned(), |pid| pid.to_string()),
+                    report
+                        .pid
+                        .map_or_else(|| "?".to_owned(), |pid| pid.to_string()),
                     config.state_dir.display()
                 );
             }
@@ -1308,8 +1310,9 @@ fn outbox_send(location: &Location) -> anyhow::Result<u8> {
 // Subscribers and test briefings
 
 fn subscribers_command(command: crate::cli::SubscribersCommand) -> anyhow::Result<u8> {
+    use crate::admin::SubscriberCommand as C;
     use crate::cli::SubscribersCommand as S;
-    match command {
+    let (command, location) = match command {
         S::Add {
             address,
             name,
@@ -1317,299 +1320,70 @@ fn subscribers_command(command: crate::cli::SubscribersCommand) -> anyhow::Resul
             kinds,
             cadence,
             location,
-        } => subscriber_add(
-            &address,
-            name.as_deref(),
-            &follow,
-            kinds.as_deref(),
-            cadence.as_deref(),
-            &location,
+        } => (
+            C::Add {
+                address,
+                name,
+                follow,
+                kinds,
+                cadence,
+            },
+            location,
         ),
-        S::Remove { address, location } => {
-            let store = subscriber_store(&location)?;
-            let address = crate::store::normalise_address(&address);
-            let removed = store.remove_subscriber(&address)?;
-            store.flush()?;
-            if removed {
-                println!("removed {address}");
-                Ok(0)
-            } else {
-                eprintln!("no subscriber {address}");
-                Ok(1)
-            }
+        S::Remove { address, location } => (C::Remove { address }, location),
+        S::List { json, location } => (C::List { json }, location),
+        S::Import { file, location } => {
+            // Read here, so that the daemon never opens files for the CLI.
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            (
+                C::Import {
+                    source: file.display().to_string(),
+                    text,
+                },
+                location,
+            )
         }
-        S::List { json, location } => subscriber_list(json, &location),
-        S::Import { file, location } => subscriber_import(&file, &location),
-        S::Export { location } => {
-            let store = subscriber_store(&location)?;
-            let subscribers = store.subscribers()?;
-            let mut out = std::io::stdout().lock();
-            out.write_all(crate::subscriptions::to_csv(&subscribers).as_bytes())?;
-            Ok(0)
-        }
-        S::Forget { address, location } => {
-            let store = subscriber_store(&location)?;
-            let address = crate::store::normalise_address(&address);
-            let forgotten = store.forget(&address)?;
-            store.flush()?;
-            match (forgotten.subscriber, forgotten.suppression_kept) {
-                (false, false) if !forgotten.suppression_erased => {
-                    println!("nothing held about {address}");
-                }
-                (_, true) => println!(
-                    "erased {address}; kept a bare suppression entry because they asked not to be mailed"
-                ),
-                _ => println!("erased {address}"),
-            }
-            if forgotten.deliveries > 0 {
-                println!(
-                    "erased {} queued or sent briefing(s) addressed to them",
-                    forgotten.deliveries
-                );
-            }
-            Ok(0)
-        }
+        S::Export { location } => (C::Export, location),
+        S::Forget { address, location } => (C::Forget { address }, location),
         S::Suppress {
             address,
             reason,
             requested,
             location,
-        } => {
-            let store = subscriber_store(&location)?;
-            let address =
-                crate::subscriptions::validate_address(&address).map_err(|e| anyhow::anyhow!(e))?;
-            store.suppress(&crate::store::Suppression {
-                address: address.clone(),
-                reason: reason.unwrap_or_default(),
-                at: Utc::now(),
+        } => (
+            C::Suppress {
+                address,
+                reason,
                 requested,
-            })?;
+            },
+            location,
+        ),
+        S::Unsuppress { address, location } => (C::Unsuppress { address }, location),
+    };
+    let config = load_config(&location, false)?;
+    // While the daemon runs it holds the store: it runs the command.
+    let output = match crate::status::ask(
+        &config.state_dir,
+        &crate::status::Request::Subscribers(command.clone()),
+    ) {
+        Ok(body) => serde_json::from_str::<crate::admin::Output>(&body)
+            .context("the daemon sent an unreadable answer")?,
+        Err(crate::status::StatusError::NotRunning { .. }) => {
+            let store = open_store(&config)?;
+            let output = crate::admin::run(&store, &command, Utc::now());
             store.flush()?;
-            println!("suppressed {address}");
-            Ok(0)
+            output
         }
-        S::Unsuppress { address, location } => {
-            let store = subscriber_store(&location)?;
-            let lifted = store.unsuppress(&address)?;
-            store.flush()?;
-            if lifted {
-                println!("unsuppressed {}", address.trim());
-                Ok(0)
-            } else {
-                eprintln!("{} is not suppressed", address.trim());
-                Ok(1)
-            }
-        }
-    }
-}
-
-fn subscriber_store(location: &Location) -> anyhow::Result<Store> {
-    open_store(&load_config(location, false)?)
-}
-
-fn subscriber_add(
-    address: &str,
-    name: Option<&str>,
-    follow: &[String],
-    kinds: Option<&str>,
-    cadence: Option<&str>,
-    location: &Location,
-) -> anyhow::Result<u8> {
-    use crate::subscriptions as subs;
-    let address = subs::validate_address(address).map_err(|e| anyhow::anyhow!(e))?;
-    let (watches, tags) =
-        subs::parse_follows(&follow.join(";")).map_err(|e| anyhow::anyhow!("--follow: {e}"))?;
-    let kinds =
-        subs::parse_kinds(kinds.unwrap_or("")).map_err(|e| anyhow::anyhow!("--kinds: {e}"))?;
-    let cadence = subs::parse_cadence(cadence.unwrap_or(""))
-        .map_err(|e| anyhow::anyhow!("--cadence: {e}"))?;
-    if let Some(name) = name
-        && name.chars().any(char::is_control)
-    {
-        bail!("--name: the name has control characters");
-    }
-    let store = subscriber_store(location)?;
-    if let Some(suppression) = store.suppression(&address)? {
-        bail!(
-            "{address} is suppressed ({}); run `tidings subscribers unsuppress {address}` first",
-            if suppression.reason.is_empty() {
-                "no reason given"
-            } else {
-                &suppression.reason
-            }
-        );
-    }
-    let now = Utc::now();
-    let existing = store.subscriber(&address)?;
-    let subscriber = crate::store::Subscriber {
-        address: address.clone(),
-        name: name
-            .map(str::to_owned)
-            .or_else(|| existing.as_ref().map(|s| s.name.clone()))
-            .unwrap_or_default(),
-        watches,
-        tags,
-        kinds,
-        cadence,
-        confirmed: true,
-        consent_at: Some(now),
-        consent_source: Some("admin-cli".to_owned()),
-        created: existing.as_ref().map_or(now, |s| s.created),
+        Err(other) => return Err(other.into()),
     };
-    let new = store.put_subscriber(&subscriber)?;
-    store.flush()?;
-    println!("{} {address}", if new { "added" } else { "updated" });
-    Ok(0)
-}
-
-fn subscriber_list(json: bool, location: &Location) -> anyhow::Result<u8> {
-    use crate::subscriptions as subs;
-    let store = subscriber_store(location)?;
-    let subscribers = store.subscribers()?;
-    let suppressed = store.suppressed()?;
-    let is_suppressed = |address: &str| {
-        let lower = address.to_lowercase();
-        suppressed.iter().any(|s| s.address == lower)
-    };
-    let mut out = std::io::stdout().lock();
-    if json {
-        let list: Vec<serde_json::Value> = subscribers
-            .iter()
-            .map(|s| {
-                serde_json::json!({
-                    "address": s.address,
-                    "name": s.name,
-                    "watches": s.watches,
-                    "tags": s.tags,
-                    "kinds": s.kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
-                    "cadence": subs::format_cadence(&s.cadence),
-                    "confirmed": s.confirmed,
-                    "consent_at": s.consent_at,
-                    "consent_source": s.consent_source,
-                    "created": s.created,
-                    "suppressed": is_suppressed(&s.address),
-                })
-            })
-            .collect();
-        let suppressions: Vec<serde_json::Value> = suppressed
-            .iter()
-            .map(|s| {
-                serde_json::json!({
-                    "address": s.address, "reason": s.reason, "at": s.at, "requested": s.requested,
-                })
-            })
-            .collect();
-        serde_json::to_writer_pretty(
-            &mut out,
-            &serde_json::json!({"subscribers": list, "suppressed": suppressions}),
-        )?;
-        writeln!(out)?;
-        return Ok(0);
-    }
-    if subscribers.is_empty() {
-        writeln!(out, "no subscribers")?;
-    }
-    for s in &subscribers {
-        let follows = subs::format_follows(s);
-        let kinds = subs::format_kinds(&s.kinds);
-        writeln!(
-            out,
-            "{}{}  {}  follows {}  kinds {}  {}{}",
-            s.address,
-            if s.name.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", s.name)
-            },
-            if s.confirmed {
-                "confirmed"
-            } else {
-                "unconfirmed"
-            },
-            if follows.is_empty() {
-                "everything"
-            } else {
-                &follows
-            },
-            if kinds.is_empty() {
-                "all but minor"
-            } else {
-                &kinds
-            },
-            subs::format_cadence(&s.cadence),
-            if is_suppressed(&s.address) {
-                "  SUPPRESSED"
-            } else {
-                ""
-            },
-        )?;
-    }
-    if !suppressed.is_empty() {
-        writeln!(out, "{} suppressed address(es)", suppressed.len())?;
-    }
-    Ok(0)
-}
-
-fn subscriber_import(file: &Path, location: &Location) -> anyhow::Result<u8> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let rows = match crate::subscriptions::parse_csv(&text) {
-        Ok(rows) => rows,
-        Err(errors) => {
-            let lines: Vec<String> = errors
-                .iter()
-                .map(|e| format!("{}:{}: {}", file.display(), e.line, e.message))
-                .collect();
-            bail!(
-                "{} bad line(s); nothing was imported\n{}",
-                errors.len(),
-                lines.join("\n")
-            );
-        }
-    };
-    let store = subscriber_store(location)?;
-    let now = Utc::now();
-    let (mut added, mut updated) = (0, 0);
-    let mut skipped = Vec::new();
-    for row in rows {
-        if store.suppression(&row.address)?.is_some() {
-            skipped.push(format!("{} (line {})", row.address, row.line));
-            continue;
-        }
-        let existing = store.subscriber(&row.address)?;
-        let subscriber = crate::store::Subscriber {
-            address: row.address,
-            name: row.name,
-            watches: row.watches,
-            tags: row.tags,
-            kinds: row.kinds,
-            cadence: row.cadence,
-            confirmed: true,
-            // A re-import changes what someone follows, not when or how they
-            // consented.
-            consent_at: existing.as_ref().map_or(Some(now), |s| s.consent_at),
-            consent_source: existing.as_ref().map_or_else(
-                || Some("admin-csv-import".to_owned()),
-                |s| s.consent_source.clone(),
-            ),
-            created: existing.as_ref().map_or(now, |s| s.created),
-        };
-        if store.put_subscriber(&subscriber)? {
-            added += 1;
-        } else {
-            updated += 1;
-        }
-    }
-    store.flush()?;
-    println!(
-        "imported {}: {added} added, {updated} updated, {} skipped as suppressed",
-        file.display(),
-        skipped.len()
-    );
-    for line in &skipped {
-        println!("skipped {line}: suppressed");
-    }
-    Ok(0)
+    std::io::stdout()
+        .lock()
+        .write_all(output.stdout.as_bytes())?;
+    std::io::stderr()
+        .lock()
+        .write_all(output.stderr.as_bytes())?;
+    Ok(output.code)
 }
 
 fn send_test_command(address: &str, location: &Location) -> anyhow::Result<u8> {

@@ -14,6 +14,7 @@
 //! - a snapshot and its change record are committed in one transaction;
 //! - only `app` (the top) uses `anyhow` and decides exit statuses.
 
+pub mod admin;
 pub mod app;
 pub mod brief;
 pub mod classify;

@@ -80,6 +80,8 @@ pub enum Request {
     Status,
     /// An outbox command, run by the daemon since it holds the store.
     Outbox(crate::delivery::OutboxCommand),
+    /// A subscriber command, likewise.
+    Subscribers(crate::admin::SubscriberCommand),
 }
 
 /// Why the daemon could not be asked.

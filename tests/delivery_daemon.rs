@@ -112,6 +112,23 @@ fn a_page_change_becomes_a_briefing_and_the_outbox_answers_while_running() {
             "the listed Message-ID is the one sent: {row}"
         );
     }
+    // Subscriber commands go through the daemon too.
+    let add = ws.run(&["subscribers", "add", "late@example.org", "--name", "Late"]);
+    assert_eq!(add.code, 0, "{}", add.stderr);
+    assert!(
+        add.stdout.contains("added late@example.org"),
+        "{}",
+        add.stdout
+    );
+    let list = ws.run(&["subscribers", "list"]);
+    assert!(
+        list.stdout.contains("late@example.org (Late)"),
+        "{}",
+        list.stdout
+    );
+    let bad = ws.run(&["subscribers", "add", "not-an-address"]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("not-an-address"), "{}", bad.stderr);
     let status = ws.run(&["status"]);
     assert!(
         status.stdout.contains("outbox: 0 pending, 2 sent"),
