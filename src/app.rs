@@ -213,7 +213,7 @@ fn open_store(config: &Config) -> anyhow::Result<Store> {
             // say so plainly instead of sled's "could not acquire lock".
             if let Ok(report) = crate::status::query(&config.state_dir) {
                 bail!(
-                    "the running daemon (pid {}) holds the store in {}; `tidings status` and `tidings outbox` ask it directly,                      other commands need the store to themselves: stop the daemon (systemctl stop tidings), run the command, start it again",
+                    "the running daemon (pid {}) holds the store in {}; `tidings status`, `outbox` and `subscribers` ask it directly; other commands need the store to themselves: stop the daemon (systemctl stop tidings), run the command, start it again",
                     report
                         .pid
                         .map_or_else(|| "?".to_owned(), |pid| pid.to_string()),
