@@ -1169,6 +1169,25 @@ fn eval_histories_command(dir: &Path, json: bool) -> anyhow::Result<u8> {
 // ---------------------------------------------------------------------------
 // The outbox
 
+/// Runs a request in the running daemon, which holds the store (sled lets
+/// one process open it), or here on the store when no daemon answers.
+fn through_daemon<T: serde::de::DeserializeOwned>(
+    config: &Config,
+    request: &crate::status::Request,
+    here: impl FnOnce(&Store) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    match crate::status::ask(&config.state_dir, request) {
+        Ok(body) => serde_json::from_str(&body).context("the daemon sent an unreadable answer"),
+        Err(crate::status::StatusError::NotRunning { .. }) => {
+            let store = open_store(config)?;
+            let answer = here(&store)?;
+            store.flush()?;
+            Ok(answer)
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
 fn outbox_command(command: crate::cli::OutboxCommand) -> anyhow::Result<u8> {
     use crate::cli::OutboxCommand as O;
     use crate::delivery::OutboxCommand as Request;
@@ -1194,18 +1213,18 @@ fn outbox_command(command: crate::cli::OutboxCommand) -> anyhow::Result<u8> {
         O::Send { location } => return outbox_send(&location),
     };
     let config = load_config(&location, false)?;
-    let reply = match crate::status::ask(
-        &config.state_dir,
+    let reply: crate::delivery::OutboxReply = through_daemon(
+        &config,
         &crate::status::Request::Outbox(request.clone()),
-    ) {
-        Ok(body) => serde_json::from_str::<crate::delivery::OutboxReply>(&body)
-            .context("the daemon sent an unreadable answer")?,
-        Err(crate::status::StatusError::NotRunning { .. }) => {
-            let store = open_store(&config)?;
-            crate::delivery::outbox_command(&store, &request, config.mail.domain(), Utc::now())?
-        }
-        Err(other) => return Err(other.into()),
-    };
+        |store| {
+            Ok(crate::delivery::outbox_command(
+                store,
+                &request,
+                config.mail.domain(),
+                Utc::now(),
+            )?)
+        },
+    )?;
     if let Some(error) = &reply.error {
         bail!("the daemon could not run the command: {error}");
     }
@@ -1362,21 +1381,11 @@ fn subscribers_command(command: crate::cli::SubscribersCommand) -> anyhow::Resul
         S::Unsuppress { address, location } => (C::Unsuppress { address }, location),
     };
     let config = load_config(&location, false)?;
-    // While the daemon runs it holds the store: it runs the command.
-    let output = match crate::status::ask(
-        &config.state_dir,
+    let output: crate::admin::Output = through_daemon(
+        &config,
         &crate::status::Request::Subscribers(command.clone()),
-    ) {
-        Ok(body) => serde_json::from_str::<crate::admin::Output>(&body)
-            .context("the daemon sent an unreadable answer")?,
-        Err(crate::status::StatusError::NotRunning { .. }) => {
-            let store = open_store(&config)?;
-            let output = crate::admin::run(&store, &command, Utc::now());
-            store.flush()?;
-            output
-        }
-        Err(other) => return Err(other.into()),
-    };
+        |store| Ok(crate::admin::run(store, &command, Utc::now())),
+    )?;
     std::io::stdout()
         .lock()
         .write_all(output.stdout.as_bytes())?;

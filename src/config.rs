@@ -901,16 +901,18 @@ fn validate_watches(
     }
 }
 
+/// Loads a config from text, through a temporary file (for the tests).
+#[cfg(test)]
+fn load_text(text: &str) -> Result<Config, ConfigErrors> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("tidings.toml");
+    std::fs::write(&path, text).expect("write");
+    load(&path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn load_text(text: &str) -> Result<Config, ConfigErrors> {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("tidings.toml");
-        std::fs::write(&path, text).expect("write");
-        load(&path)
-    }
 
     #[test]
     fn five_six_and_seven_field_schedules_parse() {
@@ -1444,13 +1446,6 @@ fn validate_mail(
 mod mail_tests {
     use super::*;
 
-    fn load_text(text: &str) -> Result<Config, ConfigErrors> {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("tidings.toml");
-        std::fs::write(&path, text).expect("write");
-        load(&path)
-    }
-
     #[test]
     fn no_mail_section_means_eml_files() {
         let config = load_text("").expect("valid");
@@ -1745,13 +1740,6 @@ fn derive_unsubscribe_url(mail: &mut MailSettings, web: &WebSettings) {
 #[cfg(test)]
 mod web_tests {
     use super::*;
-
-    fn load_text(text: &str) -> Result<Config, ConfigErrors> {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("tidings.toml");
-        std::fs::write(&path, text).expect("write");
-        load(&path)
-    }
 
     #[test]
     fn no_web_section_or_disabled_means_no_server() {

@@ -1,20 +1,15 @@
-//! `mail` against a real SMTP conversation on loopback.
-//!
-//! The server is a small scripted responder on a `std::net::TcpListener`
-//! bound to 127.0.0.1:0, in this file. The mailin-embedded crate was the
-//! first choice, but it pulls rustls with its default aws-lc-rs provider
-//! (compiling aws-lc, and switching the provider feature on for every dev
-//! build of the crate), and it cannot be told to answer 451, 550 or 535,
-//! which these tests need. The responder speaks just enough ESMTP for
-//! lettre: EHLO, AUTH, MAIL, RCPT, DATA, RSET, NOOP, QUIT.
+//! `mail` against a real SMTP conversation on loopback, with the scripted
+//! server of `tests/common/smtp.rs` (which can answer 451, 550 and 535, or
+//! nothing at all).
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+#[path = "common/smtp.rs"]
+mod smtp;
+
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
+use smtp::{Script, SmtpServer, closed_port, header};
 use tidings::brief::{BriefChange, Briefing, Templates};
 use tidings::classify::Kind;
 use tidings::config::{MailSettings, MailTransport, PasswordSource, SmtpSettings, SmtpTls};
@@ -22,121 +17,6 @@ use tidings::diff::{DiffOptions, diff};
 use tidings::mail::{MailError, Mailer, Outgoing, Sent, build_message, message_id};
 use tidings::model::{Block, BlockKind};
 use tidings::store::{Cadence, Subscriber};
-
-/// What the server answers to each command.
-#[derive(Clone)]
-struct Script {
-    auth: &'static str,
-    mail: &'static str,
-    rcpt: &'static str,
-    data: &'static str,
-    /// Accept connections and never say a word.
-    silent: bool,
-}
-
-impl Default for Script {
-    fn default() -> Self {
-        Self {
-            auth: "235 2.7.0 Authentication successful",
-            mail: "250 2.1.0 OK",
-            rcpt: "250 2.1.5 OK",
-            data: "250 2.0.0 queued",
-            silent: false,
-        }
-    }
-}
-
-/// One message the server accepted.
-#[derive(Debug, Clone)]
-struct Received {
-    rcpt: Vec<String>,
-    data: String,
-}
-
-type Inbox = Arc<Mutex<Vec<Received>>>;
-
-fn serve(script: Script) -> (u16, Inbox) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let inbox: Inbox = Arc::default();
-    let shared = Arc::clone(&inbox);
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { return };
-            let script = script.clone();
-            let inbox = Arc::clone(&shared);
-            std::thread::spawn(move || {
-                if script.silent {
-                    std::thread::sleep(Duration::from_secs(30));
-                    drop(stream);
-                } else {
-                    let _ = session(stream, &script, &inbox);
-                }
-            });
-        }
-    });
-    (port, inbox)
-}
-
-fn session(stream: TcpStream, script: &Script, inbox: &Inbox) -> std::io::Result<()> {
-    let mut out = stream.try_clone()?;
-    let mut reader = BufReader::new(stream);
-    let mut reply = |line: &str| out.write_all(format!("{line}\r\n").as_bytes());
-    reply("220 test.local ESMTP ready")?;
-    let mut rcpt = Vec::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let command = line.trim_end().to_ascii_uppercase();
-        let verb = command.split([' ', ':']).next().unwrap_or("");
-        match verb {
-            "EHLO" | "HELO" => reply("250-test.local\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME")?,
-            "AUTH" => reply(script.auth)?,
-            "MAIL" => {
-                rcpt.clear();
-                reply(script.mail)?;
-            }
-            "RCPT" => {
-                rcpt.push(line.trim_end()[8..].trim().to_owned());
-                reply(script.rcpt)?;
-            }
-            "DATA" => {
-                reply("354 go ahead")?;
-                let mut data = String::new();
-                loop {
-                    let mut body_line = String::new();
-                    if reader.read_line(&mut body_line)? == 0 {
-                        return Ok(());
-                    }
-                    if body_line == ".\r\n" {
-                        break;
-                    }
-                    // Undo dot-stuffing.
-                    let body_line = body_line
-                        .strip_prefix('.')
-                        .filter(|l| l.starts_with('.'))
-                        .unwrap_or(&body_line);
-                    data.push_str(body_line);
-                }
-                if script.data.starts_with('2') {
-                    inbox.lock().expect("inbox").push(Received {
-                        rcpt: rcpt.clone(),
-                        data,
-                    });
-                }
-                reply(script.data)?;
-            }
-            "RSET" | "NOOP" => reply("250 OK")?,
-            "QUIT" => {
-                reply("221 bye")?;
-                return Ok(());
-            }
-            _ => reply("502 5.5.2 not implemented")?,
-        }
-    }
-}
 
 fn settings(port: u16) -> MailSettings {
     MailSettings {
@@ -217,16 +97,6 @@ fn outgoing<'a>(briefing: &'a Briefing, key: &'a str) -> Outgoing<'a> {
     }
 }
 
-fn header(data: &str, name: &str) -> Option<String> {
-    // Unfold continuation lines first.
-    let unfolded = data.replace("\r\n ", " ").replace("\r\n\t", " ");
-    let head = unfolded.split("\r\n\r\n").next().unwrap_or("").to_owned();
-    let prefix = format!("{}:", name.to_ascii_lowercase());
-    head.lines()
-        .find(|line| line.to_ascii_lowercase().starts_with(&prefix))
-        .map(|line| line[prefix.len()..].trim().to_owned())
-}
-
 /// The decoded body of the MIME part with this content type.
 fn part_body(data: &str, content_type: &str) -> String {
     let start = data
@@ -270,7 +140,8 @@ async fn send(settings: &MailSettings, key: &str) -> Result<Sent, MailError> {
 
 #[tokio::test]
 async fn smtp_delivers_a_multipart_briefing_with_list_headers() {
-    let (port, inbox) = serve(Script::default());
+    let server = SmtpServer::start(Script::default());
+    let port = server.port();
     let settings = settings(port);
     assert_eq!(
         send(&settings, "change:lsc-members:2:ada").await,
@@ -285,7 +156,7 @@ async fn smtp_delivers_a_multipart_briefing_with_list_headers() {
         Ok(Sent::Smtp)
     );
 
-    let inbox = inbox.lock().expect("inbox").clone();
+    let inbox = server.received();
     assert_eq!(inbox.len(), 3);
     assert_eq!(inbox[0].rcpt, ["<ada@example.org>"]);
     let data = &inbox[0].data;
@@ -352,8 +223,8 @@ async fn smtp_delivers_a_multipart_briefing_with_list_headers() {
 }
 
 async fn failure(script: Script, auth: bool) -> MailError {
-    let (port, _inbox) = serve(script);
-    let mut settings = settings(port);
+    let server = SmtpServer::start(script);
+    let mut settings = settings(server.port());
     if auth {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("password");
@@ -372,7 +243,7 @@ async fn failure(script: Script, auth: bool) -> MailError {
 async fn a_451_is_transient() {
     let error = failure(
         Script {
-            rcpt: "451 4.3.0 try again later",
+            rcpt: "451 4.3.0 try again later".to_owned(),
             ..Script::default()
         },
         false,
@@ -385,7 +256,7 @@ async fn a_451_is_transient() {
 async fn a_550_for_the_recipient_is_permanent() {
     let error = failure(
         Script {
-            rcpt: "550 5.1.1 no such user",
+            rcpt: "550 5.1.1 no such user".to_owned(),
             ..Script::default()
         },
         false,
@@ -398,7 +269,7 @@ async fn a_550_for_the_recipient_is_permanent() {
 async fn a_535_is_an_auth_failure_that_names_no_password() {
     let error = failure(
         Script {
-            auth: "535 5.7.8 authentication credentials invalid",
+            auth: "535 5.7.8 authentication credentials invalid".to_owned(),
             ..Script::default()
         },
         true,
@@ -410,21 +281,19 @@ async fn a_535_is_an_auth_failure_that_names_no_password() {
 
 #[tokio::test]
 async fn a_refused_connection_is_transient() {
-    let port = {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("addr").port()
-    };
-    let error = send(&settings(port), "k").await.expect_err("refused");
+    let error = send(&settings(closed_port()), "k")
+        .await
+        .expect_err("refused");
     assert!(matches!(error, MailError::Transient(_)), "{error:?}");
 }
 
 #[tokio::test]
 async fn a_server_that_never_answers_times_out() {
-    let (port, _inbox) = serve(Script {
+    let server = SmtpServer::start(Script {
         silent: true,
         ..Script::default()
     });
-    let mut settings = settings(port);
+    let mut settings = settings(server.port());
     settings.timeout = Duration::from_millis(500);
     let started = std::time::Instant::now();
     let error = send(&settings, "k").await.expect_err("times out");
