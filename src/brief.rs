@@ -157,6 +157,20 @@ impl Templates {
         changes: &[BriefChange],
         unsubscribe_url: Option<&str>,
     ) -> Result<Option<Briefing>, BriefError> {
+        let footer = Footer {
+            unsubscribe_url,
+            preferences_url: None,
+        };
+        self.compose_with(subscriber, changes, &footer)
+    }
+
+    /// [`Templates::compose`] with every footer link.
+    pub fn compose_with(
+        &self,
+        subscriber: &Subscriber,
+        changes: &[BriefChange],
+        footer: &Footer<'_>,
+    ) -> Result<Option<Briefing>, BriefError> {
         if changes.is_empty() {
             return Ok(None);
         }
@@ -169,7 +183,8 @@ impl Templates {
             minor_only: changes.iter().all(|c| c.kind == Kind::Minor),
             count: changes.len(),
             partnerships: group(changes),
-            unsubscribe_url,
+            unsubscribe_url: footer.unsubscribe_url,
+            preferences_url: footer.preferences_url,
         };
         let render = |name: &str| {
             self.env
@@ -355,6 +370,16 @@ struct Context<'a> {
     count: usize,
     partnerships: Vec<PartnershipContext>,
     unsubscribe_url: Option<&'a str>,
+    preferences_url: Option<&'a str>,
+}
+
+/// The links at the foot of a briefing, each shown when known.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Footer<'a> {
+    /// Where to unsubscribe.
+    pub unsubscribe_url: Option<&'a str>,
+    /// Where to change what one gets.
+    pub preferences_url: Option<&'a str>,
 }
 
 #[derive(Serialize)]

@@ -241,8 +241,12 @@ fn deliverer(config: &Config, store: &Store, metrics: &Arc<Metrics>) -> anyhow::
     if let Some(web) = &config.web {
         let key = TokenKey::from_file(&web.secret_file)?;
         links.base_url = Some(web.base_url.clone());
+        let preferences_key = key.clone();
         links.unsubscribe_token = Some(Arc::new(move |address: &str| {
             crate::token::unsubscribe_token(&key, address)
+        }));
+        links.preferences_token = Some(Arc::new(move |address: &str| {
+            crate::token::preferences_token(&preferences_key, address)
         }));
     }
     Ok(Deliverer::new(

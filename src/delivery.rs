@@ -58,6 +58,9 @@ pub struct Links {
     pub base_url: Option<url::Url>,
     /// Signs unsubscribe tokens for `[mail] unsubscribe_url`.
     pub unsubscribe_token: Option<TokenMaker>,
+    /// Signs preferences tokens: the footer links to
+    /// `BASE/preferences/TOKEN` (with `base_url`).
+    pub preferences_token: Option<TokenMaker>,
 }
 
 impl std::fmt::Debug for Links {
@@ -65,6 +68,7 @@ impl std::fmt::Debug for Links {
         f.debug_struct("Links")
             .field("base_url", &self.base_url)
             .field("unsubscribe_token", &self.unsubscribe_token.is_some())
+            .field("preferences_token", &self.preferences_token.is_some())
             .finish()
     }
 }
@@ -417,10 +421,19 @@ impl Deliverer {
             .as_ref()
             .map(|make| make(&subscriber.address));
         let unsubscribe = mail::unsubscribe_link(&self.settings, token.as_deref());
-        match self
-            .templates
-            .compose(&subscriber, &changes, unsubscribe.as_deref())
-        {
+        let preferences = match (&self.links.base_url, &self.links.preferences_token) {
+            (Some(base), Some(make)) => Some(format!(
+                "{}/preferences/{}",
+                base.as_str().trim_end_matches('/'),
+                make(&subscriber.address)
+            )),
+            _ => None,
+        };
+        let footer = crate::brief::Footer {
+            unsubscribe_url: unsubscribe.as_deref(),
+            preferences_url: preferences.as_deref(),
+        };
+        match self.templates.compose_with(&subscriber, &changes, &footer) {
             Ok(Some(briefing)) => Ok(Composed::Ready {
                 subscriber: Box::new(subscriber),
                 briefing: Box::new(briefing),

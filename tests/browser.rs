@@ -406,6 +406,7 @@ async fn subscribe_confirm_brief_follow_and_unsubscribe_in_chromium() {
     mail_settings.unsubscribe_url =
         Some(url::Url::parse(&server.url("/unsubscribe/{token}")).expect("url"));
     let key = server.key.clone();
+    let preferences_key = server.key.clone();
     let mut deliverer = Deliverer::new(
         server.store.clone(),
         Arc::clone(&server.mailer),
@@ -415,6 +416,9 @@ async fn subscribe_confirm_brief_follow_and_unsubscribe_in_chromium() {
             base_url: Some(url::Url::parse(&server.base).expect("base")),
             unsubscribe_token: Some(Arc::new(move |address: &str| {
                 token::unsubscribe_token(&key, address)
+            })),
+            preferences_token: Some(Arc::new(move |address: &str| {
+                token::preferences_token(&preferences_key, address)
             })),
         },
     );

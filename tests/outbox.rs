@@ -123,6 +123,7 @@ fn deliverer(store: &Store, settings: &MailSettings) -> Deliverer {
         Links {
             base_url: Some("https://tidings.example.org/".parse().expect("url")),
             unsubscribe_token: None,
+            preferences_token: Some(Arc::new(|address: &str| format!("pref-{address}"))),
         },
     )
 }
@@ -224,6 +225,12 @@ async fn a_change_reaches_each_matching_subscriber_exactly_once() {
             "https://tidings.example.org/changes/ncumbria~{version}"
         )),
         "links to the change page"
+    );
+    // Quoted-printable may fold long lines; unfold before looking.
+    let unfolded = to_ada.data.replace("=\r\n", "");
+    assert!(
+        unfolded.contains("https://tidings.example.org/preferences/pref-ada@example.org"),
+        "links to the preferences page:\n{unfolded}"
     );
 
     // Nothing is sent twice.
