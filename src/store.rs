@@ -213,6 +213,8 @@ pub struct Store {
     suppressed: sled::Tree,
     /// Briefings to send, one row per delivery (see [`outbox`]).
     outbox: sled::Tree,
+    /// Delivery rows that are finished: sent, failed or cancelled.
+    outbox_done: sled::Tree,
     /// Changes waiting for a subscriber's next digest (see [`outbox`]).
     digests: sled::Tree,
 }
@@ -254,6 +256,7 @@ impl Store {
             subscribers: db.open_tree("subscribers").map_err(io)?,
             suppressed: db.open_tree("suppressed").map_err(io)?,
             outbox: db.open_tree("outbox").map_err(io)?,
+            outbox_done: db.open_tree("outbox_done").map_err(io)?,
             digests: db.open_tree("digests").map_err(io)?,
             db,
             path,

@@ -1,11 +1,14 @@
 //! The durable outbox: briefings waiting to be sent, and changes waiting
 //! for a subscriber's next digest.
 //!
-//! Two trees:
+//! Three trees:
 //! - `outbox`: one [`Delivery`] per email to send, keyed by a big-endian
 //!   row id so that iteration is first-queued first. A row is written
-//!   `pending` and moves to `sent`, `failed` or `cancelled`; finished rows
-//!   are kept for a while (for `tidings outbox list`) and then pruned.
+//!   `pending`;
+//! - `outbox_done`: rows that moved to `sent`, `failed` or `cancelled`, kept
+//!   for a while (for `tidings outbox list`) and then pruned. Kept apart so
+//!   that the worker's scans for due rows read pending rows only, however
+//!   many finished ones a busy fortnight leaves;
 //! - `digests`: one [`DigestEntry`] per change a digest subscriber is
 //!   owed, keyed by `ADDRESS \0 id`. When the subscriber's schedule fires,
 //!   their entries become one outbox row, in one transaction.
@@ -279,10 +282,16 @@ pub(super) fn queue(
 }
 
 impl Store {
-    /// Every outbox row, first queued first.
+    /// Every outbox row, pending and finished, first queued first.
     pub fn deliveries(&self) -> Result<Vec<Delivery>, StoreError> {
-        self.outbox
-            .iter()
+        let mut rows = self.rows(&self.outbox)?;
+        rows.extend(self.rows(&self.outbox_done)?);
+        rows.sort_by_key(|d| d.id);
+        Ok(rows)
+    }
+
+    fn rows(&self, tree: &sled::Tree) -> Result<Vec<Delivery>, StoreError> {
+        tree.iter()
             .map(|entry| {
                 let (key, value) = entry.map_err(|e| self.io(e))?;
                 self.decode_delivery(&key, &value)
@@ -293,11 +302,12 @@ impl Store {
     /// One outbox row.
     pub fn delivery(&self, id: u64) -> Result<Option<Delivery>, StoreError> {
         let key = id.to_be_bytes();
-        self.outbox
-            .get(key)
-            .map_err(|e| self.io(e))?
-            .map(|value| self.decode_delivery(&key, &value))
-            .transpose()
+        for tree in [&self.outbox, &self.outbox_done] {
+            if let Some(value) = tree.get(key).map_err(|e| self.io(e))? {
+                return self.decode_delivery(&key, &value).map(Some);
+            }
+        }
+        Ok(None)
     }
 
     /// Pending rows due at `now`, first queued first, at most `limit`.
@@ -323,7 +333,7 @@ impl Store {
     /// The earliest `next_attempt` of any pending row.
     pub fn next_delivery_attempt(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         Ok(self
-            .deliveries()?
+            .rows(&self.outbox)?
             .into_iter()
             .filter(|d| d.state == DeliveryState::Pending)
             .map(|d| d.next_attempt)
@@ -332,23 +342,25 @@ impl Store {
 
     /// Pending rows: the outbox's depth.
     pub fn outbox_depth(&self) -> Result<u64, StoreError> {
-        Ok(self
-            .deliveries()?
-            .iter()
-            .filter(|d| d.state == DeliveryState::Pending)
-            .count() as u64)
+        Ok(self.outbox.len() as u64)
     }
 
-    /// Writes a row back (after a send, a retry or a cancel). A row that is
-    /// no longer there (purged by `forget`) is not brought back.
+    /// Writes a row back (after a send, a retry or a cancel), into the
+    /// pending or the finished tree as its state says, in one transaction.
+    /// A row that is no longer there (purged by `forget`) is not brought
+    /// back.
     pub fn update_delivery(&self, delivery: &Delivery) -> Result<bool, StoreError> {
         let key = delivery.id.to_be_bytes();
         let record = encode(&DeliveryRecord::from_delivery(delivery));
-        let result = self.outbox.transaction(|outbox| {
-            if outbox.get(key)?.is_none() {
+        let pending = delivery.state == DeliveryState::Pending;
+        let result = (&self.outbox, &self.outbox_done).transaction(|(outbox, done)| {
+            let was_pending = outbox.remove(&key)?.is_some();
+            let was_done = done.remove(&key)?.is_some();
+            if !was_pending && !was_done {
                 return Ok(false);
             }
-            outbox.insert(&key, record.as_slice())?;
+            let target = if pending { outbox } else { done };
+            target.insert(&key, record.as_slice())?;
             Ok::<_, ConflictableTransactionError<()>>(true)
         });
         match result {
@@ -391,11 +403,9 @@ impl Store {
     /// `before`. Returns how many.
     pub fn prune_deliveries(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
         let mut pruned = 0;
-        for delivery in self.deliveries()? {
-            let finished = delivery.state != DeliveryState::Pending
-                && delivery.finished_at.is_some_and(|at| at < before);
-            if finished {
-                self.outbox
+        for delivery in self.rows(&self.outbox_done)? {
+            if delivery.finished_at.is_some_and(|at| at < before) {
+                self.outbox_done
                     .remove(delivery.id.to_be_bytes())
                     .map_err(|e| self.io(e))?;
                 pruned += 1;
@@ -492,12 +502,13 @@ impl Store {
     pub fn purge_address(&self, address: &str) -> Result<Purged, StoreError> {
         let address = normalise_address(address);
         let mut purged = Purged::default();
-        for delivery in self.deliveries()? {
-            if delivery.address.eq_ignore_ascii_case(&address) {
-                self.outbox
-                    .remove(delivery.id.to_be_bytes())
-                    .map_err(|e| self.io(e))?;
-                purged.deliveries += 1;
+        for tree in [&self.outbox, &self.outbox_done] {
+            for delivery in self.rows(tree)? {
+                if delivery.address.eq_ignore_ascii_case(&address) {
+                    tree.remove(delivery.id.to_be_bytes())
+                        .map_err(|e| self.io(e))?;
+                    purged.deliveries += 1;
+                }
             }
         }
         // Case-insensitively, like the rows above: erasure errs on the side
