@@ -409,6 +409,22 @@ impl Deliverer {
         if self.store.suppression(&delivery.address)?.is_some() {
             return Ok(Composed::Cancel("the address is suppressed".to_owned()));
         }
+        if let Some(prepared) = &delivery.prepared {
+            let token = self
+                .links
+                .unsubscribe_token
+                .as_ref()
+                .map(|make| make(&subscriber.address));
+            return Ok(Composed::Ready {
+                subscriber: Box::new(subscriber),
+                briefing: Box::new(Briefing {
+                    subject: prepared.subject.clone(),
+                    text: prepared.text.clone(),
+                    html: prepared.html.clone(),
+                }),
+                token,
+            });
+        }
         let changes = self.brief_changes(&subscriber, delivery)?;
         if changes.is_empty() {
             return Ok(Composed::Cancel(

@@ -26,7 +26,7 @@ use crate::model::{Block, BlockKind};
 
 mod outbox;
 pub use outbox::{
-    Delivery, DeliveryState, DigestEntry, Item, Notify, Purged, Recipient, change_key,
+    Delivery, DeliveryState, DigestEntry, Item, Notify, Prepared, Purged, Recipient, change_key,
     digest_delivery_key,
 };
 

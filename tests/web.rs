@@ -906,3 +906,58 @@ fn the_shipped_web_example_validates() {
             .starts_with("https://briefings.example.org/unsubscribe/")
     );
 }
+
+#[tokio::test]
+async fn a_confirmation_that_cannot_be_sent_now_waits_in_the_outbox() {
+    use std::sync::Arc;
+    use tidings::brief::Templates;
+    use tidings::delivery::{Deliverer, Links};
+    use tidings::store::DeliveryState;
+
+    let server = Harness::start(&two_watches(), "").await;
+    // The mail directory cannot be made (a file is in its way): every send
+    // fails as a temporary error, as with an SMTP server that is down.
+    std::fs::write(&server.mail_dir, "in the way").expect("block the mail dir");
+    let mut client = Client::new();
+    let reply = client
+        .submit(
+            &server.url("/subscribe"),
+            &[("address", "grace@example.org"), ("cadence", "immediate")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+
+    // The background send fails and queues the mail instead.
+    let mut queued = Vec::new();
+    for _ in 0..100 {
+        queued = server.store.deliveries().expect("rows");
+        if !queued.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(queued.len(), 1, "the confirmation waits in the outbox");
+    let row = &queued[0];
+    assert_eq!(row.state, DeliveryState::Pending);
+    let prepared = row.prepared.as_ref().expect("the composed mail is kept");
+    assert!(prepared.text.contains("/confirm/"), "{}", prepared.text);
+
+    // The mail server is back: the delivery worker sends it as it was.
+    std::fs::remove_file(&server.mail_dir).expect("unblock");
+    let mut worker = Deliverer::new(
+        server.store.clone(),
+        Arc::clone(&server.mailer),
+        server.config.mail.clone(),
+        Arc::new(Templates::embedded()),
+        Links::default(),
+    );
+    let round = worker
+        .deliver_due(&tokio_util::sync::CancellationToken::new())
+        .await
+        .expect("pass");
+    assert_eq!(round.sent, 1, "{round:?}");
+    let mails = server.wait_for_mails(1).await;
+    let confirm = link(&mails[0], "/confirm/").expect("the confirm link survived");
+    assert!(confirm.starts_with(&server.base), "{confirm}");
+    server.stop().await;
+}

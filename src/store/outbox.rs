@@ -65,6 +65,18 @@ pub struct Item {
     pub seen_at: DateTime<Utc>,
 }
 
+/// A message composed before it was queued (a confirmation mail the web
+/// endpoint could not send at once), sent as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prepared {
+    /// The subject.
+    pub subject: String,
+    /// The text part.
+    pub text: String,
+    /// The HTML part.
+    pub html: String,
+}
+
 /// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -118,6 +130,9 @@ pub struct Delivery {
     pub last_error: Option<String>,
     /// When it was sent, failed for good or cancelled.
     pub finished_at: Option<DateTime<Utc>>,
+    /// The message itself, when it was composed before it was queued;
+    /// otherwise it is composed from `items` at send time.
+    pub prepared: Option<Prepared>,
 }
 
 /// A change waiting for a subscriber's next digest.
@@ -157,6 +172,8 @@ struct DeliveryRecord {
     last_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     finished_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prepared: Option<Prepared>,
 }
 
 impl Versioned for DeliveryRecord {
@@ -177,6 +194,7 @@ impl DeliveryRecord {
             created: delivery.created,
             last_error: delivery.last_error.clone(),
             finished_at: delivery.finished_at,
+            prepared: delivery.prepared.clone(),
         }
     }
 
@@ -193,6 +211,7 @@ impl DeliveryRecord {
             created: self.created,
             last_error: self.last_error,
             finished_at: self.finished_at,
+            prepared: self.prepared,
         }
     }
 }
@@ -274,6 +293,7 @@ pub(super) fn queue(
                 created: seen_at,
                 last_error: None,
                 finished_at: None,
+                prepared: None,
             };
             outbox.insert(&id.to_be_bytes(), encode(&record))?;
         }
@@ -379,6 +399,18 @@ impl Store {
         items: Vec<Item>,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
+        self.queue_row(key, address, digest, items, None, now)
+    }
+
+    fn queue_row(
+        &self,
+        key: &str,
+        address: &str,
+        digest: bool,
+        items: Vec<Item>,
+        prepared: Option<Prepared>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
         let id = self.db.generate_id().map_err(|e| self.io(e))?;
         let record = DeliveryRecord {
             v: 1,
@@ -392,11 +424,24 @@ impl Store {
             created: now,
             last_error: None,
             finished_at: None,
+            prepared,
         };
         self.outbox
             .insert(id.to_be_bytes(), encode(&record))
             .map_err(|e| self.io(e))?;
         Ok(id)
+    }
+
+    /// Queues a message composed elsewhere, to be sent as it is (with the
+    /// recipient's suppression checked at send time, like every row).
+    pub fn queue_prepared(
+        &self,
+        key: &str,
+        address: &str,
+        prepared: Prepared,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        self.queue_row(key, address, false, Vec::new(), Some(prepared), now)
     }
 
     /// Removes finished rows (sent, failed, cancelled) that finished before
@@ -486,6 +531,7 @@ impl Store {
                 created: now,
                 last_error: None,
                 finished_at: None,
+                prepared: None,
             };
             outbox.insert(&id.to_be_bytes(), encode(&record))?;
             Ok::<_, ConflictableTransactionError<()>>(Some(id))

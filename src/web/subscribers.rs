@@ -21,7 +21,7 @@ use super::{
 use crate::brief::Briefing;
 use crate::classify::Kind;
 use crate::config::{Config, DEFAULT_TIMEZONE, WebSettings};
-use crate::mail::Outgoing;
+use crate::mail::{MailError, Outgoing};
 use crate::store::{Cadence, Subscriber, Suppression};
 use crate::subscriptions;
 use crate::token::{self, Purpose};
@@ -470,6 +470,7 @@ fn send_confirmation(
         "confirm:{address}:{}",
         now.timestamp_nanos_opt().unwrap_or_default()
     );
+    let store = state.inner.store.clone();
     state.inner.mails.spawn(async move {
         let outgoing = Outgoing {
             to: &address,
@@ -485,6 +486,32 @@ fn send_confirmation(
         };
         match result {
             Ok(()) => tracing::info!("confirmation mail sent"),
+            // Sent at once when the server answers (the person is waiting
+            // for it); when it cannot be sent now, it goes into the durable
+            // outbox and the delivery worker retries it like a briefing,
+            // with the same Message-ID.
+            Err(error @ (MailError::Transient(_) | MailError::Auth(_))) => {
+                let prepared = crate::store::Prepared {
+                    subject: briefing.subject.clone(),
+                    text: briefing.text.clone(),
+                    html: briefing.html.clone(),
+                };
+                let queued = tokio::task::spawn_blocking(move || {
+                    store
+                        .queue_prepared(&key, &address, prepared, Utc::now())
+                        .and_then(|_| store.flush())
+                })
+                .await;
+                match queued {
+                    Ok(Ok(())) => {
+                        tracing::warn!(%error, "confirmation mail not sent now; queued in the outbox");
+                    }
+                    Ok(Err(store_error)) => {
+                        tracing::error!(%error, %store_error, "confirmation mail neither sent nor queued");
+                    }
+                    Err(join) => tracing::error!(%error, %join, "confirmation mail not queued"),
+                }
+            }
             Err(error) => tracing::warn!(%error, "confirmation mail not sent"),
         }
     });
