@@ -1422,7 +1422,7 @@ mod subscriber_tests {
 
 // ---------------------------------------------------------------------------
 // Reads for the web server (`web`): change pages, feeds, the watch list.
-// Added by the web work (issue 6); read-only, no new trees.
+// Read-only: no new trees.
 
 impl Store {
     /// A watch's change records, newest first: at most `limit` of those
