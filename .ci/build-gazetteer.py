@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Builds tidings' gazetteer (src/facts/gazetteer.tsv) from the reference
+"""Builds tidings' gazetteer (src/core/facts/gazetteer.tsv) from the reference
 lists in ../shared/data. Run by hand when the reference lists change; the
 generated file is tidings' own compact list of names and is what ships.
 
-    python3 .ci/build-gazetteer.py ../shared/data > src/facts/gazetteer.tsv
+    python3 .ci/build-gazetteer.py ../shared/data > src/core/facts/gazetteer.tsv
 
 Columns: kind, canonical name, code, status (current|abolished|historic),
 then aliases separated by '|'. Kinds: county, unitary, district,

@@ -17,11 +17,11 @@
 //! | stage | what one page costs |
 //! | --- | --- |
 //! | `parse` | `scraper::Html::parse_document`: the bare html5ever parse, the floor |
-//! | `extract` | `tidings::extract::extract` with the default rules (parse included) |
-//! | `extract+facts` | extract, then `tidings::facts::page_facts` (places, organisations, counts, …) |
-//! | `extract+diff` | extract, then `tidings::diff::diff` against a slightly edited copy of the text |
+//! | `extract` | `tidings::core::extract::extract` with the default rules (parse included) |
+//! | `extract+facts` | extract, then `tidings::core::facts::page_facts` (places, organisations, counts, …) |
+//! | `extract+diff` | extract, then `tidings::core::diff::diff` against a slightly edited copy of the text |
 //! | `extract+commit` | extract, then `Store::commit_version` into a temporary sled store |
-//! | `apply (changed)` | `tidings::pipeline::apply_page` on a store whose latest version is the edited copy: the changed-cycle work minus HTTP |
+//! | `apply (changed)` | `tidings::service::pipeline::apply_page` on a store whose latest version is the edited copy: the changed-cycle work minus HTTP |
 //! | `apply (same)` | `apply_page` when the stored text equals the page: a 200 whose text did not change |
 //!
 //! CPU is the process's user+sys time from `/proc/self/stat` (all threads,
@@ -33,12 +33,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use tidings::diff::{DiffOptions, diff};
-use tidings::extract::{EXTRACTOR_VERSION, Rules, extract};
-use tidings::facts::page_facts;
+use tidings::core::diff::{DiffOptions, diff};
+use tidings::core::extract::{EXTRACTOR_VERSION, Rules, extract};
+use tidings::core::facts::page_facts;
+use tidings::core::model::{Block, BlockKind};
 use tidings::fetch::Validators;
-use tidings::model::{Block, BlockKind};
-use tidings::pipeline::{FetchedPage, Outcome, apply_page};
+use tidings::service::pipeline::{FetchedPage, Outcome, apply_page};
 use tidings::store::{NewVersion, Store, WatchState};
 
 fn main() {

@@ -1,43 +1,34 @@
 //! tidings watches web pages and tells people when they change, in terms
-//! they care about. `ARCHITECTURE.md` is the map of the code; in short:
+//! they care about. `ARCHITECTURE.md` is the map of the code. The folders
+//! are its layers, each depending only on those listed before it:
 //!
 //! ```text
-//! fetch ──▶ extract ──▶ diff ──▶ store          (pipeline: one check)
-//!  edge       pure       pure     edge
+//! core     pure: extract, diff, facts, classify, render, brief, feed, …
+//! config   the TOML file → validated settings
+//! fetch    edge: the network (reqwest)
+//! store    edge: the embedded store (sled)
+//! mail     edge: outgoing mail (lettre)
+//! web      edge: the optional HTTP endpoint (axum)
+//! service  orchestration: one check (pipeline), the daemon, delivery
+//! eval     scoring against ../shared/eval
+//! cli      the command line: one file per command
 //! ```
 //!
 //! Invariants:
-//! - only `store` knows sled; only `fetch` knows reqwest;
-//! - `extract`, `diff` and `render` do no I/O and never await;
+//! - only `store` knows sled; only `fetch` knows reqwest; only `mail` knows
+//!   lettre; only `web` knows axum;
+//! - `core` does no network or store I/O and never awaits;
 //! - a failed fetch or an empty page is recorded as a failed check, never
 //!   diffed as content;
 //! - a snapshot and its change record are committed in one transaction;
-//! - only `app` (the top) uses `anyhow` and decides exit statuses.
+//! - only `cli` (the top) uses `anyhow` and decides exit statuses.
 
-pub mod admin;
-pub mod app;
-pub mod brief;
-pub mod classify;
 pub mod cli;
 pub mod config;
-pub mod daemon;
-pub mod delivery;
-pub mod demo;
-pub mod diff;
+pub mod core;
 pub mod eval;
-pub mod eval_histories;
-pub mod extract;
-pub mod facts;
-pub mod feed;
 pub mod fetch;
 pub mod mail;
-pub mod metrics;
-pub mod model;
-pub mod pipeline;
-pub mod render;
-pub mod schedule;
-pub mod status;
+pub mod service;
 pub mod store;
-pub mod subscriptions;
-pub mod token;
 pub mod web;

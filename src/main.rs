@@ -1,5 +1,5 @@
 //! The `tidings` binary: everything lives in the library.
 
 fn main() -> std::process::ExitCode {
-    tidings::app::main()
+    tidings::cli::main()
 }

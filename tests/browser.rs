@@ -30,10 +30,10 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use harness::{Harness, link, watches_toml};
-use tidings::brief::Templates;
-use tidings::delivery::{Deliverer, Links};
-use tidings::pipeline::{Outcome, Pipeline};
-use tidings::token;
+use tidings::core::brief::Templates;
+use tidings::core::token;
+use tidings::service::delivery::{Deliverer, Links};
+use tidings::service::pipeline::{Outcome, Pipeline};
 use tokio_util::sync::CancellationToken;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers};
 

@@ -76,7 +76,7 @@ fn read_store(dir: &std::path::Path) -> HashMap<String, Stored> {
             watch,
             Stored {
                 versions: history.len(),
-                latest_text: latest.map(|(_, blocks)| tidings::model::render_blocks(&blocks)),
+                latest_text: latest.map(|(_, blocks)| tidings::core::model::render_blocks(&blocks)),
             },
         );
     }

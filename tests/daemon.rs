@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use common::{Site, WatchDef, Workspace, page};
 use harness::{Daemon, daemon_config, daemon_status, find, names, write};
-use tidings::status::{StatusReport, WatchStatus};
+use tidings::service::status::{StatusReport, WatchStatus};
 
 /// Two served pages, `a` and `b`, watched every second.
 fn two_pages() -> (Site, Workspace, Vec<WatchDef>) {

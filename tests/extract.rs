@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use tidings::eval;
-use tidings::extract::{ExtractError, Rules, extract};
-use tidings::model::{BlockKind, Extracted};
+use tidings::core::extract::{ExtractError, Rules, extract};
+use tidings::core::model::{BlockKind, Extracted};
+use tidings::eval::extraction as eval;
 
 const FIXTURES: [&str; 5] = [
     "wnec-stp",
@@ -443,7 +443,8 @@ fn eval_dump() {
         };
         let bytes = std::fs::read(&path).expect("page reads");
         let html = String::from_utf8_lossy(&bytes);
-        let extracted = tidings::extract::extract(&html, &Default::default()).expect("extracts");
+        let extracted =
+            tidings::core::extract::extract(&html, &Default::default()).expect("extracts");
         std::fs::write(out.join(format!("{id}.txt")), extracted.render()).expect("write");
     }
 }

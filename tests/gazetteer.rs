@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use tidings::facts::gazetteer::gazetteer;
+use tidings::core::facts::gazetteer::gazetteer;
 
 /// Says why a test did nothing. Written to stderr directly rather than with
 /// `eprintln!`, which the test harness captures: a skip must show in the

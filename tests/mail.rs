@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use smtp::{Script, SmtpServer, closed_port, header};
-use tidings::brief::{BriefChange, Briefing, Templates};
-use tidings::classify::Kind;
 use tidings::config::{MailSettings, MailTransport, PasswordSource, SmtpSettings, SmtpTls};
-use tidings::diff::{DiffOptions, diff};
+use tidings::core::brief::{BriefChange, Briefing, Templates};
+use tidings::core::classify::Kind;
+use tidings::core::diff::{DiffOptions, diff};
+use tidings::core::model::{Block, BlockKind};
 use tidings::mail::{MailError, Mailer, Outgoing, Sent, build_message, message_id};
-use tidings::model::{Block, BlockKind};
 use tidings::store::{Cadence, Subscriber};
 
 fn settings(port: u16) -> MailSettings {

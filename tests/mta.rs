@@ -295,7 +295,7 @@ fn a_wrong_password_or_clear_text_fails_with_an_authentication_error() {
     for route in &attempts {
         let run = send_test(&exim, route);
         assert_eq!(
-            i32::from(tidings::app::EXIT_ERROR),
+            i32::from(tidings::cli::EXIT_ERROR),
             run.code,
             "tls = {}: {run}",
             route.security.tls()

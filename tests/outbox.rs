@@ -13,15 +13,15 @@ use std::time::Duration;
 
 use chrono::Utc;
 use smtp::{Script, SmtpServer, closed_port};
-use tidings::brief::Templates;
-use tidings::classify::Kind;
 use tidings::config::{MailSettings, MailTransport, PasswordSource, SmtpSettings, SmtpTls};
-use tidings::delivery::{Deliverer, Links, OutboxCommand, outbox_command};
-use tidings::diff::DiffOptions;
-use tidings::extract::Rules;
+use tidings::core::brief::Templates;
+use tidings::core::classify::Kind;
+use tidings::core::diff::DiffOptions;
+use tidings::core::extract::Rules;
 use tidings::fetch::Validators;
 use tidings::mail::{Mailer, message_id};
-use tidings::pipeline::{Audience, FetchedPage, Outcome, apply_page};
+use tidings::service::delivery::{Deliverer, Links, OutboxCommand, outbox_command};
+use tidings::service::pipeline::{Audience, FetchedPage, Outcome, apply_page};
 use tidings::store::{Cadence, DeliveryState, Store, Subscriber, Suppression, change_key};
 use tokio_util::sync::CancellationToken;
 
@@ -128,7 +128,7 @@ fn deliverer(store: &Store, settings: &MailSettings) -> Deliverer {
     )
 }
 
-async fn pass(deliverer: &mut Deliverer) -> tidings::delivery::Round {
+async fn pass(deliverer: &mut Deliverer) -> tidings::service::delivery::Round {
     deliverer
         .deliver_due(&CancellationToken::new())
         .await

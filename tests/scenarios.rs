@@ -5,11 +5,11 @@
 
 use chrono::Utc;
 use regex::Regex;
-use tidings::classify::Kind;
-use tidings::diff::DiffOptions;
-use tidings::extract::Rules;
+use tidings::core::classify::Kind;
+use tidings::core::diff::DiffOptions;
+use tidings::core::extract::Rules;
 use tidings::fetch::Validators;
-use tidings::pipeline::{FetchedPage, Outcome, apply_page};
+use tidings::service::pipeline::{FetchedPage, Outcome, apply_page};
 use tidings::store::Store;
 
 fn fixture(name: &str) -> String {
@@ -287,8 +287,8 @@ fn a_reordered_members_list_is_not_a_change() {
 
 #[test]
 fn text_from_an_older_extractor_is_rebaselined_silently() {
-    use tidings::extract::EXTRACTOR_VERSION;
-    use tidings::model::{Block, BlockKind};
+    use tidings::core::extract::EXTRACTOR_VERSION;
+    use tidings::core::model::{Block, BlockKind};
     use tidings::store::{NewVersion, WatchState};
 
     let store = Store::temporary().expect("store");

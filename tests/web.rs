@@ -13,9 +13,9 @@ mod harness;
 use harness::{Harness, link, watches_toml};
 use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap};
-use tidings::pipeline::Outcome;
+use tidings::core::token;
+use tidings::service::pipeline::Outcome;
 use tidings::store::{Cadence, Subscriber, Suppression};
-use tidings::token;
 
 /// A client that keeps the one cookie the server sets, as a browser would.
 struct Client {
@@ -761,7 +761,7 @@ async fn metrics_and_health() {
     server.metrics.record_check(true);
     server
         .metrics
-        .record_change(tidings::classify::Kind::Leaders);
+        .record_change(tidings::core::classify::Kind::Leaders);
     let reply = Client::new().get(&server.url("/metrics")).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert!(
@@ -838,7 +838,7 @@ async fn preferences_are_prefilled_and_saved() {
     assert_eq!(stored.name, "Ada L");
     assert_eq!(stored.tags, [LANCS]);
     assert!(stored.watches.is_empty());
-    assert_eq!(stored.kinds, [tidings::classify::Kind::Leaders]);
+    assert_eq!(stored.kinds, [tidings::core::classify::Kind::Leaders]);
     assert_eq!(stored.cadence, ada.cadence);
 
     // A preferences link for someone not subscribed says so.
@@ -910,8 +910,8 @@ fn the_shipped_web_example_validates() {
 #[tokio::test]
 async fn a_confirmation_that_cannot_be_sent_now_waits_in_the_outbox() {
     use std::sync::Arc;
-    use tidings::brief::Templates;
-    use tidings::delivery::{Deliverer, Links};
+    use tidings::core::brief::Templates;
+    use tidings::service::delivery::{Deliverer, Links};
     use tidings::store::DeliveryState;
 
     let server = Harness::start(&two_watches(), "").await;

@@ -13,9 +13,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::config::{self, Limits, Watch};
-use crate::extract::Rules;
-use crate::pipeline::{Outcome, Pipeline};
-use crate::render;
+use crate::core::extract::Rules;
+use crate::core::render;
+use crate::service::pipeline::{Outcome, Pipeline};
 use crate::store::Store;
 
 /// The bundled pages: real partnership texts in the kind of site chrome
@@ -23,23 +23,23 @@ use crate::store::Store;
 pub const PAGES: [(&str, &str); 5] = [
     (
         "wnec-stp",
-        include_str!("../tests/fixtures/partnerships/wnec-stp.html"),
+        include_str!("../../tests/fixtures/partnerships/wnec-stp.html"),
     ),
     (
         "stp-44-areas",
-        include_str!("../tests/fixtures/partnerships/stp-44-areas.html"),
+        include_str!("../../tests/fixtures/partnerships/stp-44-areas.html"),
     ),
     (
         "lsc-place-review",
-        include_str!("../tests/fixtures/partnerships/lsc-place-review.html"),
+        include_str!("../../tests/fixtures/partnerships/lsc-place-review.html"),
     ),
     (
         "lsc-landmark-partnership",
-        include_str!("../tests/fixtures/partnerships/lsc-landmark-partnership.html"),
+        include_str!("../../tests/fixtures/partnerships/lsc-landmark-partnership.html"),
     ),
     (
         "lsc-ics",
-        include_str!("../tests/fixtures/partnerships/lsc-ics.html"),
+        include_str!("../../tests/fixtures/partnerships/lsc-ics.html"),
     ),
 ];
 
@@ -155,10 +155,10 @@ pub async fn run(state: Option<&Path>) -> anyhow::Result<u8> {
     println!("store: {}\n", state_dir.display());
 
     println!("1. First check: every page is new");
-    crate::app::run_checks(&pipeline, &watches, true).await;
+    crate::cli::run_checks(&pipeline, &watches, true).await;
 
     println!("\n2. Second check: nothing changed, so each page costs one 304 and no parse");
-    let second = crate::app::run_checks(&pipeline, &watches, true).await;
+    let second = crate::cli::run_checks(&pipeline, &watches, true).await;
     let not_modified = second
         .iter()
         .filter(|r| matches!(r.outcome, Outcome::Unchanged { not_modified: true }))
@@ -180,7 +180,7 @@ pub async fn run(state: Option<&Path>) -> anyhow::Result<u8> {
             .context("the wnec-stp page is bundled")?;
         *page = boundary_change(page)?;
     }
-    let third = crate::app::run_checks(&pipeline, &watches, true).await;
+    let third = crate::cli::run_checks(&pipeline, &watches, true).await;
 
     for report in &third {
         if let Outcome::Changed {
@@ -226,12 +226,12 @@ pub async fn run(state: Option<&Path>) -> anyhow::Result<u8> {
 async fn deliver(store: &Store, state_dir: &Path) -> anyhow::Result<()> {
     let settings = crate::config::MailSettings::default();
     let mailer = crate::mail::Mailer::new(&settings, state_dir)?;
-    let mut deliverer = crate::delivery::Deliverer::new(
+    let mut deliverer = crate::service::delivery::Deliverer::new(
         store.clone(),
         Arc::new(mailer),
         settings,
-        Arc::new(crate::brief::Templates::embedded()),
-        crate::delivery::Links::default(),
+        Arc::new(crate::core::brief::Templates::embedded()),
+        crate::service::delivery::Links::default(),
     );
     for row in store.due_deliveries(chrono::Utc::now(), 10)? {
         if let Some(briefing) = deliverer.preview(&row)? {

@@ -2,6 +2,9 @@
 //! place that uses `anyhow`, prints to stdout, and turns outcomes into exit
 //! statuses.
 
+pub mod args;
+pub mod demo;
+
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,16 +14,16 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 use clap::Parser;
 
-use crate::classify;
-use crate::cli::{Cli, Command, DiffFormat, Location, RuleArgs};
+use crate::cli::args::{Cli, Command, DiffFormat, Location, RuleArgs};
 use crate::config::{self, Config, ConfigErrors, Watch};
-use crate::diff::{self, DiffOptions, TextDiff};
-use crate::extract::{self, Rules};
-use crate::facts;
+use crate::core::classify;
+use crate::core::diff::{self, DiffOptions, TextDiff};
+use crate::core::extract::{self, Rules};
+use crate::core::facts;
+use crate::core::model::{Block, Extracted};
+use crate::core::render;
 use crate::fetch::{FetchOutcome, Validators};
-use crate::model::{Block, Extracted};
-use crate::pipeline::{self, CheckReport, FetchedPage, Outcome, Pipeline};
-use crate::render;
+use crate::service::pipeline::{self, CheckReport, FetchedPage, Outcome, Pipeline};
 use crate::store::Store;
 
 /// Exit status for a bad configuration (EX_CONFIG from sysexits.h), so
@@ -118,7 +121,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Demo { state } => runtime()?.block_on(crate::demo::run(state.as_deref())),
+        Command::Demo { state } => runtime()?.block_on(crate::cli::demo::run(state.as_deref())),
         Command::Diff {
             old,
             new,
@@ -211,7 +214,7 @@ fn open_store(config: &Config) -> anyhow::Result<Store> {
         Err(error) => {
             // sled lets one process hold a store. When that is the daemon,
             // say so plainly instead of sled's "could not acquire lock".
-            if let Ok(report) = crate::status::query(&config.state_dir) {
+            if let Ok(report) = crate::service::status::query(&config.state_dir) {
                 bail!(
                     "the running daemon (pid {}) holds the store in {}; `tidings status`, `outbox` and `subscribers` ask it directly; other commands need the store to themselves: stop the daemon (systemctl stop tidings), run the command, start it again",
                     report
@@ -738,7 +741,7 @@ fn show_command(version: &str, location: &Location) -> anyhow::Result<u8> {
     };
     let (_, blocks) = stored_text(&store, watch, number)?;
     let mut out = std::io::stdout().lock();
-    write!(out, "{}", crate::model::render_blocks(&blocks))?;
+    write!(out, "{}", crate::core::model::render_blocks(&blocks))?;
     out.flush()?;
     Ok(0)
 }
@@ -1040,15 +1043,15 @@ fn eval_extract_command(dir: &Path, json: bool) -> anyhow::Result<u8> {
     }
     let aeb = aeb_dir
         .is_dir()
-        .then(|| crate::eval::score_aeb(&aeb_dir))
+        .then(|| crate::eval::extraction::score_aeb(&aeb_dir))
         .transpose()?;
     let trafilatura = trafilatura_dir
         .is_dir()
-        .then(|| crate::eval::score_trafilatura(&trafilatura_dir))
+        .then(|| crate::eval::extraction::score_trafilatura(&trafilatura_dir))
         .transpose()?;
     let readability = readability_dir
         .is_dir()
-        .then(|| crate::eval::score_readability(&readability_dir))
+        .then(|| crate::eval::extraction::score_readability(&readability_dir))
         .transpose()?;
     let mut out = std::io::stdout().lock();
     if json {
@@ -1082,11 +1085,11 @@ fn run_command(location: &Location) -> anyhow::Result<u8> {
         tracing::error!("no config file found; pass --config PATH");
         return Ok(EXIT_BAD_CONFIG);
     };
-    let options = crate::daemon::DaemonOptions {
+    let options = crate::service::daemon::DaemonOptions {
         config,
         state: location.state.clone(),
     };
-    match runtime()?.block_on(crate::daemon::run(options)) {
+    match runtime()?.block_on(crate::service::daemon::run(options)) {
         Ok(code) => Ok(code),
         Err(error) => {
             // The service's contract: 1 for anything but a bad config.
@@ -1102,7 +1105,7 @@ fn status_command(json: bool, location: &Location) -> anyhow::Result<u8> {
     let config = match load_config(location, true) {
         Ok(config) => config,
         Err(error) => match lenient_state_dir(location) {
-            Some(state_dir) => match crate::status::query(&state_dir) {
+            Some(state_dir) => match crate::service::status::query(&state_dir) {
                 Ok(report) => {
                     eprintln!(
                         "warning: the config file does not validate; showing the running daemon's status"
@@ -1114,28 +1117,28 @@ fn status_command(json: bool, location: &Location) -> anyhow::Result<u8> {
             None => return Err(error),
         },
     };
-    let report = match crate::status::query(&config.state_dir) {
+    let report = match crate::service::status::query(&config.state_dir) {
         Ok(report) => report,
-        Err(crate::status::StatusError::NotRunning { .. }) => {
+        Err(crate::service::status::StatusError::NotRunning { .. }) => {
             let store = Store::open(&config.state_dir).with_context(|| {
                 format!(
                     "no daemon answers on {} and the store cannot be opened",
-                    crate::status::socket_path(&config.state_dir).display()
+                    crate::service::status::socket_path(&config.state_dir).display()
                 )
             })?;
-            crate::daemon::offline_status(&config, &store, &config.source)
+            crate::service::daemon::offline_status(&config, &store, &config.source)
         }
         Err(other) => return Err(other.into()),
     };
     print_status(&report, json)
 }
 
-fn print_status(report: &crate::status::StatusReport, json: bool) -> anyhow::Result<u8> {
+fn print_status(report: &crate::service::status::StatusReport, json: bool) -> anyhow::Result<u8> {
     let mut out = std::io::stdout().lock();
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(report)?)?;
     } else {
-        write!(out, "{}", crate::status::render(report))?;
+        write!(out, "{}", crate::service::status::render(report))?;
     }
     out.flush()?;
     Ok(0)
@@ -1155,7 +1158,7 @@ fn lenient_state_dir(location: &Location) -> Option<PathBuf> {
 }
 
 fn eval_histories_command(dir: &Path, json: bool) -> anyhow::Result<u8> {
-    let report = crate::eval_histories::evaluate(dir)?;
+    let report = crate::eval::histories::evaluate(dir)?;
     let mut out = std::io::stdout().lock();
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
@@ -1173,12 +1176,12 @@ fn eval_histories_command(dir: &Path, json: bool) -> anyhow::Result<u8> {
 /// one process open it), or here on the store when no daemon answers.
 fn through_daemon<T: serde::de::DeserializeOwned>(
     config: &Config,
-    request: &crate::status::Request,
+    request: &crate::service::status::Request,
     here: impl FnOnce(&Store) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    match crate::status::ask(&config.state_dir, request) {
+    match crate::service::status::ask(&config.state_dir, request) {
         Ok(body) => serde_json::from_str(&body).context("the daemon sent an unreadable answer"),
-        Err(crate::status::StatusError::NotRunning { .. }) => {
+        Err(crate::service::status::StatusError::NotRunning { .. }) => {
             let store = open_store(config)?;
             let answer = here(&store)?;
             store.flush()?;
@@ -1188,9 +1191,9 @@ fn through_daemon<T: serde::de::DeserializeOwned>(
     }
 }
 
-fn outbox_command(command: crate::cli::OutboxCommand) -> anyhow::Result<u8> {
-    use crate::cli::OutboxCommand as O;
-    use crate::delivery::OutboxCommand as Request;
+fn outbox_command(command: crate::cli::args::OutboxCommand) -> anyhow::Result<u8> {
+    use crate::cli::args::OutboxCommand as O;
+    use crate::service::delivery::OutboxCommand as Request;
     let (request, json, location) = match command {
         O::List {
             all,
@@ -1213,11 +1216,11 @@ fn outbox_command(command: crate::cli::OutboxCommand) -> anyhow::Result<u8> {
         O::Send { location } => return outbox_send(&location),
     };
     let config = load_config(&location, false)?;
-    let reply: crate::delivery::OutboxReply = through_daemon(
+    let reply: crate::service::delivery::OutboxReply = through_daemon(
         &config,
-        &crate::status::Request::Outbox(request.clone()),
+        &crate::service::status::Request::Outbox(request.clone()),
         |store| {
-            Ok(crate::delivery::outbox_command(
+            Ok(crate::service::delivery::outbox_command(
                 store,
                 &request,
                 config.mail.domain(),
@@ -1284,7 +1287,7 @@ fn outbox_command(command: crate::cli::OutboxCommand) -> anyhow::Result<u8> {
 /// `tidings outbox send`: one pass of the delivery worker.
 fn outbox_send(location: &Location) -> anyhow::Result<u8> {
     let config = load_config(location, false)?;
-    if crate::status::query(&config.state_dir).is_ok() {
+    if crate::service::status::query(&config.state_dir).is_ok() {
         bail!(
             "the daemon is running and sends the outbox itself; use `tidings outbox retry` to make briefings due now"
         );
@@ -1295,13 +1298,13 @@ fn outbox_send(location: &Location) -> anyhow::Result<u8> {
     let runtime = runtime()?;
     let _context = runtime.enter();
     let mailer = crate::mail::Mailer::new(&config.mail, &config.state_dir)?;
-    let templates = crate::brief::Templates::with_overrides(&config.mail.templates)?;
-    let mut deliverer = crate::delivery::Deliverer::new(
+    let templates = crate::core::brief::Templates::with_overrides(&config.mail.templates)?;
+    let mut deliverer = crate::service::delivery::Deliverer::new(
         store.clone(),
         std::sync::Arc::new(mailer),
         config.mail.clone(),
         std::sync::Arc::new(templates),
-        crate::delivery::Links::default(),
+        crate::service::delivery::Links::default(),
     );
     let round = runtime.block_on(async {
         deliverer
@@ -1328,9 +1331,9 @@ fn outbox_send(location: &Location) -> anyhow::Result<u8> {
 // ---------------------------------------------------------------------------
 // Subscribers and test briefings
 
-fn subscribers_command(command: crate::cli::SubscribersCommand) -> anyhow::Result<u8> {
-    use crate::admin::SubscriberCommand as C;
-    use crate::cli::SubscribersCommand as S;
+fn subscribers_command(command: crate::cli::args::SubscribersCommand) -> anyhow::Result<u8> {
+    use crate::cli::args::SubscribersCommand as S;
+    use crate::service::admin::SubscriberCommand as C;
     let (command, location) = match command {
         S::Add {
             address,
@@ -1381,10 +1384,10 @@ fn subscribers_command(command: crate::cli::SubscribersCommand) -> anyhow::Resul
         S::Unsuppress { address, location } => (C::Unsuppress { address }, location),
     };
     let config = load_config(&location, false)?;
-    let output: crate::admin::Output = through_daemon(
+    let output: crate::service::admin::Output = through_daemon(
         &config,
-        &crate::status::Request::Subscribers(command.clone()),
-        |store| Ok(crate::admin::run(store, &command, Utc::now())),
+        &crate::service::status::Request::Subscribers(command.clone()),
+        |store| Ok(crate::service::admin::run(store, &command, Utc::now())),
     )?;
     std::io::stdout()
         .lock()
@@ -1397,9 +1400,9 @@ fn subscribers_command(command: crate::cli::SubscribersCommand) -> anyhow::Resul
 
 fn send_test_command(address: &str, location: &Location) -> anyhow::Result<u8> {
     let address =
-        crate::subscriptions::validate_address(address).map_err(|e| anyhow::anyhow!(e))?;
+        crate::core::subscriptions::validate_address(address).map_err(|e| anyhow::anyhow!(e))?;
     let config = load_config(location, false)?;
-    let templates = crate::brief::Templates::with_overrides(&config.mail.templates)?;
+    let templates = crate::core::brief::Templates::with_overrides(&config.mail.templates)?;
     let now = Utc::now();
     let subscriber = crate::store::Subscriber {
         address: address.clone(),
@@ -1413,7 +1416,7 @@ fn send_test_command(address: &str, location: &Location) -> anyhow::Result<u8> {
         consent_source: None,
         created: now,
     };
-    let changes = crate::brief::sample_changes(now);
+    let changes = crate::core::brief::sample_changes(now);
     let Some(mut briefing) = templates.compose(&subscriber, &changes, None)? else {
         bail!("the sample briefing is empty");
     };

@@ -17,8 +17,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::extract;
-use crate::facts::FactRule;
+use crate::core::extract;
+use crate::core::facts::FactRule;
 
 /// A schedule in the form the `cron` crate reads, plus its time zone.
 #[derive(Debug, Clone)]
@@ -636,7 +636,7 @@ fn validate_daemon(
     );
     if let Some(address) = &raw.admin_email {
         let text = address.get_ref().trim();
-        if let Ok(valid) = crate::subscriptions::validate_address(text) {
+        if let Ok(valid) = crate::core::subscriptions::validate_address(text) {
             settings.admin_email = Some(valid);
         } else {
             errors.push(file.error(

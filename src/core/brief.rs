@@ -24,8 +24,8 @@ use chrono::{DateTime, Utc};
 use minijinja::Environment;
 use serde::Serialize;
 
-use crate::classify::Kind;
-use crate::diff::{BlockChange, ChangeKind, WordOp};
+use crate::core::classify::Kind;
+use crate::core::diff::{BlockChange, ChangeKind, WordOp};
 use crate::store::{Cadence, Subscriber};
 
 /// The text template's name, in the binary and in an override directory.
@@ -323,7 +323,7 @@ fn partnership(change: &BriefChange) -> &str {
 /// members change on a made-up partnership page, built as the pipeline
 /// builds them, by diffing and classifying two block lists.
 pub fn sample_changes(seen_at: DateTime<Utc>) -> Vec<BriefChange> {
-    use crate::model::{Block, BlockKind};
+    use crate::core::model::{Block, BlockKind};
     let heading = Block::new(BlockKind::Heading { level: 1 }, "About our partnership");
     let old = vec![
         heading.clone(),
@@ -342,9 +342,9 @@ pub fn sample_changes(seen_at: DateTime<Utc>) -> Vec<BriefChange> {
         Block::new(BlockKind::ListItem, "Lancashire County Council"),
         Block::new(BlockKind::ListItem, "Blackpool Council"),
     ];
-    let text_diff = crate::diff::diff(&old, &new, &crate::diff::DiffOptions::default());
-    let (old_facts, new_facts) = crate::facts::page_facts_pair(&old, &new, &[]);
-    crate::classify::classify(&text_diff, &old_facts, &new_facts)
+    let text_diff = crate::core::diff::diff(&old, &new, &crate::core::diff::DiffOptions::default());
+    let (old_facts, new_facts) = crate::core::facts::page_facts_pair(&old, &new, &[]);
+    crate::core::classify::classify(&text_diff, &old_facts, &new_facts)
         .changes
         .into_iter()
         .map(|change| BriefChange {
@@ -555,9 +555,9 @@ fn trim_context(text: &str, after_change: bool, before_change: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diff::{DiffOptions, diff};
-    use crate::model::{Block, BlockKind};
-    use crate::{classify, facts};
+    use crate::core::diff::{DiffOptions, diff};
+    use crate::core::model::{Block, BlockKind};
+    use crate::core::{classify, facts};
     use chrono::TimeZone;
 
     fn subscriber(cadence: Cadence) -> Subscriber {

@@ -12,9 +12,9 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::diff::{BlockChange, ChangeKind, TextDiff, WordOp};
-use crate::facts::{self, Fact, FactGroup, compact_regex};
-use crate::model::BlockKind;
+use crate::core::diff::{BlockChange, ChangeKind, TextDiff, WordOp};
+use crate::core::facts::{self, Fact, FactGroup, compact_regex};
+use crate::core::model::BlockKind;
 
 /// The kinds of change, most important first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -585,9 +585,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diff::{DiffOptions, diff};
-    use crate::facts::page_facts;
-    use crate::model::{Block, BlockKind};
+    use crate::core::diff::{DiffOptions, diff};
+    use crate::core::facts::page_facts;
+    use crate::core::model::{Block, BlockKind};
 
     fn para(text: &str) -> Block {
         Block::new(BlockKind::Paragraph, text)

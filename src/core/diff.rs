@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use similar::{Algorithm, ChangeTag, DiffOp, TextDiffConfig};
 
-use crate::model::{Block, BlockKind};
+use crate::core::model::{Block, BlockKind};
 
 /// How hard the diff may work.
 #[derive(Debug, Clone, Copy)]

@@ -11,7 +11,7 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::classify::Kind;
+use crate::core::classify::Kind;
 
 /// The process's counters.
 #[derive(Debug, Default)]

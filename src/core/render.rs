@@ -7,9 +7,9 @@ use std::fmt::Write as _;
 use anstyle::{AnsiColor, Effects, Style};
 use serde::Serialize;
 
-use crate::classify::Assessment;
-use crate::diff::{BlockChange, ChangeKind, TextDiff, WordOp};
-use crate::model::{Block, BlockKind, render_blocks};
+use crate::core::classify::Assessment;
+use crate::core::diff::{BlockChange, ChangeKind, TextDiff, WordOp};
+use crate::core::model::{Block, BlockKind, render_blocks};
 
 const REMOVED: Style = AnsiColor::Red.on_default().effects(Effects::STRIKETHROUGH);
 const ADDED: Style = AnsiColor::Green.on_default().effects(Effects::UNDERLINE);
@@ -158,7 +158,7 @@ pub struct JsonEdit<'a> {
     /// The text after.
     pub new: &'a str,
     /// The word-level spans.
-    pub words: &'a [crate::diff::WordSpan],
+    pub words: &'a [crate::core::diff::WordSpan],
 }
 
 impl<'a> JsonDiff<'a> {
@@ -196,7 +196,7 @@ impl<'a> JsonDiff<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diff::{DiffOptions, diff};
+    use crate::core::diff::{DiffOptions, diff};
 
     fn sample() -> (Vec<Block>, Vec<Block>) {
         let old = vec![

@@ -28,8 +28,8 @@ use std::fmt;
 
 use email_address::{EmailAddress, Options};
 
-use crate::classify::Kind;
 use crate::config::{DEFAULT_TIMEZONE, Schedule};
+use crate::core::classify::Kind;
 use crate::store::{Cadence, Subscriber, normalise_address};
 
 /// The CSV header, also written first by [`to_csv`].

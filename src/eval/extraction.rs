@@ -1,4 +1,4 @@
-//! Scores [`crate::extract`] against published extraction benchmarks.
+//! Scores [`crate::core::extract`] against published extraction benchmarks.
 //!
 //! The data lives outside the repository (`../shared/eval/extraction/`, see
 //! its README): this module only reads it from a directory it is given and
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::extract::{self, ExtractError, Rules};
+use crate::core::extract::{self, ExtractError, Rules};
 
 /// Why an evaluation could not run.
 #[derive(Debug, thiserror::Error)]
@@ -443,7 +443,7 @@ fn f1(precision: f64, recall: f64) -> f64 {
 }
 
 /// The extracted blocks' text, one block a line.
-fn join_blocks(extracted: &crate::model::Extracted) -> String {
+fn join_blocks(extracted: &crate::core::model::Extracted) -> String {
     let mut out = String::new();
     for block in &extracted.blocks {
         out.push_str(&block.text);

@@ -24,10 +24,10 @@ use std::path::{Path, PathBuf};
 use chrono::Utc;
 use serde::Serialize;
 
-use crate::diff::DiffOptions;
-use crate::extract::Rules;
+use crate::core::diff::DiffOptions;
+use crate::core::extract::Rules;
 use crate::fetch::{Validators, decode_html};
-use crate::pipeline::{ApplyError, FetchedPage, Outcome, apply_page};
+use crate::service::pipeline::{ApplyError, FetchedPage, Outcome, apply_page};
 use crate::store::{Store, StoreError};
 
 /// Why an evaluation could not run.

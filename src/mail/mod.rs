@@ -22,7 +22,7 @@ use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use secrecy::SecretString;
 
-use crate::brief::Briefing;
+use crate::core::brief::Briefing;
 
 mod smtp;
 use crate::config::{MailSettings, MailTransport, PasswordSource, SmtpTls};
@@ -103,7 +103,7 @@ pub fn build_message(settings: &MailSettings, mail: &Outgoing<'_>) -> Result<Mes
     let mut builder = Message::builder()
         .from(from)
         .to(to)
-        .subject(crate::brief::sanitise_subject(&mail.briefing.subject))
+        .subject(crate::core::brief::sanitise_subject(&mail.briefing.subject))
         .message_id(Some(message_id(mail.delivery_key, domain)))
         .raw_header(header(
             "List-Id",

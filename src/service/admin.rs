@@ -12,8 +12,8 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::core::subscriptions as subs;
 use crate::store::{Store, StoreError, Subscriber, Suppression, normalise_address};
-use crate::subscriptions as subs;
 
 /// One subscriber command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,7 +120,7 @@ impl Output {
     fn error(message: impl std::fmt::Display) -> Self {
         Self {
             stderr: format!("error: {message}\n"),
-            code: crate::app::EXIT_ERROR,
+            code: crate::cli::EXIT_ERROR,
             ..Self::default()
         }
     }

@@ -28,13 +28,13 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinSet;
 
 use crate::config::{self, Config, Watch};
-use crate::delivery::{self, Deliverer, OutboxStatus, WorkerEvent, WorkerMessage};
-use crate::metrics::Metrics;
-use crate::pipeline::{CheckReport, Outcome, Pipeline};
-use crate::schedule::{self, History, Timing};
-use crate::status::{self, StatusReport, WatchStatus};
+use crate::core::metrics::Metrics;
+use crate::core::schedule::{self, History, Timing};
+use crate::core::token::TokenKey;
+use crate::service::delivery::{self, Deliverer, OutboxStatus, WorkerEvent, WorkerMessage};
+use crate::service::pipeline::{CheckReport, Outcome, Pipeline};
+use crate::service::status::{self, StatusReport, WatchStatus};
 use crate::store::Store;
-use crate::token::TokenKey;
 
 /// Exit status for a configuration that cannot start (EX_CONFIG).
 pub const EXIT_BAD_CONFIG: u8 = 78;
@@ -236,17 +236,17 @@ impl OutboxHandle {
 fn deliverer(config: &Config, store: &Store, metrics: &Arc<Metrics>) -> anyhow::Result<Deliverer> {
     let mailer = crate::mail::Mailer::new(&config.mail, &config.state_dir)
         .context("cannot set up [mail]")?;
-    let templates = crate::brief::Templates::with_overrides(&config.mail.templates)?;
+    let templates = crate::core::brief::Templates::with_overrides(&config.mail.templates)?;
     let mut links = delivery::Links::default();
     if let Some(web) = &config.web {
         let key = TokenKey::from_file(&web.secret_file)?;
         links.base_url = Some(web.base_url.clone());
         let preferences_key = key.clone();
         links.unsubscribe_token = Some(Arc::new(move |address: &str| {
-            crate::token::unsubscribe_token(&key, address)
+            crate::core::token::unsubscribe_token(&key, address)
         }));
         links.preferences_token = Some(Arc::new(move |address: &str| {
-            crate::token::preferences_token(&preferences_key, address)
+            crate::core::token::preferences_token(&preferences_key, address)
         }));
     }
     Ok(Deliverer::new(
@@ -498,7 +498,7 @@ impl Daemon {
                 return;
             }
         };
-        let briefing = crate::brief::Briefing {
+        let briefing = crate::core::brief::Briefing {
             subject: subject.to_owned(),
             text: text.to_owned(),
             html: format!("<pre>{}</pre>", escape_html(text)),
@@ -798,7 +798,7 @@ impl Daemon {
                 serde_json::to_vec(&reply).unwrap_or_default()
             }
             status::Request::Subscribers(command) => {
-                let output = crate::admin::run(&self.store, command, Utc::now());
+                let output = crate::service::admin::run(&self.store, command, Utc::now());
                 // The command's name only: an import carries people's addresses.
                 tracing::info!(
                     command = command.name(),

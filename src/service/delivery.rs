@@ -33,12 +33,12 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::brief::{BriefChange, Briefing, Templates};
-use crate::classify::{Assessment, Kind};
 use crate::config::{MailSettings, Schedule};
+use crate::core::brief::{BriefChange, Briefing, Templates};
+use crate::core::classify::{Assessment, Kind};
+use crate::core::subscriptions;
 use crate::mail::{self, MailError, Mailer, Outgoing};
 use crate::store::{self, Cadence, Delivery, DeliveryState, Store, StoreError, Subscriber};
-use crate::subscriptions;
 
 /// Rows read from the store per pass: enough to keep the sender busy
 /// between scans, few enough that a huge backlog is not all in memory.
@@ -136,7 +136,7 @@ pub struct Deliverer {
     links: Links,
     last_send: Option<tokio::time::Instant>,
     paused: Option<Pause>,
-    metrics: Option<Arc<crate::metrics::Metrics>>,
+    metrics: Option<Arc<crate::core::metrics::Metrics>>,
 }
 
 #[derive(Debug, Clone)]
@@ -194,7 +194,7 @@ impl Deliverer {
 
     /// Counts sends and send failures into `metrics` (for `/metrics`).
     #[must_use]
-    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+    pub fn with_metrics(mut self, metrics: Arc<crate::core::metrics::Metrics>) -> Self {
         self.metrics = Some(metrics);
         self
     }
@@ -445,7 +445,7 @@ impl Deliverer {
             )),
             _ => None,
         };
-        let footer = crate::brief::Footer {
+        let footer = crate::core::brief::Footer {
             unsubscribe_url: unsubscribe.as_deref(),
             preferences_url: preferences.as_deref(),
         };

@@ -17,13 +17,13 @@ use tracing::Instrument;
 
 use std::collections::BTreeSet;
 
-use crate::classify::{self, Assessment};
 use crate::config::{Limits, Watch};
-use crate::diff::{self, DiffOptions, TextDiff};
-use crate::extract::{self, EXTRACTOR_VERSION};
-use crate::facts::{self, Fact, FactRule};
+use crate::core::classify::{self, Assessment};
+use crate::core::diff::{self, DiffOptions, TextDiff};
+use crate::core::extract::{self, EXTRACTOR_VERSION};
+use crate::core::facts::{self, Fact, FactRule};
+use crate::core::model::Block;
 use crate::fetch::{FetchOutcome, FetchSettings, Fetcher, Validators};
-use crate::model::Block;
 use crate::store::{self, NewChange, NewVersion, Store, StoreError, Suspect, WatchState};
 
 /// What one check found.
@@ -285,7 +285,7 @@ fn recipients(
     let mut recipients = Vec::new();
     for subscriber in store.subscribers()? {
         if !subscriber.confirmed
-            || !crate::subscriptions::matches(&subscriber, watch, audience.tags, kinds)
+            || !crate::core::subscriptions::matches(&subscriber, watch, audience.tags, kinds)
             || store.suppression(&subscriber.address)?.is_some()
         {
             continue;

@@ -67,7 +67,7 @@ pub struct StatusReport {
     pub failures: u64,
     /// The outbox, as the daemon's delivery worker sees it (daemon only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outbox: Option<crate::delivery::OutboxStatus>,
+    pub outbox: Option<crate::service::delivery::OutboxStatus>,
     /// Every watch.
     pub watches: Vec<WatchStatus>,
 }
@@ -79,9 +79,9 @@ pub enum Request {
     /// The status report (also what a client that sends nothing gets).
     Status,
     /// An outbox command, run by the daemon since it holds the store.
-    Outbox(crate::delivery::OutboxCommand),
+    Outbox(crate::service::delivery::OutboxCommand),
     /// A subscriber command, likewise.
-    Subscribers(crate::admin::SubscriberCommand),
+    Subscribers(crate::service::admin::SubscriberCommand),
 }
 
 /// Why the daemon could not be asked.

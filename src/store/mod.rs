@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use crate::model::{Block, BlockKind};
+use crate::core::model::{Block, BlockKind};
 
 mod outbox;
 pub use outbox::{
@@ -954,7 +954,7 @@ pub struct Subscriber {
     /// Tags followed (a partnership and all its pages).
     pub tags: Vec<String>,
     /// The kinds of change wanted; empty means every kind but `minor`.
-    pub kinds: Vec<crate::classify::Kind>,
+    pub kinds: Vec<crate::core::classify::Kind>,
     /// Immediate, or a digest.
     pub cadence: Cadence,
     /// Whether the address is confirmed (admin-added ones are).
@@ -1260,7 +1260,8 @@ impl TryFrom<SubscriberRecord> for Subscriber {
             .kinds
             .iter()
             .map(|name| {
-                crate::classify::Kind::parse(name).ok_or_else(|| format!("unknown kind `{name}`"))
+                crate::core::classify::Kind::parse(name)
+                    .ok_or_else(|| format!("unknown kind `{name}`"))
             })
             .collect::<Result<_, _>>()?;
         let cadence = match record.cadence {
@@ -1304,7 +1305,7 @@ impl Versioned for SuppressionRecord {
 #[cfg(test)]
 mod subscriber_tests {
     use super::*;
-    use crate::classify::Kind;
+    use crate::core::classify::Kind;
 
     fn subscriber(address: &str) -> Subscriber {
         Subscriber {

@@ -583,7 +583,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Block, BlockKind};
+    use crate::core::model::{Block, BlockKind};
     use crate::store::{NewChange, NewVersion, WatchState};
 
     fn commit(store: &Store, text: &str, notify: Option<Notify>) -> u64 {

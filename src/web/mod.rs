@@ -10,7 +10,7 @@
 //!
 //! ```ignore
 //! if let Some(web_settings) = &config.web {
-//!     let key = tidings::token::TokenKey::from_file(&web_settings.secret_file)?;
+//!     let key = tidings::core::token::TokenKey::from_file(&web_settings.secret_file)?;
 //!     let state = tidings::web::WebState::new(
 //!         store.clone(),            // Store is a cheap Clone
 //!         Arc::new(config.clone()), // the whole validated Config
@@ -67,10 +67,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, WebSettings};
+use crate::core::metrics::Metrics;
+use crate::core::token::{TokenError, TokenKey};
 use crate::mail::Mailer;
-use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
-use crate::token::{TokenError, TokenKey};
 
 pub use views::change_path;
 
@@ -424,23 +424,20 @@ fn templates() -> Result<Environment<'static>, WebError> {
         }
     });
     let sources: [(&'static str, &'static str); 9] = [
-        ("base.html", include_str!("web/templates/base.html")),
-        ("index.html", include_str!("web/templates/index.html")),
-        ("message.html", include_str!("web/templates/message.html")),
-        ("button.html", include_str!("web/templates/button.html")),
-        (
-            "subscribe.html",
-            include_str!("web/templates/subscribe.html"),
-        ),
-        ("change.html", include_str!("web/templates/change.html")),
-        ("watches.html", include_str!("web/templates/watches.html")),
+        ("base.html", include_str!("templates/base.html")),
+        ("index.html", include_str!("templates/index.html")),
+        ("message.html", include_str!("templates/message.html")),
+        ("button.html", include_str!("templates/button.html")),
+        ("subscribe.html", include_str!("templates/subscribe.html")),
+        ("change.html", include_str!("templates/change.html")),
+        ("watches.html", include_str!("templates/watches.html")),
         (
             "confirm_mail.txt",
-            include_str!("web/templates/confirm_mail.txt"),
+            include_str!("templates/confirm_mail.txt"),
         ),
         (
             "confirm_mail.html",
-            include_str!("web/templates/confirm_mail.html"),
+            include_str!("templates/confirm_mail.html"),
         ),
     ];
     for (name, source) in sources {
@@ -453,7 +450,7 @@ fn templates() -> Result<Environment<'static>, WebError> {
     Ok(env)
 }
 
-const STYLESHEET: &str = include_str!("web/templates/style.css");
+const STYLESHEET: &str = include_str!("templates/style.css");
 
 // ---------------------------------------------------------------------------
 // Responses
@@ -656,7 +653,7 @@ fn atom(state: &WebState, scope: &views::FeedScope<'_>) -> Page {
             (header::CONTENT_TYPE, "application/atom+xml; charset=utf-8"),
             (header::CACHE_CONTROL, "public, max-age=300"),
         ],
-        crate::feed::render(&feed),
+        crate::core::feed::render(&feed),
     )
         .into_response())
 }

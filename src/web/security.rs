@@ -11,7 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::config::WebSettings;
-use crate::token::TokenKey;
+use crate::core::token::TokenKey;
 
 /// The Content-Security-Policy of every response. Pages load only their
 /// own stylesheet; there is no script at all, forms post only to this

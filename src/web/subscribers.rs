@@ -18,13 +18,13 @@ use super::{
     CONSENT_SOURCE, Current, DAILY, Link, Page, UNSUBSCRIBE_REASON, WEEKLY, WebState, client_key,
     forms, security, views, with_cookie,
 };
-use crate::brief::Briefing;
-use crate::classify::Kind;
 use crate::config::{Config, DEFAULT_TIMEZONE, WebSettings};
+use crate::core::brief::Briefing;
+use crate::core::classify::Kind;
+use crate::core::subscriptions;
+use crate::core::token::{self, Purpose};
 use crate::mail::{MailError, Outgoing};
 use crate::store::{Cadence, Subscriber, Suppression};
-use crate::subscriptions;
-use crate::token::{self, Purpose};
 
 // ---------------------------------------------------------------------------
 // Subscribe and preferences

@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use crate::classify::{Assessment, Kind};
 use crate::config::{Config, Watch, WebSettings};
-use crate::diff::{ChangeKind, TextDiff, WordOp};
-use crate::feed::{Entry, Feed};
+use crate::core::classify::{Assessment, Kind};
+use crate::core::diff::{ChangeKind, TextDiff, WordOp};
+use crate::core::feed::{Entry, Feed};
 use crate::store::{ChangeRecord, Store, StoreError};
 
 /// Entries in a feed: enough for a reader polling daily to miss nothing on
@@ -162,8 +162,16 @@ pub(crate) fn change_view(
                 .map(|c| ClassifiedView {
                     kind: c.kind.as_str(),
                     summary: without_kind(&one_line(&c.summary), c.kind),
-                    added: c.added.iter().map(crate::facts::Fact::label).collect(),
-                    removed: c.removed.iter().map(crate::facts::Fact::label).collect(),
+                    added: c
+                        .added
+                        .iter()
+                        .map(crate::core::facts::Fact::label)
+                        .collect(),
+                    removed: c
+                        .removed
+                        .iter()
+                        .map(crate::core::facts::Fact::label)
+                        .collect(),
                     changed: c
                         .changed
                         .iter()
@@ -212,7 +220,7 @@ pub(crate) fn change_view(
         tags: watch.map(|w| w.tags.clone()).unwrap_or_default(),
         headline,
         summary: summary(record),
-        seen: crate::brief::uk_time(record.detected_at),
+        seen: crate::core::brief::uk_time(record.detected_at),
         seen_iso: iso(record.detected_at),
         from_version: record.from_version,
         to_version: record.to_version,
@@ -285,9 +293,9 @@ pub(crate) fn watch_groups(
             name: watch.name.clone(),
             url: watch.url.to_string(),
             tags: watch.tags.clone(),
-            last_check: state.last_check.map(crate::brief::uk_time),
+            last_check: state.last_check.map(crate::core::brief::uk_time),
             failing: state.consecutive_failures > 0,
-            last_change: state.last_change.map(crate::brief::uk_time),
+            last_change: state.last_change.map(crate::core::brief::uk_time),
             change_href,
             feed: format!("{base}{}", watch_feed_path(&watch.name)),
         };

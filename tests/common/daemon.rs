@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::common::{WatchDef, Workspace, command, config_text};
-use tidings::status::{StatusReport, WatchStatus};
+use tidings::service::status::{StatusReport, WatchStatus};
 
 /// How long any one condition is waited for.
 pub const WAIT: Duration = Duration::from_secs(15);

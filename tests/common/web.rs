@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use chrono::Utc;
 use tidings::config::{self, Config};
-use tidings::diff::DiffOptions;
+use tidings::core::diff::DiffOptions;
+use tidings::core::metrics::Metrics;
+use tidings::core::token::TokenKey;
 use tidings::fetch::Validators;
 use tidings::mail::Mailer;
-use tidings::metrics::Metrics;
-use tidings::pipeline::{self, FetchedPage, Outcome};
+use tidings::service::pipeline::{self, FetchedPage, Outcome};
 use tidings::store::Store;
-use tidings::token::TokenKey;
 use tidings::web::{self, WebError, WebState};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;

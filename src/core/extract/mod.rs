@@ -36,7 +36,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 use scraper::{ElementRef, Html, Node};
 
-use crate::model::{Block, BlockKind, Extracted};
+use crate::core::model::{Block, BlockKind, Extracted};
 
 /// Bumped whenever a change here can change the text extracted from the same
 /// HTML. Stored snapshots record it, so text from an older extractor can be

@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Block, BlockKind};
+use crate::core::model::{Block, BlockKind};
 use gazetteer::{EntryKind, gazetteer};
 
 /// Bumped whenever the same text can yield different facts, so stored facts
