@@ -30,7 +30,7 @@ use crate::store::Store;
 /// systemd can be told not to restart into the same mistake.
 pub const EXIT_BAD_CONFIG: u8 = 78;
 /// Exit status for an error, following diff(1).
-pub const EXIT_ERROR: u8 = 2;
+pub use crate::service::admin::EXIT_ERROR;
 
 /// Parses the command line, runs the command and returns its exit status.
 pub fn main() -> ExitCode {

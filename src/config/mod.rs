@@ -10,59 +10,14 @@ use std::collections::HashSet;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use toml::Spanned;
 
 use crate::core::extract;
 use crate::core::facts::FactRule;
-
-/// A schedule in the form the `cron` crate reads, plus its time zone.
-#[derive(Debug, Clone)]
-pub struct Schedule {
-    /// The expression as the user wrote it.
-    pub expression: String,
-    /// The parsed schedule (always the 6- or 7-field form).
-    pub cron: cron::Schedule,
-    /// The zone the schedule's times are in.
-    pub timezone: chrono_tz::Tz,
-}
-
-impl Schedule {
-    /// Parses a crontab expression: the standard 5-field form
-    /// (`min hour dom month dow`), or the `cron` crate's 6-field form (with
-    /// seconds first) and 7-field form (with a year last).
-    pub fn parse(expression: &str, timezone: chrono_tz::Tz) -> Result<Self, String> {
-        let fields = expression.split_whitespace().count();
-        let normalised = match fields {
-            5 => format!("0 {expression}"),
-            6 | 7 => expression.to_owned(),
-            n => {
-                return Err(format!(
-                    "has {n} fields; use 5 (min hour day-of-month month day-of-week), \
-                     6 (seconds first) or 7 (seconds first, year last)"
-                ));
-            }
-        };
-        let cron = cron::Schedule::from_str(&normalised).map_err(|e| e.to_string())?;
-        Ok(Self {
-            expression: expression.to_owned(),
-            cron,
-            timezone,
-        })
-    }
-
-    /// The next `count` fire times after `now`, in the schedule's zone.
-    pub fn upcoming(&self, now: DateTime<Utc>, count: usize) -> Vec<DateTime<chrono_tz::Tz>> {
-        self.cron
-            .after(&now.with_timezone(&self.timezone))
-            .take(count)
-            .collect()
-    }
-}
+pub use crate::core::schedule::{DEFAULT_TIMEZONE, Schedule};
 
 /// Fetching and diffing limits, from `[limits]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -345,8 +300,6 @@ struct RawFactRule {
 
 /// The default schedule: every six hours, on the hour.
 pub const DEFAULT_SCHEDULE: &str = "0 */6 * * *";
-/// The default time zone for schedules.
-pub const DEFAULT_TIMEZONE: chrono_tz::Tz = chrono_tz::Europe::London;
 
 /// One file's text, for turning byte spans into line numbers.
 struct SourceFile {
@@ -918,7 +871,11 @@ mod tests {
     fn five_six_and_seven_field_schedules_parse() {
         for expression in ["0 9 * * Mon", "0 0 9 * * Mon", "0 0 9 * * Mon 2030"] {
             let schedule = Schedule::parse(expression, DEFAULT_TIMEZONE).expect(expression);
-            assert_eq!(schedule.upcoming(Utc::now(), 3).len(), 3, "{expression}");
+            assert_eq!(
+                schedule.upcoming(chrono::Utc::now(), 3).len(),
+                3,
+                "{expression}"
+            );
         }
         assert!(Schedule::parse("* * *", DEFAULT_TIMEZONE).is_err());
     }

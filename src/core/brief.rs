@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use crate::core::classify::Kind;
 use crate::core::diff::{BlockChange, ChangeKind, WordOp};
-use crate::store::{Cadence, Subscriber};
+use crate::core::subscriptions::{Cadence, Subscriber};
 
 /// The text template's name, in the binary and in an override directory.
 pub const TEXT_TEMPLATE: &str = "briefing.txt";

@@ -8,8 +8,54 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use std::str::FromStr;
 
-use crate::config::Schedule;
+/// The default time zone for schedules.
+pub const DEFAULT_TIMEZONE: chrono_tz::Tz = chrono_tz::Europe::London;
+
+/// A schedule in the form the `cron` crate reads, plus its time zone.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// The expression as the user wrote it.
+    pub expression: String,
+    /// The parsed schedule (always the 6- or 7-field form).
+    pub cron: cron::Schedule,
+    /// The zone the schedule's times are in.
+    pub timezone: chrono_tz::Tz,
+}
+
+impl Schedule {
+    /// Parses a crontab expression: the standard 5-field form
+    /// (`min hour dom month dow`), or the `cron` crate's 6-field form (with
+    /// seconds first) and 7-field form (with a year last).
+    pub fn parse(expression: &str, timezone: chrono_tz::Tz) -> Result<Self, String> {
+        let fields = expression.split_whitespace().count();
+        let normalised = match fields {
+            5 => format!("0 {expression}"),
+            6 | 7 => expression.to_owned(),
+            n => {
+                return Err(format!(
+                    "has {n} fields; use 5 (min hour day-of-month month day-of-week), \
+                     6 (seconds first) or 7 (seconds first, year last)"
+                ));
+            }
+        };
+        let cron = cron::Schedule::from_str(&normalised).map_err(|e| e.to_string())?;
+        Ok(Self {
+            expression: expression.to_owned(),
+            cron,
+            timezone,
+        })
+    }
+
+    /// The next `count` fire times after `now`, in the schedule's zone.
+    pub fn upcoming(&self, now: DateTime<Utc>, count: usize) -> Vec<DateTime<chrono_tz::Tz>> {
+        self.cron
+            .after(&now.with_timezone(&self.timezone))
+            .take(count)
+            .collect()
+    }
+}
 
 /// How timing is spread and slowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,7 +205,6 @@ pub fn due(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DEFAULT_TIMEZONE;
     use chrono::TimeZone;
 
     fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {

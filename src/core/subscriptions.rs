@@ -26,11 +26,77 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use chrono::{DateTime, Utc};
 use email_address::{EmailAddress, Options};
 
-use crate::config::{DEFAULT_TIMEZONE, Schedule};
 use crate::core::classify::Kind;
-use crate::store::{Cadence, Subscriber, normalise_address};
+use crate::core::schedule::{DEFAULT_TIMEZONE, Schedule};
+
+/// How often a subscriber hears from tidings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cadence {
+    /// One briefing per change, as soon as it is seen.
+    Immediate,
+    /// One briefing gathering every change since the last, on a schedule.
+    Digest {
+        /// A cron expression as `config::Schedule::parse` reads it, e.g.
+        /// `0 8 * * Mon`.
+        cron: String,
+        /// The zone the expression's times are in.
+        timezone: chrono_tz::Tz,
+    },
+}
+
+/// One person who receives briefings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscriber {
+    /// The address, normalised by [`normalise_address`] when stored.
+    pub address: String,
+    /// How to greet them; may be empty.
+    pub name: String,
+    /// Watches followed by name. With `tags` empty too, every watch.
+    pub watches: Vec<String>,
+    /// Tags followed (a partnership and all its pages).
+    pub tags: Vec<String>,
+    /// The kinds of change wanted; empty means every kind but `minor`.
+    pub kinds: Vec<Kind>,
+    /// Immediate, or a digest.
+    pub cadence: Cadence,
+    /// Whether the address is confirmed (admin-added ones are).
+    pub confirmed: bool,
+    /// When consent was given, if recorded.
+    pub consent_at: Option<DateTime<Utc>>,
+    /// Where consent came from, e.g. `admin-cli` or `csv-import`.
+    pub consent_source: Option<String>,
+    /// When the subscriber was first stored.
+    pub created: DateTime<Utc>,
+}
+
+/// An address that is never mailed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suppression {
+    /// The address, lower-cased whole (suppressions ignore case).
+    pub address: String,
+    /// Why, in the admin's words (or a fixed phrase after `forget`).
+    pub reason: String,
+    /// When it was suppressed.
+    pub at: DateTime<Utc>,
+    /// Whether the person asked not to be mailed (an unsubscribe or a
+    /// complaint), as opposed to an admin decision or a bounce. Only such
+    /// entries survive [`Store::forget`].
+    pub requested: bool,
+}
+
+/// The form an address is stored under: surrounding whitespace trimmed and
+/// the domain lower-cased. The local part keeps its case, since RFC 5321
+/// lets a server treat it as case-sensitive, though few do.
+pub fn normalise_address(address: &str) -> String {
+    let address = address.trim();
+    match address.rsplit_once('@') {
+        Some((local, domain)) => format!("{local}@{}", domain.to_ascii_lowercase()),
+        None => address.to_owned(),
+    }
+}
 
 /// The CSV header, also written first by [`to_csv`].
 pub const CSV_HEADER: [&str; 5] = ["address", "name", "follows", "kinds", "cadence"];

@@ -13,7 +13,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::core::subscriptions as subs;
+
 use crate::store::{Store, StoreError, Subscriber, Suppression, normalise_address};
+
+/// Exit status for an error, following diff(1). The CLI uses the same
+/// value, so a command answers alike through the daemon or on the store.
+pub const EXIT_ERROR: u8 = 2;
 
 /// One subscriber command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,7 +125,7 @@ impl Output {
     fn error(message: impl std::fmt::Display) -> Self {
         Self {
             stderr: format!("error: {message}\n"),
-            code: crate::cli::EXIT_ERROR,
+            code: EXIT_ERROR,
             ..Self::default()
         }
     }
