@@ -155,10 +155,10 @@ pub async fn run(state: Option<&Path>) -> anyhow::Result<u8> {
     println!("store: {}\n", state_dir.display());
 
     println!("1. First check: every page is new");
-    crate::cli::run_checks(&pipeline, &watches, true).await;
+    crate::cli::check::run_checks(&pipeline, &watches, true).await;
 
     println!("\n2. Second check: nothing changed, so each page costs one 304 and no parse");
-    let second = crate::cli::run_checks(&pipeline, &watches, true).await;
+    let second = crate::cli::check::run_checks(&pipeline, &watches, true).await;
     let not_modified = second
         .iter()
         .filter(|r| matches!(r.outcome, Outcome::Unchanged { not_modified: true }))
@@ -180,7 +180,7 @@ pub async fn run(state: Option<&Path>) -> anyhow::Result<u8> {
             .context("the wnec-stp page is bundled")?;
         *page = boundary_change(page)?;
     }
-    let third = crate::cli::run_checks(&pipeline, &watches, true).await;
+    let third = crate::cli::check::run_checks(&pipeline, &watches, true).await;
 
     for report in &third {
         if let Outcome::Changed {

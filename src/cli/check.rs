@@ -1,0 +1,112 @@
+//! `tidings check [WATCH…]`: one pass over the configured watches.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::cli::args::Location;
+use crate::cli::common::{load_config, open_store, pipeline_for};
+use crate::config::Watch;
+use crate::service::pipeline::{CheckReport, Outcome, Pipeline};
+
+pub(crate) async fn check_command(
+    names: &[String],
+    json: bool,
+    location: &Location,
+) -> anyhow::Result<u8> {
+    let config = load_config(location, true)?;
+    let watches: Vec<Watch> = if names.is_empty() {
+        config.watches.clone()
+    } else {
+        names
+            .iter()
+            .map(|name| {
+                config.watch(name).cloned().with_context(|| {
+                    format!("no watch named `{name}` in {}", config.source.display())
+                })
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    let store = open_store(&config)?;
+    let pipeline = Arc::new(pipeline_for(&config, store.clone())?);
+    let reports = run_checks(&pipeline, &watches, !json).await;
+    store.flush()?;
+    if json {
+        let summary = CheckSummary::new(&reports);
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", serde_json::to_string_pretty(&summary)?)?;
+        out.flush()?;
+    }
+    let failed = reports
+        .iter()
+        .any(|r| matches!(r.outcome, Outcome::Failed { .. }));
+    Ok(u8::from(failed))
+}
+
+/// Runs a pass with a progress bar on a terminal, printing a line per watch
+/// as it completes when `lines` is set.
+pub(crate) async fn run_checks(
+    pipeline: &Arc<Pipeline>,
+    watches: &[Watch],
+    lines: bool,
+) -> Vec<CheckReport> {
+    // A bar for a handful of watches would flash and vanish; it helps only
+    // when a pass takes a while.
+    let show_bar = watches.len() > 5 && std::io::stderr().is_terminal();
+    let bar = if show_bar {
+        indicatif::ProgressBar::new(watches.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}") {
+        bar.set_style(style);
+    }
+    let mut stdout = std::io::stdout();
+    let reports = pipeline
+        .check_all(watches, |report| {
+            bar.inc(1);
+            if lines {
+                bar.suspend(|| {
+                    // A closed stdout must not abort the pass; the store is
+                    // already updated.
+                    let _ = writeln!(stdout, "{}", report.line());
+                });
+            }
+        })
+        .await;
+    bar.finish_and_clear();
+    reports
+}
+
+/// The JSON report of `tidings check --json`.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct CheckSummary<'a> {
+    new: Vec<&'a str>,
+    changed: Vec<&'a str>,
+    unchanged: Vec<&'a str>,
+    error: Vec<&'a str>,
+    watches: &'a [CheckReport],
+}
+
+impl<'a> CheckSummary<'a> {
+    fn new(reports: &'a [CheckReport]) -> Self {
+        let names = |label: &str| {
+            reports
+                .iter()
+                .filter(|r| r.outcome.label() == label)
+                .map(|r| r.watch.as_str())
+                .collect()
+        };
+        Self {
+            new: names("NEW"),
+            changed: names("CHANGED"),
+            unchanged: names("UNCHANGED"),
+            error: names("ERROR"),
+            watches: reports,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// history, show

@@ -1,0 +1,275 @@
+//! Resolving what every command needs: the config file, the store, extraction rules, a page from a file or the network.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use crate::cli::args::{Location, RuleArgs};
+use crate::config::{self, Config};
+use crate::core::extract::{self, Rules};
+use crate::core::model::{Block, Extracted};
+use crate::fetch::{FetchOutcome, Validators};
+use crate::service::pipeline::Pipeline;
+use crate::store::Store;
+
+/// Finds the config file: `--config`/`$TIDINGS_CONFIG`, then
+/// `STATE/tidings.toml`, then `config/tidings.toml`, then
+/// `/etc/tidings/tidings.toml`.
+pub(crate) fn config_path(location: &Location) -> Option<PathBuf> {
+    if let Some(path) = &location.config {
+        return Some(path.clone());
+    }
+    let mut candidates = Vec::new();
+    if let Some(state) = &location.state {
+        candidates.push(state.join("tidings.toml"));
+    }
+    candidates.push(PathBuf::from("config/tidings.toml"));
+    candidates.push(PathBuf::from("/etc/tidings/tidings.toml"));
+    candidates.into_iter().find(|path| path.is_file())
+}
+
+/// Loads the config if there is one; ad-hoc commands work without.
+pub(crate) fn load_config(location: &Location, required: bool) -> anyhow::Result<Config> {
+    let mut config = match config_path(location) {
+        Some(path) => config::load(&path)?,
+        None if required => bail!(
+            "no config file found; pass --config PATH (or see config/tidings.toml for an example)"
+        ),
+        None => Config::empty(),
+    };
+    if let Some(state) = &location.state {
+        config.state_dir.clone_from(state);
+    }
+    Ok(config)
+}
+
+pub(crate) fn open_store(config: &Config) -> anyhow::Result<Store> {
+    std::fs::create_dir_all(&config.state_dir).with_context(|| {
+        format!(
+            "cannot create state directory {}",
+            config.state_dir.display()
+        )
+    })?;
+    match Store::open(&config.state_dir) {
+        Ok(store) => Ok(store),
+        Err(error) => {
+            // sled lets one process hold a store. When that is the daemon,
+            // say so plainly instead of sled's "could not acquire lock".
+            if let Ok(report) = crate::service::status::query(&config.state_dir) {
+                bail!(
+                    "the running daemon (pid {}) holds the store in {}; `tidings status`, `outbox` and `subscribers` ask it directly; other commands need the store to themselves: stop the daemon (systemctl stop tidings), run the command, start it again",
+                    report
+                        .pid
+                        .map_or_else(|| "?".to_owned(), |pid| pid.to_string()),
+                    config.state_dir.display()
+                );
+            }
+            Err(error.into())
+        }
+    }
+}
+
+pub(crate) fn rules_from(args: &RuleArgs) -> anyhow::Result<Rules> {
+    Ok(Rules::new(
+        &args.select,
+        &args.exclude,
+        &args.ignore,
+        !args.whole_page,
+    )?)
+}
+
+/// The rules for a URL: the command line's if given, else those of the
+/// configured watch with this URL, else the defaults.
+pub(crate) fn rules_for(
+    config: &Config,
+    url: Option<&url::Url>,
+    args: &RuleArgs,
+) -> anyhow::Result<Rules> {
+    if args.is_set() {
+        return rules_from(args);
+    }
+    Ok(url
+        .and_then(|url| config.watches.iter().find(|w| &w.url == url))
+        .map_or_else(Rules::default, |w| w.rules.clone()))
+}
+
+pub(crate) fn pipeline_for(config: &Config, store: Store) -> anyhow::Result<Pipeline> {
+    Ok(Pipeline::new(
+        store,
+        config.limits.clone(),
+        config.contact.as_deref(),
+    )?)
+}
+
+/// A store-less pipeline, for fetching in ad-hoc commands.
+pub(crate) fn fetch_only(config: &Config) -> anyhow::Result<Pipeline> {
+    pipeline_for(config, Store::temporary()?)
+}
+
+// ---------------------------------------------------------------------------
+// Sides of a diff
+
+/// Reads an HTML file, decoding its charset as a fetched page would be.
+pub(crate) fn read_html_file(path: &Path) -> anyhow::Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(crate::fetch::decode_html(&bytes, None))
+}
+
+pub(crate) async fn fetch_html(
+    pipeline: &Pipeline,
+    url: &url::Url,
+) -> anyhow::Result<(String, Validators)> {
+    match pipeline
+        .fetcher()
+        .fetch(url, &Validators::default())
+        .await?
+    {
+        FetchOutcome::Page(page) => Ok((page.html, page.validators)),
+        FetchOutcome::NotModified => {
+            bail!("{url}: the server answered 304 to an unconditional request")
+        }
+    }
+}
+
+pub(crate) fn extract_or_explain(
+    html: &str,
+    rules: &Rules,
+    what: &str,
+) -> anyhow::Result<Extracted> {
+    extract::extract(html, rules).with_context(|| format!("cannot extract text from {what}"))
+}
+
+/// A watch name made from a URL's host and path: `example.org-about-stp`.
+pub(crate) fn slug(url: &url::Url) -> String {
+    let raw = format!("{}{}", url.host_str().unwrap_or("page"), url.path());
+    let mut name = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+            name.push(c);
+        } else if !name.ends_with('-') {
+            name.push('-');
+        }
+    }
+    name.trim_matches('-').to_owned()
+}
+
+pub(crate) fn truncate(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(max_chars).collect();
+    cut.push('…');
+    cut
+}
+
+// ---------------------------------------------------------------------------
+// import
+
+/// Runs a request in the running daemon, which holds the store (sled lets
+/// one process open it), or here on the store when no daemon answers.
+pub(crate) fn through_daemon<T: serde::de::DeserializeOwned>(
+    config: &Config,
+    request: &crate::service::status::Request,
+    here: impl FnOnce(&Store) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    match crate::service::status::ask(&config.state_dir, request) {
+        Ok(body) => serde_json::from_str(&body).context("the daemon sent an unreadable answer"),
+        Err(crate::service::status::StatusError::NotRunning { .. }) => {
+            let store = open_store(config)?;
+            let answer = here(&store)?;
+            store.flush()?;
+            Ok(answer)
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// The state directory from `--state`, or read loosely from the config
+/// file's `state_dir` line even when the rest of the file is invalid.
+pub(crate) fn lenient_state_dir(location: &Location) -> Option<PathBuf> {
+    if let Some(state) = &location.state {
+        return Some(state.clone());
+    }
+    let path = config_path(location)?;
+    let text = std::fs::read_to_string(&path).ok()?;
+    let value: toml::Table = text.parse().ok()?;
+    let dir = value.get("state_dir")?.as_str()?;
+    Some(path.parent().unwrap_or_else(|| Path::new(".")).join(dir))
+}
+
+/// One side of `tidings diff`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Side {
+    Url(url::Url),
+    File(PathBuf),
+    Stored { watch: String, version: Option<u64> },
+}
+
+pub(crate) fn parse_side(text: &str) -> anyhow::Result<Side> {
+    if text.starts_with("http://") || text.starts_with("https://") {
+        return Ok(Side::Url(
+            url::Url::parse(text).with_context(|| format!("`{text}` is not a valid URL"))?,
+        ));
+    }
+    let path = Path::new(text);
+    if path.exists() {
+        return Ok(Side::File(path.to_path_buf()));
+    }
+    if let Some((watch, version)) = text.rsplit_once('@') {
+        let version = match version {
+            "latest" | "" => None,
+            n => Some(n.parse::<u64>().with_context(|| {
+                format!("`{text}`: the version after @ must be a number or `latest`")
+            })?),
+        };
+        return Ok(Side::Stored {
+            watch: watch.to_owned(),
+            version,
+        });
+    }
+    bail!("`{text}` is not a URL, an existing file, or a stored version written WATCH@N")
+}
+
+pub(crate) fn stored_text(
+    store: &Store,
+    watch: &str,
+    version: Option<u64>,
+) -> anyhow::Result<(u64, Vec<Block>)> {
+    let info = match version {
+        Some(n) => store.version(watch, n)?.with_context(|| {
+            format!("watch `{watch}` has no version {n} (see `tidings history {watch}`)")
+        })?,
+        None => {
+            let Some((info, blocks)) = store.latest(watch)? else {
+                bail!("watch `{watch}` has no stored versions yet");
+            };
+            return Ok((info.number, blocks));
+        }
+    };
+    let blocks = store.text(&info)?;
+    Ok((info.number, blocks))
+}
+
+pub(crate) fn slug_text(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        // Page work is CPU-bound and runs on the blocking pool; a few more
+        // threads than cores keeps sled and the parser busy without each
+        // extra thread adding its own allocator arena and regex caches.
+        .max_blocking_threads(cores * 2)
+        .build()
+        .context("cannot start the async runtime")
+}

@@ -1,0 +1,69 @@
+//! `tidings validate`: check the config file and say what is wrong, where.
+
+use std::io::Write;
+
+use anyhow::bail;
+use chrono::Utc;
+
+use crate::cli::EXIT_BAD_CONFIG;
+use crate::cli::args::Location;
+use crate::cli::common::config_path;
+use crate::config::{self};
+
+pub(crate) fn validate_command(location: &Location) -> anyhow::Result<u8> {
+    let Some(path) = config_path(location) else {
+        bail!("no config file found; pass --config PATH");
+    };
+    let config = match config::load(&path) {
+        Ok(config) => config,
+        Err(errors) => {
+            for error in &errors.0 {
+                eprintln!("error: {error}");
+            }
+            eprintln!(
+                "{}: not valid ({} problem(s))",
+                path.display(),
+                errors.0.len()
+            );
+            return Ok(EXIT_BAD_CONFIG);
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{}: valid, {} watch(es)",
+        path.display(),
+        config.watches.len()
+    )?;
+    if config.contact.is_none() {
+        writeln!(
+            out,
+            "warning: no `contact` is set; site owners will not know whom to ask about tidings' requests"
+        )?;
+    }
+    let now = Utc::now();
+    for watch in &config.watches {
+        writeln!(out, "\n{}  {}", watch.name, watch.url)?;
+        if !watch.tags.is_empty() {
+            writeln!(out, "  tags: {}", watch.tags.join(", "))?;
+        }
+        let upcoming: Vec<String> = watch
+            .schedule
+            .upcoming(now, 3)
+            .iter()
+            .map(|t| t.format("%a %Y-%m-%d %H:%M %Z").to_string())
+            .collect();
+        writeln!(
+            out,
+            "  schedule: {} ({}); next: {}",
+            watch.schedule.expression,
+            watch.schedule.timezone,
+            upcoming.join(", ")
+        )?;
+    }
+    out.flush()?;
+    Ok(0)
+}
+
+// ---------------------------------------------------------------------------
+// replay
