@@ -1,0 +1,410 @@
+//! Raw settings → validated ones: limits, `[daemon]`, `[defaults]` and the
+//! watches. Each function collects its errors and returns the best value it
+//! can, so one run of `tidings validate` reports every problem.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::raw::*;
+use super::*;
+use crate::core::extract;
+use crate::core::facts::FactRule;
+
+pub(super) fn validate_limits(
+    file: &SourceFile,
+    raw: &RawLimits,
+    errors: &mut Vec<ConfigError>,
+) -> Limits {
+    let mut limits = Limits::default();
+    let mut count =
+        |value: &Option<Spanned<i64>>, field: &str, min: i64, max: i64, target: &mut usize| {
+            if let Some(value) = value {
+                match usize::try_from(*value.get_ref()) {
+                    Ok(n) if (min..=max).contains(value.get_ref()) => *target = n,
+                    _ => errors.push(file.error(
+                        Some(&value.span()),
+                        format!("limits.{field}"),
+                        format!("must be a whole number from {min} to {max}"),
+                    )),
+                }
+            }
+        };
+    count(
+        &raw.concurrency,
+        "concurrency",
+        1,
+        1024,
+        &mut limits.concurrency,
+    );
+    count(&raw.per_host, "per_host", 1, 64, &mut limits.per_host);
+    count(
+        &raw.max_body_bytes,
+        "max_body_bytes",
+        1024,
+        1 << 30,
+        &mut limits.max_body_bytes,
+    );
+    count(
+        &raw.max_redirects,
+        "max_redirects",
+        0,
+        20,
+        &mut limits.max_redirects,
+    );
+    let mut retries = limits.retries as usize;
+    count(&raw.retries, "retries", 0, 10, &mut retries);
+    limits.retries = u32::try_from(retries).unwrap_or(2);
+
+    let mut duration = |value: &Option<Spanned<String>>, field: &str, target: &mut Duration| {
+        if let Some(value) = value {
+            match humantime::parse_duration(value.get_ref()) {
+                Ok(d) if !d.is_zero() => *target = d,
+                _ => errors.push(file.error(
+                    Some(&value.span()),
+                    format!("limits.{field}"),
+                    format!(
+                        "`{}` is not a duration; write e.g. \"10s\", \"500ms\" or \"2m\"",
+                        value.get_ref()
+                    ),
+                )),
+            }
+        }
+    };
+    duration(
+        &raw.connect_timeout,
+        "connect_timeout",
+        &mut limits.connect_timeout,
+    );
+    duration(&raw.timeout, "timeout", &mut limits.timeout);
+    duration(&raw.diff_timeout, "diff_timeout", &mut limits.diff_timeout);
+    if let Some(value) = &raw.per_host_interval {
+        // Zero is allowed here: a benchmark against one loopback host wants no gap.
+        match humantime::parse_duration(value.get_ref()) {
+            Ok(d) => limits.per_host_interval = d,
+            Err(_) => errors.push(file.error(
+                Some(&value.span()),
+                "limits.per_host_interval",
+                format!(
+                    "`{}` is not a duration; write e.g. \"1s\" or \"0s\"",
+                    value.get_ref()
+                ),
+            )),
+        }
+    }
+    limits
+}
+
+pub(super) fn validate_daemon(
+    file: &SourceFile,
+    raw: &RawDaemonSettings,
+    errors: &mut Vec<ConfigError>,
+) -> DaemonSettings {
+    let mut settings = DaemonSettings::default();
+    let mut duration =
+        |value: &Option<Spanned<String>>, field: &str, allow_zero: bool, target: &mut Duration| {
+            if let Some(value) = value {
+                match humantime::parse_duration(value.get_ref()) {
+                    Ok(d) if allow_zero || !d.is_zero() => *target = d,
+                    _ => errors.push(file.error(
+                        Some(&value.span()),
+                        format!("daemon.{field}"),
+                        format!(
+                            "`{}` is not a duration; write e.g. \"20s\", \"5m\" or \"6h\"",
+                            value.get_ref()
+                        ),
+                    )),
+                }
+            }
+        };
+    duration(
+        &raw.shutdown_deadline,
+        "shutdown_deadline",
+        false,
+        &mut settings.shutdown_deadline,
+    );
+    duration(
+        &raw.max_jitter,
+        "max_jitter",
+        true,
+        &mut settings.max_jitter,
+    );
+    duration(
+        &raw.backoff_base,
+        "backoff_base",
+        false,
+        &mut settings.backoff_base,
+    );
+    duration(
+        &raw.backoff_max,
+        "backoff_max",
+        false,
+        &mut settings.backoff_max,
+    );
+    if let Some(address) = &raw.admin_email {
+        let text = address.get_ref().trim();
+        if let Ok(valid) = crate::core::subscriptions::validate_address(text) {
+            settings.admin_email = Some(valid);
+        } else {
+            errors.push(file.error(
+                Some(&address.span()),
+                "daemon.admin_email",
+                format!("`{text}` is not an email address such as ops@example.org"),
+            ));
+        }
+    }
+    if let Some(value) = &raw.alert_after_failures {
+        match u32::try_from(*value.get_ref()) {
+            Ok(n) if (1..=1000).contains(&n) => settings.alert_after_failures = n,
+            _ => errors.push(file.error(
+                Some(&value.span()),
+                "daemon.alert_after_failures",
+                "must be a whole number from 1 to 1000",
+            )),
+        }
+    }
+    settings
+}
+
+/// `[defaults]`, validated.
+pub(super) struct Defaults {
+    schedule: Schedule,
+    timezone: chrono_tz::Tz,
+    main_content: bool,
+    robots: bool,
+    exclude: Vec<String>,
+    ignore: Vec<String>,
+}
+
+pub(super) fn validate_defaults(
+    file: &SourceFile,
+    raw: &RawDefaults,
+    errors: &mut Vec<ConfigError>,
+) -> Defaults {
+    let timezone = match &raw.timezone {
+        Some(zone) => zone.get_ref().parse::<chrono_tz::Tz>().unwrap_or_else(|_| {
+            errors.push(file.error(
+                Some(&zone.span()),
+                "defaults.timezone",
+                format!(
+                    "`{}` is not an IANA time zone name such as \"Europe/London\"",
+                    zone.get_ref()
+                ),
+            ));
+            DEFAULT_TIMEZONE
+        }),
+        None => DEFAULT_TIMEZONE,
+    };
+    let fallback =
+        || Schedule::parse(DEFAULT_SCHEDULE, timezone).expect("the default schedule parses");
+    let schedule = match &raw.schedule {
+        Some(expression) => {
+            Schedule::parse(expression.get_ref(), timezone).unwrap_or_else(|reason| {
+                errors.push(file.error(
+                    Some(&expression.span()),
+                    "defaults.schedule",
+                    format!("cron expression `{}` {reason}", expression.get_ref()),
+                ));
+                fallback()
+            })
+        }
+        None => fallback(),
+    };
+    Defaults {
+        schedule,
+        timezone,
+        main_content: raw.main_content.unwrap_or(true),
+        robots: raw.robots.unwrap_or(true),
+        exclude: raw
+            .exclude
+            .clone()
+            .map(|v| v.into_inner().into_vec())
+            .unwrap_or_default(),
+        ignore: raw
+            .ignore
+            .clone()
+            .map(|v| v.into_inner().into_vec())
+            .unwrap_or_default(),
+    }
+}
+
+pub(super) fn validate_watches(
+    file: &SourceFile,
+    raw_watches: Vec<RawWatch>,
+    defaults: &Defaults,
+    watches: &mut Vec<Watch>,
+    errors: &mut Vec<ConfigError>,
+) {
+    let mut seen: HashSet<String> = watches.iter().map(|w| w.name.clone()).collect();
+    for raw in raw_watches {
+        let name = raw.name.get_ref().clone();
+        let field = |f: &str| format!("watch `{name}`: {f}");
+        let mut ok = true;
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            errors.push(file.error(
+                Some(&raw.name.span()),
+                format!("watch name `{name}`"),
+                "names may use only letters, digits, `.`, `_` and `-`",
+            ));
+            ok = false;
+        } else if !seen.insert(name.clone()) {
+            errors.push(file.error(
+                Some(&raw.name.span()),
+                format!("watch name `{name}`"),
+                "is used by another watch; names must be unique",
+            ));
+            ok = false;
+        }
+        let url = match url::Url::parse(raw.url.get_ref()) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                Some(url)
+            }
+            Ok(_) => {
+                errors.push(file.error(
+                    Some(&raw.url.span()),
+                    field("url"),
+                    "must be an http or https URL with a host",
+                ));
+                None
+            }
+            Err(e) => {
+                errors.push(file.error(
+                    Some(&raw.url.span()),
+                    field("url"),
+                    format!(
+                        "`{}` is not a URL ({e}); write an absolute http(s) URL",
+                        raw.url.get_ref()
+                    ),
+                ));
+                None
+            }
+        };
+        let schedule = match &raw.schedule {
+            Some(expression) => match Schedule::parse(expression.get_ref(), defaults.timezone) {
+                Ok(schedule) => Some(schedule),
+                Err(reason) => {
+                    errors.push(file.error(
+                        Some(&expression.span()),
+                        field("schedule"),
+                        format!("cron expression `{}` {reason}", expression.get_ref()),
+                    ));
+                    None
+                }
+            },
+            None => Some(defaults.schedule.clone()),
+        };
+        let select = raw
+            .select
+            .as_ref()
+            .map(|v| v.get_ref().clone().into_vec())
+            .unwrap_or_default();
+        let mut exclude = defaults.exclude.clone();
+        exclude.extend(
+            raw.exclude
+                .as_ref()
+                .map(|v| v.get_ref().clone().into_vec())
+                .unwrap_or_default(),
+        );
+        let mut ignore = defaults.ignore.clone();
+        ignore.extend(
+            raw.ignore
+                .as_ref()
+                .map(|v| v.get_ref().clone().into_vec())
+                .unwrap_or_default(),
+        );
+        let main_content = raw.main_content.unwrap_or(defaults.main_content);
+        let rules = match extract::Rules::new(&select, &exclude, &ignore, main_content) {
+            Ok(rules) => Some(rules),
+            Err(e) => {
+                let (which, span) = match &e {
+                    extract::RuleError::Selector { selector, .. } => {
+                        let in_select = select.contains(selector);
+                        let spanned = if in_select { &raw.select } else { &raw.exclude };
+                        (
+                            if in_select { "select" } else { "exclude" },
+                            spanned.as_ref().map(Spanned::span),
+                        )
+                    }
+                    extract::RuleError::Regex { .. } => {
+                        ("ignore", raw.ignore.as_ref().map(Spanned::span))
+                    }
+                };
+                errors.push(file.error(span.as_ref(), field(which), e.to_string()));
+                None
+            }
+        };
+        let mut facts = Vec::new();
+        let mut named = Vec::new();
+        for rule in &raw.fact {
+            let rule_name = rule.name.get_ref().trim();
+            if rule_name.is_empty() || rule_name.contains(": ") {
+                errors.push(file.error(
+                    Some(&rule.name.span()),
+                    field("fact.name"),
+                    "must be a short label, not empty and without \": \"",
+                ));
+                ok = false;
+                continue;
+            }
+            match (&rule.regex, &rule.select) {
+                (Some(pattern), None) => match regex::Regex::new(pattern.get_ref()) {
+                    Ok(pattern) => facts.push(FactRule {
+                        name: rule_name.to_owned(),
+                        pattern,
+                    }),
+                    Err(e) => {
+                        errors.push(file.error(
+                            Some(&pattern.span()),
+                            field(&format!("fact `{rule_name}`: regex")),
+                            format!("invalid regex: {e}"),
+                        ));
+                        ok = false;
+                    }
+                },
+                (None, Some(selector)) => match extract::check_selector(selector.get_ref()) {
+                    Ok(()) => named.push((rule_name.to_owned(), selector.get_ref().clone())),
+                    Err(e) => {
+                        errors.push(file.error(
+                            Some(&selector.span()),
+                            field(&format!("fact `{rule_name}`: select")),
+                            e.to_string(),
+                        ));
+                        ok = false;
+                    }
+                },
+                _ => {
+                    errors.push(file.error(
+                        Some(&rule.name.span()),
+                        field(&format!("fact `{rule_name}`")),
+                        "give exactly one of `regex` (a pattern whose first group is the value) or `select` (a CSS selector whose text is the value)",
+                    ));
+                    ok = false;
+                }
+            }
+        }
+        let rules = match rules.map(|rules| rules.with_named(&named)) {
+            Some(Ok(rules)) => Some(rules),
+            Some(Err(e)) => {
+                errors.push(file.error(None, field("fact"), e.to_string()));
+                None
+            }
+            None => None,
+        };
+        if let (true, Some(url), Some(schedule), Some(rules)) = (ok, url, schedule, rules) {
+            watches.push(Watch {
+                name,
+                url,
+                schedule,
+                tags: raw.tags,
+                rules,
+                facts,
+                robots: raw.robots.unwrap_or(defaults.robots),
+            });
+        }
+    }
+}
