@@ -1,0 +1,243 @@
+//! The store's on-disk records: store-private types, each with a format
+//! version (`"v"`), and their conversions to and from the domain types. A
+//! record newer than this build is refused with a clear error, never
+//! misread.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::*;
+use crate::core::model::{Block, BlockKind};
+
+pub(super) fn encode<T: Serialize>(record: &T) -> Vec<u8> {
+    // Serialising these plain records cannot fail: no maps with non-string
+    // keys, no custom serialisers.
+    serde_json::to_vec(record).unwrap_or_default()
+}
+
+pub(super) fn decode<T: for<'de> Deserialize<'de> + Versioned>(bytes: &[u8]) -> Result<T, String> {
+    #[derive(Deserialize)]
+    struct Header {
+        v: u32,
+    }
+    let header: Header = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    if header.v > T::LATEST {
+        return Err(format!(
+            "record version {} is newer than this tidings reads ({})",
+            header.v,
+            T::LATEST
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|e| e.to_string())
+}
+
+/// A persisted record type and the newest version of it this build writes.
+pub(super) trait Versioned {
+    const LATEST: u32;
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct WatchRecord {
+    pub(super) v: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) last_modified: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) last_check: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) last_success: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) last_change: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) last_error: Option<String>,
+    #[serde(default)]
+    pub(super) consecutive_failures: u32,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) failure_alerted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) latest_version: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) suspect: Option<SuspectRecord>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct SuspectRecord {
+    pub(super) hash: String,
+    pub(super) reason: String,
+    pub(super) since: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct FactsRecord {
+    pub(super) v: u32,
+    pub(super) facts_version: u32,
+    pub(super) facts: serde_json::Value,
+}
+
+impl Versioned for FactsRecord {
+    const LATEST: u32 = 1;
+}
+
+impl Versioned for WatchRecord {
+    const LATEST: u32 = 1;
+}
+
+impl From<&WatchState> for WatchRecord {
+    fn from(state: &WatchState) -> Self {
+        Self {
+            v: 1,
+            etag: state.etag.clone(),
+            last_modified: state.last_modified.clone(),
+            last_check: state.last_check,
+            last_success: state.last_success,
+            last_change: state.last_change,
+            last_error: state.last_error.clone(),
+            consecutive_failures: state.consecutive_failures,
+            failure_alerted: state.failure_alerted,
+            latest_version: state.latest_version,
+            suspect: state.suspect.as_ref().map(|s| SuspectRecord {
+                hash: s.hash.clone(),
+                reason: s.reason.clone(),
+                since: s.since,
+            }),
+        }
+    }
+}
+
+impl From<WatchRecord> for WatchState {
+    fn from(record: WatchRecord) -> Self {
+        Self {
+            etag: record.etag,
+            last_modified: record.last_modified,
+            last_check: record.last_check,
+            last_success: record.last_success,
+            last_change: record.last_change,
+            last_error: record.last_error,
+            consecutive_failures: record.consecutive_failures,
+            failure_alerted: record.failure_alerted,
+            latest_version: record.latest_version,
+            suspect: record.suspect.map(|s| Suspect {
+                hash: s.hash,
+                reason: s.reason,
+                since: s.since,
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct VersionRecord {
+    pub(super) v: u32,
+    pub(super) seen_at: DateTime<Utc>,
+    pub(super) hash: String,
+    pub(super) text_bytes: u64,
+    pub(super) blocks: u64,
+    pub(super) extractor_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) changed_words: Option<u64>,
+}
+
+impl Versioned for VersionRecord {
+    const LATEST: u32 = 1;
+}
+
+impl VersionRecord {
+    pub(super) fn into_info(self, number: u64) -> VersionInfo {
+        VersionInfo {
+            number,
+            seen_at: self.seen_at,
+            hash: self.hash,
+            text_bytes: self.text_bytes,
+            blocks: self.blocks,
+            extractor_version: self.extractor_version,
+            changed_words: self.changed_words,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct ChangeRecordV1 {
+    pub(super) v: u32,
+    pub(super) from_version: u64,
+    pub(super) to_version: u64,
+    pub(super) detected_at: DateTime<Utc>,
+    pub(super) changed_words: u64,
+    pub(super) detail: serde_json::Value,
+}
+
+impl Versioned for ChangeRecordV1 {
+    const LATEST: u32 = 1;
+}
+
+impl From<ChangeRecordV1> for ChangeRecord {
+    fn from(record: ChangeRecordV1) -> Self {
+        Self {
+            from_version: record.from_version,
+            to_version: record.to_version,
+            detected_at: record.detected_at,
+            changed_words: record.changed_words,
+            detail: record.detail,
+        }
+    }
+}
+
+/// A snapshot text as stored: compact field names, since there is one per
+/// block of every distinct version.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct TextRecord {
+    pub(super) v: u32,
+    pub(super) blocks: Vec<BlockRecord>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct BlockRecord {
+    /// `h1`..`h6`, `p`, `li`, `tr` or `pre`.
+    pub(super) k: String,
+    pub(super) t: String,
+}
+
+impl TextRecord {
+    pub(super) fn from_blocks(blocks: &[Block]) -> Self {
+        Self {
+            v: 1,
+            blocks: blocks
+                .iter()
+                .map(|block| BlockRecord {
+                    k: match block.kind {
+                        BlockKind::Heading { level } => format!("h{level}"),
+                        BlockKind::Paragraph => "p".into(),
+                        BlockKind::ListItem => "li".into(),
+                        BlockKind::TableRow => "tr".into(),
+                        BlockKind::Preformatted => "pre".into(),
+                        BlockKind::Named => "n".into(),
+                    },
+                    t: block.text.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    pub(super) fn into_blocks(self) -> Result<Vec<Block>, String> {
+        if self.v > 1 {
+            return Err(format!("text record version {} is too new", self.v));
+        }
+        self.blocks
+            .into_iter()
+            .map(|record| {
+                let kind = match record.k.as_str() {
+                    "p" => BlockKind::Paragraph,
+                    "li" => BlockKind::ListItem,
+                    "tr" => BlockKind::TableRow,
+                    "pre" => BlockKind::Preformatted,
+                    "n" => BlockKind::Named,
+                    other => match other.strip_prefix('h').and_then(|l| l.parse::<u8>().ok()) {
+                        Some(level) => BlockKind::Heading { level },
+                        None => return Err(format!("unknown block kind `{other}`")),
+                    },
+                };
+                Ok(Block::new(kind, record.t))
+            })
+            .collect()
+    }
+}
