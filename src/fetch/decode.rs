@@ -1,0 +1,151 @@
+//! Bytes → text: which content types are pages, and the charset of a body
+//! (BOM, then the `Content-Type` header, then a `<meta>` declaration in the
+//! first 1024 bytes, then UTF-8 with a windows-1252 fallback).
+
+use std::borrow::Cow;
+
+use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
+
+/// How far into the body to look for a `<meta>` charset declaration. The HTML
+/// standard's prescan uses the same 1024 bytes.
+pub(super) const META_PRESCAN_BYTES: usize = 1024;
+
+/// The `type/subtype` part of a content type, lowercased.
+pub(super) fn mime_essence(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+pub(super) fn is_html_type(content_type: &str) -> bool {
+    matches!(
+        mime_essence(content_type).as_str(),
+        "text/html" | "application/xhtml+xml"
+    )
+}
+
+/// For servers that send no content type at all: accept the body only if it
+/// plainly starts out as HTML.
+pub(super) fn looks_like_html(text: &str) -> bool {
+    let head: String = text
+        .trim_start()
+        .chars()
+        .take(META_PRESCAN_BYTES)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    head.starts_with("<!doctype html")
+        || ["<html", "<head", "<body"]
+            .iter()
+            .any(|tag| head.contains(tag))
+}
+
+/// The `charset` parameter of a content type, if it names an encoding
+/// encoding_rs knows.
+pub(super) fn header_charset(content_type: &str) -> Option<&'static Encoding> {
+    content_type.split(';').skip(1).find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        if !name.trim().eq_ignore_ascii_case("charset") {
+            return None;
+        }
+        Encoding::for_label(value.trim().trim_matches(['"', '\'']).as_bytes())
+    })
+}
+
+/// A simplified version of the HTML standard's prescan: the first `charset=`
+/// inside a `<meta ...>` tag near the top of the page. This covers both
+/// `<meta charset="x">` and `<meta http-equiv="Content-Type"
+/// content="text/html; charset=x">`.
+pub(super) fn meta_charset(body: &[u8]) -> Option<&'static Encoding> {
+    let head = &body[..body.len().min(META_PRESCAN_BYTES)];
+    let lower: Vec<u8> = head.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(pos) = find(&lower[from..], b"<meta") {
+        let start = from + pos + b"<meta".len();
+        let end = find(&lower[start..], b">").map_or(lower.len(), |e| start + e);
+        let tag = &lower[start..end];
+        if let Some(encoding) = charset_in_tag(tag) {
+            // A page that can be read as ASCII to find this tag cannot be
+            // UTF-16, so the standard says such a declaration means UTF-8.
+            return Some(
+                if encoding == encoding_rs::UTF_16LE || encoding == encoding_rs::UTF_16BE {
+                    UTF_8
+                } else {
+                    encoding
+                },
+            );
+        }
+        from = end;
+    }
+    None
+}
+
+pub(super) fn charset_in_tag(tag: &[u8]) -> Option<&'static Encoding> {
+    let mut from = 0;
+    while let Some(pos) = find(&tag[from..], b"charset") {
+        let mut i = from + pos + b"charset".len();
+        from = i;
+        while tag.get(i).is_some_and(u8::is_ascii_whitespace) {
+            i += 1;
+        }
+        if tag.get(i) != Some(&b'=') {
+            continue;
+        }
+        i += 1;
+        while tag
+            .get(i)
+            .is_some_and(|b| b.is_ascii_whitespace() || *b == b'"' || *b == b'\'')
+        {
+            i += 1;
+        }
+        let label_end = tag[i..]
+            .iter()
+            .position(|b| matches!(b, b'"' | b'\'' | b';' | b'/' | b'>') || b.is_ascii_whitespace())
+            .map_or(tag.len(), |e| i + e);
+        if let Some(encoding) = Encoding::for_label(&tag[i..label_end]) {
+            return Some(encoding);
+        }
+    }
+    None
+}
+
+pub(super) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
+
+/// Decodes a body to text. See the module docs for the order of evidence.
+pub(super) fn decode_body(body: &[u8], content_type: Option<&str>) -> String {
+    if let Some((encoding, bom_len)) = Encoding::for_bom(body) {
+        let (text, _) = encoding.decode_without_bom_handling(&body[bom_len..]);
+        return text.into_owned();
+    }
+    let declared = content_type
+        .and_then(header_charset)
+        .or_else(|| meta_charset(body));
+    if let Some(encoding) = declared {
+        // Declared: trust it, and let malformed bytes become U+FFFD rather
+        // than second-guessing the site.
+        let (text, _) = encoding.decode_without_bom_handling(body);
+        return text.into_owned();
+    }
+    match UTF_8.decode_without_bom_handling_and_without_replacement(body) {
+        Some(Cow::Borrowed(text)) => text.to_owned(),
+        Some(Cow::Owned(text)) => text,
+        None => {
+            // Undeclared and not UTF-8: almost always legacy Western text.
+            // windows-1252 maps every byte, so this never fails.
+            let (text, _) = WINDOWS_1252.decode_without_bom_handling(body);
+            text.into_owned()
+        }
+    }
+}
+
+/// Decodes HTML read from a file (or any body) as a fetched page would be:
+/// BOM, then the declared charset, then UTF-8 with a windows-1252 fallback.
+pub fn decode_html(body: &[u8], content_type: Option<&str>) -> String {
+    decode_body(body, content_type)
+}
