@@ -15,6 +15,9 @@
 //!   `STOPPING=1` around reloads and shutdown. Without systemd these are
 //!   no-ops.
 
+mod control;
+mod tasks;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,11 +33,12 @@ use tokio::task::JoinSet;
 use crate::config::{self, Config, Watch};
 use crate::core::metrics::Metrics;
 use crate::core::schedule::{self, History, Timing};
-use crate::core::token::TokenKey;
-use crate::service::delivery::{self, Deliverer, OutboxStatus, WorkerEvent, WorkerMessage};
+use crate::service::delivery::{WorkerEvent, WorkerMessage};
 use crate::service::pipeline::{CheckReport, Outcome, Pipeline};
-use crate::service::status::{self, StatusReport, WatchStatus};
+use crate::service::status::{self};
 use crate::store::Store;
+pub use control::offline_status;
+use tasks::*;
 
 /// Exit status for a configuration that cannot start (EX_CONFIG).
 pub const EXIT_BAD_CONFIG: u8 = 78;
@@ -170,131 +174,6 @@ struct Daemon {
     web: Option<WebHandle>,
 }
 
-/// The daemon's side of the delivery worker.
-struct OutboxHandle {
-    messages: tokio::sync::mpsc::UnboundedSender<WorkerMessage>,
-    events: tokio::sync::mpsc::UnboundedReceiver<WorkerEvent>,
-    status: tokio::sync::watch::Receiver<OutboxStatus>,
-    stop: tokio_util::sync::CancellationToken,
-    task: Option<tokio::task::JoinHandle<()>>,
-    /// Why there is no worker (mail could not be set up), if so.
-    broken: Option<String>,
-}
-
-impl OutboxHandle {
-    /// Starts the worker; when mail cannot be set up, keeps the queue (the
-    /// rows wait, nothing is lost) and says why.
-    fn start(config: &Config, store: &Store, metrics: &Arc<Metrics>) -> Self {
-        let (messages, inbox) = tokio::sync::mpsc::unbounded_channel();
-        let (event_tx, events) = tokio::sync::mpsc::unbounded_channel();
-        let (status_tx, status) = tokio::sync::watch::channel(OutboxStatus::default());
-        let stop = tokio_util::sync::CancellationToken::new();
-        let (task, broken) = match deliverer(config, store, metrics) {
-            Ok(deliverer) => {
-                tracing::info!(transport = deliverer.transport(), "delivery worker started");
-                let stop = stop.clone();
-                (
-                    Some(tokio::spawn(
-                        deliverer.run(inbox, event_tx, status_tx, stop),
-                    )),
-                    None,
-                )
-            }
-            Err(error) => {
-                let reason = format!("{error:#}");
-                tracing::error!(%reason, "mail is not set up; briefings stay queued until it is");
-                (None, Some(reason))
-            }
-        };
-        Self {
-            messages,
-            events,
-            status,
-            stop,
-            task,
-            broken,
-        }
-    }
-
-    fn wake(&self) {
-        let _ = self.messages.send(WorkerMessage::Wake);
-    }
-
-    fn report(&self, store: &Store) -> OutboxStatus {
-        let mut report = self.status.borrow().clone();
-        if let Some(reason) = &self.broken {
-            report.paused = Some(reason.clone());
-            report.depth = store.outbox_depth().unwrap_or(report.depth);
-        }
-        report
-    }
-}
-
-/// Builds the delivery worker from the config: the mailer, the templates
-/// (overrides checked now, not at the first send), the links into the web
-/// endpoint when it is on, and the metrics it counts into.
-fn deliverer(config: &Config, store: &Store, metrics: &Arc<Metrics>) -> anyhow::Result<Deliverer> {
-    let mailer = crate::mail::Mailer::new(&config.mail, &config.state_dir)
-        .context("cannot set up [mail]")?;
-    let templates = crate::core::brief::Templates::with_overrides(&config.mail.templates)?;
-    let mut links = delivery::Links::default();
-    if let Some(web) = &config.web {
-        let key = TokenKey::from_file(&web.secret_file)?;
-        links.base_url = Some(web.base_url.clone());
-        let preferences_key = key.clone();
-        links.unsubscribe_token = Some(Arc::new(move |address: &str| {
-            crate::core::token::unsubscribe_token(&key, address)
-        }));
-        links.preferences_token = Some(Arc::new(move |address: &str| {
-            crate::core::token::preferences_token(&preferences_key, address)
-        }));
-    }
-    Ok(Deliverer::new(
-        store.clone(),
-        Arc::new(mailer),
-        config.mail.clone(),
-        Arc::new(templates),
-        links,
-    )
-    .with_metrics(Arc::clone(metrics)))
-}
-
-/// The web endpoint, when `[web]` is enabled.
-struct WebHandle {
-    state: crate::web::WebState,
-    stop: tokio_util::sync::CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), crate::web::WebError>>,
-}
-
-impl WebHandle {
-    /// Reads the secret, binds the listener and starts serving.
-    async fn start(
-        config: &Config,
-        store: &Store,
-        metrics: &Arc<Metrics>,
-    ) -> anyhow::Result<Option<Self>> {
-        let Some(web) = &config.web else {
-            return Ok(None);
-        };
-        let key = TokenKey::from_file(&web.secret_file)?;
-        let mailer = crate::mail::Mailer::new(&config.mail, &config.state_dir)
-            .context("cannot set up [mail] for confirmation mails")?;
-        let state = crate::web::WebState::new(
-            store.clone(),
-            Arc::new(config.clone()),
-            Arc::new(mailer),
-            key,
-            Arc::clone(metrics),
-        )?;
-        let listener = tokio::net::TcpListener::bind(web.listen)
-            .await
-            .with_context(|| format!("cannot listen on {} ([web] listen)", web.listen))?;
-        let stop = tokio_util::sync::CancellationToken::new();
-        let task = tokio::spawn(crate::web::serve(state.clone(), listener, stop.clone()));
-        Ok(Some(Self { state, stop, task }))
-    }
-}
-
 impl Daemon {
     fn new(
         options: DaemonOptions,
@@ -402,44 +281,6 @@ impl Daemon {
             .filter(|p| !self.in_flight.contains(&p.watch.name))
             .map(|p| p.due)
             .min()
-    }
-
-    fn serve_status_report(&self) -> StatusReport {
-        let now = Utc::now();
-        let watches = self
-            .plan
-            .values()
-            .map(|planned| {
-                let state = self
-                    .store
-                    .watch_state(&planned.watch.name)
-                    .unwrap_or_default();
-                WatchStatus {
-                    name: planned.watch.name.clone(),
-                    url: planned.watch.url.to_string(),
-                    last_check: state.last_check,
-                    next_run: Some(planned.due),
-                    last_change: state.last_change,
-                    last_error: state.last_error,
-                    consecutive_failures: state.consecutive_failures,
-                    latest_version: state.latest_version,
-                    in_flight: self.in_flight.contains(&planned.watch.name),
-                }
-            })
-            .collect();
-        StatusReport {
-            daemon_running: true,
-            pid: Some(std::process::id()),
-            started_at: Some(self.started_at),
-            config: self.options.config.display().to_string(),
-            queue_depth: self.queue_depth(now),
-            in_flight: self.in_flight.len(),
-            checks: self.checks,
-            changes: self.changes,
-            failures: self.failures,
-            outbox: Some(self.outbox.report(&self.store)),
-            watches,
-        }
     }
 
     fn publish_status(&self) {
@@ -777,39 +618,6 @@ impl Daemon {
         self.shut_down().await
     }
 
-    /// Answers a control-socket request.
-    fn answer(&mut self, request: &status::Request) -> Vec<u8> {
-        match request {
-            status::Request::Status => {
-                serde_json::to_vec(&self.serve_status_report()).unwrap_or_default()
-            }
-            status::Request::Outbox(command) => {
-                let reply = delivery::outbox_command(
-                    &self.store,
-                    command,
-                    self.config.mail.domain(),
-                    Utc::now(),
-                )
-                .unwrap_or_else(|error| delivery::OutboxReply {
-                    error: Some(error.to_string()),
-                    ..delivery::OutboxReply::default()
-                });
-                self.outbox.wake();
-                serde_json::to_vec(&reply).unwrap_or_default()
-            }
-            status::Request::Subscribers(command) => {
-                let output = crate::service::admin::run(&self.store, command, Utc::now());
-                // The command's name only: an import carries people's addresses.
-                tracing::info!(
-                    command = command.name(),
-                    code = output.code,
-                    "subscriber command from the CLI"
-                );
-                serde_json::to_vec(&output).unwrap_or_default()
-            }
-        }
-    }
-
     fn outbox_event(&mut self, event: WorkerEvent) {
         match event {
             WorkerEvent::Paused { reason } => {
@@ -908,49 +716,4 @@ fn escape_html(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
-}
-
-/// The status of watches read straight from the store, for `tidings status`
-/// when no daemon is running.
-pub fn offline_status(config: &Config, store: &Store, config_path: &Path) -> StatusReport {
-    let now = Utc::now();
-    let timing = Timing {
-        max_jitter: config.daemon.max_jitter,
-        backoff_base: config.daemon.backoff_base,
-        backoff_max: config.daemon.backoff_max,
-    };
-    let watches = config
-        .watches
-        .iter()
-        .map(|watch| {
-            let state = store.watch_state(&watch.name).unwrap_or_default();
-            let history = History {
-                last_check: state.last_check,
-                consecutive_failures: state.consecutive_failures,
-            };
-            WatchStatus {
-                name: watch.name.clone(),
-                url: watch.url.to_string(),
-                last_check: state.last_check,
-                next_run: Some(schedule::due(
-                    &watch.schedule,
-                    &watch.name,
-                    history,
-                    now,
-                    &timing,
-                )),
-                last_change: state.last_change,
-                last_error: state.last_error,
-                consecutive_failures: state.consecutive_failures,
-                latest_version: state.latest_version,
-                in_flight: false,
-            }
-        })
-        .collect();
-    StatusReport {
-        daemon_running: false,
-        config: config_path.display().to_string(),
-        watches,
-        ..StatusReport::default()
-    }
 }
