@@ -1,0 +1,322 @@
+//! Emitting blocks: walk the chosen subtrees, skip link farms, and cut the
+//! text into blocks at block-level element boundaries.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::*;
+use crate::core::model::{Block, BlockKind};
+
+/// Turns subtrees of the flat tree into blocks.
+pub(super) struct Emitter<'f, 'a> {
+    pub(super) flat: &'f Flat<'a>,
+    pub(super) ignore: &'f [Regex],
+    pub(super) blocks: Vec<Block>,
+    pub(super) buffer: String,
+    pub(super) pending_space: bool,
+    /// Total characters emitted, to judge whether a fallback is needed.
+    pub(super) text_len: usize,
+    /// Whether class-based boilerplate guesses are ignored.
+    pub(super) lenient: bool,
+    /// Whether lines that are only ad or widget labels are dropped.
+    pub(super) drop_noise: bool,
+}
+
+impl<'f, 'a> Emitter<'f, 'a> {
+    pub(super) fn new(flat: &'f Flat<'a>, ignore: &'f [Regex]) -> Self {
+        Self {
+            flat,
+            ignore,
+            blocks: Vec::new(),
+            buffer: String::new(),
+            pending_space: false,
+            text_len: 0,
+            lenient: false,
+            drop_noise: false,
+        }
+    }
+
+    /// Emits the blocks of the subtree at `root`.
+    pub(super) fn emit(&mut self, root: u32, cleaning: &Cleaning<'_>) {
+        let flat = self.flat;
+        let root = root as usize;
+        let end = flat.nodes[root].end as usize;
+        // Open block contexts: (end index, kind of loose text inside).
+        let mut contexts: Vec<(usize, BlockKind)> = Vec::new();
+        let mut in_pre = 0usize; // end index of the innermost <pre>, or 0
+        contexts.push((end, flat.nodes[root].tag.block_kind()));
+        let mut i = root;
+        while i < end {
+            while let Some(&(context_end, kind)) = contexts.last() {
+                if context_end <= i {
+                    self.flush(kind);
+                    contexts.pop();
+                } else {
+                    break;
+                }
+            }
+            if in_pre != 0 && in_pre <= i {
+                in_pre = 0;
+            }
+            let node = &flat.nodes[i];
+            if i != root && self.skipped(i, cleaning) {
+                i = node.end as usize;
+                continue;
+            }
+            match node.tag {
+                Tag::Text => {
+                    if in_pre != 0 {
+                        self.push_pre(node.text);
+                    } else {
+                        self.push_text(node.text);
+                    }
+                }
+                Tag::Br => {
+                    if in_pre != 0 {
+                        self.buffer.push('\n');
+                    } else {
+                        self.pending_space = true;
+                    }
+                }
+                Tag::Tr if self.is_simple_row(i) => {
+                    let kind = contexts.last().map_or(BlockKind::Paragraph, |c| c.1);
+                    self.flush(kind);
+                    self.emit_row(i, cleaning);
+                    i = node.end as usize;
+                    continue;
+                }
+                tag if tag.is_block() => {
+                    let kind = contexts.last().map_or(BlockKind::Paragraph, |c| c.1);
+                    self.flush(kind);
+                    if tag == Tag::Pre && in_pre == 0 {
+                        in_pre = node.end as usize;
+                    }
+                    contexts.push((node.end as usize, tag.block_kind()));
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        while let Some((_, kind)) = contexts.pop() {
+            self.flush(kind);
+        }
+    }
+
+    /// Whether the emitter leaves out the subtree at `i`.
+    pub(super) fn skipped(&self, i: usize, cleaning: &Cleaning<'_>) -> bool {
+        match cleaning {
+            Cleaning::None => false,
+            Cleaning::Conditional(stats) => {
+                self.flat.is_junk(i, self.lenient) || is_link_farm(self.flat, stats, i)
+            }
+        }
+    }
+
+    /// A table row whose cells hold only inline content: one block. Rows of
+    /// layout tables (cells holding paragraphs, lists, tables) are walked as
+    /// ordinary containers instead, or a whole page would become one row.
+    pub(super) fn is_simple_row(&self, i: usize) -> bool {
+        let end = self.flat.nodes[i].end as usize;
+        self.flat.nodes[i + 1..end]
+            .iter()
+            .all(|n| !n.tag.is_block() || n.tag == Tag::Cell)
+    }
+
+    /// Emits a simple row, its non-empty cells joined by ` | `.
+    pub(super) fn emit_row(&mut self, row: usize, cleaning: &Cleaning<'_>) {
+        let flat = self.flat;
+        let mut cells: Vec<String> = Vec::new();
+        for cell in flat.children(row) {
+            if self.skipped(cell, cleaning) {
+                continue;
+            }
+            let end = flat.nodes[cell].end as usize;
+            let mut j = cell;
+            while j < end {
+                let node = &flat.nodes[j];
+                if j != cell && self.skipped(j, cleaning) {
+                    j = node.end as usize;
+                    continue;
+                }
+                match node.tag {
+                    Tag::Text => self.push_text(node.text),
+                    Tag::Br => self.pending_space = true,
+                    _ => {}
+                }
+                j += 1;
+            }
+            self.pending_space = false;
+            let raw = std::mem::take(&mut self.buffer);
+            let text = self.cut_ignored(raw);
+            if !text.is_empty() {
+                cells.push(text);
+            }
+        }
+        if !cells.is_empty() {
+            let text = cells.join(" | ");
+            self.text_len += text.len();
+            self.blocks.push(Block::new(BlockKind::TableRow, text));
+        }
+    }
+
+    /// Appends text, collapsing whitespace runs to one space.
+    pub(super) fn push_text(&mut self, text: &str) {
+        for c in text.chars() {
+            if c.is_whitespace() {
+                self.pending_space = true;
+            } else if is_invisible(c) {
+                continue;
+            } else {
+                if self.pending_space && !self.buffer.is_empty() {
+                    self.buffer.push(' ');
+                }
+                self.pending_space = false;
+                self.buffer.push(c);
+            }
+        }
+    }
+
+    /// Appends preformatted text, keeping its line breaks.
+    pub(super) fn push_pre(&mut self, text: &str) {
+        for c in text.chars() {
+            if c == '\u{a0}' {
+                self.buffer.push(' ');
+            } else if !is_invisible(c) && c != '\r' {
+                self.buffer.push(c);
+            }
+        }
+    }
+
+    /// Ends the current block: cuts ignored text and keeps it if non-empty.
+    pub(super) fn flush(&mut self, kind: BlockKind) {
+        self.pending_space = false;
+        if self.buffer.is_empty() {
+            return;
+        }
+        let raw = std::mem::take(&mut self.buffer);
+        let text = if kind == BlockKind::Preformatted {
+            let lines: Vec<&str> = raw.lines().map(str::trim_end).collect();
+            let first = lines.iter().position(|l| !l.trim().is_empty());
+            let last = lines.iter().rposition(|l| !l.trim().is_empty());
+            match (first, last) {
+                (Some(first), Some(last)) => lines[first..=last].join("\n"),
+                _ => String::new(),
+            }
+        } else {
+            raw
+        };
+        let text = self.cut_ignored(text);
+        if !(text.is_empty() || self.drop_noise && is_noise_line(&text)) {
+            self.text_len += text.len();
+            self.blocks.push(Block::new(kind, text));
+        }
+    }
+
+    /// Cuts every `ignore` match and re-normalises the whitespace left behind.
+    pub(super) fn cut_ignored(&self, text: String) -> String {
+        if self.ignore.iter().all(|re| !re.is_match(&text)) {
+            return text;
+        }
+        let mut text = text;
+        for re in self.ignore {
+            if let std::borrow::Cow::Owned(cut) = re.replace_all(&text, "") {
+                text = cut;
+            }
+        }
+        normalise(&text)
+    }
+}
+
+/// A whole block that carries no content: a label left by an ad slot or a
+/// widget, a byline, or a bare date stamp ("Page last updated 12 March
+/// 2021"). Dates matter most: a page's "updated" line changes far more often
+/// than its text, and would otherwise raise an alert on every edit.
+pub(super) fn is_noise_line(text: &str) -> bool {
+    if text.len() > 90 {
+        return false;
+    }
+    let lower = text
+        .trim_end_matches([':', '.', '\u{2026}', '|', ' '])
+        .to_lowercase();
+    let label = matches!(
+        lower.as_str(),
+        "advertisement"
+            | "advertising"
+            | "advert"
+            | "sponsored"
+            | "sponsored content"
+            | "story continues below"
+            | "story continues below advertisement"
+            | "continue reading below"
+            | "article continues below"
+            | "scroll to continue with content"
+            | "you may also like"
+            | "related articles"
+            | "related stories"
+            | "related content"
+            | "read more"
+            | "see more"
+            | "don't miss"
+            | "don\u{2019}t miss"
+            | "share this article"
+            | "share this page"
+            | "share this"
+            | "share"
+            | "print"
+            | "close"
+            | "caption"
+            | "comments"
+            | "loading"
+            | "bookmark and share"
+            | "this slideshow requires javascript"
+            | "breaking news"
+    );
+    label || DATE_LINE.is_match(&lower) || BYLINE.is_match(text)
+}
+
+/// A line that is only a date stamp, perhaps with a time and a label.
+pub(super) static DATE_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    let month = r"(jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sep(t(ember)?)?|oct(ober)?|nov(ember)?|dec(ember)?)\.?";
+    let day = r"((mon|tues?|wed(nes)?|thu(rs)?|fri|sat(ur)?|sun)(day)?\.?,?)";
+    let date = format!(
+        r"(\d{{1,2}}(st|nd|rd|th)?\s+{month},?\s+\d{{4}}|{month}\s+\d{{1,2}}(st|nd|rd|th)?,?\s+\d{{4}}|\d{{4}}-\d{{2}}-\d{{2}}|\d{{1,2}}/\d{{1,2}}/\d{{2,4}})"
+    );
+    let time =
+        r"(,?\s*(at\s*)?\d{1,2}[:.]\d{2}\s*(am|pm|a\.m\.|p\.m\.)?\s*(gmt|bst|utc|[ecmp][sd]t)?)";
+    let label = r"((page\s+)?(last\s+)?(posted|published|updated|modified|reviewed|edited)(\s+on)?:?\s*|date:?\s*)";
+    Regex::new(&format!(
+        r"^({label}?({day}\s*)?({time}\s*,?\s*)?{date}{time}?\s*[|,]?\s*)+$"
+    ))
+    .expect("static regex compiles")
+});
+
+/// "By Jane Smith" or "By STAFF WRITER": a short credit line.
+pub(super) static BYLINE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(By|BY)\s+\p{Lu}[\p{L}'\u{2019}.-]*(\s+(and\s+)?\p{Lu}[\p{L}'\u{2019}.-]*){0,4}(\s*[,|-]\s*[^.!?]{0,40})?$")
+        .expect("static regex compiles")
+});
+
+/// Characters that render as nothing and would only make spurious diffs.
+pub(super) fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200b}' | '\u{200c}' | '\u{200d}' | '\u{feff}' | '\u{ad}'
+    )
+}
+
+/// Collapses whitespace runs (NBSP included) to one space and trims.
+pub(super) fn normalise(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for word in text.split(|c: char| c.is_whitespace()) {
+        let word: String = word.chars().filter(|&c| !is_invisible(c)).collect();
+        if word.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(&word);
+    }
+    out
+}
