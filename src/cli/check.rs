@@ -1,14 +1,17 @@
 //! `tidings check [WATCH…]`: one pass over the configured watches.
 
 use std::io::{IsTerminal, Write};
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 
 use crate::cli::args::Location;
-use crate::cli::common::{load_config, open_store, pipeline_for};
+use crate::cli::common::{StoreAccess, load_config, open_store_or_daemon, pipeline_for};
 use crate::config::Watch;
-use crate::service::pipeline::{CheckReport, Outcome, Pipeline};
+use crate::service::pipeline::{CheckReport, CheckSummary, Outcome, Pipeline};
+use crate::service::status::{self, Frame, Request};
 
 pub(crate) async fn check_command(
     names: &[String],
@@ -28,7 +31,10 @@ pub(crate) async fn check_command(
             })
             .collect::<anyhow::Result<_>>()?
     };
-    let store = open_store(&config)?;
+    let store = match open_store_or_daemon(&config)? {
+        StoreAccess::Local(store) => store,
+        StoreAccess::Daemon(state_dir) => return check_through_daemon(&state_dir, names, json),
+    };
     let pipeline = Arc::new(pipeline_for(&config, store.clone())?);
     let reports = run_checks(&pipeline, &watches, !json).await;
     store.flush()?;
@@ -79,34 +85,36 @@ pub(crate) async fn run_checks(
     reports
 }
 
-/// The JSON report of `tidings check --json`.
-#[derive(Debug, serde::Serialize)]
-pub(crate) struct CheckSummary<'a> {
-    new: Vec<&'a str>,
-    changed: Vec<&'a str>,
-    unchanged: Vec<&'a str>,
-    error: Vec<&'a str>,
-    watches: &'a [CheckReport],
-}
-
-impl<'a> CheckSummary<'a> {
-    fn new(reports: &'a [CheckReport]) -> Self {
-        let names = |label: &str| {
-            reports
-                .iter()
-                .filter(|r| r.outcome.label() == label)
-                .map(|r| r.watch.as_str())
-                .collect()
-        };
-        Self {
-            new: names("NEW"),
-            changed: names("CHANGED"),
-            unchanged: names("UNCHANGED"),
-            error: names("ERROR"),
-            watches: reports,
+/// `tidings check` while the daemon holds the store: the daemon runs the
+/// checks (it is the store's one writer) and reports each as it is stored;
+/// the lines, the JSON and the exit status are those of a check without it.
+fn check_through_daemon(state_dir: &Path, names: &[String], json: bool) -> anyhow::Result<u8> {
+    let request = Request::Check {
+        watches: names.to_vec(),
+        json,
+    };
+    let mut out = std::io::stdout();
+    let mut ending = None;
+    // A pass waits for its slowest fetch, retries included.
+    status::stream(state_dir, &request, Duration::from_secs(15 * 60), |frame| {
+        match frame {
+            Frame::Line(line) => {
+                writeln!(out, "{line}")?;
+                out.flush()?;
+            }
+            other => ending = Some(other),
         }
+        Ok(())
+    })?;
+    match ending {
+        Some(Frame::Done { code, json }) => {
+            if let Some(json) = json {
+                writeln!(out, "{json}")?;
+            }
+            out.flush()?;
+            Ok(code)
+        }
+        Some(Frame::Error(message)) => bail!("{message}"),
+        other => bail!("the daemon answered `check` with {other:?}"),
     }
 }
-
-// ---------------------------------------------------------------------------
-// history, show

@@ -1,6 +1,7 @@
 //! Resolving what every command needs: the config file, the store, extraction rules, a page from a file or the network.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 
@@ -10,6 +11,7 @@ use crate::core::extract::{self, Rules};
 use crate::core::model::{Block, Extracted};
 use crate::fetch::{FetchOutcome, Validators};
 use crate::service::pipeline::Pipeline;
+use crate::service::status::{Frame, Request};
 use crate::store::Store;
 
 /// Finds the config file: `--config`/`$TIDINGS_CONFIG`, then
@@ -57,7 +59,7 @@ pub(crate) fn open_store(config: &Config) -> anyhow::Result<Store> {
             // say so plainly instead of sled's "could not acquire lock".
             if let Ok(report) = crate::service::status::query(&config.state_dir) {
                 bail!(
-                    "the running daemon (pid {}) holds the store in {}; `tidings status`, `outbox` and `subscribers` ask it directly; other commands need the store to themselves: stop the daemon (systemctl stop tidings), run the command, start it again",
+                    "the running daemon (pid {}) holds the store in {}; `status`, `history`, `show`, `diff WATCH@N`, `check`, `outbox` and `subscribers` ask it directly; this command needs the store to itself: stop the daemon (systemctl stop tidings), run the command, start it again",
                     report
                         .pid
                         .map_or_else(|| "?".to_owned(), |pid| pid.to_string()),
@@ -67,6 +69,87 @@ pub(crate) fn open_store(config: &Config) -> anyhow::Result<Store> {
             Err(error.into())
         }
     }
+}
+
+/// Where a command reads the store: itself, or through the running daemon
+/// that holds it (sled allows one process per store).
+pub(crate) enum StoreAccess {
+    /// The store, opened by this process.
+    Local(Store),
+    /// The daemon answering on this state directory's socket.
+    Daemon(PathBuf),
+}
+
+/// Opens the store, or finds the running daemon that holds it.
+pub(crate) fn open_store_or_daemon(config: &Config) -> anyhow::Result<StoreAccess> {
+    std::fs::create_dir_all(&config.state_dir).with_context(|| {
+        format!(
+            "cannot create state directory {}",
+            config.state_dir.display()
+        )
+    })?;
+    match Store::open(&config.state_dir) {
+        Ok(store) => Ok(StoreAccess::Local(store)),
+        Err(error) => {
+            if crate::service::status::query(&config.state_dir).is_ok() {
+                Ok(StoreAccess::Daemon(config.state_dir.clone()))
+            } else {
+                Err(error.into())
+            }
+        }
+    }
+}
+
+/// How long a read through the daemon may go without an answer.
+pub(crate) const DAEMON_READ_WAIT: Duration = Duration::from_secs(60);
+
+/// A stored text: the version asked for, or the latest.
+pub(crate) fn read_text(
+    access: &StoreAccess,
+    watch: &str,
+    version: Option<u64>,
+) -> anyhow::Result<(u64, Vec<Block>)> {
+    match (text_of(access, watch, version)?, version) {
+        (Some(text), _) => Ok(text),
+        (None, Some(n)) => {
+            bail!("watch `{watch}` has no version {n} (see `tidings history {watch}`)")
+        }
+        (None, None) => bail!("watch `{watch}` has no stored versions yet"),
+    }
+}
+
+/// The latest stored text of a watch, if it has one.
+pub(crate) fn latest_text(
+    access: &StoreAccess,
+    watch: &str,
+) -> anyhow::Result<Option<(u64, Vec<Block>)>> {
+    text_of(access, watch, None)
+}
+
+fn text_of(
+    access: &StoreAccess,
+    watch: &str,
+    version: Option<u64>,
+) -> anyhow::Result<Option<(u64, Vec<Block>)>> {
+    Ok(match access {
+        StoreAccess::Local(store) => crate::service::daemon::stored_text(store, watch, version)?,
+        StoreAccess::Daemon(state_dir) => {
+            let request = Request::Text {
+                watch: watch.to_owned(),
+                version,
+            };
+            let mut answer = None;
+            crate::service::status::stream(state_dir, &request, DAEMON_READ_WAIT, |frame| {
+                answer = Some(frame);
+                Ok(())
+            })?;
+            match answer {
+                Some(Frame::Text { number, blocks }) => Some((number, blocks)),
+                Some(Frame::Error(message)) => bail!("{message}"),
+                _ => None,
+            }
+        }
+    })
 }
 
 pub(crate) fn rules_from(args: &RuleArgs) -> anyhow::Result<Rules> {
@@ -228,26 +311,6 @@ pub(crate) fn parse_side(text: &str) -> anyhow::Result<Side> {
         });
     }
     bail!("`{text}` is not a URL, an existing file, or a stored version written WATCH@N")
-}
-
-pub(crate) fn stored_text(
-    store: &Store,
-    watch: &str,
-    version: Option<u64>,
-) -> anyhow::Result<(u64, Vec<Block>)> {
-    let info = match version {
-        Some(n) => store.version(watch, n)?.with_context(|| {
-            format!("watch `{watch}` has no version {n} (see `tidings history {watch}`)")
-        })?,
-        None => {
-            let Some((info, blocks)) = store.latest(watch)? else {
-                bail!("watch `{watch}` has no stored versions yet");
-            };
-            return Ok((info.number, blocks));
-        }
-    };
-    let blocks = store.text(&info)?;
-    Ok((info.number, blocks))
 }
 
 pub(crate) fn slug_text(text: &str) -> String {

@@ -2,8 +2,9 @@
 
 use crate::cli::args::{DiffFormat, Location, RuleArgs};
 use crate::cli::common::{
-    Side, extract_or_explain, fetch_html, fetch_only, load_config, open_store, parse_side,
-    pipeline_for, read_html_file, rules_for, rules_from, slug, stored_text,
+    Side, StoreAccess, extract_or_explain, fetch_html, fetch_only, latest_text, load_config,
+    open_store, open_store_or_daemon, parse_side, pipeline_for, read_html_file, read_text,
+    rules_for, rules_from, slug,
 };
 use crate::config::{self, Config, Watch};
 use crate::core::classify;
@@ -13,7 +14,6 @@ use crate::core::facts;
 use crate::core::model::Block;
 use crate::core::render;
 use crate::service::pipeline::{self, FetchedPage, Outcome};
-use crate::store::Store;
 use anyhow::Context;
 use chrono::Utc;
 use std::io::Write;
@@ -22,7 +22,7 @@ use std::io::Write;
 pub(crate) async fn side_text(
     side: &Side,
     config: &Config,
-    store: &mut Option<Store>,
+    store: &mut Option<StoreAccess>,
     args: &RuleArgs,
 ) -> anyhow::Result<(Vec<Block>, String)> {
     match side {
@@ -43,10 +43,10 @@ pub(crate) async fn side_text(
         }
         Side::Stored { watch, version } => {
             if store.is_none() {
-                *store = Some(open_store(config)?);
+                *store = Some(open_store_or_daemon(config)?);
             }
-            let store = store.as_ref().context("store is open")?;
-            let (number, blocks) = stored_text(store, watch, *version)?;
+            let access = store.as_ref().context("store is open")?;
+            let (number, blocks) = read_text(access, watch, *version)?;
             Ok((blocks, format!("{watch}@{number}")))
         }
     }
@@ -144,16 +144,25 @@ pub(crate) async fn diff_against_stored(
     } else {
         watch.rules.clone()
     };
-    let store = open_store(config)?;
-    let pipeline = pipeline_for(config, store.clone())?;
+    // Only storing the new version needs the store to itself; a comparison
+    // alone can read through the running daemon.
+    let access = if no_store {
+        open_store_or_daemon(config)?
+    } else {
+        StoreAccess::Local(open_store(config)?)
+    };
+    let pipeline = match &access {
+        StoreAccess::Local(store) => pipeline_for(config, store.clone())?,
+        StoreAccess::Daemon(_) => fetch_only(config)?,
+    };
     let (html, validators) = fetch_html(&pipeline, &watch.url).await?;
     let fetched_at = Utc::now();
     let extracted = extract_or_explain(&html, &rules, watch.url.as_str())?;
-    let previous = store.latest(&watch.name)?;
+    let previous = latest_text(&access, &watch.name)?;
     let exit = match &previous {
-        Some((info, old_blocks)) => {
+        Some((number, old_blocks)) => {
             let result = diff::diff(old_blocks, &extracted.blocks, options);
-            let old_label = format!("{}@{}", watch.name, info.number);
+            let old_label = format!("{}@{number}", watch.name);
             print_diff(
                 &result,
                 old_blocks,
@@ -188,7 +197,7 @@ pub(crate) async fn diff_against_stored(
             0
         }
     };
-    if !no_store {
+    if let (false, StoreAccess::Local(store)) = (no_store, &access) {
         let page = FetchedPage {
             html: &html,
             fetched_at,
@@ -196,7 +205,7 @@ pub(crate) async fn diff_against_stored(
             audience: None,
         };
         let outcome =
-            pipeline::apply_page(&store, &watch.name, &rules, &watch.facts, &page, options)?;
+            pipeline::apply_page(store, &watch.name, &rules, &watch.facts, &page, options)?;
         store.flush()?;
         if let Outcome::New { version }
         | Outcome::Changed { version, .. }

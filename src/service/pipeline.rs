@@ -680,3 +680,35 @@ where
         Err(join_error) => Err(format!("internal error: {join_error}")),
     }
 }
+/// The JSON report of `tidings check --json`.
+#[derive(Debug, serde::Serialize)]
+pub struct CheckSummary<'a> {
+    new: Vec<&'a str>,
+    changed: Vec<&'a str>,
+    unchanged: Vec<&'a str>,
+    error: Vec<&'a str>,
+    watches: &'a [CheckReport],
+}
+
+impl<'a> CheckSummary<'a> {
+    /// Gathers the reports of one pass.
+    pub fn new(reports: &'a [CheckReport]) -> Self {
+        let names = |label: &str| {
+            reports
+                .iter()
+                .filter(|r| r.outcome.label() == label)
+                .map(|r| r.watch.as_str())
+                .collect()
+        };
+        Self {
+            new: names("NEW"),
+            changed: names("CHANGED"),
+            unchanged: names("UNCHANGED"),
+            error: names("ERROR"),
+            watches: reports,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// history, show

@@ -13,6 +13,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::core::model::Block;
+use crate::store::VersionInfo;
+
 /// The control socket's file name inside the state directory.
 pub const SOCKET_NAME: &str = "tidings.sock";
 
@@ -82,6 +85,79 @@ pub enum Request {
     Outbox(crate::service::delivery::OutboxCommand),
     /// A subscriber command, likewise.
     Subscribers(crate::service::admin::SubscriberCommand),
+    /// A watch's stored versions, oldest first: answered with a stream of
+    /// [`Frame::Version`] ending in [`Frame::End`].
+    History {
+        /// The watch.
+        watch: String,
+    },
+    /// One stored text (the latest when `version` is `None`): answered
+    /// with [`Frame::Text`], or [`Frame::Missing`] when there is none.
+    Text {
+        /// The watch.
+        watch: String,
+        /// The version number.
+        version: Option<u64>,
+    },
+    /// Check these watches now (every watch when empty) and report each as
+    /// it finishes: a stream of [`Frame::Line`] (unless `json`) ending in
+    /// [`Frame::Done`].
+    Check {
+        /// The watches, by name.
+        watches: Vec<String>,
+        /// Whether the client wants the JSON summary instead of lines.
+        json: bool,
+    },
+}
+
+impl Request {
+    /// Whether the answer is a stream of [`Frame`]s rather than one JSON
+    /// document.
+    pub fn streams(&self) -> bool {
+        matches!(
+            self,
+            Self::History { .. } | Self::Text { .. } | Self::Check { .. }
+        )
+    }
+}
+
+/// One line of a streamed answer. A stream that stops before its last
+/// frame (the daemon died, say) is an error, never a short answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Frame {
+    /// One stored version (`history`).
+    Version(VersionInfo),
+    /// A stored text and its version number (`show`, `diff WATCH@N`).
+    Text {
+        /// The version number.
+        number: u64,
+        /// The text.
+        blocks: Vec<Block>,
+    },
+    /// The version asked for does not exist.
+    Missing,
+    /// One watch's line, printed as its check finishes (`check`).
+    Line(String),
+    /// The end of a `check`: its exit status, and the JSON summary when it
+    /// was asked for.
+    Done {
+        /// The exit status `tidings check` would return.
+        code: u8,
+        /// `tidings check --json`'s document.
+        json: Option<String>,
+    },
+    /// The end of a stream that had no other last frame.
+    End,
+    /// The daemon could not answer; the message says why.
+    Error(String),
+}
+
+impl Frame {
+    /// Whether this frame ends its stream.
+    pub fn is_last(&self) -> bool {
+        !matches!(self, Self::Version(_) | Self::Line(_))
+    }
 }
 
 /// Why the daemon could not be asked.
@@ -135,6 +211,54 @@ pub fn ask(state_dir: &Path, request: &Request) -> Result<String, StatusError> {
     let mut body = String::new();
     stream.read_to_string(&mut body).map_err(garbled)?;
     Ok(body)
+}
+
+/// Sends a streaming request to a running daemon and hands each frame to
+/// `each` as it arrives, up to and including the last. `wait` bounds the
+/// silence between two frames (a check can take as long as its fetches).
+pub fn stream(
+    state_dir: &Path,
+    request: &Request,
+    wait: Duration,
+    mut each: impl FnMut(Frame) -> std::io::Result<()>,
+) -> Result<(), StatusError> {
+    use std::io::BufRead as _;
+    let path = socket_path(state_dir);
+    let stream = UnixStream::connect(&path).map_err(|source| StatusError::NotRunning {
+        path: path.clone(),
+        source,
+    })?;
+    let _ = stream.set_read_timeout(Some(wait));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
+    let garbled = |reason: String| StatusError::Garbled {
+        path: path.clone(),
+        reason,
+    };
+    let mut line = serde_json::to_vec(request).unwrap_or_default();
+    line.push(b'\n');
+    (&stream)
+        .write_all(&line)
+        .map_err(|e| garbled(e.to_string()))?;
+    let reader = std::io::BufReader::new(&stream);
+    for line in reader.lines() {
+        let line = line.map_err(|e| garbled(e.to_string()))?;
+        let frame: Frame = serde_json::from_str(&line).map_err(|e| garbled(e.to_string()))?;
+        let last = frame.is_last();
+        each(frame).map_err(|e| garbled(e.to_string()))?;
+        if last {
+            return Ok(());
+        }
+    }
+    Err(garbled(
+        "the answer stopped before its end (did the daemon stop?)".to_owned(),
+    ))
+}
+
+/// One frame as the line sent on the socket.
+pub fn frame_line(frame: &Frame) -> Vec<u8> {
+    let mut line = serde_json::to_vec(frame).unwrap_or_default();
+    line.push(b'\n');
+    line
 }
 
 /// Reads a request line from a client, within `timeout`. Silence or

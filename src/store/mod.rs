@@ -128,7 +128,7 @@ pub struct Suspect {
 }
 
 /// One stored version of a watch's text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VersionInfo {
     /// 1 for the first version, counting up.
     pub number: u64,

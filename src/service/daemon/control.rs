@@ -1,19 +1,115 @@
-//! What the daemon answers on its control socket (status, outbox and
-//! subscriber commands), and the same status read from the store when no
-//! daemon runs.
+//! What the daemon answers on its control socket, and the same status read
+//! from the store when no daemon runs.
+//!
+//! While the daemon runs it is the store's only user (sled allows one
+//! process), so every command that needs the store while it runs asks here:
+//! `status`, `outbox` and `subscribers` get one JSON document; `history`,
+//! `show`, `diff WATCH@N` and `check` get a stream of [`Frame`]s, one JSON
+//! line each, written as they are ready.
 
 use std::path::Path;
+use std::time::Duration;
 
 use chrono::Utc;
+use tokio::io::AsyncWriteExt;
+use tokio::net::UnixStream;
+use tokio::sync::mpsc;
 
 use super::Daemon;
 use crate::config::Config;
 use crate::core::schedule::{self, History, Timing};
 use crate::service::delivery;
-use crate::service::status::{self, StatusReport, WatchStatus};
+use crate::service::pipeline::{CheckReport, CheckSummary, Outcome};
+use crate::service::status::{self, Frame, Request, StatusReport, WatchStatus};
 use crate::store::Store;
 
+/// How long one write to a client may take before the client is dropped.
+const CLIENT_WRITE: Duration = Duration::from_secs(30);
+
 impl Daemon {
+    /// Answers one client of the control socket.
+    pub(super) fn serve_client(&mut self, mut stream: UnixStream, request: Request) {
+        match request {
+            Request::History { watch } => {
+                let store = self.store.clone();
+                self.control.spawn(async move {
+                    let read = tokio::task::spawn_blocking(move || store.history(&watch)).await;
+                    let frames: Vec<Frame> = match read {
+                        Ok(Ok(history)) => history
+                            .into_iter()
+                            .map(Frame::Version)
+                            .chain(std::iter::once(Frame::End))
+                            .collect(),
+                        Ok(Err(error)) => vec![Frame::Error(error.to_string())],
+                        Err(error) => vec![Frame::Error(format!("the store read failed: {error}"))],
+                    };
+                    write_frames(&mut stream, frames).await;
+                });
+            }
+            Request::Text { watch, version } => {
+                let store = self.store.clone();
+                self.control.spawn(async move {
+                    let read =
+                        tokio::task::spawn_blocking(move || stored_text(&store, &watch, version))
+                            .await;
+                    let frame = match read {
+                        Ok(Ok(Some((number, blocks)))) => Frame::Text { number, blocks },
+                        Ok(Ok(None)) => Frame::Missing,
+                        Ok(Err(error)) => Frame::Error(error.to_string()),
+                        Err(error) => Frame::Error(format!("the store read failed: {error}")),
+                    };
+                    write_frames(&mut stream, [frame]).await;
+                });
+            }
+            Request::Check { watches, json } => self.check_for_client(stream, watches, json),
+            other => {
+                let body = self.answer(&other);
+                self.control.spawn(async move {
+                    let _ = tokio::time::timeout(CLIENT_WRITE, stream.write_all(&body)).await;
+                });
+            }
+        }
+    }
+
+    /// Runs `tidings check` for a client: every named watch (every watch
+    /// when none is named) is checked now, unless a check of it is already
+    /// running, whose report then serves. Each report goes to the client
+    /// once the store holds it.
+    fn check_for_client(&mut self, mut stream: UnixStream, names: Vec<String>, json: bool) {
+        let names: Vec<String> = if names.is_empty() {
+            self.plan.keys().cloned().collect()
+        } else {
+            names
+        };
+        if let Some(unknown) = names.iter().find(|name| !self.plan.contains_key(*name)) {
+            let frame = Frame::Error(format!(
+                "no watch named `{unknown}` in the running daemon's config ({})",
+                self.options.config.display()
+            ));
+            self.control.spawn(async move {
+                write_frames(&mut stream, [frame]).await;
+            });
+            return;
+        }
+        let (sender, receiver) = mpsc::unbounded_channel();
+        for name in &names {
+            self.check_waiters
+                .entry(name.clone())
+                .or_default()
+                .push(sender.clone());
+            if !self.in_flight.contains(name)
+                && let Some(planned) = self.plan.get(name)
+            {
+                let watch = planned.watch.clone();
+                self.start_check(watch);
+            }
+        }
+        drop(sender);
+        tracing::info!(watches = names.len(), "check asked for by the CLI");
+        self.control
+            .spawn(stream_checks(stream, receiver, names.len(), json));
+    }
+
     pub(super) fn serve_status_report(&self) -> StatusReport {
         let now = Utc::now();
         let watches = self
@@ -58,6 +154,13 @@ impl Daemon {
             status::Request::Status => {
                 serde_json::to_vec(&self.serve_status_report()).unwrap_or_default()
             }
+            // Streamed by `serve_client`, never answered as one document.
+            status::Request::History { .. }
+            | status::Request::Text { .. }
+            | status::Request::Check { .. } => serde_json::to_vec(&Frame::Error(
+                "this request is answered as a stream".to_owned(),
+            ))
+            .unwrap_or_default(),
             status::Request::Outbox(command) => {
                 let reply = delivery::outbox_command(
                     &self.store,
@@ -128,5 +231,78 @@ pub fn offline_status(config: &Config, store: &Store, config_path: &Path) -> Sta
         config: config_path.display().to_string(),
         watches,
         ..StatusReport::default()
+    }
+}
+
+/// Writes frames to a client, giving up on a client that stops reading.
+async fn write_frames(stream: &mut UnixStream, frames: impl IntoIterator<Item = Frame>) -> bool {
+    for frame in frames {
+        let line = status::frame_line(&frame);
+        match tokio::time::timeout(CLIENT_WRITE, stream.write_all(&line)).await {
+            Ok(Ok(())) => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Streams a client's check reports as they arrive, then the exit status
+/// (and the JSON summary when asked for). A client that goes away does not
+/// stop the checks: they finish and are stored.
+async fn stream_checks(
+    mut stream: UnixStream,
+    mut reports: mpsc::UnboundedReceiver<CheckReport>,
+    expected: usize,
+    json: bool,
+) {
+    let mut done = Vec::with_capacity(expected);
+    let mut listening = true;
+    while let Some(report) = reports.recv().await {
+        if listening && !json {
+            listening = write_frames(&mut stream, [Frame::Line(report.line())]).await;
+        }
+        done.push(report);
+    }
+    if !listening {
+        return;
+    }
+    if done.len() < expected {
+        let frame = Frame::Error(format!(
+            "the daemon stopped before every check finished ({} of {expected} reported)",
+            done.len()
+        ));
+        write_frames(&mut stream, [frame]).await;
+        return;
+    }
+    let failed = done
+        .iter()
+        .any(|report| matches!(report.outcome, Outcome::Failed { .. }));
+    let json =
+        json.then(|| serde_json::to_string_pretty(&CheckSummary::new(&done)).unwrap_or_default());
+    write_frames(
+        &mut stream,
+        [Frame::Done {
+            code: u8::from(failed),
+            json,
+        }],
+    )
+    .await;
+}
+
+/// A stored text: the version asked for, or the latest; `None` when there
+/// is no such version.
+pub fn stored_text(
+    store: &Store,
+    watch: &str,
+    version: Option<u64>,
+) -> Result<Option<(u64, Vec<crate::core::model::Block>)>, crate::store::StoreError> {
+    match version {
+        Some(number) => match store.version(watch, number)? {
+            Some(info) => Ok(Some((info.number, store.text(&info)?))),
+            None => Ok(None),
+        },
+        None => Ok(store
+            .latest(watch)?
+            .map(|(info, blocks)| (info.number, blocks))),
     }
 }

@@ -25,7 +25,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use tokio::io::AsyncWriteExt;
 use tokio::net::UnixListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinSet;
@@ -37,7 +36,7 @@ use crate::service::delivery::{WorkerEvent, WorkerMessage};
 use crate::service::pipeline::{CheckReport, Outcome, Pipeline};
 use crate::service::status::{self};
 use crate::store::Store;
-pub use control::offline_status;
+pub use control::{offline_status, stored_text};
 use tasks::*;
 
 /// Exit status for a configuration that cannot start (EX_CONFIG).
@@ -172,6 +171,11 @@ struct Daemon {
     metrics: Arc<Metrics>,
     /// The web endpoint, when enabled.
     web: Option<WebHandle>,
+    /// Answers being written to control-socket clients, tracked so that
+    /// shutdown ends them.
+    control: JoinSet<()>,
+    /// Clients of `tidings check` waiting for a watch's next report.
+    check_waiters: HashMap<String, Vec<tokio::sync::mpsc::UnboundedSender<CheckReport>>>,
 }
 
 impl Daemon {
@@ -206,6 +210,8 @@ impl Daemon {
             outbox,
             metrics,
             web,
+            control: JoinSet::new(),
+            check_waiters: HashMap::new(),
         };
         let now = Utc::now();
         for watch in daemon.config.watches.clone() {
@@ -264,14 +270,19 @@ impl Daemon {
             .map(|p| p.watch.clone())
             .collect();
         for watch in starting {
-            self.in_flight.insert(watch.name.clone());
-            let pipeline = Arc::clone(&self.pipeline);
-            let name = watch.name.clone();
-            let handle = self
-                .tasks
-                .spawn(async move { pipeline.check(&watch).await });
-            self.task_watch.insert(handle.id(), name);
+            self.start_check(watch);
         }
+    }
+
+    /// Starts one watch's check as a tracked task.
+    fn start_check(&mut self, watch: Watch) {
+        self.in_flight.insert(watch.name.clone());
+        let pipeline = Arc::clone(&self.pipeline);
+        let name = watch.name.clone();
+        let handle = self
+            .tasks
+            .spawn(async move { pipeline.check(&watch).await });
+        self.task_watch.insert(handle.id(), name);
     }
 
     /// The earliest time a watch that is not running becomes due.
@@ -311,6 +322,8 @@ impl Daemon {
                 if let Some(name) = self.task_watch.remove(&error.id()) {
                     tracing::error!(watch = %name, %error, "a check task failed");
                     self.in_flight.remove(&name);
+                    // Their stream ends short, which they report as an error.
+                    self.check_waiters.remove(&name);
                     let now = Utc::now();
                     if let Some(watch) = self.plan.get(&name).map(|p| p.watch.clone()) {
                         let due = self
@@ -602,13 +615,15 @@ impl Daemon {
                 _ = interrupt.recv() => break,
                 accepted = listener.accept() => {
                     if let Ok((mut stream, _)) = accepted {
-                        // Answered inline: requests are small and clients
-                        // send them at once; a stuck client gets a second.
+                        // The request is read inline: clients send it at
+                        // once, and a stuck one gets a second. The answer is
+                        // written by a tracked task, so a slow reader never
+                        // holds up the loop.
                         let request = status::read_request(&mut stream, Duration::from_secs(1)).await;
-                        let body = self.answer(&request);
-                        let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&body)).await;
+                        self.serve_client(stream, request);
                     }
                 }
+                Some(_) = self.control.join_next(), if !self.control.is_empty() => {}
                 Some(event) = self.outbox.events.recv() => self.outbox_event(event),
                 _ = watchdog.tick(), if watchdog_every.is_some() => {
                     notify(&[sd_notify::NotifyState::Watchdog]);
@@ -645,12 +660,25 @@ impl Daemon {
         while let Some(more) = self.tasks.try_join_next_with_id() {
             batch.push(more);
         }
+        // Clients of `tidings check` hear of a check only once it is
+        // flushed, as they would from the command without a daemon.
+        let mut for_clients = Vec::new();
         for joined in batch {
+            if let Ok((_, report)) = &joined
+                && let Some(waiters) = self.check_waiters.remove(&report.watch)
+            {
+                for_clients.push((report.clone(), waiters));
+            }
             self.finish_joined(joined);
         }
         let store = self.store.clone();
         if let Ok(Err(error)) = tokio::task::spawn_blocking(move || store.flush()).await {
             tracing::error!(%error, "store flush failed");
+        }
+        for (report, waiters) in for_clients {
+            for waiter in waiters {
+                let _ = waiter.send(report.clone());
+            }
         }
         self.publish_status();
     }
@@ -676,6 +704,17 @@ impl Daemon {
             );
             self.tasks.abort_all();
             while self.tasks.join_next().await.is_some() {}
+        }
+        // Checks asked for by clients that never started are not coming:
+        // their streams end short and the clients say so.
+        self.check_waiters.clear();
+        if tokio::time::timeout(Duration::from_secs(1), async {
+            while self.control.join_next().await.is_some() {}
+        })
+        .await
+        .is_err()
+        {
+            self.control.abort_all();
         }
         // Admin alerts already composed are worth the wait; each send has
         // its own timeout.
