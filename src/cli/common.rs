@@ -45,13 +45,17 @@ pub(crate) fn load_config(location: &Location, required: bool) -> anyhow::Result
     Ok(config)
 }
 
-pub(crate) fn open_store(config: &Config) -> anyhow::Result<Store> {
+fn ensure_state_dir(config: &Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.state_dir).with_context(|| {
         format!(
             "cannot create state directory {}",
             config.state_dir.display()
         )
-    })?;
+    })
+}
+
+pub(crate) fn open_store(config: &Config) -> anyhow::Result<Store> {
+    ensure_state_dir(config)?;
     match Store::open(&config.state_dir) {
         Ok(store) => Ok(store),
         Err(error) => {
@@ -82,12 +86,7 @@ pub(crate) enum StoreAccess {
 
 /// Opens the store, or finds the running daemon that holds it.
 pub(crate) fn open_store_or_daemon(config: &Config) -> anyhow::Result<StoreAccess> {
-    std::fs::create_dir_all(&config.state_dir).with_context(|| {
-        format!(
-            "cannot create state directory {}",
-            config.state_dir.display()
-        )
-    })?;
+    ensure_state_dir(config)?;
     match Store::open(&config.state_dir) {
         Ok(store) => Ok(StoreAccess::Local(store)),
         Err(error) => {
