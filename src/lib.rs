@@ -30,6 +30,7 @@ pub mod extract;
 pub mod facts;
 pub mod feed;
 pub mod fetch;
+pub mod gist;
 pub mod mail;
 pub mod metrics;
 pub mod model;
