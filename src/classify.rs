@@ -191,9 +191,16 @@ fn fit(kinds: &[(Kind, Vec<String>)]) -> String {
     for (kind, points) in kinds {
         let mut opened = false;
         for point in points {
-            // One long point never takes the whole line from the others.
+            // One long point never takes the whole line from the others:
+            // a quoted passage gets its share, a list of places a little
+            // more.
+            let cap = if point.starts_with("Places covered") {
+                150
+            } else {
+                (MAX_SUMMARY_CHARS / total).clamp(90, 150)
+            };
             let point = if total > 1 {
-                let cut = crate::gist::trim_to(point, 150);
+                let cut = crate::gist::trim_to(point, cap);
                 if cut.contains('“') && !cut.ends_with('”') {
                     format!("{cut}”")
                 } else {

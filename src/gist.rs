@@ -25,14 +25,15 @@ pub enum Rank {
     Figure,
     /// A fact changed (places, organisations, people): set by `classify`.
     Fact,
-    /// A figure in a table row changed.
-    TableFigure,
     /// A heading was added or removed.
     Heading,
     /// A passage was added or reworded.
     Passage,
     /// A passage was removed.
     Removal,
+    /// A figure in a table row changed: tables of figures change many
+    /// cells at once, so their rows come after the prose.
+    TableFigure,
     /// Only a date moved: never leads when anything else changed.
     Date,
 }
@@ -55,8 +56,9 @@ impl Point {
     }
 }
 
-/// The longest clause quoted from a passage, in characters.
-const CLAUSE_CHARS: usize = 90;
+/// The longest clause quoted from a passage, in characters: the summary
+/// cuts it further when it has more to say.
+const CLAUSE_CHARS: usize = 180;
 
 /// A figure: an amount, a percentage, a range ("0.9 to 1.1", "-2% to
 /// +1%"), with its unit when it has one ("14 days").
@@ -250,6 +252,14 @@ fn is_date(text: &str, range: &Range<usize>) -> bool {
             .any(|d| d.len() * 2 >= range.len())
 }
 
+/// The whole date around a figure: "20 April", not "20".
+fn date_around(text: &str, range: &Range<usize>) -> String {
+    crate::classify::date_spans(text)
+        .into_iter()
+        .find(|d| d.start <= range.start && d.end >= range.end)
+        .map_or_else(|| text[range.clone()].to_owned(), |d| text[d].to_owned())
+}
+
 /// Letters-only words in a text that are not part of a figure.
 fn words_beside_values(text: &str) -> usize {
     VALUE
@@ -306,7 +316,11 @@ fn changed(change: &BlockChange, old: &Block, new: &Block) -> Vec<Point> {
                 continue;
             }
             if is_date(&edits.new, n) || is_date(&edits.old, o) {
-                dates.push(format!("{from} → {to}"));
+                let (from, to) = (date_around(&edits.old, o), date_around(&edits.new, n));
+                let point = format!("{from} → {to}");
+                if from != to && !dates.contains(&point) {
+                    dates.push(point);
+                }
                 continue;
             }
             let subject = if table {
@@ -334,9 +348,12 @@ fn changed(change: &BlockChange, old: &Block, new: &Block) -> Vec<Point> {
             } else {
                 format!("{}: ", trim_to(head, 40))
             };
+            // A row's first two changed cells say enough.
+            let shown: Vec<&str> = figures.iter().take(2).map(String::as_str).collect();
+            let more = if figures.len() > 2 { ", …" } else { "" };
             points.push(Point::new(
                 Rank::TableFigure,
-                format!("{head}{}", figures.join(", ")),
+                format!("{head}{}{more}", shown.join(", ")),
             ));
         } else {
             points.extend(figures.into_iter().map(|f| Point::new(Rank::Figure, f)));
@@ -405,6 +422,16 @@ fn reworded(edits: &Edits, regions: &[&(Range<usize>, Range<usize>)]) -> Option<
     let (old_range, new_range) = largest;
     let old_side = edits.old[old_range.clone()].trim();
     let new_side = edits.new[new_range.clone()].trim();
+    let letters = |s: &str| -> String {
+        s.chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    if regions.len() == 1 && letters(old_side) == letters(new_side) {
+        // Only case, punctuation or spacing.
+        return None;
+    }
     let words = |s: &str| s.split_whitespace().count();
     if new_side.is_empty() {
         return Some(Point::new(
@@ -518,7 +545,10 @@ mod tests {
             &[para("As of 9am 20 April, 501,379 tests have concluded.")],
             &[para("As of 9am 21 April, 535,342 tests have concluded.")],
         );
-        assert_eq!(found, ["tests concluded: 501,379 → 535,342", "20 → 21"]);
+        assert_eq!(
+            found,
+            ["tests concluded: 501,379 → 535,342", "20 April → 21 April"]
+        );
     }
 
     #[test]

@@ -640,8 +640,9 @@ fn counts(text: &str, facts: &mut BTreeSet<Fact>) {
         }
         let noun = captures[2].to_lowercase();
         // "2 areas" inside a date or a population figure is not a count of
-        // areas; a year is never one either.
-        if value > 500 {
+        // areas; a year is never one either. "1 health boards" is a
+        // fragment of a label, not a count.
+        if value > 500 || (value == 1 && captures[2].ends_with('s')) {
             continue;
         }
         let noun = noun
