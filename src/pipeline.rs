@@ -236,6 +236,7 @@ pub fn apply_extracted(
                 hash,
                 reason: reason.clone(),
                 since: page.fetched_at,
+                seen: 1,
             });
             store.record_check(watch, &state)?;
             return Ok(Outcome::Held { reason });

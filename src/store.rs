@@ -118,6 +118,8 @@ pub struct Suspect {
     pub reason: String,
     /// When it was first seen.
     pub since: DateTime<Utc>,
+    /// How many fetches in a row have returned it.
+    pub seen: u32,
 }
 
 /// One stored version of a watch's text.
@@ -648,6 +650,13 @@ struct SuspectRecord {
     hash: String,
     reason: String,
     since: DateTime<Utc>,
+    /// Added without a version bump: a record without it was seen once.
+    #[serde(default = "once")]
+    seen: u32,
+}
+
+fn once() -> u32 {
+    1
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -682,6 +691,7 @@ impl From<&WatchState> for WatchRecord {
                 hash: s.hash.clone(),
                 reason: s.reason.clone(),
                 since: s.since,
+                seen: s.seen,
             }),
         }
     }
@@ -703,6 +713,7 @@ impl From<WatchRecord> for WatchState {
                 hash: s.hash,
                 reason: s.reason,
                 since: s.since,
+                seen: s.seen,
             }),
         }
     }
