@@ -85,6 +85,9 @@ pub struct Limits {
     pub diff_timeout: Duration,
     /// Least time between two requests to one host.
     pub per_host_interval: Duration,
+    /// Fetches in a row a suspect text (a large loss, a placeholder or
+    /// error page, a flip back) must last before it counts.
+    pub confirm_after: u32,
 }
 
 impl Default for Limits {
@@ -99,6 +102,7 @@ impl Default for Limits {
             retries: 2,
             diff_timeout: Duration::from_millis(500),
             per_host_interval: Duration::from_secs(1),
+            confirm_after: 3,
         }
     }
 }
@@ -285,6 +289,7 @@ struct RawLimits {
     retries: Option<Spanned<i64>>,
     diff_timeout: Option<Spanned<String>>,
     per_host_interval: Option<Spanned<String>>,
+    confirm_after: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -548,6 +553,9 @@ fn validate_limits(file: &SourceFile, raw: &RawLimits, errors: &mut Vec<ConfigEr
     let mut retries = limits.retries as usize;
     count(&raw.retries, "retries", 0, 10, &mut retries);
     limits.retries = u32::try_from(retries).unwrap_or(2);
+    let mut confirm_after = limits.confirm_after as usize;
+    count(&raw.confirm_after, "confirm_after", 1, 20, &mut confirm_after);
+    limits.confirm_after = u32::try_from(confirm_after).unwrap_or(3);
 
     let mut duration = |value: &Option<Spanned<String>>, field: &str, target: &mut Duration| {
         if let Some(value) = value {
