@@ -88,7 +88,12 @@ pub fn points(change: &BlockChange) -> Vec<Point> {
 
 fn added(block: &Block, sign: char) -> Option<Point> {
     let text = rendered(block);
-    if text.is_empty() {
+    // A lone figure added or removed (a table cell split off as a block)
+    // says nothing without its row.
+    if !text
+        .split_whitespace()
+        .any(|w| w.chars().any(char::is_alphabetic))
+    {
         return None;
     }
     Some(match block.kind {
