@@ -49,6 +49,9 @@ pub struct Limits {
     pub diff_timeout: Duration,
     /// Least time between two requests to one host.
     pub per_host_interval: Duration,
+    /// Fetches in a row a suspect text (a large loss, a placeholder or
+    /// error page, a flip back) must last before it counts.
+    pub confirm_after: u32,
 }
 
 impl Default for Limits {
@@ -63,6 +66,7 @@ impl Default for Limits {
             retries: 2,
             diff_timeout: Duration::from_millis(500),
             per_host_interval: Duration::from_secs(1),
+            confirm_after: 3,
         }
     }
 }

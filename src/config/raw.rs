@@ -53,6 +53,7 @@ pub(super) struct RawLimits {
     pub(super) retries: Option<Spanned<i64>>,
     pub(super) diff_timeout: Option<Spanned<String>>,
     pub(super) per_host_interval: Option<Spanned<String>>,
+    pub(super) confirm_after: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

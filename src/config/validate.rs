@@ -56,6 +56,15 @@ pub(super) fn validate_limits(
     let mut retries = limits.retries as usize;
     count(&raw.retries, "retries", 0, 10, &mut retries);
     limits.retries = u32::try_from(retries).unwrap_or(2);
+    let mut confirm_after = limits.confirm_after as usize;
+    count(
+        &raw.confirm_after,
+        "confirm_after",
+        1,
+        20,
+        &mut confirm_after,
+    );
+    limits.confirm_after = u32::try_from(confirm_after).unwrap_or(3);
 
     let mut duration = |value: &Option<Spanned<String>>, field: &str, target: &mut Duration| {
         if let Some(value) = value {

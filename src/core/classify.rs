@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::diff::{BlockChange, ChangeKind, TextDiff, WordOp};
 use crate::core::facts::{self, Fact, FactGroup, compact_regex};
+use crate::core::gist::{self, Point, Rank};
 use crate::core::model::BlockKind;
 
 /// The kinds of change, most important first.
@@ -100,6 +101,10 @@ pub struct Classified {
     pub changed: Vec<ValueChange>,
     /// The changed blocks that show it.
     pub evidence: Vec<BlockChange>,
+    /// What the summary says, point by point, most telling first: the
+    /// one-line summary of the whole assessment is fitted from these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub points: Vec<String>,
 }
 
 /// The assessment of one diff.
@@ -125,14 +130,125 @@ impl Assessment {
         self.changes.first().map(|c| c.kind)
     }
 
-    /// All summaries, most important first, joined for a one-line report.
+    /// One line for the whole assessment, most important kind first, at
+    /// most [`MAX_SUMMARY_CHARS`] characters ("(+N more)" for what does not
+    /// fit). Minor edits are named only when nothing else changed.
     pub fn one_line(&self) -> String {
-        self.changes
+        let alerting: Vec<&Classified> = self
+            .changes
             .iter()
-            .map(|c| c.summary.as_str())
-            .collect::<Vec<_>>()
-            .join(" | ")
+            .filter(|c| c.kind != Kind::Minor)
+            .collect();
+        if alerting.is_empty() {
+            return self
+                .changes
+                .iter()
+                .map(|c| c.summary.as_str())
+                .collect::<Vec<_>>()
+                .join(" | ");
+        }
+        let kinds: Vec<(Kind, Vec<String>)> = alerting
+            .iter()
+            .map(|c| {
+                let points = if c.points.is_empty() {
+                    // Records stored before points existed.
+                    vec![without_kind(&c.summary, c.kind).to_owned()]
+                } else {
+                    c.points.clone()
+                };
+                (c.kind, points)
+            })
+            .collect();
+        fit(&kinds)
     }
+}
+
+/// The longest one-line summary, in characters.
+pub const MAX_SUMMARY_CHARS: usize = 200;
+
+/// "Boundary", as summaries start.
+fn title(kind: Kind) -> String {
+    let name = kind.as_str();
+    format!("{}{}", name[..1].to_ascii_uppercase(), &name[1..])
+}
+
+fn without_kind(summary: &str, kind: Kind) -> &str {
+    summary
+        .strip_prefix(&format!("{}: ", title(kind)))
+        .unwrap_or(summary)
+}
+
+/// Fits kinds' points into one line of at most [`MAX_SUMMARY_CHARS`]
+/// characters: "Kind: a; b | Kind: c (+N more)". Points that do not fit are
+/// counted; a later, shorter one may still fit.
+fn fit(kinds: &[(Kind, Vec<String>)]) -> String {
+    const RESERVE: usize = " (+99 more)".len();
+    let mut out = String::new();
+    let mut used = 0usize;
+    let mut more = 0usize;
+    let total: usize = kinds.iter().map(|(_, p)| p.len()).sum();
+    let mut placed = 0usize;
+    for (kind, points) in kinds {
+        let mut opened = false;
+        for point in points {
+            // One long point never takes the whole line from the others:
+            // a quoted passage gets its share, a list of places a little
+            // more.
+            let cap = if point.starts_with("Places covered") {
+                150
+            } else {
+                (MAX_SUMMARY_CHARS / total).clamp(90, 150)
+            };
+            let point = if total > 1 {
+                let cut = crate::core::gist::trim_to(point, cap);
+                if cut.contains('“') && !cut.ends_with('”') {
+                    format!("{cut}”")
+                } else {
+                    cut
+                }
+            } else {
+                point.clone()
+            };
+            let piece = if opened {
+                format!("; {point}")
+            } else if out.is_empty() {
+                format!("{}: {point}", title(*kind))
+            } else {
+                format!(" | {}: {point}", title(*kind))
+            };
+            let len = piece.chars().count();
+            let left = total - placed - 1;
+            let budget = if left == 0 {
+                MAX_SUMMARY_CHARS
+            } else {
+                MAX_SUMMARY_CHARS - RESERVE
+            };
+            if used + len <= budget {
+                out.push_str(&piece);
+                used += len;
+                opened = true;
+            } else if out.is_empty() || budget.saturating_sub(used) >= 50 {
+                // The first point always shows, and a long one shows in
+                // part where enough room is left.
+                let cut = crate::core::gist::trim_to(&piece, budget - used);
+                let cut = if cut.contains('“') && !cut.ends_with('”') {
+                    format!("{cut}”")
+                } else {
+                    cut
+                };
+                used += cut.chars().count();
+                out.push_str(&cut);
+                opened = true;
+            } else {
+                more += 1;
+            }
+            placed += 1;
+        }
+    }
+    if more > 0 {
+        out.push_str(&format!(" (+{more} more)"));
+    }
+    out
 }
 
 /// Classifies a diff, given the facts of the old and the new version.
@@ -215,7 +331,12 @@ pub fn classify(
         {
             continue;
         }
-        let summary = summarise(kind, &kind_added, &kind_removed, &kind_changed, &evidence);
+        let points = summarise(kind, &kind_added, &kind_removed, &kind_changed, &evidence);
+        let summary = if kind == Kind::Minor {
+            points.join("; ")
+        } else {
+            fit(&[(kind, points.clone())])
+        };
         changes.push(Classified {
             kind,
             summary,
@@ -223,6 +344,11 @@ pub fn classify(
             removed: kind_removed,
             changed: kind_changed,
             evidence,
+            points: if kind == Kind::Minor {
+                Vec::new()
+            } else {
+                points
+            },
         });
     }
     Assessment { changes }
@@ -335,13 +461,6 @@ fn names_are_close(a: &str, b: &str) -> bool {
     smaller > 0 && shared * 2 >= smaller
 }
 
-fn signed(sign: char, facts: &[Fact]) -> Vec<String> {
-    facts
-        .iter()
-        .map(|f| format!("{sign}{}", f.label()))
-        .collect()
-}
-
 fn value_label(fact: &Fact) -> String {
     match fact {
         Fact::Population { figure, .. } => facts::thousands(*figure),
@@ -351,53 +470,120 @@ fn value_label(fact: &Fact) -> String {
     }
 }
 
+/// The points of one kind's summary, most telling first.
 fn summarise(
     kind: Kind,
     added: &[Fact],
     removed: &[Fact],
     changed: &[ValueChange],
     evidence: &[BlockChange],
-) -> String {
+) -> Vec<String> {
+    if kind == Kind::Minor {
+        let (plus, minus, edited) = count_kinds(evidence);
+        return vec![format!(
+            "Minor: {} small edit(s) (dates, punctuation, spelling or boilerplate)",
+            plus + minus + edited
+        )];
+    }
+    let mut points: Vec<Point> = Vec::new();
+    let mut used_blocks: BTreeSet<String> = BTreeSet::new();
+    // A fact added or removed with the short block that states it is shown
+    // as that block: "+City of Lincoln Council, 20 April 2022".
+    let with_context = |sign: char, fact: &Fact, used: &mut BTreeSet<String>| -> String {
+        let label = fact.label();
+        let wanted = if sign == '+' {
+            ChangeKind::Added
+        } else {
+            ChangeKind::Removed
+        };
+        let block = evidence
+            .iter()
+            .filter(|c| c.kind == wanted)
+            .filter_map(|c| c.new.as_ref().or(c.old.as_ref()))
+            .find(|b| {
+                matches!(b.kind, BlockKind::TableRow | BlockKind::ListItem)
+                    && b.text.contains(&label)
+                    && b.text.chars().count() <= 100
+            });
+        match block {
+            Some(block) if !matches!(fact, Fact::Population { .. } | Fact::Count { .. }) => {
+                used.insert(block.text.clone());
+                let text = block
+                    .text
+                    .split(" | ")
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty() && *c != "-")
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!("{sign}{text}")
+            }
+            _ => format!("{sign}{label}"),
+        }
+    };
+    let fact_rank = |fact: &Fact| match fact {
+        Fact::Event { .. } => Rank::Date,
+        _ => Rank::Fact,
+    };
     match kind {
         Kind::Boundary => {
-            let mut parts = Vec::new();
-            let places = |facts: &[Fact]| -> Vec<Fact> {
-                facts
-                    .iter()
-                    .filter(|f| matches!(f, Fact::Place { .. }))
-                    .cloned()
-                    .collect()
-            };
-            let place_changes: Vec<String> = signed('+', &places(added))
-                .into_iter()
-                .chain(signed('−', &places(removed)))
+            let is_place = |f: &&Fact| matches!(f, Fact::Place { .. });
+            let place_changes: Vec<String> = added
+                .iter()
+                .filter(is_place)
+                .map(|f| format!("+{}", f.label()))
+                .chain(
+                    removed
+                        .iter()
+                        .filter(is_place)
+                        .map(|f| format!("−{}", f.label())),
+                )
                 .collect();
             if !place_changes.is_empty() {
-                parts.push(format!("Places covered: {}", place_changes.join(", ")));
+                points.push(Point {
+                    rank: Rank::Figure,
+                    text: format!("Places covered: {}", place_changes.join(", ")),
+                });
             }
-            let others: Vec<String> = signed(
-                '+',
-                &added
-                    .iter()
-                    .filter(|f| !matches!(f, Fact::Place { .. }))
-                    .cloned()
-                    .collect::<Vec<_>>(),
-            )
-            .into_iter()
-            .chain(signed(
-                '−',
-                &removed
-                    .iter()
-                    .filter(|f| !matches!(f, Fact::Place { .. }))
-                    .cloned()
-                    .collect::<Vec<_>>(),
-            ))
-            .collect();
-            if !others.is_empty() {
-                parts.push(others.join(", "));
+            for fact in added.iter().filter(|f| !is_place(f)) {
+                points.push(Point {
+                    rank: Rank::Fact,
+                    text: format!("+{}", fact.label()),
+                });
             }
-            for change in changed {
-                let subject = match &change.to {
+            for fact in removed.iter().filter(|f| !is_place(f)) {
+                points.push(Point {
+                    rank: Rank::Fact,
+                    text: format!("−{}", fact.label()),
+                });
+            }
+        }
+        _ => {
+            for fact in added {
+                points.push(Point {
+                    rank: fact_rank(fact),
+                    text: with_context('+', fact, &mut used_blocks),
+                });
+            }
+            for fact in removed {
+                points.push(Point {
+                    rank: fact_rank(fact),
+                    text: with_context('−', fact, &mut used_blocks),
+                });
+            }
+        }
+    }
+    for change in changed {
+        let text = match (&change.from, &change.to) {
+            (Fact::Person { name: a, role: r1 }, Fact::Person { name: b, role: r2 })
+                if r1 == r2 =>
+            {
+                format!("{r1}: {a} → {b}")
+            }
+            (Fact::Person { name, role: r1 }, Fact::Person { role: r2, .. }) => {
+                format!("{name}: {r1} → {r2}")
+            }
+            (from @ (Fact::Population { .. } | Fact::Count { .. }), to) => {
+                let subject = match to {
                     Fact::Population {
                         place: Some(place), ..
                     } => format!("{place} population"),
@@ -405,78 +591,41 @@ fn summarise(
                     Fact::Count { noun, .. } => noun.clone(),
                     other => other.label(),
                 };
-                parts.push(format!(
-                    "{subject} {} → {}",
-                    value_label(&change.from),
-                    value_label(&change.to)
-                ));
+                format!("{subject} {} → {}", value_label(from), value_label(to))
             }
-            format!("Boundary: {}", parts.join("; "))
-        }
-        Kind::Members | Kind::Leaders => {
-            let title = if kind == Kind::Members {
-                "Members"
-            } else {
-                "Leaders"
-            };
-            let mut parts: Vec<String> = changed
-                .iter()
-                .map(|c| match (&c.from, &c.to) {
-                    (Fact::Person { name: a, role: r1 }, Fact::Person { name: b, role: r2 })
-                        if r1 == r2 =>
-                    {
-                        format!("{r1}: {a} → {b}")
-                    }
-                    (Fact::Person { name, role: r1 }, Fact::Person { role: r2, .. }) => {
-                        format!("{name}: {r1} → {r2}")
-                    }
-                    (from, to) => format!("{} → {}", from.label(), to.label()),
-                })
-                .collect();
-            parts.extend(signed('+', added));
-            parts.extend(signed('−', removed));
-            if parts.is_empty() {
-                parts.push(format!("{} passage(s) changed", evidence.len()));
+            (from, to) => format!("{} → {}", from.label(), to.label()),
+        };
+        points.push(Point {
+            rank: Rank::Figure,
+            text,
+        });
+    }
+    // The blocks' own gist: for prose always, for the other kinds when no
+    // fact says what changed.
+    if kind == Kind::Narrative || points.is_empty() {
+        for change in evidence {
+            let text = change.new.as_ref().or(change.old.as_ref()).map(|b| &b.text);
+            if text.is_some_and(|t| used_blocks.contains(t)) || is_minor(change) {
+                continue;
             }
-            format!("{title}: {}", parts.join("; "))
-        }
-        Kind::Narrative => {
-            let mut parts: Vec<String> = signed('+', added);
-            parts.extend(signed('−', removed));
-            let sections: BTreeSet<&str> = evidence
-                .iter()
-                .filter_map(|c| c.section.as_deref())
-                .collect();
-            let (plus, minus, edited) = count_kinds(evidence);
-            let mut counts = Vec::new();
-            if edited > 0 {
-                counts.push(format!("{edited} passage(s) reworded"));
-            }
-            if plus > 0 {
-                counts.push(format!("{plus} added"));
-            }
-            if minus > 0 {
-                counts.push(format!("{minus} removed"));
-            }
-            if !counts.is_empty() {
-                let mut text = counts.join(", ");
-                if !sections.is_empty() {
-                    let names: Vec<String> =
-                        sections.iter().take(3).map(|s| format!("“{s}”")).collect();
-                    text.push_str(&format!(" under {}", names.join(", ")));
-                }
-                parts.push(text);
-            }
-            format!("Narrative: {}", parts.join("; "))
-        }
-        Kind::Minor => {
-            let (plus, minus, edited) = count_kinds(evidence);
-            format!(
-                "Minor: {} small edit(s) (dates, punctuation, spelling or boilerplate)",
-                plus + minus + edited
-            )
+            points.extend(gist::points(change));
         }
     }
+    if points.is_empty() {
+        let (plus, minus, edited) = count_kinds(evidence);
+        points.push(Point {
+            rank: Rank::Passage,
+            text: format!("{} passage(s) changed", plus + minus + edited),
+        });
+    }
+    // Most telling first, page order within a rank; each said once.
+    points.sort_by_key(|p| p.rank);
+    let mut seen = BTreeSet::new();
+    points
+        .into_iter()
+        .filter(|p| seen.insert(p.text.to_lowercase()))
+        .map(|p| p.text)
+        .collect()
 }
 
 fn count_kinds(evidence: &[BlockChange]) -> (usize, usize, usize) {
@@ -496,6 +645,11 @@ static DATE_LIKE: LazyLock<Regex> = LazyLock::new(|| {
     ))
     .expect("date pattern compiles")
 });
+
+/// The byte ranges of dates and times in a text.
+pub(crate) fn date_spans(text: &str) -> Vec<std::ops::Range<usize>> {
+    DATE_LIKE.find_iter(text).map(|m| m.range()).collect()
+}
 
 /// Tokens that change on every render: hashes, session ids, long base64.
 static DYNAMIC_TOKEN: LazyLock<Regex> = LazyLock::new(|| {

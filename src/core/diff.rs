@@ -23,6 +23,10 @@ pub struct DiffOptions {
     /// Two blocks at the same place count as one edited block, rather than a
     /// removal and an addition, when at least this share of their words agree.
     pub pair_threshold: f32,
+    /// How many fetches in a row a suspect text (a large loss, a
+    /// placeholder or error page, a flip back) must last before the
+    /// pipeline compares it as the page's new text.
+    pub confirm_after: u32,
 }
 
 impl Default for DiffOptions {
@@ -30,6 +34,7 @@ impl Default for DiffOptions {
         Self {
             timeout: Duration::from_millis(500),
             pair_threshold: 0.5,
+            confirm_after: 3,
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod diff;
 pub mod extract;
 pub mod facts;
 pub mod feed;
+pub mod gist;
 pub mod metrics;
 pub mod model;
 pub mod render;

@@ -1,13 +1,24 @@
 //! Noise and recall on real page histories: replays each history through the
 //! whole pipeline, as successive fetches of one watch in a fresh temporary
 //! store, and compares the alerts raised with the reference labels in its
-//! `steps.tsv`.
+//! `judged.tsv` (written by hand: should the step alert, its kind, and the
+//! phrases a good one-line summary contains), or, for a history without
+//! one, with the reference labels in its `steps.tsv`.
 //!
-//! A change held for confirmation (a sudden loss of text, or a flip back to
-//! a recent version) and confirmed by the next fetch is credited to the step
-//! where it appeared, and the confirming step counts as silent.
+//! A change held for confirmation (a sudden loss of text, a placeholder or
+//! error page, or a flip back to a recent version) and confirmed by later
+//! fetches of the same text is credited to the step where it appeared, and
+//! the confirming steps count as silent. An alert raised later for another
+//! text does not rescue the held step: an alert counts for the step whose
+//! content it reports.
 //!
-//! A step is *expected silent* when its raw-HTML change left the visible
+//! With `judged.tsv`, a step is expected to alert when `should_alert` is
+//! `yes` and silent otherwise; the kind is right when the judged kind is
+//! among the alert's kinds (counted on alerts of steps that should alert);
+//! a `must_mention` phrase counts when it appears, ignoring case, in the
+//! one-line summary of an alert at that step.
+//!
+//! Without it, a step is *expected silent* when its raw-HTML change left the visible
 //! text alone or only moved dates (`auto_kind` markup-only or
 //! dates/times-only), or when a labeller called it noise
 //! (`ota:no-extracted-text-change`, `ota:extraction-upgrade`,
@@ -25,10 +36,10 @@ use chrono::Utc;
 use serde::Serialize;
 
 use crate::core::diff::DiffOptions;
-use crate::core::extract::Rules;
+use crate::core::extract::{self, Rules};
 use crate::fetch::{Validators, decode_html};
-use crate::service::pipeline::{ApplyError, FetchedPage, Outcome, apply_page};
-use crate::store::{Store, StoreError};
+use crate::service::pipeline::{ApplyError, FetchedPage, Outcome, apply_extracted};
+use crate::store::{Store, StoreError, text_hash};
 
 /// Why an evaluation could not run.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +93,49 @@ pub struct StepResult {
     pub kinds: Vec<String>,
     /// The one-line summary, or the reason nothing was raised.
     pub summary: String,
+    /// The judged kind, from `judged.tsv`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub judged_kind: Option<String>,
+    /// Phrases a good summary of this step contains, from `judged.tsv`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub must_mention: Vec<String>,
+    /// The judge's note on the step.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+impl StepResult {
+    /// Whether the kind is right: the judged kind is among the alert's
+    /// kinds. `None` unless the step alerted and should have.
+    pub fn kind_right(&self) -> Option<bool> {
+        let judged = self.judged_kind.as_deref()?;
+        (self.alerted && self.expected == Expectation::Alert)
+            .then(|| self.kinds.iter().any(|k| k == judged))
+    }
+
+    /// The `must_mention` phrases found in the summary of this step's alert
+    /// (none when it raised no alert).
+    pub fn mentioned(&self) -> Vec<&str> {
+        if !self.alerted {
+            return Vec::new();
+        }
+        let summary = normalise(&self.summary);
+        self.must_mention
+            .iter()
+            .filter(|phrase| summary.contains(&normalise(phrase)))
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// Lower case, single spaces and straight quotes: how phrases are compared.
+fn normalise(text: &str) -> String {
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+        .replace(['’', '‘'], "'")
+        .replace(['“', '”'], "\"")
 }
 
 /// Totals over every history.
@@ -140,6 +194,73 @@ impl HistoryReport {
             })
             .collect()
     }
+
+    /// The scores of these steps (one page's, or all).
+    pub fn scores(&self) -> Scores {
+        scores(self.steps.iter())
+    }
+}
+
+/// The figures of a set of steps.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Scores {
+    /// Alerts on steps that should alert.
+    pub true_alerts: usize,
+    /// Alerts on steps that should be silent.
+    pub false_alerts: usize,
+    /// Steps that should alert.
+    pub should_alert: usize,
+    /// Judged alerts (alerted, should alert, judged kind known).
+    pub judged_alerts: usize,
+    /// Of those, how many have the judged kind among their kinds.
+    pub kinds_right: usize,
+    /// `must_mention` phrases of steps that should alert.
+    pub phrases: usize,
+    /// Of those, how many the step's summary contains.
+    pub phrases_found: usize,
+}
+
+impl Scores {
+    /// Alert precision.
+    pub fn precision(&self) -> Option<f64> {
+        ratio(self.true_alerts, self.true_alerts + self.false_alerts)
+    }
+
+    /// Alert recall.
+    pub fn recall(&self) -> Option<f64> {
+        ratio(self.true_alerts, self.should_alert)
+    }
+
+    /// Kind accuracy on judged alerts.
+    pub fn kind_accuracy(&self) -> Option<f64> {
+        ratio(self.kinds_right, self.judged_alerts)
+    }
+
+    /// The share of `must_mention` phrases found in summaries.
+    pub fn phrase_share(&self) -> Option<f64> {
+        ratio(self.phrases_found, self.phrases)
+    }
+}
+
+fn scores<'a>(steps: impl Iterator<Item = &'a StepResult>) -> Scores {
+    let mut scores = Scores::default();
+    for step in steps {
+        match step.expected {
+            Expectation::Alert => {
+                scores.should_alert += 1;
+                scores.true_alerts += usize::from(step.alerted);
+                scores.phrases += step.must_mention.len();
+                scores.phrases_found += step.mentioned().len();
+            }
+            Expectation::Silent => scores.false_alerts += usize::from(step.alerted),
+            Expectation::Unscored => {}
+        }
+        if let Some(right) = step.kind_right() {
+            scores.judged_alerts += 1;
+            scores.kinds_right += usize::from(right);
+        }
+    }
+    scores
 }
 
 fn ratio(numerator: usize, denominator: usize) -> Option<f64> {
@@ -153,58 +274,116 @@ impl fmt::Display for HistoryReport {
         for step in &self.steps {
             pages.entry(step.page.as_str()).or_default().push(step);
         }
-        writeln!(
-            f,
-            "| page | steps | alerts | silent steps alerted | alert steps alerted |"
-        )?;
-        writeln!(f, "|---|---:|---:|---:|---:|")?;
-        for (page, steps) in &pages {
-            let alerts = steps.iter().filter(|s| s.alerted).count();
-            let count = |e: Expectation| {
-                let of: Vec<_> = steps.iter().filter(|s| s.expected == e).collect();
-                format!("{}/{}", of.iter().filter(|s| s.alerted).count(), of.len())
-            };
-            writeln!(
-                f,
-                "| {page} | {} | {alerts} | {} | {} |",
-                steps.len(),
-                count(Expectation::Silent),
-                count(Expectation::Alert)
-            )?;
-        }
-        let silent = self.tally(Expectation::Silent);
-        let alert = self.tally(Expectation::Alert);
-        let unscored = self.tally(Expectation::Unscored);
         let show =
             |value: Option<f64>| value.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.3}"));
+        let share = |value: Option<f64>| {
+            value.map_or_else(|| "n/a".to_owned(), |v| format!("{:.0} %", v * 100.0))
+        };
+        writeln!(
+            f,
+            "| page | steps | alerts | precision | recall | kinds right | phrases found |"
+        )?;
+        writeln!(f, "|---|---:|---:|---:|---:|---:|---:|")?;
+        for (page, steps) in &pages {
+            let s = scores(steps.iter().copied());
+            writeln!(
+                f,
+                "| {page} | {} | {} | {} | {} | {} | {}/{} |",
+                steps.len(),
+                steps.iter().filter(|s| s.alerted).count(),
+                show(s.precision()),
+                show(s.recall()),
+                show(s.kind_accuracy()),
+                s.phrases_found,
+                s.phrases,
+            )?;
+        }
+        let total = self.scores();
+        let unscored = self.tally(Expectation::Unscored);
         writeln!(f)?;
         writeln!(
             f,
             "expected silent: {} steps, {} alerted (target 0)",
-            silent.steps, silent.alerted
+            self.tally(Expectation::Silent).steps,
+            total.false_alerts
         )?;
         writeln!(
             f,
             "expected to alert: {} steps, {} alerted",
-            alert.steps, alert.alerted
+            total.should_alert, total.true_alerts
         )?;
-        writeln!(
-            f,
-            "unscored: {} steps, {} alerted",
-            unscored.steps, unscored.alerted
-        )?;
-        writeln!(
-            f,
-            "precision {} · recall {}",
-            show(self.precision()),
-            show(self.recall())
-        )?;
-        for miss in self.misses() {
+        if unscored.steps > 0 {
             writeln!(
                 f,
-                "miss: {} {} ({}, {}): {} {}",
-                miss.page, miss.step, miss.auto_kind, miss.label, miss.outcome, miss.summary
+                "unscored: {} steps, {} alerted",
+                unscored.steps, unscored.alerted
             )?;
+        }
+        writeln!(
+            f,
+            "precision {} · recall {} · kinds right {} ({}/{}) · phrases found {} ({}/{})",
+            show(total.precision()),
+            show(total.recall()),
+            share(total.kind_accuracy()),
+            total.kinds_right,
+            total.judged_alerts,
+            share(total.phrase_share()),
+            total.phrases_found,
+            total.phrases,
+        )?;
+        for miss in self.misses() {
+            let what = if miss.alerted {
+                "false alert"
+            } else {
+                "missed alert"
+            };
+            writeln!(
+                f,
+                "{what}: {} {} ({}): {} {}",
+                miss.page,
+                miss.step,
+                if miss.label.is_empty() {
+                    &miss.auto_kind
+                } else {
+                    &miss.label
+                },
+                miss.outcome,
+                miss.summary
+            )?;
+        }
+        for step in &self.steps {
+            if step.kind_right() == Some(false) {
+                writeln!(
+                    f,
+                    "wrong kind: {} {} (judged {}): {}",
+                    step.page,
+                    step.step,
+                    step.judged_kind.as_deref().unwrap_or(""),
+                    step.summary
+                )?;
+            }
+        }
+        for step in &self.steps {
+            if step.expected != Expectation::Alert || !step.alerted {
+                continue;
+            }
+            let found = step.mentioned();
+            let missing: Vec<&str> = step
+                .must_mention
+                .iter()
+                .map(String::as_str)
+                .filter(|p| !found.contains(p))
+                .collect();
+            if !missing.is_empty() {
+                writeln!(
+                    f,
+                    "phrases missing: {} {} [{}]: {}",
+                    step.page,
+                    step.step,
+                    missing.join("; "),
+                    step.summary
+                )?;
+            }
         }
         Ok(())
     }
@@ -266,6 +445,51 @@ pub fn evaluate(dir: &Path) -> Result<HistoryReport, HistoryEvalError> {
     Ok(report)
 }
 
+/// One row of `judged.tsv`.
+#[derive(Debug, Clone)]
+struct Judged {
+    should_alert: bool,
+    kind: String,
+    must_mention: Vec<String>,
+    note: String,
+}
+
+/// Reads `judged.tsv` into rows by step, if the history has one.
+fn read_judged(dir: &Path) -> Result<Option<BTreeMap<String, Judged>>, HistoryEvalError> {
+    let path = dir.join("judged.tsv");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text =
+        std::fs::read_to_string(&path).map_err(|source| HistoryEvalError::Read { path, source })?;
+    let mut rows = BTreeMap::new();
+    for line in text.lines().skip(1) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let [step, should_alert, kind, rest @ ..] = fields.as_slice() else {
+            continue;
+        };
+        rows.insert(
+            (*step).to_owned(),
+            Judged {
+                should_alert: *should_alert == "yes",
+                kind: (*kind).to_owned(),
+                must_mention: rest
+                    .first()
+                    .map(|m| {
+                        m.split(';')
+                            .map(str::trim)
+                            .filter(|p| !p.is_empty())
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                note: rest.get(1).map(|n| (*n).to_owned()).unwrap_or_default(),
+            },
+        );
+    }
+    Ok(Some(rows))
+}
+
 /// Replays one history and scores its steps.
 pub fn evaluate_page(dir: &Path) -> Result<Vec<StepResult>, HistoryEvalError> {
     let page = dir
@@ -278,6 +502,7 @@ pub fn evaluate_page(dir: &Path) -> Result<Vec<StepResult>, HistoryEvalError> {
         path: steps_path.clone(),
         source,
     })?;
+    let judged = read_judged(dir)?;
     let store = Store::temporary()?;
     let rules = Rules::default();
     let options = DiffOptions::default();
@@ -287,24 +512,44 @@ pub fn evaluate_page(dir: &Path) -> Result<Vec<StepResult>, HistoryEvalError> {
             .map(|bytes| decode_html(&bytes, None))
             .map_err(|source| HistoryEvalError::Read { path, source })
     };
-    let apply = |html: &str| -> Result<Outcome, HistoryEvalError> {
+    // Each step's text is extracted here and its hash kept, so that a
+    // change confirmed after a hold can be tied to the step where that very
+    // text first appeared.
+    let apply = |html: &str| -> Result<(Outcome, Option<String>), HistoryEvalError> {
         let fetched = FetchedPage {
             html,
             fetched_at: Utc::now(),
             validators: Validators::default(),
             audience: None,
         };
-        match apply_page(&store, "history", &rules, &[], &fetched, &options) {
-            Ok(outcome) => Ok(outcome),
+        let blocks = match extract::extract(html, &rules) {
+            Ok(extracted) => extracted.blocks,
+            Err(e) => {
+                return Ok((
+                    Outcome::Failed {
+                        error: e.to_string(),
+                    },
+                    None,
+                ));
+            }
+        };
+        let hash = text_hash(&blocks);
+        match apply_extracted(&store, "history", &blocks, &[], &fetched, &options) {
+            Ok(outcome) => Ok((outcome, Some(hash))),
             Err(ApplyError::Store(e)) => Err(e.into()),
-            Err(other) => Ok(Outcome::Failed {
-                error: other.to_string(),
-            }),
+            Err(other) => Ok((
+                Outcome::Failed {
+                    error: other.to_string(),
+                },
+                Some(hash),
+            )),
         }
     };
 
-    let mut results = Vec::new();
+    let mut results: Vec<StepResult> = Vec::new();
     let mut baseline_done = false;
+    // The first step of the current hold and the held text's hash.
+    let mut hold: Option<(usize, String)> = None;
     for line in steps.lines().skip(1) {
         let fields: Vec<&str> = line.split('\t').collect();
         let [step, from, to, _, _, auto_kind, _, _, label, ..] = fields.as_slice() else {
@@ -314,18 +559,20 @@ pub fn evaluate_page(dir: &Path) -> Result<Vec<StepResult>, HistoryEvalError> {
             apply(&read_page(from)?)?;
             baseline_done = true;
         }
-        let outcome = apply(&read_page(to)?)?;
-        let mut expected = expectation(auto_kind, label);
-        if *label == "ota:record" && ota_formatting_only(dir, from, to) {
-            // Open Terms Archive recorded a version whose text differs from
-            // the last only in Markdown layout: an artefact of its own
-            // extraction, not a change on the page. Not scored.
-            expected = Expectation::Unscored;
-        }
-        let confirms_previous = matches!(outcome, Outcome::Changed { .. })
-            && results
-                .last()
-                .is_some_and(|r: &StepResult| r.outcome == "HELD");
+        let (outcome, hash) = apply(&read_page(to)?)?;
+        let judgement = judged.as_ref().and_then(|rows| rows.get(*step));
+        let expected = match judgement {
+            Some(j) if j.should_alert => Expectation::Alert,
+            Some(_) => Expectation::Silent,
+            None if judged.is_some() => Expectation::Unscored,
+            None if *label == "ota:record" && ota_formatting_only(dir, from, to) => {
+                // Open Terms Archive recorded a version whose text differs
+                // from the last only in Markdown layout: an artefact of its
+                // own extraction, not a change on the page. Not scored.
+                Expectation::Unscored
+            }
+            None => expectation(auto_kind, label),
+        };
         let (alerted, kinds, summary) = match &outcome {
             Outcome::Changed { assessment, .. } => (
                 assessment.alerts(),
@@ -353,18 +600,37 @@ pub fn evaluate_page(dir: &Path) -> Result<Vec<StepResult>, HistoryEvalError> {
             alerted,
             kinds,
             summary,
+            judged_kind: judgement.map(|j| j.kind.clone()),
+            must_mention: judgement
+                .map(|j| j.must_mention.clone())
+                .unwrap_or_default(),
+            note: judgement.map(|j| j.note.clone()).unwrap_or_default(),
         };
-        if confirms_previous && let Some(held) = results.last_mut() {
-            // A change held for confirmation and confirmed by this fetch is
-            // the change that appeared at the held step: the alert is
-            // credited there, and this step raised nothing new.
-            held.alerted = result.alerted;
-            held.kinds = std::mem::take(&mut result.kinds);
-            held.summary = format!("confirmed one fetch later: {}", result.summary);
-            held.outcome = "CHANGED".to_owned();
-            result.outcome = "CONFIRMED".to_owned();
-            result.alerted = false;
-            result.summary = "confirms the change held at the previous step".to_owned();
+        match (&outcome, hash) {
+            (Outcome::Held { .. }, Some(hash)) => {
+                if hold.as_ref().is_none_or(|(_, held)| *held != hash) {
+                    hold = Some((results.len(), hash));
+                }
+            }
+            (Outcome::Changed { .. }, Some(hash)) => {
+                if let Some((first, held)) = hold.take()
+                    && held == hash
+                {
+                    // The text held since `first` was confirmed by this
+                    // fetch: the alert reports what appeared there, and
+                    // this step raised nothing new.
+                    let held_step = &mut results[first];
+                    held_step.alerted = result.alerted;
+                    held_step.kinds = std::mem::take(&mut result.kinds);
+                    held_step.summary = format!("confirmed later: {}", result.summary);
+                    held_step.outcome = "CHANGED".to_owned();
+                    result.outcome = "CONFIRMED".to_owned();
+                    result.alerted = false;
+                    result.summary = format!("confirms the change held at {}", held_step.step);
+                }
+            }
+            (Outcome::Failed { .. }, _) => {}
+            _ => hold = None,
         }
         results.push(result);
     }
@@ -396,5 +662,46 @@ mod tests {
     fn a_missing_folder_is_named() {
         let err = evaluate(Path::new("/no/such/histories")).expect_err("missing");
         assert!(err.to_string().contains("/no/such/histories"), "{err}");
+    }
+
+    fn step(expected: Expectation, alerted: bool, kinds: &[&str], summary: &str) -> StepResult {
+        StepResult {
+            page: "p".into(),
+            step: "00->01".into(),
+            auto_kind: String::new(),
+            label: String::new(),
+            expected,
+            outcome: "CHANGED".into(),
+            alerted,
+            kinds: kinds.iter().map(|k| (*k).to_owned()).collect(),
+            summary: summary.into(),
+            judged_kind: Some("boundary".into()),
+            must_mention: vec!["Crewe".into(), "121".into(), "King’s Lynn".into()],
+            note: String::new(),
+        }
+    }
+
+    #[test]
+    fn judged_steps_score_alerts_kinds_and_phrases() {
+        let hit = step(
+            Expectation::Alert,
+            true,
+            &["boundary", "narrative"],
+            "Boundary: +crewe; cases 120 → 121; King's Lynn",
+        );
+        assert_eq!(hit.kind_right(), Some(true));
+        assert_eq!(hit.mentioned(), ["Crewe", "121", "King’s Lynn"]);
+        let silent = step(Expectation::Alert, false, &[], "Crewe 121");
+        assert_eq!(silent.kind_right(), None);
+        assert!(silent.mentioned().is_empty(), "no alert, no phrases");
+        let wrong = step(Expectation::Silent, true, &["narrative"], "");
+        let report = HistoryReport {
+            steps: vec![hit, silent, wrong],
+        };
+        let scores = report.scores();
+        assert_eq!(scores.precision(), Some(0.5));
+        assert_eq!(scores.recall(), Some(0.5));
+        assert_eq!(scores.kind_accuracy(), Some(1.0));
+        assert_eq!((scores.phrases_found, scores.phrases), (3, 6));
     }
 }

@@ -156,6 +156,40 @@ pub struct Audience<'a> {
 const SUSPECT_LOSS_RATIO: usize = 4;
 /// Pages shorter than this many words are too small to judge losses on.
 const SUSPECT_MIN_WORDS: usize = 40;
+/// A shorter text of at most this many words is held when it reads like
+/// a loading placeholder, a rate limit or an error page.
+const PLACEHOLDER_MAX_WORDS: usize = 80;
+/// What placeholders and error pages served with status 200 say, in the
+/// languages of the pages watched so far (lower case).
+const PLACEHOLDER_WORDS: [&str; 27] = [
+    "loading",
+    "please wait",
+    "too many requests",
+    "rate limit",
+    "temporarily unavailable",
+    "service unavailable",
+    "captcha",
+    "are you a robot",
+    "access denied",
+    "just a moment",
+    "something went wrong",
+    "try again later",
+    "enable javascript",
+    "chargement",
+    "veuillez patienter",
+    "trop de requêtes",
+    "temporairement indisponible",
+    "réessayer plus tard",
+    "cargando",
+    "demasiadas solicitudes",
+    "no disponible temporalmente",
+    "wird geladen",
+    "zu viele anfragen",
+    "vorübergehend nicht verfügbar",
+    "caricamento",
+    "troppe richieste",
+    "llwytho",
+];
 /// How many earlier versions a returning text is compared with, to catch
 /// A/B rotation and placeholders that flip back and forth.
 const FLIP_FLOP_WINDOW: usize = 5;
@@ -230,12 +264,19 @@ pub fn apply_extracted(
     // Noise that must be seen twice before it counts.
     let hash = store::text_hash(blocks);
     if let Some(reason) = suspicion(store, watch, &previous_blocks, blocks, &hash)? {
-        let confirmed = state.suspect.as_ref().is_some_and(|s| s.hash == hash);
-        if !confirmed {
+        // Held until the same text has come back `confirm_after` fetches in
+        // a row; any other text starts the count again, and the old text
+        // returning ends the hold silently (the diff is empty above).
+        let (seen, since) = match &state.suspect {
+            Some(s) if s.hash == hash => (s.seen.saturating_add(1), s.since),
+            _ => (1, page.fetched_at),
+        };
+        if seen < diff_options.confirm_after.max(1) {
             state.suspect = Some(Suspect {
                 hash,
                 reason: reason.clone(),
-                since: page.fetched_at,
+                since,
+                seen,
             });
             store.record_check(watch, &state)?;
             return Ok(Outcome::Held { reason });
@@ -339,15 +380,27 @@ fn suspicion(
     if before >= SUSPECT_MIN_WORDS && after * SUSPECT_LOSS_RATIO < before {
         let lost = 100 - after * 100 / before.max(1);
         return Ok(Some(format!(
-            "the page lost {lost}% of its text ({before} → {after} words); held until a later fetch confirms it"
+            "the page lost {lost}% of its text ({before} → {after} words); held until later fetches confirm it"
         )));
+    }
+    if after < before && after <= PLACEHOLDER_MAX_WORDS {
+        let text = blocks
+            .iter()
+            .map(|b| b.text.to_lowercase())
+            .collect::<Vec<_>>()
+            .join(" ");
+        if let Some(word) = PLACEHOLDER_WORDS.iter().find(|w| text.contains(*w)) {
+            return Ok(Some(format!(
+                "the page reads like a placeholder or an error page (“{word}”, {after} words); held until later fetches confirm it"
+            )));
+        }
     }
     let history = store.history(watch)?;
     let earlier = history.iter().rev().skip(1).take(FLIP_FLOP_WINDOW);
     for version in earlier {
         if version.hash == hash {
             return Ok(Some(format!(
-                "the page flipped back to version {} from {}; held until a later fetch confirms it",
+                "the page flipped back to version {} from {}; held until later fetches confirm it",
                 version.number,
                 version.seen_at.format("%Y-%m-%d %H:%M UTC")
             )));
@@ -438,6 +491,7 @@ impl Pipeline {
     fn diff_options(&self) -> DiffOptions {
         DiffOptions {
             timeout: self.limits.diff_timeout,
+            confirm_after: self.limits.confirm_after,
             ..DiffOptions::default()
         }
     }

@@ -125,6 +125,8 @@ pub struct Suspect {
     pub reason: String,
     /// When it was first seen.
     pub since: DateTime<Utc>,
+    /// How many fetches in a row have returned it.
+    pub seen: u32,
 }
 
 /// One stored version of a watch's text.

@@ -66,6 +66,13 @@ pub(super) struct SuspectRecord {
     pub(super) hash: String,
     pub(super) reason: String,
     pub(super) since: DateTime<Utc>,
+    /// Added without a version bump: a record without it was seen once.
+    #[serde(default = "once")]
+    pub(super) seen: u32,
+}
+
+fn once() -> u32 {
+    1
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -100,6 +107,7 @@ impl From<&WatchState> for WatchRecord {
                 hash: s.hash.clone(),
                 reason: s.reason.clone(),
                 since: s.since,
+                seen: s.seen,
             }),
         }
     }
@@ -121,6 +129,7 @@ impl From<WatchRecord> for WatchState {
                 hash: s.hash,
                 reason: s.reason,
                 since: s.since,
+                seen: s.seen,
             }),
         }
     }

@@ -18,7 +18,7 @@ use gazetteer::{EntryKind, gazetteer};
 
 /// Bumped whenever the same text can yield different facts, so stored facts
 /// from an older version are recomputed rather than compared.
-pub const FACTS_VERSION: u32 = 1;
+pub const FACTS_VERSION: u32 = 2;
 
 /// One fact.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -286,7 +286,7 @@ fn text_facts(text: &str, rules: &[FactRule]) -> BTreeSet<Fact> {
             facts.insert(Fact::Organisation {
                 name: found.entry.name.clone(),
             });
-        } else if !inside_organisation {
+        } else if !inside_organisation && !part_of_a_name(text, found.start, found.end) {
             facts.insert(Fact::Place {
                 name: found.entry.name.clone(),
                 kind: found.entry.kind.label().to_owned(),
@@ -329,6 +329,26 @@ fn text_facts(text: &str, rules: &[FactRule]) -> BTreeSet<Fact> {
     facts
 }
 
+/// Whether a place name found at `start..end` is only part of something
+/// else: a longer proper name ("Bury St Edmunds", "Cambridge Water"), or a
+/// label in square brackets ("[Kent]").
+fn part_of_a_name(text: &str, start: usize, end: usize) -> bool {
+    let after = &text[end..];
+    let next = after.strip_prefix(' ').map(|rest| {
+        rest.split(|c: char| c.is_whitespace() || ",.;:()".contains(c))
+            .next()
+            .unwrap_or("")
+    });
+    let continues = next.is_some_and(|word| {
+        word.chars().next().is_some_and(char::is_uppercase)
+            && !matches!(word, "And" | "The" | "In" | "On" | "Is" | "I")
+            && gazetteer().find(word).is_empty()
+    });
+    let open = text[..start].rfind('[');
+    let bracketed = open.is_some_and(|i| !text[i..start].contains(']')) && after.contains(']');
+    continues || bracketed
+}
+
 /// Which fact readers a text can possibly feed, found in one cheap pass so
 /// that the regexes run only where they can match. Most blocks of a page
 /// name no organisation, population, role or date.
@@ -342,7 +362,7 @@ struct Cues {
 }
 
 /// Cue words, each tagged with the reader it wakes.
-const CUE_WORDS: [(&str, u8); 43] = [
+const CUE_WORDS: [(&str, u8); 45] = [
     ("Trust", 0),
     ("Group", 0),
     ("CCG", 0),
@@ -359,6 +379,7 @@ const CUE_WORDS: [(&str, u8); 43] = [
     ("Healthcare", 0),
     ("Healthwatch", 0),
     ("Age UK", 0),
+    ("Borough of", 0),
     ("opulation", 1),
     ("resident", 1),
     ("people", 1),
@@ -371,6 +392,7 @@ const CUE_WORDS: [(&str, u8); 43] = [
     ("Lead", 3),
     ("abinet member", 3),
     ("led by", 3),
+    ("appointed", 3),
     ("eader", 3),
     ("January", 4),
     ("February", 4),
@@ -428,7 +450,7 @@ static ORGANISATION: LazyLock<Regex> = LazyLock::new(|| {
     let word = r"(?:NHS|[A-Z][\w'’.-]*)";
     let joiner = r"(?:\s+(?:and|of|for|the|&)\s+|\s+)";
     compact_regex(&format!(
-        r"\b(?:{word}(?:{joiner}{word})*\s+(?:{ORGANISATION_ENDINGS})\b|(?:Healthwatch|University of|Age UK)(?:\s+[A-Z][\w'’-]+)+)"
+        r"\b(?:{word}(?:{joiner}{word})*\s+(?:{ORGANISATION_ENDINGS})\b|(?:Healthwatch|University of|Age UK|(?:London|Royal) Borough of)(?:\s+[A-Z][\w'’-]+)+)"
     ))
     .expect("organisation pattern compiles")
 });
@@ -453,7 +475,40 @@ fn organisations(text: &str) -> Vec<(usize, usize, String)> {
             let words = name.split_whitespace().count();
             (words >= 2).then(|| (start, m.end(), name.to_owned()))
         })
+        .flat_map(|(start, end, name)| split_list(start, end, &name))
         .collect()
+}
+
+static ENDS_A_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    compact_regex(&format!(r"(?:{ORGANISATION_ENDINGS})$")).expect("ending pattern compiles")
+});
+
+/// "X Council and Y Council", "A Trust, B Trust and C CCG": one name per
+/// organisation, split where a part already ends as a name ends.
+fn split_list(start: usize, end: usize, name: &str) -> Vec<(usize, usize, String)> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    let mut search = 0;
+    while let Some(found) = name[search..]
+        .find(" and ")
+        .map(|i| (search + i, 5))
+        .into_iter()
+        .chain(name[search..].find(", ").map(|i| (search + i, 2)))
+        .min_by_key(|(i, _)| *i)
+    {
+        let (at, len) = found;
+        let part = &name[from..at];
+        if ENDS_A_NAME.is_match(part) && part.split_whitespace().count() >= 2 {
+            out.push((start + from, start + at, part.to_owned()));
+            from = at + len;
+        }
+        search = at + len;
+    }
+    let rest = &name[from..];
+    if rest.split_whitespace().count() >= 2 {
+        out.push((start + from, end, rest.to_owned()));
+    }
+    out
 }
 
 static NUMBER: &str = r"\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?";
@@ -467,7 +522,7 @@ static POPULATION_OF: LazyLock<Regex> = LazyLock::new(|| {
 
 static RESIDENTS: LazyLock<Regex> = LazyLock::new(|| {
     compact_regex(&format!(
-        r"(?:\b([A-Z][\w'’-]*(?:[ -](?:and |upon |on |in |with )?[A-Z][\w'’-]*)*)\s+)?({NUMBER})(\s*million)?\s+(?:residents|people|population|inhabitants)\b"
+        r"(?:\b([A-Z][\w'’-]*(?:[ -](?:and |upon |on |in |with )?[A-Z][\w'’-]*)*)\s+)?({NUMBER})(\s*million)?\s+(?:residents|population|inhabitants|people(?:\s+(?:living|who\s+live|live|across|resident)\b))"
     ))
     .expect("residents pattern compiles")
 });
@@ -580,10 +635,14 @@ fn counts(text: &str, facts: &mut BTreeSet<Fact>) {
         let Some(value) = number_value(&captures[1]) else {
             continue;
         };
+        if !stands_alone(text, captures.get(1).map_or(0, |m| m.start())) {
+            continue;
+        }
         let noun = captures[2].to_lowercase();
         // "2 areas" inside a date or a population figure is not a count of
-        // areas; a year is never one either.
-        if value > 500 {
+        // areas; a year is never one either. "1 health boards" is a
+        // fragment of a label, not a count.
+        if value > 500 || (value == 1 && captures[2].ends_with('s')) {
             continue;
         }
         let noun = noun
@@ -595,15 +654,57 @@ fn counts(text: &str, facts: &mut BTreeSet<Fact>) {
     }
 }
 
+/// Whether a number starting at `start` is a number in its own right: not
+/// the digits of a name or code ("COVID-19", "VOC-20DEC-01"), the tail of
+/// an amount ("£10,500", "1.5"), or a section, paragraph or page number.
+fn stands_alone(text: &str, start: usize) -> bool {
+    let before = &text[..start];
+    if before
+        .chars()
+        .next_back()
+        .is_some_and(|c| c.is_alphanumeric() || "-–/,.£$€#".contains(c))
+    {
+        return false;
+    }
+    let previous = before
+        .split_whitespace()
+        .next_back()
+        .unwrap_or("")
+        .trim_matches(|c: char| !c.is_alphanumeric())
+        .to_lowercase();
+    !matches!(
+        previous.as_str(),
+        "section"
+            | "sections"
+            | "paragraph"
+            | "paragraphs"
+            | "part"
+            | "chapter"
+            | "page"
+            | "regulation"
+            | "schedule"
+            | "article"
+            | "clause"
+            | "annex"
+            | "appendix"
+            | "step"
+            | "phase"
+            | "level"
+            | "tier"
+            | "version"
+            | "no"
+    )
+}
+
 static PERSON_ROLE: LazyLock<Regex> = LazyLock::new(|| {
     let name = r"(?:(?:Dr|Prof|Professor|Sir|Dame|Cllr|Councillor|County Councillor|Mr|Mrs|Ms|Miss)\.?\s+)?[A-Z][a-z'’-]+(?:\s+[A-Z][a-z'’-]+){1,2}";
-    let role = r"(?i:chief executive|chair(?:man|woman|person)?|vice[- ]chair|deputy chief executive|managing director|medical director|director of [a-z ,&]+|accountable officer|chief officer|lead|leader|cabinet member for [a-z ,&]+|executive lead|senior responsible officer|programme director|partnership director|place director)";
+    let role = r"(?i:chief executive(?: officer)?|chair(?:man|woman|person)?|vice[- ]chair|deputy chief executive|managing director|medical director|director of [a-z ,&]+|accountable officer|chief (?:officer|operating officer|finance officer|nurse|medical officer)|(?:partnership|programme|clinical|place|executive|system) lead|lead|leader|cabinet member for [a-z ,&]+|senior responsible officer|programme director|partnership director|place director)";
     let of = r"[A-Z][\w'’&-]*(?:\s+(?:and\s+|of\s+|&\s+)?[A-Z][\w'’&-]*)*";
     let name_then_role = format!(
-        r"(?P<name1>{name}),?\s+(?:is\s+(?:the\s+)?|was\s+(?:the\s+)?|as\s+)?(?P<role1>{role})\b(?:\s+(?:of|for|at)\s+(?:the\s+)?(?P<of1>{of}))?"
+        r"(?P<name1>{name}),?\s+(?:(?:is|was|has\s+been|will\s+be)\s+(?:appointed\s+|named\s+)?(?:as\s+)?(?:the\s+)?(?:new\s+|interim\s+|acting\s+)?|as\s+(?:the\s+)?)?(?P<role1>{role})\b(?:\s+(?:of|for|at)\s+(?:the\s+)?(?P<of1>{of}))?"
     );
     let role_then_name = format!(
-        r"(?P<role2>{role})\b(?:\s+(?:of|for|at)\s+{of})?\s*(?:[:,–—-]|\s+is|\s+will\s+be)\s+(?P<name2>{name})"
+        r"(?P<role2>{role})\b(?:\s+(?:of|for|at)\s+{of})?\s*(?:[:,–—-]|\s+is|\s+will\s+be|\s+has\s+been)\s+(?P<name2>{name})"
     );
     let led_by = format!(r"(?i:led\s+by)\s+(?P<name3>{name})");
     compact_regex(&format!("{name_then_role}|{role_then_name}|{led_by}"))
@@ -631,8 +732,37 @@ const NOT_NAMES: [&str; 12] = [
     "Integrated",
 ];
 
+/// Words in a capitalised run that make it a body, not a person.
+const BODY_WORDS: [&str; 22] = [
+    "Health",
+    "NHS",
+    "Council",
+    "Trust",
+    "Wales",
+    "England",
+    "Scotland",
+    "Service",
+    "Services",
+    "Partnership",
+    "Board",
+    "Care",
+    "Group",
+    "Public",
+    "Government",
+    "Team",
+    "Agency",
+    "Department",
+    "Office",
+    "Authority",
+    "Network",
+    "Committee",
+];
+
 fn people(text: &str, facts: &mut BTreeSet<Fact>) {
-    for captures in PERSON_ROLE.captures_iter(text) {
+    // "The Partnership Lead is …": an article is never the start of a name,
+    // and would otherwise take "The Partnership" for one.
+    let text = text.replace("The ", "    ").replace("Our ", "    ");
+    for captures in PERSON_ROLE.captures_iter(&text) {
         let (name, role) = if let (Some(name), Some(role)) =
             (captures.name("name1"), captures.name("role1"))
         {
@@ -650,7 +780,9 @@ fn people(text: &str, facts: &mut BTreeSet<Fact>) {
         };
         let bare = TITLE.replace(name, "");
         let first = bare.split_whitespace().next().unwrap_or("");
-        if NOT_NAMES.contains(&first) || gazetteer().lookup(&bare).is_some() {
+        // "led by Public Health Wales" names a body, not a person.
+        let a_body = bare.split_whitespace().any(|w| BODY_WORDS.contains(&w));
+        if NOT_NAMES.contains(&first) || a_body || gazetteer().lookup(&bare).is_some() {
             continue;
         }
         // A free-text role ("cabinet member for health and wellbeing, said")
@@ -855,6 +987,81 @@ mod tests {
         );
         assert!(names(item("Improve the health and wellbeing of the population.")).is_empty());
         assert!(names(item("Cumbria County Council")).is_empty());
+    }
+
+    #[test]
+    fn numbers_in_names_codes_money_and_sections_are_not_counts() {
+        for text in [
+            "COVID-19 guidance for providers",
+            "COVID-19 status at places",
+            "the £10,500 tariff payments for local authorities",
+            "as set out in section 3 areas of work",
+            "variant VOC-20DEC-01 areas",
+        ] {
+            let found = facts(text);
+            assert!(
+                !found.iter().any(|f| f.starts_with("Boundary:")),
+                "{text}: {found:?}"
+            );
+        }
+        let found = facts("386,044 people have been tested");
+        assert!(found.is_empty(), "{found:?}");
+    }
+
+    #[test]
+    fn places_inside_names_and_labels_are_not_covered() {
+        for text in [
+            "a premises near Bury St Edmunds, West Suffolk",
+            "supplied by Cambridge Water",
+            "[Kent] Guidance for schools",
+        ] {
+            let found = facts(text);
+            for bad in ["Boundary:Bury", "Boundary:Cambridge", "Boundary:Kent"] {
+                assert!(!found.contains(&bad.to_owned()), "{text}: {found:?}");
+            }
+        }
+        let found = facts("London Borough of Enfield");
+        assert!(!found.iter().any(|f| f == "Boundary:Enfield"), "{found:?}");
+    }
+
+    #[test]
+    fn lists_of_organisations_are_split() {
+        let found = facts("Members are Cumbria County Council and Lancashire County Council.");
+        assert!(
+            found.contains(&"Members:Cumbria County Council".to_owned()),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(&"Members:Lancashire County Council".to_owned()),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn leaders_in_common_phrasings() {
+        for (text, want) in [
+            (
+                "The Partnership Lead is Jane Smith.",
+                "Leaders:Jane Smith (partnership lead)",
+            ),
+            (
+                "Amir Khan has been appointed as Chief Officer.",
+                "Leaders:Amir Khan (chief officer)",
+            ),
+            ("Chair: Sarah Jones", "Leaders:Sarah Jones (chair)"),
+            (
+                "The work is led by Peter Brown.",
+                "Leaders:Peter Brown (lead)",
+            ),
+        ] {
+            let found = facts(text);
+            assert!(found.contains(&want.to_owned()), "{text}: {found:?}");
+        }
+        let found = facts("The statement is led by Public Health Wales.");
+        assert!(
+            !found.iter().any(|f| f.starts_with("Leaders:")),
+            "{found:?}"
+        );
     }
 
     #[test]
