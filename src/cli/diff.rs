@@ -100,6 +100,7 @@ pub(crate) async fn diff_command(
     let config = load_config(location, false)?;
     let options = DiffOptions {
         timeout: config.limits.diff_timeout,
+        max_changes: config.limits.max_diff_changes,
         ..DiffOptions::default()
     };
     let Some(new) = new else {

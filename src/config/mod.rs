@@ -49,6 +49,25 @@ pub struct Limits {
     pub diff_timeout: Duration,
     /// Least time between two requests to one host.
     pub per_host_interval: Duration,
+    /// Elements nested deeper than this are flattened before parsing.
+    pub max_depth: usize,
+    /// A page cut into more blocks than this is a failed check.
+    pub max_blocks: usize,
+    /// Changed blocks described in full; past it a change is summarised.
+    pub max_diff_changes: usize,
+    /// Time allowed to parse and read one page.
+    pub page_deadline: Duration,
+}
+
+impl Limits {
+    /// The per-page work budget extraction enforces.
+    pub fn budget(&self) -> extract::Budget {
+        extract::Budget {
+            max_depth: self.max_depth,
+            max_blocks: self.max_blocks,
+            deadline: self.page_deadline,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -63,6 +82,10 @@ impl Default for Limits {
             retries: 2,
             diff_timeout: Duration::from_millis(500),
             per_host_interval: Duration::from_secs(1),
+            max_depth: 512,
+            max_blocks: 20_000,
+            max_diff_changes: 2_000,
+            page_deadline: Duration::from_secs(20),
         }
     }
 }
@@ -201,6 +224,33 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
+const MS: Duration = Duration::from_millis(1);
+const SECOND: Duration = Duration::from_secs(1);
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// Reads a duration setting and checks it against its range, so that no
+/// accepted value can overflow a clock calculation later (a backoff of
+/// "300000years" used to crash the daemon).
+fn bounded_duration(text: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+    let range = || {
+        format!(
+            "from {} to {}",
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        )
+    };
+    match humantime::parse_duration(text.trim()) {
+        Ok(d) if d >= min && d <= max => Ok(d),
+        Ok(_) => Err(format!("`{text}` is out of range: must be {}", range())),
+        Err(_) => Err(format!(
+            "`{text}` is not a duration: write one {} such as \"30s\", \"5m\" or \"6h\"",
+            range()
+        )),
+    }
+}
+
 /// The default schedule: every six hours, on the hour.
 pub const DEFAULT_SCHEDULE: &str = "0 */6 * * *";
 
@@ -248,11 +298,13 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         .map_or_else(|| base.join("state"), |dir| base.join(dir.get_ref()));
     let contact = raw.contact.as_ref().and_then(|contact| {
         let value = contact.get_ref().trim();
-        if value.is_empty() || value.contains(['\r', '\n']) {
+        // It goes into the User-Agent header of every request: a control
+        // character would make every fetch fail.
+        if value.is_empty() || value.chars().any(|c| c.is_control() && c != '\t') {
             errors.push(file.error(
                 Some(&contact.span()),
                 "contact",
-                "must be one line, such as an email address or URL where site owners can reach you",
+                "must be one line without control characters, such as an email address or URL where site owners can reach you",
             ));
             None
         } else {
@@ -325,6 +377,10 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         }
     }
 
+    // Every page read for a watch is held to the [limits] work budget.
+    for watch in &mut watches {
+        watch.rules = std::mem::take(&mut watch.rules).with_budget(limits.budget());
+    }
     if errors.is_empty() {
         Ok(Config {
             source: path.to_path_buf(),

@@ -53,6 +53,10 @@ pub(super) struct RawLimits {
     pub(super) retries: Option<Spanned<i64>>,
     pub(super) diff_timeout: Option<Spanned<String>>,
     pub(super) per_host_interval: Option<Spanned<String>>,
+    pub(super) max_depth: Option<Spanned<i64>>,
+    pub(super) max_blocks: Option<Spanned<i64>>,
+    pub(super) max_diff_changes: Option<Spanned<i64>>,
+    pub(super) page_deadline: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

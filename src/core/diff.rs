@@ -23,6 +23,11 @@ pub struct DiffOptions {
     /// Two blocks at the same place count as one edited block, rather than a
     /// removal and an addition, when at least this share of their words agree.
     pub pair_threshold: f32,
+    /// The most changed blocks described in full. Past it the diff is
+    /// summarised coarsely: the rest are only counted (`omitted`,
+    /// `omitted_words`), so a page rewritten into a flood of blocks cannot
+    /// make the change record, the classification or the mail unbounded.
+    pub max_changes: usize,
 }
 
 impl Default for DiffOptions {
@@ -30,6 +35,7 @@ impl Default for DiffOptions {
         Self {
             timeout: Duration::from_millis(500),
             pair_threshold: 0.5,
+            max_changes: 2_000,
         }
     }
 }
@@ -106,12 +112,27 @@ pub struct TextDiff {
     /// Whether the time budget ran out, so the alignment may be coarser than
     /// the minimal one.
     pub timed_out: bool,
+    /// Changed blocks past `DiffOptions::max_changes`, counted but not
+    /// described.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub omitted: usize,
+    /// Words added and removed in the omitted blocks (edits counted whole).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub omitted_words: usize,
+}
+
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl TextDiff {
     /// Whether the two versions carry the same text (moves aside).
     pub fn is_empty(&self) -> bool {
-        self.changes.is_empty()
+        self.changes.is_empty() && self.omitted == 0
     }
 
     /// Total words added and removed: the "change size" shown in history.
@@ -122,7 +143,8 @@ impl TextDiff {
                 let (added, removed) = change.word_counts();
                 added + removed
             })
-            .sum()
+            .sum::<usize>()
+            + self.omitted_words
     }
 
     /// Counts of added, removed and edited blocks.
@@ -182,6 +204,8 @@ pub fn diff(old: &[Block], new: &[Block], options: &DiffOptions) -> TextDiff {
     let old_sections = sections(old);
     let new_sections = sections(new);
     let mut changes = Vec::new();
+    let (mut omitted, mut omitted_words) = (0usize, 0usize);
+    let words = |block: &Block| block.text.split_whitespace().count();
     for region in &regions {
         let pairs = pair_edits(region, old, new, options.pair_threshold);
         let mut paired_old = vec![false; region.removed.len()];
@@ -193,7 +217,10 @@ pub fn diff(old: &[Block], new: &[Block], options: &DiffOptions) -> TextDiff {
         // Removals come before the additions and edits of the same region,
         // which is how a reader scans "was … now …".
         for (r, &old_index) in region.removed.iter().enumerate() {
-            if !paired_old[r] {
+            if !paired_old[r] && changes.len() >= options.max_changes {
+                omitted += 1;
+                omitted_words += words(&old[old_index]);
+            } else if !paired_old[r] {
                 changes.push(BlockChange {
                     kind: ChangeKind::Removed,
                     section: old_sections[old_index].map(|i| old[i].text.clone()),
@@ -207,6 +234,12 @@ pub fn diff(old: &[Block], new: &[Block], options: &DiffOptions) -> TextDiff {
             }
         }
         for (a, &new_index) in region.added.iter().enumerate() {
+            if changes.len() >= options.max_changes {
+                omitted += 1;
+                omitted_words += words(&new[new_index])
+                    + paired_new[a].map_or(0, |r| words(&old[region.removed[r]]));
+                continue;
+            }
             let section = new_sections[new_index].map(|i| new[i].text.clone());
             let change = match paired_new[a] {
                 Some(r) => {
@@ -236,6 +269,8 @@ pub fn diff(old: &[Block], new: &[Block], options: &DiffOptions) -> TextDiff {
     TextDiff {
         changes,
         timed_out: Instant::now() > deadline,
+        omitted,
+        omitted_words,
     }
 }
 

@@ -431,6 +431,13 @@ impl Fetcher {
         if html.trim().is_empty() {
             return Err(FetchError::Empty { url: url.clone() }.into());
         }
+        if let Some(detail) = implausible(&html) {
+            return Err(FetchError::NotText {
+                url: url.clone(),
+                detail,
+            }
+            .into());
+        }
         if content_type.is_none() && !looks_like_html(&html) {
             return Err(FetchError::NotHtml {
                 url: url.clone(),

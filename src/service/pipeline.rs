@@ -195,6 +195,9 @@ pub fn apply_extracted(
         return Err(ApplyError::NoText);
     }
     let mut state = store.watch_state(watch)?;
+    // A held fetch's validators must not be remembered: a 304 to them would
+    // skip the fetch that is to confirm (or clear) the held text.
+    let stored_validators = (state.etag.take(), state.last_modified.take());
     state.etag = page.validators.etag.clone();
     state.last_modified = page.validators.last_modified.clone();
     state.last_check = Some(page.fetched_at);
@@ -237,6 +240,7 @@ pub fn apply_extracted(
                 reason: reason.clone(),
                 since: page.fetched_at,
             });
+            (state.etag, state.last_modified) = stored_validators;
             store.record_check(watch, &state)?;
             return Ok(Outcome::Held { reason });
         }
@@ -438,6 +442,7 @@ impl Pipeline {
     fn diff_options(&self) -> DiffOptions {
         DiffOptions {
             timeout: self.limits.diff_timeout,
+            max_changes: self.limits.max_diff_changes,
             ..DiffOptions::default()
         }
     }
@@ -519,8 +524,10 @@ impl Pipeline {
             Err(error) => return Outcome::Failed { error },
         };
         // Validators are only worth sending when there is a stored version to
-        // fall back on.
-        let validators = if state.latest_version.is_some() {
+        // fall back on, and never while a text is held: the confirming fetch
+        // must be a full one, or a server answering 304 would keep the held
+        // change from ever being confirmed.
+        let validators = if state.latest_version.is_some() && state.suspect.is_none() {
             Validators {
                 etag: state.etag.clone(),
                 last_modified: state.last_modified.clone(),
