@@ -221,6 +221,7 @@ pub(crate) fn ad_hoc_watch(url: &url::Url) -> anyhow::Result<Watch> {
         rules: Rules::default(),
         facts: Vec::new(),
         robots: true,
+        allow_redirects_to: Vec::new(),
     })
 }
 

@@ -138,6 +138,9 @@ pub struct Watch {
     pub facts: Vec<FactRule>,
     /// Whether robots.txt is honoured for this watch.
     pub robots: bool,
+    /// Origins (`https://host:port`) a redirect may lead to besides the
+    /// watch's own site.
+    pub allow_redirects_to: Vec<String>,
 }
 
 /// A validated configuration.

@@ -103,6 +103,8 @@ pub(super) struct RawWatch {
     pub(super) robots: Option<bool>,
     #[serde(default)]
     pub(super) fact: Vec<RawFactRule>,
+    #[serde(default)]
+    pub(super) allow_redirects_to: Vec<Spanned<String>>,
 }
 
 /// `[[watch.fact]]`: a named regex whose first group (or whole match) is a

@@ -436,6 +436,25 @@ pub(super) fn validate_watches(
             }
             None => None,
         };
+        let mut allow_redirects_to = Vec::new();
+        for origin in &raw.allow_redirects_to {
+            match url::Url::parse(origin.get_ref()) {
+                Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {
+                    allow_redirects_to.push(parsed.origin().ascii_serialization());
+                }
+                _ => {
+                    errors.push(file.error(
+                        Some(&origin.span()),
+                        field("allow_redirects_to"),
+                        format!(
+                            "`{}` is not an http(s) origin such as \"https://other.example:8443\"",
+                            origin.get_ref()
+                        ),
+                    ));
+                    ok = false;
+                }
+            }
+        }
         if let (true, Some(url), Some(schedule), Some(rules)) = (ok, url, schedule, rules) {
             watches.push(Watch {
                 name,
@@ -445,6 +464,7 @@ pub(super) fn validate_watches(
                 rules,
                 facts,
                 robots: raw.robots.unwrap_or(defaults.robots),
+                allow_redirects_to,
             });
         }
     }

@@ -546,7 +546,9 @@ impl Pipeline {
                     Err(error) => Outcome::Failed { error },
                 }
             }
-            Ok(FetchOutcome::Page(page)) if !same_site(&watch.url, &page.final_url) => {
+            Ok(FetchOutcome::Page(page))
+                if !same_site(&watch.url, &page.final_url, &watch.allow_redirects_to) =>
+            {
                 // A page that now redirects to another site has moved or gone:
                 // breakage, not content.
                 let error = format!(
@@ -659,9 +661,11 @@ impl Pipeline {
     }
 }
 
-/// Whether a redirect stayed on the same site: the same host, or the same
-/// host with or without `www.`.
-fn same_site(asked: &url::Url, landed: &url::Url) -> bool {
+/// Whether a redirect stayed on the same site: the same scheme, host (with
+/// or without `www.`) and port, or an upgrade from http to https on the
+/// default ports, or an origin the watch allows (`allow_redirects_to`).
+/// Another port on one host is another server, often another owner's.
+fn same_site(asked: &url::Url, landed: &url::Url, allowed: &[String]) -> bool {
     let bare = |url: &url::Url| {
         url.host_str()
             .unwrap_or_default()
@@ -669,7 +673,16 @@ fn same_site(asked: &url::Url, landed: &url::Url) -> bool {
             .trim_start_matches("www.")
             .to_owned()
     };
-    bare(asked) == bare(landed)
+    let same_server = asked.scheme() == landed.scheme()
+        && asked.port_or_known_default() == landed.port_or_known_default();
+    let upgrade = asked.scheme() == "http"
+        && landed.scheme() == "https"
+        && asked.port().is_none()
+        && landed.port().is_none();
+    (bare(asked) == bare(landed) && (same_server || upgrade))
+        || allowed
+            .iter()
+            .any(|origin| *origin == landed.origin().ascii_serialization())
 }
 
 /// Runs sync work (sled, parsing) on the blocking pool, turning a panic or
