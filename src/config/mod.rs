@@ -418,9 +418,35 @@ fn parse<T: for<'de> Deserialize<'de>>(file: &SourceFile) -> Result<T, ConfigErr
     toml::from_str(&file.text).map_err(|e| ConfigError {
         file: file.path.clone(),
         line: e.span().map(|s| file.line_of(&s)),
-        field: None,
+        field: e.span().and_then(|s| file.key_at(&s)),
         message: e.message().trim().to_owned(),
     })
+}
+
+impl SourceFile {
+    /// The `table.key` whose value starts at `span`, for serde errors that
+    /// name the line but not the field ("invalid type: string, expected
+    /// i64"). `None` when the span is not a `key = value` line's value.
+    fn key_at(&self, span: &Range<usize>) -> Option<String> {
+        let start = span.start.min(self.text.len());
+        let before = self.text.get(..start)?;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let (key, _) = before[line_start..].split_once('=')?;
+        let key = key.trim().trim_matches('"');
+        if key.is_empty() || key.contains(['[', '#']) {
+            return None;
+        }
+        let table = before[..line_start]
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|line| line.starts_with('['))
+            .map(|line| line.trim_matches(['[', ']']).trim().to_owned());
+        Some(match table {
+            Some(table) => format!("{table}.{key}"),
+            None => key.to_owned(),
+        })
+    }
 }
 
 /// Loads a config from text, through a temporary file (for the tests).
@@ -522,6 +548,92 @@ mod tests {
         )
         .expect_err("neither");
         assert!(errors.to_string().contains("exactly one of"), "{errors}");
+    }
+
+    #[test]
+    fn type_errors_name_the_field() {
+        let errors = load_text("[limits]\nconcurrency = \"lots\"\n").expect_err("type error");
+        let error = &errors.0[0];
+        assert_eq!(error.line, Some(2), "{error}");
+        assert_eq!(
+            error.field.as_deref(),
+            Some("limits.concurrency"),
+            "{error}"
+        );
+        assert!(
+            errors.to_string().contains(":2: limits.concurrency: "),
+            "{errors}"
+        );
+    }
+
+    #[test]
+    fn every_duration_has_a_range() {
+        for (text, field) in [
+            (
+                "[daemon]\nbackoff_base = \"300000years\"\n",
+                "daemon.backoff_base",
+            ),
+            ("[daemon]\nbackoff_max = \"0s\"\n", "daemon.backoff_max"),
+            ("[limits]\ntimeout = \"100years\"\n", "limits.timeout"),
+            (
+                "[limits]\npage_deadline = \"1ms\"\n",
+                "limits.page_deadline",
+            ),
+            ("[mail]\nretry_max = \"9999days\"\n", "retry_max"),
+        ] {
+            let errors = load_text(text).expect_err(text);
+            assert!(
+                errors.to_string().contains(&format!("{field}: ")),
+                "{text}: {errors}"
+            );
+            assert!(errors.to_string().contains("from "), "{errors}");
+        }
+        let config = load_text("[daemon]\nbackoff_base = \"1day\"\n").expect("in range");
+        assert_eq!(config.daemon.backoff_base, Duration::from_secs(86_400));
+    }
+
+    #[test]
+    fn watch_names_are_safe_path_segments() {
+        for name in [".", "..", "...", "a/b", "a\\u0000b", "tab\\tname", ""] {
+            let text = format!("[[watch]]\nname = \"{name}\"\nurl = \"https://example.org\"\n");
+            assert!(load_text(&text).is_err(), "{name:?} accepted");
+        }
+        assert!(load_text("[[watch]]\nname = \"a.b\"\nurl = \"https://example.org\"\n").is_ok());
+    }
+
+    #[test]
+    fn contact_must_be_a_header_value() {
+        let errors = load_text("contact = \"ops\\u0000@example.org\"\n").expect_err("nul");
+        assert!(errors.to_string().contains(":1: contact:"), "{errors}");
+        assert!(load_text("contact = \"ops@example.org (Ops team)\"\n").is_ok());
+    }
+
+    #[test]
+    fn schedules_that_never_fire_are_refused() {
+        for schedule in ["* * 31 2 *", "0 0 0 1 1 * 2001"] {
+            let text = format!(
+                "[[watch]]\nname = \"a\"\nurl = \"https://example.org\"\nschedule = \"{schedule}\"\n"
+            );
+            let errors = load_text(&text).expect_err(schedule);
+            assert!(errors.to_string().contains("never fires"), "{errors}");
+        }
+        let errors = load_text("[defaults]\nschedule = \"0 0 30 2 *\"\n").expect_err("defaults");
+        assert!(errors.to_string().contains("defaults.schedule"), "{errors}");
+    }
+
+    #[test]
+    fn work_budget_settings_reach_the_rules() {
+        let config = load_text(
+            "[limits]\nmax_depth = 64\nmax_blocks = 500\nmax_diff_changes = 50\npage_deadline = \"3s\"\n[[watch]]\nname = \"a\"\nurl = \"https://example.org\"\n",
+        )
+        .expect("valid");
+        let budget = config.watches[0].rules.budget();
+        assert_eq!(budget.max_depth, 64);
+        assert_eq!(budget.max_blocks, 500);
+        assert_eq!(budget.deadline, Duration::from_secs(3));
+        assert_eq!(config.limits.max_diff_changes, 50);
+        let errors = load_text("[limits]\nmax_depth = 1\n").expect_err("too shallow");
+        assert!(errors.to_string().contains("limits.max_depth"), "{errors}");
     }
 
     #[test]

@@ -431,6 +431,30 @@ fn sections(blocks: &[Block]) -> Vec<Option<usize>> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_flood_of_changes_is_summarised_but_counted() {
+        let old = vec![para("one two")];
+        let new: Vec<Block> = (0..500).map(|i| para(&format!("new block {i}"))).collect();
+        let options = DiffOptions {
+            max_changes: 10,
+            ..DiffOptions::default()
+        };
+        let capped = diff(&old, &new, &options);
+        let full = diff(&old, &new, &DiffOptions::default());
+        assert_eq!(capped.changes.len(), 10);
+        assert_eq!(capped.changes.len() + capped.omitted, full.changes.len());
+        assert_eq!(capped.changed_words(), full.changed_words());
+        assert!(!capped.is_empty());
+        let json = serde_json::to_value(&capped).expect("json");
+        assert_eq!(json["omitted"], 491);
+        assert!(
+            serde_json::to_value(&full)
+                .expect("json")
+                .get("omitted")
+                .is_none()
+        );
+    }
+
     fn para(text: &str) -> Block {
         Block::new(BlockKind::Paragraph, text)
     }

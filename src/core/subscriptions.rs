@@ -754,7 +754,9 @@ mod tests {
             .collect();
         let exported = to_csv(&subscribers);
         assert!(
-            exported.starts_with("address,name,follows,kinds,cadence\n"),
+            exported.starts_with(
+                "address,name,follows,kinds,cadence,confirmed,consent_at,consent_source\n"
+            ),
             "{exported}"
         );
         let again = parse_csv(&exported).expect("reads its own export");
@@ -767,6 +769,42 @@ mod tests {
                 .map(|r| (&r.address, &r.name, &r.kinds, &r.cadence))
                 .collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn export_carries_consent_and_neutralises_formulas() {
+        let mut s = subscriber(&["-x"], &[], &[], Cadence::Immediate);
+        s.name = "=HYPERLINK(\"http://evil\")".to_owned();
+        s.confirmed = false;
+        s.consent_source = Some("web form".to_owned());
+        let exported = to_csv(&[s]);
+        let row = exported.lines().nth(1).expect("a row");
+        assert!(
+            row.contains("\"'=HYPERLINK(\"\"http://evil\"\")\""),
+            "{row}"
+        );
+        assert!(row.contains(",'-x,"), "{row}");
+        assert!(row.contains(",false,"), "{row}");
+        assert!(row.ends_with(",web form"), "{row}");
+        for cell in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "'=already"] {
+            assert!(neutralise(cell).starts_with('\''), "{cell:?}");
+            assert_eq!(unneutralise(&neutralise(cell)), cell, "{cell:?}");
+        }
+        assert_eq!(neutralise("Ada"), "Ada");
+        let rows = parse_csv(&exported).expect("reads its own export");
+        assert_eq!(rows[0].name, "=HYPERLINK(\"http://evil\")");
+        assert_eq!(rows[0].watches, ["-x"]);
+        assert_eq!(rows[0].confirmed, Some(false));
+        assert_eq!(rows[0].consent_source.as_deref(), Some("web form"));
+    }
+
+    #[test]
+    fn unterminated_quotes_are_refused_with_their_line() {
+        let text = "ada@example.org,\"Ada\nbob@example.org,\"Bob \"\"B\"\" Jones\"\ncy@example.org,O\"Brien\n";
+        let errors = parse_csv(text).expect_err("unterminated");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].line, 1);
+        assert!(errors[0].message.contains("not closed"), "{}", errors[0]);
     }
 
     #[test]

@@ -364,6 +364,56 @@ mod tests {
     }
 
     #[test]
+    fn control_characters_never_reach_the_text() {
+        let html = "<html><head><title>T\u{1b}[2J</title></head><body><main>\
+                    <p>Red \u{1b}[31malert\u{7}\u{0} and\ttab</p><pre>a\u{1b}\nb</pre></main></body></html>";
+        let extracted = extract(html, &Rules::default()).expect("extracts");
+        let text = extracted.render();
+        assert!(
+            !text
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t'),
+            "{text:?}"
+        );
+        assert!(text.contains("Red [31malert and tab"), "{text:?}");
+        assert_eq!(extracted.title.as_deref(), Some("T[2J"));
+    }
+
+    #[test]
+    fn a_flood_of_blocks_is_refused_and_deep_nesting_is_read() {
+        let rules = Rules::default().with_budget(Budget {
+            max_blocks: 100,
+            ..Budget::default()
+        });
+        let flood = format!("<body>{}</body>", "<p>word</p>".repeat(1_000));
+        assert!(matches!(
+            extract(&flood, &rules),
+            Err(ExtractError::TooManyBlocks { limit: 100 })
+        ));
+        let n = 20_000;
+        let deep = format!(
+            "<body>{}<p>deep down</p>{}</body>",
+            "<div>".repeat(n),
+            "</div>".repeat(n)
+        );
+        let extracted = extract(&deep, &Rules::default()).expect("extracts");
+        assert_eq!(extracted.render().trim(), "deep down");
+    }
+
+    #[test]
+    fn a_page_over_its_deadline_fails() {
+        let rules = Rules::default().with_budget(Budget {
+            deadline: std::time::Duration::ZERO,
+            ..Budget::default()
+        });
+        let page = format!("<body>{}</body>", "<p>word</p>".repeat(20_000));
+        assert!(matches!(
+            extract(&page, &rules),
+            Err(ExtractError::OutOfTime { .. })
+        ));
+    }
+
+    #[test]
     fn rules_are_send_sync_clone() {
         fn check<T: Send + Sync + Clone>() {}
         check::<Rules>();
