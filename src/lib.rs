@@ -23,6 +23,11 @@
 //! - a snapshot and its change record are committed in one transaction;
 //! - only `cli` (the top) uses `anyhow` and decides exit statuses.
 
+// Data from outside (pages, stores, files, requests) must never panic the
+// program: no `unwrap` outside tests.
+#![deny(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod cli;
 pub mod config;
 pub mod core;

@@ -302,6 +302,7 @@ fn a_selector_matching_nothing_is_an_error() {
     .unwrap_err();
     match &err {
         ExtractError::SelectorMatchedNothing { selector } => assert_eq!(selector, "#missing"),
+        other => panic!("wrong error: {other}"),
     }
     assert_eq!(
         err.to_string(),

@@ -317,6 +317,12 @@ pub enum SubscribersCommand {
     Import {
         /// The CSV file.
         file: PathBuf,
+        /// The people added have consented: store them confirmed (consent
+        /// source `admin-import --confirmed`). Without it they are stored
+        /// unconfirmed and get no briefings. Rows whose `confirmed` column
+        /// says false, and people already stored, are never confirmed.
+        #[arg(long)]
+        confirmed: bool,
         #[command(flatten)]
         location: Location,
     },

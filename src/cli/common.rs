@@ -168,11 +168,12 @@ pub(crate) fn rules_for(
     args: &RuleArgs,
 ) -> anyhow::Result<Rules> {
     if args.is_set() {
-        return rules_from(args);
+        return Ok(rules_from(args)?.with_budget(config.limits.budget()));
     }
     Ok(url
         .and_then(|url| config.watches.iter().find(|w| &w.url == url))
-        .map_or_else(Rules::default, |w| w.rules.clone()))
+        .map_or_else(Rules::default, |w| w.rules.clone())
+        .with_budget(config.limits.budget()))
 }
 
 pub(crate) fn pipeline_for(config: &Config, store: Store) -> anyhow::Result<Pipeline> {

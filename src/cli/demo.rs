@@ -135,6 +135,7 @@ pub async fn run(state: Option<&Path>) -> anyhow::Result<u8> {
                 rules: Rules::default(),
                 facts: Vec::new(),
                 robots: true,
+                allow_redirects_to: Vec::new(),
             })
         })
         .collect::<anyhow::Result<_>>()?;

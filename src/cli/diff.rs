@@ -100,6 +100,7 @@ pub(crate) async fn diff_command(
     let config = load_config(location, false)?;
     let options = DiffOptions {
         timeout: config.limits.diff_timeout,
+        max_changes: config.limits.max_diff_changes,
         ..DiffOptions::default()
     };
     let Some(new) = new else {
@@ -229,6 +230,7 @@ pub(crate) fn ad_hoc_watch(url: &url::Url) -> anyhow::Result<Watch> {
         rules: Rules::default(),
         facts: Vec::new(),
         robots: true,
+        allow_redirects_to: Vec::new(),
     })
 }
 

@@ -32,7 +32,11 @@ pub(crate) fn subscribers_command(
         ),
         S::Remove { address, location } => (C::Remove { address }, location),
         S::List { json, location } => (C::List { json }, location),
-        S::Import { file, location } => {
+        S::Import {
+            file,
+            confirmed,
+            location,
+        } => {
             // Read here, so that the daemon never opens files for the CLI.
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
@@ -40,6 +44,7 @@ pub(crate) fn subscribers_command(
                 C::Import {
                     source: file.display().to_string(),
                     text,
+                    confirmed,
                 },
                 location,
             )

@@ -8,7 +8,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::raw::RawMail;
-use super::{ConfigError, SourceFile};
+use super::{ConfigError, DAY, HOUR, MINUTE, SECOND, SourceFile, bounded_duration};
 
 /// How briefings leave tidings, from `[mail]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,24 +230,37 @@ pub(super) fn validate_mail(
             ),
         }
     }
-    for (field, value, target) in [
-        ("timeout", &raw.timeout, &mut mail.timeout),
-        ("retry_base", &raw.retry_base, &mut mail.retry_base),
-        ("retry_max", &raw.retry_max, &mut mail.retry_max),
-        ("give_up_after", &raw.give_up_after, &mut mail.give_up_after),
-        ("keep_finished", &raw.keep_finished, &mut mail.keep_finished),
+    for (field, value, (min, max), target) in [
+        ("timeout", &raw.timeout, (SECOND, HOUR), &mut mail.timeout),
+        (
+            "retry_base",
+            &raw.retry_base,
+            (SECOND, DAY),
+            &mut mail.retry_base,
+        ),
+        (
+            "retry_max",
+            &raw.retry_max,
+            (SECOND, DAY * 30),
+            &mut mail.retry_max,
+        ),
+        (
+            "give_up_after",
+            &raw.give_up_after,
+            (MINUTE, DAY * 365),
+            &mut mail.give_up_after,
+        ),
+        (
+            "keep_finished",
+            &raw.keep_finished,
+            (HOUR, DAY * 3650),
+            &mut mail.keep_finished,
+        ),
     ] {
         let Some(value) = value else { continue };
-        match humantime::parse_duration(value.get_ref()) {
-            Ok(d) if !d.is_zero() => *target = d,
-            _ => error(
-                Some(value.span()),
-                field,
-                format!(
-                    "`{}` is not a duration; write e.g. \"60s\" or \"3days\"",
-                    value.get_ref()
-                ),
-            ),
+        match bounded_duration(value.get_ref(), min, max) {
+            Ok(d) => *target = d,
+            Err(message) => error(Some(value.span()), field, message),
         }
     }
     if let Some(value) = &raw.max_per_second {

@@ -52,6 +52,25 @@ pub struct Limits {
     /// Fetches in a row a suspect text (a large loss, a placeholder or
     /// error page, a flip back) must last before it counts.
     pub confirm_after: u32,
+    /// Elements nested deeper than this are flattened before parsing.
+    pub max_depth: usize,
+    /// A page cut into more blocks than this is a failed check.
+    pub max_blocks: usize,
+    /// Changed blocks described in full; past it a change is summarised.
+    pub max_diff_changes: usize,
+    /// Time allowed to parse and read one page.
+    pub page_deadline: Duration,
+}
+
+impl Limits {
+    /// The per-page work budget extraction enforces.
+    pub fn budget(&self) -> extract::Budget {
+        extract::Budget {
+            max_depth: self.max_depth,
+            max_blocks: self.max_blocks,
+            deadline: self.page_deadline,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -67,6 +86,10 @@ impl Default for Limits {
             diff_timeout: Duration::from_millis(500),
             per_host_interval: Duration::from_secs(1),
             confirm_after: 3,
+            max_depth: 512,
+            max_blocks: 20_000,
+            max_diff_changes: 2_000,
+            page_deadline: Duration::from_secs(20),
         }
     }
 }
@@ -119,6 +142,9 @@ pub struct Watch {
     pub facts: Vec<FactRule>,
     /// Whether robots.txt is honoured for this watch.
     pub robots: bool,
+    /// Origins (`https://host:port`) a redirect may lead to besides the
+    /// watch's own site.
+    pub allow_redirects_to: Vec<String>,
 }
 
 /// A validated configuration.
@@ -205,6 +231,33 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
+const MS: Duration = Duration::from_millis(1);
+const SECOND: Duration = Duration::from_secs(1);
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// Reads a duration setting and checks it against its range, so that no
+/// accepted value can overflow a clock calculation later (a backoff of
+/// "300000years" used to crash the daemon).
+fn bounded_duration(text: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+    let range = || {
+        format!(
+            "from {} to {}",
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        )
+    };
+    match humantime::parse_duration(text.trim()) {
+        Ok(d) if d >= min && d <= max => Ok(d),
+        Ok(_) => Err(format!("`{text}` is out of range: must be {}", range())),
+        Err(_) => Err(format!(
+            "`{text}` is not a duration: write one {} such as \"30s\", \"5m\" or \"6h\"",
+            range()
+        )),
+    }
+}
+
 /// The default schedule: every six hours, on the hour.
 pub const DEFAULT_SCHEDULE: &str = "0 */6 * * *";
 
@@ -252,11 +305,13 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         .map_or_else(|| base.join("state"), |dir| base.join(dir.get_ref()));
     let contact = raw.contact.as_ref().and_then(|contact| {
         let value = contact.get_ref().trim();
-        if value.is_empty() || value.contains(['\r', '\n']) {
+        // It goes into the User-Agent header of every request: a control
+        // character would make every fetch fail.
+        if value.is_empty() || value.chars().any(|c| c.is_control() && c != '\t') {
             errors.push(file.error(
                 Some(&contact.span()),
                 "contact",
-                "must be one line, such as an email address or URL where site owners can reach you",
+                "must be one line without control characters, such as an email address or URL where site owners can reach you",
             ));
             None
         } else {
@@ -329,6 +384,10 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         }
     }
 
+    // Every page read for a watch is held to the [limits] work budget.
+    for watch in &mut watches {
+        watch.rules = std::mem::take(&mut watch.rules).with_budget(limits.budget());
+    }
     if errors.is_empty() {
         Ok(Config {
             source: path.to_path_buf(),
@@ -363,9 +422,35 @@ fn parse<T: for<'de> Deserialize<'de>>(file: &SourceFile) -> Result<T, ConfigErr
     toml::from_str(&file.text).map_err(|e| ConfigError {
         file: file.path.clone(),
         line: e.span().map(|s| file.line_of(&s)),
-        field: None,
+        field: e.span().and_then(|s| file.key_at(&s)),
         message: e.message().trim().to_owned(),
     })
+}
+
+impl SourceFile {
+    /// The `table.key` whose value starts at `span`, for serde errors that
+    /// name the line but not the field ("invalid type: string, expected
+    /// i64"). `None` when the span is not a `key = value` line's value.
+    fn key_at(&self, span: &Range<usize>) -> Option<String> {
+        let start = span.start.min(self.text.len());
+        let before = self.text.get(..start)?;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let (key, _) = before[line_start..].split_once('=')?;
+        let key = key.trim().trim_matches('"');
+        if key.is_empty() || key.contains(['[', '#']) {
+            return None;
+        }
+        let table = before[..line_start]
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|line| line.starts_with('['))
+            .map(|line| line.trim_matches(['[', ']']).trim().to_owned());
+        Some(match table {
+            Some(table) => format!("{table}.{key}"),
+            None => key.to_owned(),
+        })
+    }
 }
 
 /// Loads a config from text, through a temporary file (for the tests).
@@ -467,6 +552,92 @@ mod tests {
         )
         .expect_err("neither");
         assert!(errors.to_string().contains("exactly one of"), "{errors}");
+    }
+
+    #[test]
+    fn type_errors_name_the_field() {
+        let errors = load_text("[limits]\nconcurrency = \"lots\"\n").expect_err("type error");
+        let error = &errors.0[0];
+        assert_eq!(error.line, Some(2), "{error}");
+        assert_eq!(
+            error.field.as_deref(),
+            Some("limits.concurrency"),
+            "{error}"
+        );
+        assert!(
+            errors.to_string().contains(":2: limits.concurrency: "),
+            "{errors}"
+        );
+    }
+
+    #[test]
+    fn every_duration_has_a_range() {
+        for (text, field) in [
+            (
+                "[daemon]\nbackoff_base = \"300000years\"\n",
+                "daemon.backoff_base",
+            ),
+            ("[daemon]\nbackoff_max = \"0s\"\n", "daemon.backoff_max"),
+            ("[limits]\ntimeout = \"100years\"\n", "limits.timeout"),
+            (
+                "[limits]\npage_deadline = \"1ms\"\n",
+                "limits.page_deadline",
+            ),
+            ("[mail]\nretry_max = \"9999days\"\n", "retry_max"),
+        ] {
+            let errors = load_text(text).expect_err(text);
+            assert!(
+                errors.to_string().contains(&format!("{field}: ")),
+                "{text}: {errors}"
+            );
+            assert!(errors.to_string().contains("from "), "{errors}");
+        }
+        let config = load_text("[daemon]\nbackoff_base = \"1day\"\n").expect("in range");
+        assert_eq!(config.daemon.backoff_base, Duration::from_secs(86_400));
+    }
+
+    #[test]
+    fn watch_names_are_safe_path_segments() {
+        for name in [".", "..", "...", "a/b", "a\\u0000b", "tab\\tname", ""] {
+            let text = format!("[[watch]]\nname = \"{name}\"\nurl = \"https://example.org\"\n");
+            assert!(load_text(&text).is_err(), "{name:?} accepted");
+        }
+        assert!(load_text("[[watch]]\nname = \"a.b\"\nurl = \"https://example.org\"\n").is_ok());
+    }
+
+    #[test]
+    fn contact_must_be_a_header_value() {
+        let errors = load_text("contact = \"ops\\u0000@example.org\"\n").expect_err("nul");
+        assert!(errors.to_string().contains(":1: contact:"), "{errors}");
+        assert!(load_text("contact = \"ops@example.org (Ops team)\"\n").is_ok());
+    }
+
+    #[test]
+    fn schedules_that_never_fire_are_refused() {
+        for schedule in ["* * 31 2 *", "0 0 0 1 1 * 2001"] {
+            let text = format!(
+                "[[watch]]\nname = \"a\"\nurl = \"https://example.org\"\nschedule = \"{schedule}\"\n"
+            );
+            let errors = load_text(&text).expect_err(schedule);
+            assert!(errors.to_string().contains("never fires"), "{errors}");
+        }
+        let errors = load_text("[defaults]\nschedule = \"0 0 30 2 *\"\n").expect_err("defaults");
+        assert!(errors.to_string().contains("defaults.schedule"), "{errors}");
+    }
+
+    #[test]
+    fn work_budget_settings_reach_the_rules() {
+        let config = load_text(
+            "[limits]\nmax_depth = 64\nmax_blocks = 500\nmax_diff_changes = 50\npage_deadline = \"3s\"\n[[watch]]\nname = \"a\"\nurl = \"https://example.org\"\n",
+        )
+        .expect("valid");
+        let budget = config.watches[0].rules.budget();
+        assert_eq!(budget.max_depth, 64);
+        assert_eq!(budget.max_blocks, 500);
+        assert_eq!(budget.deadline, Duration::from_secs(3));
+        assert_eq!(config.limits.max_diff_changes, 50);
+        let errors = load_text("[limits]\nmax_depth = 1\n").expect_err("too shallow");
+        assert!(errors.to_string().contains("limits.max_depth"), "{errors}");
     }
 
     #[test]

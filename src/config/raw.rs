@@ -54,6 +54,10 @@ pub(super) struct RawLimits {
     pub(super) diff_timeout: Option<Spanned<String>>,
     pub(super) per_host_interval: Option<Spanned<String>>,
     pub(super) confirm_after: Option<Spanned<i64>>,
+    pub(super) max_depth: Option<Spanned<i64>>,
+    pub(super) max_blocks: Option<Spanned<i64>>,
+    pub(super) max_diff_changes: Option<Spanned<i64>>,
+    pub(super) page_deadline: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -100,6 +104,8 @@ pub(super) struct RawWatch {
     pub(super) robots: Option<bool>,
     #[serde(default)]
     pub(super) fact: Vec<RawFactRule>,
+    #[serde(default)]
+    pub(super) allow_redirects_to: Vec<Spanned<String>>,
 }
 
 /// `[[watch.fact]]`: a named regex whose first group (or whole match) is a

@@ -53,6 +53,27 @@ pub(super) fn validate_limits(
         20,
         &mut limits.max_redirects,
     );
+    count(
+        &raw.max_depth,
+        "max_depth",
+        16,
+        100_000,
+        &mut limits.max_depth,
+    );
+    count(
+        &raw.max_blocks,
+        "max_blocks",
+        100,
+        1_000_000,
+        &mut limits.max_blocks,
+    );
+    count(
+        &raw.max_diff_changes,
+        "max_diff_changes",
+        10,
+        1_000_000,
+        &mut limits.max_diff_changes,
+    );
     let mut retries = limits.retries as usize;
     count(&raw.retries, "retries", 0, 10, &mut retries);
     limits.retries = u32::try_from(retries).unwrap_or(2);
@@ -66,42 +87,50 @@ pub(super) fn validate_limits(
     );
     limits.confirm_after = u32::try_from(confirm_after).unwrap_or(3);
 
-    let mut duration = |value: &Option<Spanned<String>>, field: &str, target: &mut Duration| {
+    let mut duration = |value: &Option<Spanned<String>>,
+                        field: &str,
+                        (min, max): (Duration, Duration),
+                        target: &mut Duration| {
         if let Some(value) = value {
-            match humantime::parse_duration(value.get_ref()) {
-                Ok(d) if !d.is_zero() => *target = d,
-                _ => errors.push(file.error(
-                    Some(&value.span()),
-                    format!("limits.{field}"),
-                    format!(
-                        "`{}` is not a duration; write e.g. \"10s\", \"500ms\" or \"2m\"",
-                        value.get_ref()
-                    ),
-                )),
+            match bounded_duration(value.get_ref(), min, max) {
+                Ok(d) => *target = d,
+                Err(message) => {
+                    errors.push(file.error(Some(&value.span()), format!("limits.{field}"), message))
+                }
             }
         }
     };
     duration(
         &raw.connect_timeout,
         "connect_timeout",
+        (MS * 100, MINUTE * 5),
         &mut limits.connect_timeout,
     );
-    duration(&raw.timeout, "timeout", &mut limits.timeout);
-    duration(&raw.diff_timeout, "diff_timeout", &mut limits.diff_timeout);
-    if let Some(value) = &raw.per_host_interval {
-        // Zero is allowed here: a benchmark against one loopback host wants no gap.
-        match humantime::parse_duration(value.get_ref()) {
-            Ok(d) => limits.per_host_interval = d,
-            Err(_) => errors.push(file.error(
-                Some(&value.span()),
-                "limits.per_host_interval",
-                format!(
-                    "`{}` is not a duration; write e.g. \"1s\" or \"0s\"",
-                    value.get_ref()
-                ),
-            )),
-        }
-    }
+    duration(
+        &raw.timeout,
+        "timeout",
+        (MS * 100, HOUR),
+        &mut limits.timeout,
+    );
+    duration(
+        &raw.diff_timeout,
+        "diff_timeout",
+        (MS * 10, MINUTE),
+        &mut limits.diff_timeout,
+    );
+    // Zero is allowed here: a benchmark against one loopback host wants no gap.
+    duration(
+        &raw.per_host_interval,
+        "per_host_interval",
+        (Duration::ZERO, HOUR),
+        &mut limits.per_host_interval,
+    );
+    duration(
+        &raw.page_deadline,
+        "page_deadline",
+        (MS * 100, MINUTE * 10),
+        &mut limits.page_deadline,
+    );
     limits
 }
 
@@ -111,44 +140,41 @@ pub(super) fn validate_daemon(
     errors: &mut Vec<ConfigError>,
 ) -> DaemonSettings {
     let mut settings = DaemonSettings::default();
-    let mut duration =
-        |value: &Option<Spanned<String>>, field: &str, allow_zero: bool, target: &mut Duration| {
-            if let Some(value) = value {
-                match humantime::parse_duration(value.get_ref()) {
-                    Ok(d) if allow_zero || !d.is_zero() => *target = d,
-                    _ => errors.push(file.error(
-                        Some(&value.span()),
-                        format!("daemon.{field}"),
-                        format!(
-                            "`{}` is not a duration; write e.g. \"20s\", \"5m\" or \"6h\"",
-                            value.get_ref()
-                        ),
-                    )),
+    let mut duration = |value: &Option<Spanned<String>>,
+                        field: &str,
+                        (min, max): (Duration, Duration),
+                        target: &mut Duration| {
+        if let Some(value) = value {
+            match bounded_duration(value.get_ref(), min, max) {
+                Ok(d) => *target = d,
+                Err(message) => {
+                    errors.push(file.error(Some(&value.span()), format!("daemon.{field}"), message))
                 }
             }
-        };
+        }
+    };
     duration(
         &raw.shutdown_deadline,
         "shutdown_deadline",
-        false,
+        (SECOND, HOUR),
         &mut settings.shutdown_deadline,
     );
     duration(
         &raw.max_jitter,
         "max_jitter",
-        true,
+        (Duration::ZERO, DAY),
         &mut settings.max_jitter,
     );
     duration(
         &raw.backoff_base,
         "backoff_base",
-        false,
+        (SECOND, DAY),
         &mut settings.backoff_base,
     );
     duration(
         &raw.backoff_max,
         "backoff_max",
-        false,
+        (SECOND, DAY * 30),
         &mut settings.backoff_max,
     );
     if let Some(address) = &raw.admin_email {
@@ -208,16 +234,16 @@ pub(super) fn validate_defaults(
     let fallback =
         || Schedule::parse(DEFAULT_SCHEDULE, timezone).expect("the default schedule parses");
     let schedule = match &raw.schedule {
-        Some(expression) => {
-            Schedule::parse(expression.get_ref(), timezone).unwrap_or_else(|reason| {
+        Some(expression) => Schedule::parse(expression.get_ref(), timezone)
+            .and_then(fires_again)
+            .unwrap_or_else(|reason| {
                 errors.push(file.error(
                     Some(&expression.span()),
                     "defaults.schedule",
                     format!("cron expression `{}` {reason}", expression.get_ref()),
                 ));
                 fallback()
-            })
-        }
+            }),
         None => fallback(),
     };
     Defaults {
@@ -238,6 +264,16 @@ pub(super) fn validate_defaults(
     }
 }
 
+/// A schedule whose fire times are all in the past (a year that is over)
+/// would never run the watch again.
+fn fires_again(schedule: Schedule) -> Result<Schedule, String> {
+    if schedule.upcoming(chrono::Utc::now(), 1).is_empty() {
+        Err("never fires again (every time it names is past)".to_owned())
+    } else {
+        Ok(schedule)
+    }
+}
+
 pub(super) fn validate_watches(
     file: &SourceFile,
     raw_watches: Vec<RawWatch>,
@@ -250,15 +286,18 @@ pub(super) fn validate_watches(
         let name = raw.name.get_ref().clone();
         let field = |f: &str| format!("watch `{name}`: {f}");
         let mut ok = true;
+        // A name is a path segment in the store, in feed and page URLs:
+        // `.` and `..` would name another path.
         if name.is_empty()
+            || name.chars().all(|c| c == '.')
             || !name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
         {
             errors.push(file.error(
                 Some(&raw.name.span()),
-                format!("watch name `{name}`"),
-                "names may use only letters, digits, `.`, `_` and `-`",
+                format!("watch name `{}`", name.escape_debug()),
+                "names may use only letters, digits, `.`, `_` and `-`, and may not be only dots",
             ));
             ok = false;
         } else if !seen.insert(name.clone()) {
@@ -294,7 +333,9 @@ pub(super) fn validate_watches(
             }
         };
         let schedule = match &raw.schedule {
-            Some(expression) => match Schedule::parse(expression.get_ref(), defaults.timezone) {
+            Some(expression) => match Schedule::parse(expression.get_ref(), defaults.timezone)
+                .and_then(fires_again)
+            {
                 Ok(schedule) => Some(schedule),
                 Err(reason) => {
                     errors.push(file.error(
@@ -404,6 +445,25 @@ pub(super) fn validate_watches(
             }
             None => None,
         };
+        let mut allow_redirects_to = Vec::new();
+        for origin in &raw.allow_redirects_to {
+            match url::Url::parse(origin.get_ref()) {
+                Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {
+                    allow_redirects_to.push(parsed.origin().ascii_serialization());
+                }
+                _ => {
+                    errors.push(file.error(
+                        Some(&origin.span()),
+                        field("allow_redirects_to"),
+                        format!(
+                            "`{}` is not an http(s) origin such as \"https://other.example:8443\"",
+                            origin.get_ref()
+                        ),
+                    ));
+                    ok = false;
+                }
+            }
+        }
         if let (true, Some(url), Some(schedule), Some(rules)) = (ok, url, schedule, rules) {
             watches.push(Watch {
                 name,
@@ -413,6 +473,7 @@ pub(super) fn validate_watches(
                 rules,
                 facts,
                 robots: raw.robots.unwrap_or(defaults.robots),
+                allow_redirects_to,
             });
         }
     }

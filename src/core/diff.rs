@@ -27,6 +27,11 @@ pub struct DiffOptions {
     /// placeholder or error page, a flip back) must last before the
     /// pipeline compares it as the page's new text.
     pub confirm_after: u32,
+    /// The most changed blocks described in full. Past it the diff is
+    /// summarised coarsely: the rest are only counted (`omitted`,
+    /// `omitted_words`), so a page rewritten into a flood of blocks cannot
+    /// make the change record, the classification or the mail unbounded.
+    pub max_changes: usize,
 }
 
 impl Default for DiffOptions {
@@ -35,6 +40,7 @@ impl Default for DiffOptions {
             timeout: Duration::from_millis(500),
             pair_threshold: 0.5,
             confirm_after: 3,
+            max_changes: 2_000,
         }
     }
 }
@@ -111,12 +117,27 @@ pub struct TextDiff {
     /// Whether the time budget ran out, so the alignment may be coarser than
     /// the minimal one.
     pub timed_out: bool,
+    /// Changed blocks past `DiffOptions::max_changes`, counted but not
+    /// described.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub omitted: usize,
+    /// Words added and removed in the omitted blocks (edits counted whole).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub omitted_words: usize,
+}
+
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl TextDiff {
     /// Whether the two versions carry the same text (moves aside).
     pub fn is_empty(&self) -> bool {
-        self.changes.is_empty()
+        self.changes.is_empty() && self.omitted == 0
     }
 
     /// Total words added and removed: the "change size" shown in history.
@@ -127,7 +148,8 @@ impl TextDiff {
                 let (added, removed) = change.word_counts();
                 added + removed
             })
-            .sum()
+            .sum::<usize>()
+            + self.omitted_words
     }
 
     /// Counts of added, removed and edited blocks.
@@ -187,6 +209,8 @@ pub fn diff(old: &[Block], new: &[Block], options: &DiffOptions) -> TextDiff {
     let old_sections = sections(old);
     let new_sections = sections(new);
     let mut changes = Vec::new();
+    let (mut omitted, mut omitted_words) = (0usize, 0usize);
+    let words = |block: &Block| block.text.split_whitespace().count();
     for region in &regions {
         let pairs = pair_edits(region, old, new, options.pair_threshold);
         let mut paired_old = vec![false; region.removed.len()];
@@ -198,7 +222,10 @@ pub fn diff(old: &[Block], new: &[Block], options: &DiffOptions) -> TextDiff {
         // Removals come before the additions and edits of the same region,
         // which is how a reader scans "was … now …".
         for (r, &old_index) in region.removed.iter().enumerate() {
-            if !paired_old[r] {
+            if !paired_old[r] && changes.len() >= options.max_changes {
+                omitted += 1;
+                omitted_words += words(&old[old_index]);
+            } else if !paired_old[r] {
                 changes.push(BlockChange {
                     kind: ChangeKind::Removed,
                     section: old_sections[old_index].map(|i| old[i].text.clone()),
@@ -212,6 +239,12 @@ pub fn diff(old: &[Block], new: &[Block], options: &DiffOptions) -> TextDiff {
             }
         }
         for (a, &new_index) in region.added.iter().enumerate() {
+            if changes.len() >= options.max_changes {
+                omitted += 1;
+                omitted_words += words(&new[new_index])
+                    + paired_new[a].map_or(0, |r| words(&old[region.removed[r]]));
+                continue;
+            }
             let section = new_sections[new_index].map(|i| new[i].text.clone());
             let change = match paired_new[a] {
                 Some(r) => {
@@ -241,6 +274,8 @@ pub fn diff(old: &[Block], new: &[Block], options: &DiffOptions) -> TextDiff {
     TextDiff {
         changes,
         timed_out: Instant::now() > deadline,
+        omitted,
+        omitted_words,
     }
 }
 
@@ -400,6 +435,30 @@ fn sections(blocks: &[Block]) -> Vec<Option<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flood_of_changes_is_summarised_but_counted() {
+        let old = vec![para("one two")];
+        let new: Vec<Block> = (0..500).map(|i| para(&format!("new block {i}"))).collect();
+        let options = DiffOptions {
+            max_changes: 10,
+            ..DiffOptions::default()
+        };
+        let capped = diff(&old, &new, &options);
+        let full = diff(&old, &new, &DiffOptions::default());
+        assert_eq!(capped.changes.len(), 10);
+        assert_eq!(capped.changes.len() + capped.omitted, full.changes.len());
+        assert_eq!(capped.changed_words(), full.changed_words());
+        assert!(!capped.is_empty());
+        let json = serde_json::to_value(&capped).expect("json");
+        assert_eq!(json["omitted"], 491);
+        assert!(
+            serde_json::to_value(&full)
+                .expect("json")
+                .get("omitted")
+                .is_none()
+        );
+    }
 
     fn para(text: &str) -> Block {
         Block::new(BlockKind::Paragraph, text)

@@ -41,6 +41,14 @@ impl Schedule {
             }
         };
         let cron = cron::Schedule::from_str(&normalised).map_err(|e| e.to_string())?;
+        // A schedule that can never fire (`* * 31 2 *`) would leave a watch
+        // unchecked forever without a word. The reference time is fixed, so
+        // this stays pure; a schedule whose fires are all past is caught
+        // where the clock may be read (config validation).
+        let reference = DateTime::<Utc>::UNIX_EPOCH.with_timezone(&timezone);
+        if cron.after(&reference).next().is_none() {
+            return Err("never fires (no date matches it)".to_owned());
+        }
         Ok(Self {
             expression: expression.to_owned(),
             cron,
@@ -105,7 +113,24 @@ fn jitter_cap(schedule: &Schedule, now: DateTime<Utc>, timing: &Timing) -> Durat
 }
 
 fn shifted(time: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
-    time + chrono::Duration::from_std(by).unwrap_or_else(|_| chrono::Duration::zero())
+    add_saturating(time, by)
+}
+
+/// `time + by`, or the latest representable time when that overflows: a
+/// wait too long to represent is a wait forever, never a panic.
+pub fn add_saturating(time: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(by)
+        .ok()
+        .and_then(|delta| time.checked_add_signed(delta))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// `time - by`, or the earliest representable time when that overflows.
+pub fn sub_saturating(time: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(by)
+        .ok()
+        .and_then(|delta| time.checked_sub_signed(delta))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// The first jittered fire time strictly after `after`.
@@ -118,8 +143,7 @@ pub fn next_run(
     let offset = jitter(watch, jitter_cap(schedule, after, timing));
     // The fire whose jittered time is after `after` may be the one just
     // before `after` (its jitter pushes it past): look back one fire first.
-    let back =
-        shifted(after, Duration::ZERO) - chrono::Duration::from_std(offset).unwrap_or_default();
+    let back = sub_saturating(after, offset);
     schedule
         .cron
         .after(&back.with_timezone(&schedule.timezone))
@@ -135,7 +159,7 @@ pub fn previous_run(
     timing: &Timing,
 ) -> Option<DateTime<Utc>> {
     let offset = jitter(watch, jitter_cap(schedule, now, timing));
-    let back = now - chrono::Duration::from_std(offset).unwrap_or_default();
+    let back = sub_saturating(now, offset);
     schedule
         .cron
         .after(&back.with_timezone(&schedule.timezone))
@@ -189,7 +213,7 @@ pub fn due(
         return next_run(
             schedule,
             watch,
-            from - chrono::Duration::milliseconds(1),
+            sub_saturating(from, Duration::from_millis(1)),
             timing,
         )
         .unwrap_or(from);

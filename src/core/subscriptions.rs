@@ -21,7 +21,18 @@
 //!   with an optional `@Zone` (default `Europe/London`).
 //!
 //! The header line is optional; lines starting with `#` are comments. No
-//! field may hold a line break.
+//! field may hold a line break, and a quoted field must be closed on its
+//! line.
+//!
+//! Three more columns carry the consent record, so an export and
+//! re-import cannot confirm anyone by accident: `confirmed` (`true` or
+//! `false`), `consent_at` (RFC 3339) and `consent_source`. An import reads
+//! them as a record of what the other store knew, never as consent: only
+//! the admin can confirm imported people (`import --confirmed`).
+//!
+//! Exported cells that a spreadsheet would run as a formula (starting with
+//! `=`, `+`, `-`, `@`, a tab or a carriage return) are written with a `'`
+//! in front; the reader takes that `'` off again.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -99,7 +110,16 @@ pub fn normalise_address(address: &str) -> String {
 }
 
 /// The CSV header, also written first by [`to_csv`].
-pub const CSV_HEADER: [&str; 5] = ["address", "name", "follows", "kinds", "cadence"];
+pub const CSV_HEADER: [&str; 8] = [
+    "address",
+    "name",
+    "follows",
+    "kinds",
+    "cadence",
+    "confirmed",
+    "consent_at",
+    "consent_source",
+];
 
 /// The longest address accepted (RFC 5321's limit on a forward path).
 const MAX_ADDRESS: usize = 254;
@@ -179,6 +199,7 @@ pub fn validate_address(text: &str) -> Result<String, String> {
 /// Whether a watch name is well formed, by the config's rule.
 fn is_watch_name(name: &str) -> bool {
     !name.is_empty()
+        && !name.chars().all(|c| c == '.')
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
@@ -311,6 +332,12 @@ pub struct CsvRow {
     pub kinds: Vec<Kind>,
     /// The cadence.
     pub cadence: Cadence,
+    /// Whether the exporting store had the address confirmed, if said.
+    pub confirmed: Option<bool>,
+    /// When consent was given there, if said.
+    pub consent_at: Option<DateTime<Utc>>,
+    /// Where consent came from there, if said.
+    pub consent_source: Option<String>,
 }
 
 /// A CSV line at fault.
@@ -343,6 +370,14 @@ pub fn parse_csv(text: &str) -> Result<Vec<CsvRow>, Vec<CsvError>> {
         let line = index as u64 + 1;
         let trimmed = raw.trim();
         if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        if has_unterminated_quote(raw) {
+            errors.push(CsvError {
+                line,
+                message: "a quoted field is not closed on this line (a field that starts with \" must end with \")".to_owned(),
+            });
+            first = false;
             continue;
         }
         let mut reader = csv::ReaderBuilder::new()
@@ -399,7 +434,7 @@ fn parse_row(record: &csv::StringRecord, line: u64) -> Result<CsvRow, String> {
             CSV_HEADER.join(",")
         ));
     }
-    let field = |i: usize| record.get(i).unwrap_or("");
+    let field = |i: usize| unneutralise(record.get(i).unwrap_or(""));
     let address = validate_address(field(0))?;
     let name = field(1);
     if name.chars().any(char::is_control) {
@@ -408,6 +443,24 @@ fn parse_row(record: &csv::StringRecord, line: u64) -> Result<CsvRow, String> {
     let (watches, tags) = parse_follows(field(2)).map_err(|e| format!("follows: {e}"))?;
     let kinds = parse_kinds(field(3)).map_err(|e| format!("kinds: {e}"))?;
     let cadence = parse_cadence(field(4)).map_err(|e| format!("cadence: {e}"))?;
+    let confirmed = match field(5).to_ascii_lowercase().as_str() {
+        "" => None,
+        "true" | "yes" => Some(true),
+        "false" | "no" => Some(false),
+        other => return Err(format!("confirmed: `{other}` is not true or false")),
+    };
+    let consent_at = match field(6) {
+        "" => None,
+        text => Some(
+            DateTime::parse_from_rfc3339(text)
+                .map_err(|e| format!("consent_at: `{text}` is not an RFC 3339 time ({e})"))?
+                .with_timezone(&Utc),
+        ),
+    };
+    let consent_source = field(7);
+    if consent_source.chars().any(char::is_control) {
+        return Err("consent_source has control characters".to_owned());
+    }
     Ok(CsvRow {
         line,
         address,
@@ -416,23 +469,89 @@ fn parse_row(record: &csv::StringRecord, line: u64) -> Result<CsvRow, String> {
         tags,
         kinds,
         cadence,
+        confirmed,
+        consent_at,
+        consent_source: (!consent_source.is_empty()).then(|| consent_source.to_owned()),
     })
 }
 
+/// Whether a line ends inside a quoted field. The csv crate would take the
+/// end of the line as the end of the field; a line cut short must not be
+/// read as if it were whole.
+fn has_unterminated_quote(line: &str) -> bool {
+    let mut in_quotes = false;
+    let mut at_field_start = true;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if in_quotes {
+            if c == '"' {
+                if chars.peek() == Some(&'"') {
+                    chars.next();
+                } else {
+                    in_quotes = false;
+                }
+            }
+            continue;
+        }
+        match c {
+            '"' if at_field_start => in_quotes = true,
+            ',' => {
+                at_field_start = true;
+                continue;
+            }
+            ' ' | '\t' if at_field_start => continue,
+            _ => {}
+        }
+        at_field_start = false;
+    }
+    in_quotes
+}
+
+/// Characters that make a spreadsheet treat a cell as a formula.
+fn starts_like_formula(text: &str) -> bool {
+    text.starts_with(['=', '+', '-', '@', '\t', '\r'])
+}
+
+/// A cell as exported: a would-be formula gets a `'` in front, which
+/// spreadsheets show as text.
+fn neutralise(text: &str) -> std::borrow::Cow<'_, str> {
+    if starts_like_formula(text) || (text.starts_with('\'') && starts_like_formula(&text[1..])) {
+        std::borrow::Cow::Owned(format!("'{text}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// A cell as imported: the `'` that [`neutralise`] added is taken off.
+fn unneutralise(text: &str) -> &str {
+    match text.strip_prefix('\'') {
+        Some(rest) if starts_like_formula(rest) || rest.starts_with('\'') => rest,
+        _ => text,
+    }
+}
+
 /// Writes subscribers as CSV, header first, in a form [`parse_csv`] reads
-/// back. Consent and times are not exported: they belong to this store.
+/// back, with each one's confirmation state and consent record, and every
+/// cell a spreadsheet would run as a formula neutralised.
 pub fn to_csv(subscribers: &[Subscriber]) -> String {
     let mut writer = csv::Writer::from_writer(Vec::new());
     // Writing to a Vec cannot fail.
     let _ = writer.write_record(CSV_HEADER);
     for subscriber in subscribers {
-        let _ = writer.write_record([
-            subscriber.address.as_str(),
-            subscriber.name.as_str(),
-            &format_follows(subscriber),
-            &format_kinds(&subscriber.kinds),
-            &format_cadence(&subscriber.cadence),
-        ]);
+        let cells = [
+            subscriber.address.clone(),
+            subscriber.name.clone(),
+            format_follows(subscriber),
+            format_kinds(&subscriber.kinds),
+            format_cadence(&subscriber.cadence),
+            subscriber.confirmed.to_string(),
+            subscriber
+                .consent_at
+                .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default(),
+            subscriber.consent_source.clone().unwrap_or_default(),
+        ];
+        let _ = writer.write_record(cells.iter().map(|cell| neutralise(cell).into_owned()));
     }
     String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()
 }
@@ -635,7 +754,9 @@ mod tests {
             .collect();
         let exported = to_csv(&subscribers);
         assert!(
-            exported.starts_with("address,name,follows,kinds,cadence\n"),
+            exported.starts_with(
+                "address,name,follows,kinds,cadence,confirmed,consent_at,consent_source\n"
+            ),
             "{exported}"
         );
         let again = parse_csv(&exported).expect("reads its own export");
@@ -648,6 +769,42 @@ mod tests {
                 .map(|r| (&r.address, &r.name, &r.kinds, &r.cadence))
                 .collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn export_carries_consent_and_neutralises_formulas() {
+        let mut s = subscriber(&["-x"], &[], &[], Cadence::Immediate);
+        s.name = "=HYPERLINK(\"http://evil\")".to_owned();
+        s.confirmed = false;
+        s.consent_source = Some("web form".to_owned());
+        let exported = to_csv(&[s]);
+        let row = exported.lines().nth(1).expect("a row");
+        assert!(
+            row.contains("\"'=HYPERLINK(\"\"http://evil\"\")\""),
+            "{row}"
+        );
+        assert!(row.contains(",'-x,"), "{row}");
+        assert!(row.contains(",false,"), "{row}");
+        assert!(row.ends_with(",web form"), "{row}");
+        for cell in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "'=already"] {
+            assert!(neutralise(cell).starts_with('\''), "{cell:?}");
+            assert_eq!(unneutralise(&neutralise(cell)), cell, "{cell:?}");
+        }
+        assert_eq!(neutralise("Ada"), "Ada");
+        let rows = parse_csv(&exported).expect("reads its own export");
+        assert_eq!(rows[0].name, "=HYPERLINK(\"http://evil\")");
+        assert_eq!(rows[0].watches, ["-x"]);
+        assert_eq!(rows[0].confirmed, Some(false));
+        assert_eq!(rows[0].consent_source.as_deref(), Some("web form"));
+    }
+
+    #[test]
+    fn unterminated_quotes_are_refused_with_their_line() {
+        let text = "ada@example.org,\"Ada\nbob@example.org,\"Bob \"\"B\"\" Jones\"\ncy@example.org,O\"Brien\n";
+        let errors = parse_csv(text).expect_err("unterminated");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].line, 1);
+        assert!(errors[0].message.contains("not closed"), "{}", errors[0]);
     }
 
     #[test]

@@ -117,15 +117,64 @@ pub(super) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
         .position(|window| window == needle)
 }
 
+/// The share of control or undecodable characters above which a body is
+/// not text: real pages have next to none, random bytes read as
+/// windows-1252 have about 13 %, read as UTF-8 far more.
+const MAX_JUNK_PER_MILLE: usize = 20;
+
+/// Why decoded text cannot be a page, if it cannot: too many control
+/// characters (other than tab, line breaks and form feed) or U+FFFD
+/// replacement characters.
+pub(super) fn implausible(text: &str) -> Option<String> {
+    let (mut total, mut junk) = (0usize, 0usize);
+    for c in text.chars() {
+        total += 1;
+        if c == '\u{fffd}' || (c.is_control() && !matches!(c, '\t' | '\n' | '\r' | '\u{c}')) {
+            junk += 1;
+        }
+    }
+    (total > 0 && junk * 1000 > total * MAX_JUNK_PER_MILLE).then(|| {
+        format!(
+            "{}% of its characters are control characters or bytes its charset cannot decode",
+            junk * 100 / total
+        )
+    })
+}
+
+/// Whether a body declared as UTF-16 (without a BOM) plainly is not: the
+/// ASCII of its markup would have NUL bytes between its letters.
+fn not_utf16(body: &[u8]) -> bool {
+    let head = &body[..body.len().min(META_PRESCAN_BYTES)];
+    !head.contains(&0)
+}
+
 /// Decodes a body to text. See the module docs for the order of evidence.
+/// A header charset that cannot be right (UTF-16 on a body of ASCII
+/// markup, or one that leaves undecodable bytes where the `<meta>` charset
+/// decodes cleanly) gives way to the `<meta>` one.
 pub(super) fn decode_body(body: &[u8], content_type: Option<&str>) -> String {
     if let Some((encoding, bom_len)) = Encoding::for_bom(body) {
         let (text, _) = encoding.decode_without_bom_handling(&body[bom_len..]);
         return text.into_owned();
     }
-    let declared = content_type
-        .and_then(header_charset)
-        .or_else(|| meta_charset(body));
+    let header = content_type.and_then(header_charset).filter(|encoding| {
+        !((*encoding == encoding_rs::UTF_16LE || *encoding == encoding_rs::UTF_16BE)
+            && not_utf16(body))
+    });
+    let meta = meta_charset(body);
+    if let (Some(header), Some(meta)) = (header, meta)
+        && header != meta
+    {
+        let (text, _, header_failed) = header.decode(body);
+        if !header_failed {
+            return text.into_owned();
+        }
+        if let Some(text) = meta.decode_without_bom_handling_and_without_replacement(body) {
+            return text.into_owned();
+        }
+        return text.into_owned();
+    }
+    let declared = header.or(meta);
     if let Some(encoding) = declared {
         // Declared: trust it, and let malformed bytes become U+FFFD rather
         // than second-guessing the site.

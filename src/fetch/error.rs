@@ -118,6 +118,15 @@ pub enum FetchError {
         /// The URL asked for.
         url: Url,
     },
+    /// The body is not plausible text in its charset: binary data or bytes
+    /// served as HTML (a high share of control or undecodable characters).
+    #[error("{url}: not a page: {detail}")]
+    NotText {
+        /// The URL asked for.
+        url: Url,
+        /// What was wrong with the bytes.
+        detail: String,
+    },
     /// The site's robots.txt disallows this URL for tidings.
     #[error(
         "{url}: the site's robots.txt disallows it for tidings (set `robots = false` on the watch to override)"
@@ -157,6 +166,7 @@ impl FetchError {
             | Self::TooLarge { .. }
             | Self::NotHtml { .. }
             | Self::Empty { .. }
+            | Self::NotText { .. }
             | Self::RobotsDisallowed { .. } => false,
         }
     }
@@ -175,6 +185,7 @@ impl FetchError {
             | Self::TooLarge { url, .. }
             | Self::NotHtml { url, .. }
             | Self::Empty { url }
+            | Self::NotText { url, .. }
             | Self::RobotsDisallowed { url }
             | Self::RobotsUnreachable { url, .. } => Some(url),
         }

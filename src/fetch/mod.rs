@@ -431,6 +431,13 @@ impl Fetcher {
         if html.trim().is_empty() {
             return Err(FetchError::Empty { url: url.clone() }.into());
         }
+        if let Some(detail) = implausible(&html) {
+            return Err(FetchError::NotText {
+                url: url.clone(),
+                detail,
+            }
+            .into());
+        }
         if content_type.is_none() && !looks_like_html(&html) {
             return Err(FetchError::NotHtml {
                 url: url.clone(),
@@ -562,6 +569,42 @@ mod tests {
         let mut late = vec![b' '; META_PRESCAN_BYTES];
         late.extend_from_slice(b"<meta charset=koi8-r>");
         assert_eq!(meta_charset(&late), None);
+    }
+
+    #[test]
+    fn random_bytes_are_not_a_page_but_real_text_is() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let noise: Vec<u8> = (0..4096)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state.to_le_bytes()[0]
+            })
+            .collect();
+        for content_type in [None, Some("text/html"), Some("text/html; charset=utf-8")] {
+            let text = decode_body(&noise, content_type);
+            assert!(implausible(&text).is_some(), "{content_type:?}");
+        }
+        let page = "<html><body><p>Caf\u{e9} \u{2014} Allerdale, Eden</p>\n\t</body></html>";
+        assert_eq!(implausible(&decode_body(page.as_bytes(), None)), None);
+        let latin1 = b"<html><body><p>Caf\xe9 na\xefve</p></body></html>";
+        assert_eq!(implausible(&decode_body(latin1, None)), None);
+    }
+
+    #[test]
+    fn an_impossible_header_charset_gives_way_to_the_meta_one() {
+        let page =
+            "<html><head><meta charset=\"utf-8\"></head><body><p>Caf\u{e9}</p></body></html>";
+        let text = decode_body(page.as_bytes(), Some("text/html; charset=utf-16"));
+        assert!(text.contains("Caf\u{e9}"), "{text}");
+        let no_meta = "<html><body><p>Caf\u{e9}</p></body></html>";
+        let text = decode_body(no_meta.as_bytes(), Some("text/html; charset=utf-16le"));
+        assert!(text.contains("Caf\u{e9}"), "{text}");
+        // A header that leaves undecodable bytes where the meta decodes cleanly.
+        let win = b"<html><head><meta charset=windows-1252></head><body>Caf\xe9</body></html>";
+        let text = decode_body(win, Some("text/html; charset=utf-8"));
+        assert!(text.contains("Caf\u{e9}"), "{text}");
     }
 
     #[test]

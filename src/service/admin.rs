@@ -53,6 +53,11 @@ pub enum SubscriberCommand {
         source: String,
         /// The CSV text.
         text: String,
+        /// The admin says the people added have consented: they are
+        /// stored confirmed, consent source `admin-import --confirmed`.
+        /// Without it they are stored unconfirmed.
+        #[serde(default)]
+        confirmed: bool,
     },
     /// Export every subscriber as CSV.
     Export,
@@ -161,7 +166,11 @@ pub fn run(store: &Store, command: &SubscriberCommand, now: DateTime<Utc>) -> Ou
             })
         }
         SubscriberCommand::List { json } => list(store, *json),
-        SubscriberCommand::Import { source, text } => import(store, source, text, now),
+        SubscriberCommand::Import {
+            source,
+            text,
+            confirmed,
+        } => import(store, source, text, *confirmed, now),
         SubscriberCommand::Export => store
             .subscribers()
             .map(|subscribers| Output::ok(subs::to_csv(&subscribers))),
@@ -369,10 +378,14 @@ fn list(store: &Store, json: bool) -> Result<Output, StoreError> {
     Ok(Output::ok(out))
 }
 
+/// The consent source recorded when the admin confirms an import.
+pub const CONFIRMED_IMPORT: &str = "admin-import --confirmed";
+
 fn import(
     store: &Store,
     source: &str,
     text: &str,
+    admin_confirms: bool,
     now: DateTime<Utc>,
 ) -> Result<Output, StoreError> {
     let rows = match subs::parse_csv(text) {
@@ -389,7 +402,7 @@ fn import(
             )));
         }
     };
-    let (mut added, mut updated) = (0, 0);
+    let (mut added, mut updated, mut pending) = (0, 0, 0);
     let mut skipped = Vec::new();
     for row in rows {
         if store.suppression(&row.address)?.is_some() {
@@ -397,6 +410,33 @@ fn import(
             continue;
         }
         let existing = store.subscriber(&row.address)?;
+        // Consent is never read from a file. Someone already here keeps
+        // their state; someone new is confirmed only when the admin says
+        // so, and never when the file records them as not confirmed (a
+        // pending web sign-up).
+        let (confirmed, consent_at, consent_source) = match &existing {
+            Some(s) => (s.confirmed, s.consent_at, s.consent_source.clone()),
+            None if admin_confirms && row.confirmed != Some(false) => (
+                true,
+                Some(now),
+                Some(match &row.consent_source {
+                    Some(was) => format!("{CONFIRMED_IMPORT} (was: {was})"),
+                    None => CONFIRMED_IMPORT.to_owned(),
+                }),
+            ),
+            None => (
+                false,
+                row.consent_at,
+                Some(
+                    row.consent_source
+                        .clone()
+                        .unwrap_or_else(|| "admin-csv-import".to_owned()),
+                ),
+            ),
+        };
+        if !confirmed {
+            pending += 1;
+        }
         let subscriber = Subscriber {
             address: row.address,
             name: row.name,
@@ -404,14 +444,11 @@ fn import(
             tags: row.tags,
             kinds: row.kinds,
             cadence: row.cadence,
-            confirmed: true,
+            confirmed,
             // A re-import changes what someone follows, not when or how they
             // consented.
-            consent_at: existing.as_ref().map_or(Some(now), |s| s.consent_at),
-            consent_source: existing.as_ref().map_or_else(
-                || Some("admin-csv-import".to_owned()),
-                |s| s.consent_source.clone(),
-            ),
+            consent_at,
+            consent_source,
             created: existing.as_ref().map_or(now, |s| s.created),
         };
         if store.put_subscriber(&subscriber)? {
@@ -426,6 +463,17 @@ fn import(
     );
     for line in &skipped {
         let _ = writeln!(out, "skipped {line}: suppressed");
+    }
+    if pending > 0 {
+        let _ = writeln!(
+            out,
+            "{pending} subscriber(s) unconfirmed: they get no briefings until they confirm{}",
+            if admin_confirms {
+                ""
+            } else {
+                " (import with --confirmed if they have consented)"
+            }
+        );
     }
     Ok(Output::ok(out))
 }

@@ -229,6 +229,9 @@ pub fn apply_extracted(
         return Err(ApplyError::NoText);
     }
     let mut state = store.watch_state(watch)?;
+    // A held fetch's validators must not be remembered: a 304 to them would
+    // skip the fetch that is to confirm (or clear) the held text.
+    let stored_validators = (state.etag.take(), state.last_modified.take());
     state.etag = page.validators.etag.clone();
     state.last_modified = page.validators.last_modified.clone();
     state.last_check = Some(page.fetched_at);
@@ -278,6 +281,7 @@ pub fn apply_extracted(
                 since,
                 seen,
             });
+            (state.etag, state.last_modified) = stored_validators;
             store.record_check(watch, &state)?;
             return Ok(Outcome::Held { reason });
         }
@@ -492,6 +496,7 @@ impl Pipeline {
         DiffOptions {
             timeout: self.limits.diff_timeout,
             confirm_after: self.limits.confirm_after,
+            max_changes: self.limits.max_diff_changes,
             ..DiffOptions::default()
         }
     }
@@ -573,8 +578,10 @@ impl Pipeline {
             Err(error) => return Outcome::Failed { error },
         };
         // Validators are only worth sending when there is a stored version to
-        // fall back on.
-        let validators = if state.latest_version.is_some() {
+        // fall back on, and never while a text is held: the confirming fetch
+        // must be a full one, or a server answering 304 would keep the held
+        // change from ever being confirmed.
+        let validators = if state.latest_version.is_some() && state.suspect.is_none() {
             Validators {
                 etag: state.etag.clone(),
                 last_modified: state.last_modified.clone(),
@@ -593,7 +600,9 @@ impl Pipeline {
                     Err(error) => Outcome::Failed { error },
                 }
             }
-            Ok(FetchOutcome::Page(page)) if !same_site(&watch.url, &page.final_url) => {
+            Ok(FetchOutcome::Page(page))
+                if !same_site(&watch.url, &page.final_url, &watch.allow_redirects_to) =>
+            {
                 // A page that now redirects to another site has moved or gone:
                 // breakage, not content.
                 let error = format!(
@@ -706,9 +715,11 @@ impl Pipeline {
     }
 }
 
-/// Whether a redirect stayed on the same site: the same host, or the same
-/// host with or without `www.`.
-fn same_site(asked: &url::Url, landed: &url::Url) -> bool {
+/// Whether a redirect stayed on the same site: the same scheme, host (with
+/// or without `www.`) and port, or an upgrade from http to https on the
+/// default ports, or an origin the watch allows (`allow_redirects_to`).
+/// Another port on one host is another server, often another owner's.
+fn same_site(asked: &url::Url, landed: &url::Url, allowed: &[String]) -> bool {
     let bare = |url: &url::Url| {
         url.host_str()
             .unwrap_or_default()
@@ -716,7 +727,16 @@ fn same_site(asked: &url::Url, landed: &url::Url) -> bool {
             .trim_start_matches("www.")
             .to_owned()
     };
-    bare(asked) == bare(landed)
+    let same_server = asked.scheme() == landed.scheme()
+        && asked.port_or_known_default() == landed.port_or_known_default();
+    let upgrade = asked.scheme() == "http"
+        && landed.scheme() == "https"
+        && asked.port().is_none()
+        && landed.port().is_none();
+    (bare(asked) == bare(landed) && (same_server || upgrade))
+        || allowed
+            .iter()
+            .any(|origin| *origin == landed.origin().ascii_serialization())
 }
 
 /// Runs sync work (sled, parsing) on the blocking pool, turning a panic or

@@ -77,6 +77,15 @@ pub enum StoreError {
         /// Why it could not be read.
         reason: String,
     },
+    /// sled failed inside (it panicked) while opening or reading the store:
+    /// its files are damaged.
+    #[error("store damaged: {path}: {detail} (restore from backup or move it aside)")]
+    Damaged {
+        /// The store directory.
+        path: PathBuf,
+        /// What failed.
+        detail: String,
+    },
     /// The store was written by a newer tidings.
     #[error(
         "store at {path} has format {found}; this tidings reads format {FORMAT_VERSION} or older"
@@ -228,6 +237,15 @@ pub struct Store {
     digests: sled::Tree,
 }
 
+/// The text of a caught panic, for an error message.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_owned())
+}
+
 impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
@@ -247,7 +265,45 @@ impl Store {
     }
 
     fn from_config(dir: &Path, config: &sled::Config) -> Result<Self, StoreError> {
+        // sled indexes its files without checking them, so a damaged file
+        // makes it panic rather than return an error. That panic is caught
+        // here and reported as what it is, with what to do about it; sled's
+        // own corruption errors say the same.
+        // The panic is reported as an error, so sled's own panic message
+        // (an index out of bounds deep in its recovery) is kept off the
+        // terminal while the store opens.
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Self::open_trees(dir, config)
+        }));
+        std::panic::set_hook(hook);
+        match opened {
+            Ok(Err(StoreError::Open {
+                path,
+                source: sled::Error::Corruption { .. },
+            })) => Err(StoreError::Damaged {
+                path,
+                detail: "sled found corrupt data".to_owned(),
+            }),
+            Ok(result) => result,
+            Err(panic) => Err(StoreError::Damaged {
+                path: dir.to_path_buf(),
+                detail: format!(
+                    "reading it failed inside sled ({})",
+                    panic_message(panic.as_ref())
+                ),
+            }),
+        }
+    }
+
+    fn open_trees(dir: &Path, config: &sled::Config) -> Result<Self, StoreError> {
         let path = dir.to_path_buf();
+        // sled drops what it cannot read back when it recovers a damaged
+        // file, which would make a damaged store look new and empty: a
+        // store whose file has data has a format record, or it is damaged.
+        let had_data =
+            std::fs::metadata(dir.join("store.sled").join("db")).is_ok_and(|meta| meta.len() > 0);
         let db = config.open().map_err(|source| StoreError::Open {
             path: path.clone(),
             source,
@@ -270,11 +326,11 @@ impl Store {
             db,
             path,
         };
-        store.check_format()?;
+        store.check_format(had_data)?;
         Ok(store)
     }
 
-    fn check_format(&self) -> Result<(), StoreError> {
+    fn check_format(&self, had_data: bool) -> Result<(), StoreError> {
         match self.db.get(b"format").map_err(|e| self.io(e))? {
             Some(bytes) => {
                 let found = <[u8; 4]>::try_from(bytes.as_ref())
@@ -287,10 +343,20 @@ impl Store {
                     });
                 }
             }
+            None if had_data => {
+                return Err(StoreError::Damaged {
+                    path: self.path.clone(),
+                    detail: "its records could not be read back (sled recovered none of them)"
+                        .to_owned(),
+                });
+            }
             None => {
                 self.db
                     .insert(b"format", &FORMAT_VERSION.to_be_bytes())
                     .map_err(|e| self.io(e))?;
+                // Durable at once, so that a store killed in its first
+                // moments is never taken for a damaged one.
+                self.db.flush().map_err(|e| self.io(e))?;
             }
         }
         Ok(())

@@ -21,6 +21,10 @@ pub(super) struct Emitter<'f, 'a> {
     pub(super) lenient: bool,
     /// Whether lines that are only ad or widget labels are dropped.
     pub(super) drop_noise: bool,
+    /// The most blocks emitted; past it the emitter stops and says so.
+    pub(super) max_blocks: usize,
+    /// Whether the page had more blocks than `max_blocks`.
+    pub(super) over_budget: bool,
 }
 
 impl<'f, 'a> Emitter<'f, 'a> {
@@ -34,6 +38,8 @@ impl<'f, 'a> Emitter<'f, 'a> {
             text_len: 0,
             lenient: false,
             drop_noise: false,
+            max_blocks: usize::MAX,
+            over_budget: false,
         }
     }
 
@@ -47,7 +53,7 @@ impl<'f, 'a> Emitter<'f, 'a> {
         let mut in_pre = 0usize; // end index of the innermost <pre>, or 0
         contexts.push((end, flat.nodes[root].tag.block_kind()));
         let mut i = root;
-        while i < end {
+        while i < end && !self.over_budget {
             while let Some(&(context_end, kind)) = contexts.last() {
                 if context_end <= i {
                     self.flush(kind);
@@ -156,7 +162,7 @@ impl<'f, 'a> Emitter<'f, 'a> {
         if !cells.is_empty() {
             let text = cells.join(" | ");
             self.text_len += text.len();
-            self.blocks.push(Block::new(BlockKind::TableRow, text));
+            self.push_block(Block::new(BlockKind::TableRow, text));
         }
     }
 
@@ -209,8 +215,17 @@ impl<'f, 'a> Emitter<'f, 'a> {
         let text = self.cut_ignored(text);
         if !(text.is_empty() || self.drop_noise && is_noise_line(&text)) {
             self.text_len += text.len();
-            self.blocks.push(Block::new(kind, text));
+            self.push_block(Block::new(kind, text));
         }
+    }
+
+    /// Keeps a block, unless the page is already over its block budget.
+    fn push_block(&mut self, block: Block) {
+        if self.blocks.len() >= self.max_blocks {
+            self.over_budget = true;
+            return;
+        }
+        self.blocks.push(block);
     }
 
     /// Cuts every `ignore` match and re-normalises the whitespace left behind.
@@ -297,12 +312,14 @@ pub(super) static BYLINE: LazyLock<Regex> = LazyLock::new(|| {
         .expect("static regex compiles")
 });
 
-/// Characters that render as nothing and would only make spurious diffs.
+/// Characters that render as nothing and would only make spurious diffs,
+/// and control characters other than tab and newline: they are never text,
+/// and an escape code from a page must not reach a terminal or a mail.
 pub(super) fn is_invisible(c: char) -> bool {
     matches!(
         c,
         '\u{200b}' | '\u{200c}' | '\u{200d}' | '\u{feff}' | '\u{ad}'
-    )
+    ) || (c.is_control() && c != '\t' && c != '\n')
 }
 
 /// Collapses whitespace runs (NBSP included) to one space and trims.

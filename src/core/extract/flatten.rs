@@ -38,7 +38,11 @@ pub(super) struct Flat<'a> {
 }
 
 impl<'a> Flat<'a> {
-    pub(super) fn build(document: &'a Html, rules: &Rules) -> Result<Self, ExtractError> {
+    pub(super) fn build(
+        document: &'a Html,
+        rules: &Rules,
+        deadline: std::time::Instant,
+    ) -> Result<Self, ExtractError> {
         let chrome = rules.finds_main_content();
         let mut nodes: Vec<FlatNode<'a>> = Vec::with_capacity(4096);
         // The first <title> in document order is the page's: html5ever puts
@@ -61,6 +65,13 @@ impl<'a> Flat<'a> {
             }
         };
         loop {
+            // The clock is read every few thousand nodes: often enough to
+            // stop a slow page, rarely enough to cost nothing.
+            if nodes.len() % 4096 == 4095 && std::time::Instant::now() > deadline {
+                return Err(ExtractError::OutOfTime {
+                    limit: rules.budget.deadline,
+                });
+            }
             let mut descend = false;
             let parent = open.last().map_or(u32::MAX, |&(idx, _)| idx);
             let inherited = open.last().map_or(0, |&(_, flags)| flags);

@@ -32,9 +32,12 @@
 //!    often than the text and would otherwise alert on every edit.
 
 mod choose;
+mod depth;
 mod emit;
 mod flatten;
 mod tags;
+
+use std::time::{Duration, Instant};
 
 use scraper::Html;
 
@@ -47,7 +50,7 @@ use tags::*;
 /// Bumped whenever a change here can change the text extracted from the same
 /// HTML. Stored snapshots record it, so text from an older extractor can be
 /// re-baselined silently rather than reported as a change.
-pub const EXTRACTOR_VERSION: u32 = 2;
+pub const EXTRACTOR_VERSION: u32 = 3;
 
 /// A watch's extraction rules, compiled. Build with [`Rules::new`].
 #[derive(Debug, Clone)]
@@ -57,6 +60,30 @@ pub struct Rules {
     ignore: Vec<regex::Regex>,
     main_content: bool,
     named: Vec<(String, scraper::Selector)>,
+    budget: Budget,
+}
+
+/// How much work one page may cost, whatever it holds: from `[limits]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Elements nested deeper than this are flattened into their ancestor
+    /// at this depth before parsing (`limits.max_depth`).
+    pub max_depth: usize,
+    /// A page cut into more blocks than this is refused
+    /// (`limits.max_blocks`).
+    pub max_blocks: usize,
+    /// Time allowed to parse and read one page (`limits.page_deadline`).
+    pub deadline: Duration,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self {
+            max_depth: 512,
+            max_blocks: 20_000,
+            deadline: Duration::from_secs(20),
+        }
+    }
 }
 
 /// A rule that does not compile.
@@ -90,6 +117,22 @@ pub enum ExtractError {
         /// The selector as written in the config.
         selector: String,
     },
+    /// The page cuts into more blocks than the budget allows: a flood, not
+    /// a page anyone reads.
+    #[error("the page has more than {limit} blocks of text (limits.max_blocks)")]
+    TooManyBlocks {
+        /// The limit.
+        limit: usize,
+    },
+    /// Reading the page took longer than the budget allows.
+    #[error(
+        "reading the page took longer than {} (limits.page_deadline)",
+        humantime::format_duration(*.limit)
+    )]
+    OutOfTime {
+        /// The time allowed.
+        limit: Duration,
+    },
 }
 
 impl Default for Rules {
@@ -100,6 +143,7 @@ impl Default for Rules {
             ignore: Vec::new(),
             main_content: true,
             named: Vec::new(),
+            budget: Budget::default(),
         }
     }
 }
@@ -138,7 +182,20 @@ impl Rules {
                 .collect::<Result<_, _>>()?,
             main_content,
             named: Vec::new(),
+            budget: Budget::default(),
         })
+    }
+
+    /// Sets the work budget for each page read with these rules.
+    #[must_use]
+    pub fn with_budget(mut self, budget: Budget) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// The work budget for each page.
+    pub fn budget(&self) -> Budget {
+        self.budget
     }
 
     /// Adds a watch's named selector rules, `(name, CSS)`: the text of every
@@ -179,12 +236,19 @@ pub fn check_selector(selector: &str) -> Result<(), RuleError> {
 /// title comes from `<title>`. Fails only when a `select` selector matches
 /// nothing, so that a broken selector is never mistaken for an emptied page.
 pub fn extract(html: &str, rules: &Rules) -> Result<Extracted, ExtractError> {
-    let document = Html::parse_document(html);
-    let mut flat = Flat::build(&document, rules)?;
+    let budget = rules.budget;
+    let deadline = Instant::now() + budget.deadline;
+    let out_of_time = || ExtractError::OutOfTime {
+        limit: budget.deadline,
+    };
+    let document =
+        parse(&depth::cap_depth(html, budget.max_depth), deadline).ok_or_else(out_of_time)?;
+    let mut flat = Flat::build(&document, rules, deadline)?;
     if rules.finds_main_content() {
         flat.settle_class_junk();
     }
     let mut emitter = Emitter::new(&flat, &rules.ignore);
+    emitter.max_blocks = budget.max_blocks;
     if !rules.select.is_empty() {
         for root in flat.selected_roots() {
             emitter.emit(root, &Cleaning::None);
@@ -204,6 +268,7 @@ pub fn extract(html: &str, rules: &Rules) -> Result<Extracted, ExtractError> {
             let retry = choose_content(&flat, &lenient);
             let mut second = Emitter::new(&flat, &rules.ignore);
             second.lenient = true;
+            second.max_blocks = budget.max_blocks;
             second.drop_noise = true;
             for &root in &retry.roots {
                 second.emit(root, &Cleaning::Conditional(&lenient));
@@ -214,6 +279,14 @@ pub fn extract(html: &str, rules: &Rules) -> Result<Extracted, ExtractError> {
         }
     } else {
         emitter.emit(flat.body, &Cleaning::None);
+    }
+    if emitter.over_budget {
+        return Err(ExtractError::TooManyBlocks {
+            limit: budget.max_blocks,
+        });
+    }
+    if Instant::now() > deadline {
+        return Err(out_of_time());
     }
     let mut blocks = emitter.blocks;
     for (name, selector) in &rules.named {
@@ -229,6 +302,32 @@ pub fn extract(html: &str, rules: &Rules) -> Result<Extracted, ExtractError> {
         title: flat.title.clone(),
         blocks,
     })
+}
+
+/// Parses in slices, looking at the clock between them, so a page that is
+/// slow to parse fails the check instead of holding a worker. `None` when
+/// the deadline passed.
+fn parse(html: &str, deadline: Instant) -> Option<Html> {
+    use html5ever::tendril::TendrilSink;
+    const SLICE: usize = 64 * 1024;
+    let mut parser = html5ever::driver::parse_document(
+        scraper::HtmlTreeSink::new(Html::new_document()),
+        html5ever::ParseOpts::default(),
+    );
+    let mut rest = html;
+    while !rest.is_empty() {
+        let mut cut = rest.len().min(SLICE);
+        while !rest.is_char_boundary(cut) {
+            cut += 1;
+        }
+        let (slice, tail) = rest.split_at(cut);
+        parser.process(slice.into());
+        rest = tail;
+        if Instant::now() > deadline {
+            return None;
+        }
+    }
+    Some(parser.finish())
 }
 
 #[cfg(test)]
@@ -262,6 +361,56 @@ mod tests {
         ] {
             assert!(!is_noise_line(line), "{line}");
         }
+    }
+
+    #[test]
+    fn control_characters_never_reach_the_text() {
+        let html = "<html><head><title>T\u{1b}[2J</title></head><body><main>\
+                    <p>Red \u{1b}[31malert\u{7}\u{0} and\ttab</p><pre>a\u{1b}\nb</pre></main></body></html>";
+        let extracted = extract(html, &Rules::default()).expect("extracts");
+        let text = extracted.render();
+        assert!(
+            !text
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t'),
+            "{text:?}"
+        );
+        assert!(text.contains("Red [31malert and tab"), "{text:?}");
+        assert_eq!(extracted.title.as_deref(), Some("T[2J"));
+    }
+
+    #[test]
+    fn a_flood_of_blocks_is_refused_and_deep_nesting_is_read() {
+        let rules = Rules::default().with_budget(Budget {
+            max_blocks: 100,
+            ..Budget::default()
+        });
+        let flood = format!("<body>{}</body>", "<p>word</p>".repeat(1_000));
+        assert!(matches!(
+            extract(&flood, &rules),
+            Err(ExtractError::TooManyBlocks { limit: 100 })
+        ));
+        let n = 20_000;
+        let deep = format!(
+            "<body>{}<p>deep down</p>{}</body>",
+            "<div>".repeat(n),
+            "</div>".repeat(n)
+        );
+        let extracted = extract(&deep, &Rules::default()).expect("extracts");
+        assert_eq!(extracted.render().trim(), "deep down");
+    }
+
+    #[test]
+    fn a_page_over_its_deadline_fails() {
+        let rules = Rules::default().with_budget(Budget {
+            deadline: std::time::Duration::ZERO,
+            ..Budget::default()
+        });
+        let page = format!("<body>{}</body>", "<p>word</p>".repeat(20_000));
+        assert!(matches!(
+            extract(&page, &rules),
+            Err(ExtractError::OutOfTime { .. })
+        ));
     }
 
     #[test]

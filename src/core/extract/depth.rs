@@ -1,0 +1,273 @@
+//! The nesting cap, applied to the markup before it is parsed.
+//!
+//! html5ever looks down its stack of open elements for every start tag
+//! ("is there a `<p>` in button scope?"), so a page of n nested elements
+//! costs O(n²) to parse: 100,000 nested `<div>`s took 24 s. The cap has to
+//! act before the parser sees the tags. One linear scan follows the nesting
+//! as the tags open and close; start tags that would open an element deeper
+//! than the cap are left out, with their end tags, so deeper content is
+//! flattened into the element at the cap, as browsers do (Chromium's parser
+//! stops nesting at 512). A page that never nests that deep is passed on
+//! untouched, byte for byte.
+//!
+//! The scan is a tokenizer of the markup's shape only: tags, comments,
+//! doctypes, quoted attribute values and raw-text elements (`<script>`,
+//! `<style>`, …). It does not build a tree, so it is linear in the page's
+//! length whatever the page holds.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+/// Elements that never have content or an end tag.
+fn is_void(name: &str) -> bool {
+    const VOID: [&str; 16] = [
+        "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+        "track", "wbr", "param", "keygen", "frame",
+    ];
+    VOID.iter().any(|v| v.eq_ignore_ascii_case(name))
+}
+
+/// Elements whose text is raw: no tags inside until their own end tag.
+fn is_raw_text(name: &str) -> bool {
+    const RAW: [&str; 9] = [
+        "script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes", "noscript",
+    ];
+    RAW.iter().any(|v| v.eq_ignore_ascii_case(name))
+}
+
+/// Elements whose end tag is optional: a start tag of the same group
+/// closes an open one, so they must not be counted as nesting.
+fn group(name: &str) -> Option<u8> {
+    const GROUPS: [(&str, u8); 16] = [
+        ("p", 1),
+        ("li", 2),
+        ("dt", 3),
+        ("dd", 3),
+        ("option", 4),
+        ("optgroup", 5),
+        ("tr", 6),
+        ("td", 7),
+        ("th", 7),
+        ("thead", 8),
+        ("tbody", 8),
+        ("tfoot", 8),
+        ("rb", 9),
+        ("rt", 9),
+        ("rp", 9),
+        ("rtc", 9),
+    ];
+    GROUPS
+        .iter()
+        .find(|(g, _)| g.eq_ignore_ascii_case(name))
+        .map(|&(_, id)| id)
+}
+
+/// How far down the stack an implicitly closed element is looked for: far
+/// enough for real pages, short enough to keep the scan linear.
+const IMPLIED_CLOSE_REACH: usize = 32;
+
+/// `html` with every element nested deeper than `max_depth` flattened into
+/// its ancestor at that depth; the same text when nothing is that deep.
+pub(super) fn cap_depth(html: &str, max_depth: usize) -> Cow<'_, str> {
+    let drop = tags_to_drop(html, max_depth);
+    if drop.is_empty() {
+        return Cow::Borrowed(html);
+    }
+    let mut out = String::with_capacity(html.len());
+    let mut from = 0;
+    for (start, end) in drop {
+        out.push_str(&html[from..start]);
+        from = end;
+    }
+    out.push_str(&html[from..]);
+    Cow::Owned(out)
+}
+
+/// The byte ranges of the start and end tags to leave out, in order.
+fn tags_to_drop(html: &str, max_depth: usize) -> Vec<(usize, usize)> {
+    let bytes = html.as_bytes();
+    // Open elements, by name as written.
+    let mut open: Vec<&str> = Vec::new();
+    // Start tags left out and not yet closed, by lower-cased name.
+    let mut dropped: HashMap<String, usize> = HashMap::new();
+    let mut foreign = 0usize; // <svg>/<math> open: `/>` closes there
+    let mut drop = Vec::new();
+    let mut i = 0;
+    while let Some(offset) = memchr_lt(&bytes[i..]) {
+        let start = i + offset;
+        let rest = &bytes[start..];
+        if rest.starts_with(b"<!--") {
+            i = find(bytes, start + 4, b"-->").map_or(bytes.len(), |e| e + 3);
+            continue;
+        }
+        if rest.starts_with(b"<!") || rest.starts_with(b"<?") {
+            i = find(bytes, start + 2, b">").map_or(bytes.len(), |e| e + 1);
+            continue;
+        }
+        let closing = rest.get(1) == Some(&b'/');
+        let name_start = start + if closing { 2 } else { 1 };
+        if !bytes.get(name_start).is_some_and(u8::is_ascii_alphabetic) {
+            i = start + 1;
+            continue;
+        }
+        let name_end = bytes[name_start..]
+            .iter()
+            .position(|&b| b.is_ascii_whitespace() || b == b'/' || b == b'>')
+            .map_or(bytes.len(), |p| name_start + p);
+        let name = &html[name_start..name_end];
+        let (end, self_closing) = tag_end(bytes, name_end);
+        i = end;
+        if closing {
+            let key = name.to_ascii_lowercase();
+            if let Some(count) = dropped.get_mut(&key).filter(|c| **c > 0) {
+                *count -= 1;
+                drop.push((start, end));
+            } else if let Some(at) = open.iter().rposition(|o| o.eq_ignore_ascii_case(name)) {
+                for closed in open.drain(at..) {
+                    if is_foreign(closed) {
+                        foreign = foreign.saturating_sub(1);
+                    }
+                }
+            }
+            continue;
+        }
+        if is_void(name) || (self_closing && foreign > 0) {
+            continue;
+        }
+        if is_raw_text(name) {
+            // Skip to the end tag: nothing inside is markup.
+            i = raw_text_end(bytes, end, name).unwrap_or(bytes.len());
+            continue;
+        }
+        if let Some(g) = group(name) {
+            let reach = open.len().saturating_sub(IMPLIED_CLOSE_REACH);
+            if let Some(at) = open[reach..]
+                .iter()
+                .rposition(|o| group(o) == Some(g))
+                .map(|p| reach + p)
+            {
+                open.truncate(at);
+            }
+        }
+        if open.len() >= max_depth {
+            *dropped.entry(name.to_ascii_lowercase()).or_default() += 1;
+            drop.push((start, end));
+            continue;
+        }
+        if is_foreign(name) {
+            foreign += 1;
+        }
+        open.push(name);
+    }
+    drop
+}
+
+fn is_foreign(name: &str) -> bool {
+    name.eq_ignore_ascii_case("svg") || name.eq_ignore_ascii_case("math")
+}
+
+fn memchr_lt(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&b| b == b'<')
+}
+
+fn find(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    bytes
+        .get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| from + p)
+}
+
+/// The end of a tag whose name ends at `i` (one past its `>`), and whether
+/// it was written `/>`. Quoted attribute values may hold `>`.
+fn tag_end(bytes: &[u8], mut i: usize) -> (usize, bool) {
+    let mut last = 0u8;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'>' => return (i + 1, last == b'/'),
+            quote @ (b'"' | b'\'') if last == b'=' => {
+                i = bytes[i + 1..]
+                    .iter()
+                    .position(|&b| b == quote)
+                    .map_or(bytes.len(), |p| i + 1 + p);
+                last = quote;
+            }
+            b if b.is_ascii_whitespace() => {}
+            b => last = b,
+        }
+        i += 1;
+    }
+    (bytes.len(), false)
+}
+
+/// Where the raw text of element `name` ends: just before its end tag.
+fn raw_text_end(bytes: &[u8], from: usize, name: &str) -> Option<usize> {
+    let mut i = from;
+    while let Some(p) = find(bytes, i, b"</") {
+        let name_at = p + 2;
+        let candidate = bytes.get(name_at..name_at + name.len())?;
+        let after = bytes.get(name_at + name.len()).copied();
+        if candidate.eq_ignore_ascii_case(name.as_bytes())
+            && after.is_none_or(|b| b.is_ascii_whitespace() || b == b'>' || b == b'/')
+        {
+            return Some(p);
+        }
+        i = p + 2;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn depth_of(html: &str) -> usize {
+        let document = scraper::Html::parse_document(html);
+        document
+            .tree
+            .nodes()
+            .map(|node| node.ancestors().count())
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn shallow_pages_pass_untouched() {
+        let html = "<html><body><div><p>One<p>Two<ul><li>a<li>b</ul></div>\
+                    <script>if (a<b) { x = '<div>'; }</script></body></html>";
+        assert!(matches!(cap_depth(html, 8), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn deep_nesting_is_flattened_at_the_cap() {
+        let n = 5_000;
+        let html = format!("{}deep text{}", "<div>".repeat(n), "</div>".repeat(n));
+        let capped = cap_depth(&html, 100);
+        assert!(capped.contains("deep text"));
+        assert!(depth_of(&capped) <= 100 + 4, "{}", depth_of(&capped));
+    }
+
+    #[test]
+    fn unclosed_paragraphs_and_items_are_not_nesting() {
+        let html = format!("<body>{}</body>", "<p>para".repeat(2_000));
+        assert!(matches!(cap_depth(&html, 16), Cow::Borrowed(_)));
+        let html = format!("<ul>{}</ul>", "<li>item".repeat(2_000));
+        assert!(matches!(cap_depth(&html, 16), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn tags_in_comments_attributes_and_scripts_do_not_count() {
+        let inner = "<div>".repeat(100);
+        let html =
+            format!("<!-- {inner} --><a title=\"{inner}\">x</a><script>{inner}</script><p>end");
+        assert!(matches!(cap_depth(&html, 8), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn self_closing_divs_still_nest_but_svg_children_do_not() {
+        let html = "<div/>".repeat(50);
+        assert!(matches!(cap_depth(&html, 10), Cow::Owned(_)));
+        let html = format!("<svg>{}</svg>", "<path d='M0'/>".repeat(50));
+        assert!(matches!(cap_depth(&html, 10), Cow::Borrowed(_)));
+    }
+}
