@@ -52,7 +52,12 @@ fn add_subscribers(ws: &Workspace, count: usize) -> Vec<String> {
         .collect();
     let file = ws.path().join("subscribers.csv");
     std::fs::write(&file, csv).expect("write csv");
-    let run = ws.run(&["subscribers", "import", file.to_str().expect("utf-8")]);
+    let run = ws.run(&[
+        "subscribers",
+        "import",
+        "--confirmed",
+        file.to_str().expect("utf-8"),
+    ]);
     assert_eq!(run.code, 0, "import failed: {}", run.stderr);
     (0..count)
         .map(|i| format!("reader{i}@example.org"))

@@ -146,7 +146,7 @@ fn import_skips_suppressed_addresses_and_reimport_updates() {
          cy@example.org,Cy,,,\n",
     )
     .expect("write csv");
-    let report = ok(dir, &["subscribers", "import", "people.csv"]);
+    let report = ok(dir, &["subscribers", "import", "--confirmed", "people.csv"]);
     assert!(report.contains("2 added, 0 updated, 1 skipped"), "{report}");
     assert!(
         report.contains("skipped cy@example.org (line 4): suppressed"),
@@ -162,12 +162,24 @@ fn import_skips_suppressed_addresses_and_reimport_updates() {
     assert!(report.contains("0 added, 1 updated, 1 skipped"), "{report}");
 
     let exported = ok(dir, &["subscribers", "export"]);
+    let lines: Vec<&str> = exported.lines().collect();
     assert_eq!(
-        exported,
-        "address,name,follows,kinds,cadence\n\
-         ada@example.org,Ada,lsc-ics,members,immediate\n\
-         bob@example.org,Bob,,,0 8 * * Mon@Europe/London\n"
+        lines[0],
+        "address,name,follows,kinds,cadence,confirmed,consent_at,consent_source"
     );
+    assert!(
+        lines[1].starts_with("ada@example.org,Ada,lsc-ics,members,immediate,true,"),
+        "{exported}"
+    );
+    assert!(
+        lines[2].starts_with("bob@example.org,Bob,,,0 8 * * Mon@Europe/London,true,"),
+        "{exported}"
+    );
+    assert!(
+        lines[1].ends_with(",admin-import --confirmed"),
+        "{exported}"
+    );
+    assert_eq!(lines.len(), 3, "{exported}");
     // An export imports back unchanged.
     std::fs::write(&csv, &exported).expect("write");
     let report = ok(dir, &["subscribers", "import", "people.csv"]);
@@ -178,6 +190,65 @@ fn import_skips_suppressed_addresses_and_reimport_updates() {
     std::fs::write(&csv, "cy@example.org\n").expect("write");
     let report = ok(dir, &["subscribers", "import", "people.csv"]);
     assert!(report.contains("1 added"), "{report}");
+    assert!(report.contains("1 subscriber(s) unconfirmed"), "{report}");
+}
+
+/// Issue 12: an export and re-import never confirms anyone who had not.
+#[test]
+fn consent_survives_an_export_and_reimport() {
+    let from = tempfile::tempdir().expect("tempdir");
+    let to = tempfile::tempdir().expect("tempdir");
+    // A pending web sign-up, and a confirmed admin-added subscriber.
+    std::fs::write(
+        from.path().join("in.csv"),
+        "address,name,follows,kinds,cadence,confirmed,consent_at,consent_source\n\
+         pending@example.org,=cmd|' /C calc'!A0,,,,false,,web form\n",
+    )
+    .expect("write");
+    ok(
+        from.path(),
+        &["subscribers", "import", "--confirmed", "in.csv"],
+    );
+    ok(from.path(), &["subscribers", "add", "ada@example.org"]);
+    let exported = ok(from.path(), &["subscribers", "export"]);
+    assert!(
+        exported.contains(",'=cmd|' /C calc'!A0,"),
+        "formula neutralised: {exported}"
+    );
+    assert!(exported.contains(",false,,web form"), "{exported}");
+    std::fs::write(to.path().join("people.csv"), &exported).expect("write");
+
+    // Without --confirmed nobody is confirmed; with it, only those who were.
+    ok(to.path(), &["subscribers", "import", "people.csv"]);
+    let list = ok(to.path(), &["subscribers", "list", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&list).expect("json");
+    for subscriber in json["subscribers"].as_array().expect("list") {
+        assert_eq!(subscriber["confirmed"], false, "{subscriber}");
+    }
+    let again = tempfile::tempdir().expect("tempdir");
+    std::fs::write(again.path().join("people.csv"), &exported).expect("write");
+    ok(
+        again.path(),
+        &["subscribers", "import", "--confirmed", "people.csv"],
+    );
+    let list = ok(again.path(), &["subscribers", "list", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&list).expect("json");
+    let by = |address: &str| {
+        json["subscribers"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .find(|s| s["address"] == address)
+            .cloned()
+            .expect("subscriber")
+    };
+    assert_eq!(by("pending@example.org")["confirmed"], false);
+    assert_eq!(by("pending@example.org")["name"], "=cmd|' /C calc'!A0");
+    assert_eq!(by("ada@example.org")["confirmed"], true);
+    assert_eq!(
+        by("ada@example.org")["consent_source"],
+        "admin-import --confirmed (was: admin-cli)"
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::raw::RawMail;
-use super::{ConfigError, DAY, HOUR, MINUTE, SECOND, SourceFile, bounded_duration};
+use super::{ConfigError, DAY, HOUR, MINUTE, MS, SECOND, SourceFile, bounded_duration};
 
 /// How briefings leave tidings, from `[mail]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,29 +231,29 @@ pub(super) fn validate_mail(
         }
     }
     for (field, value, (min, max), target) in [
-        ("timeout", &raw.timeout, (SECOND, HOUR), &mut mail.timeout),
+        ("timeout", &raw.timeout, (MS * 100, HOUR), &mut mail.timeout),
         (
             "retry_base",
             &raw.retry_base,
-            (SECOND, DAY),
+            (MS * 10, DAY),
             &mut mail.retry_base,
         ),
         (
             "retry_max",
             &raw.retry_max,
-            (SECOND, DAY * 30),
+            (MS * 10, DAY * 30),
             &mut mail.retry_max,
         ),
         (
             "give_up_after",
             &raw.give_up_after,
-            (MINUTE, DAY * 365),
+            (SECOND, DAY * 365),
             &mut mail.give_up_after,
         ),
         (
             "keep_finished",
             &raw.keep_finished,
-            (HOUR, DAY * 3650),
+            (MINUTE, DAY * 3650),
             &mut mail.keep_finished,
         ),
     ] {

@@ -156,7 +156,7 @@ pub(super) fn validate_daemon(
     duration(
         &raw.shutdown_deadline,
         "shutdown_deadline",
-        (SECOND, HOUR),
+        (MS * 10, HOUR),
         &mut settings.shutdown_deadline,
     );
     duration(
@@ -168,13 +168,13 @@ pub(super) fn validate_daemon(
     duration(
         &raw.backoff_base,
         "backoff_base",
-        (SECOND, DAY),
+        (MS * 10, DAY),
         &mut settings.backoff_base,
     );
     duration(
         &raw.backoff_max,
         "backoff_max",
-        (SECOND, DAY * 30),
+        (MS * 10, DAY * 30),
         &mut settings.backoff_max,
     );
     if let Some(address) = &raw.admin_email {

@@ -512,20 +512,32 @@ fn starts_like_formula(text: &str) -> bool {
     text.starts_with(['=', '+', '-', '@', '\t', '\r'])
 }
 
+/// Whether a cell (leading spaces aside) is one [`neutralise`] protects: a
+/// would-be formula, or text that already starts with the protecting `'`.
+fn protected(text: &str) -> bool {
+    starts_like_formula(text)
+        || text.strip_prefix('\'').is_some_and(|rest| {
+            let rest = rest.trim_start();
+            starts_like_formula(rest) || rest.starts_with('\'')
+        })
+}
+
 /// A cell as exported: a would-be formula gets a `'` in front, which
 /// spreadsheets show as text.
 fn neutralise(text: &str) -> std::borrow::Cow<'_, str> {
-    if starts_like_formula(text) || (text.starts_with('\'') && starts_like_formula(&text[1..])) {
+    if starts_like_formula(text) || protected(text.trim_start()) {
         std::borrow::Cow::Owned(format!("'{text}"))
     } else {
         std::borrow::Cow::Borrowed(text)
     }
 }
 
-/// A cell as imported: the `'` that [`neutralise`] added is taken off.
+/// A cell as imported (already trimmed): the `'` that [`neutralise`] added
+/// is taken off.
 fn unneutralise(text: &str) -> &str {
     match text.strip_prefix('\'') {
-        Some(rest) if starts_like_formula(rest) || rest.starts_with('\'') => rest,
+        Some(rest) if starts_like_formula(rest) => rest,
+        Some(rest) if protected(rest.trim_start()) => rest.trim(),
         _ => text,
     }
 }
