@@ -420,6 +420,7 @@ async fn subscribe_confirm_brief_follow_and_unsubscribe_in_chromium() {
             preferences_token: Some(Arc::new(move |address: &str| {
                 token::preferences_token(&preferences_key, address)
             })),
+            ..Links::default()
         },
     );
     let round = deliverer

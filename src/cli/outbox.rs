@@ -121,7 +121,9 @@ pub(crate) fn outbox_send(location: &Location) -> anyhow::Result<u8> {
         std::sync::Arc::new(mailer),
         config.mail.clone(),
         std::sync::Arc::new(templates),
-        crate::service::delivery::Links::default(),
+        // The same links as the daemon's briefings: change pages,
+        // preferences and one-click unsubscribe when [web] is on.
+        crate::service::delivery::Links::from_config(&config)?,
     );
     let round = runtime.block_on(async {
         deliverer
