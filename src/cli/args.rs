@@ -293,6 +293,10 @@ pub enum SubscribersCommand {
         /// `immediate`, or a digest schedule such as "0 8 * * Mon@Europe/London".
         #[arg(long, value_name = "immediate|CRON@ZONE")]
         cadence: Option<String>,
+        /// Accept --follow names that no watch or tag in the config has
+        /// (with a warning), e.g. for a watch about to be added.
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         location: Location,
     },

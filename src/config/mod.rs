@@ -183,7 +183,10 @@ impl Config {
     /// The names of every watch and tag, for checking what someone follows.
     pub fn knows_follow(&self, follow: &str) -> bool {
         match follow.strip_prefix("tag:") {
-            Some(tag) => self.watches.iter().any(|w| w.tags.iter().any(|t| t == tag)),
+            Some(tag) => self
+                .watches
+                .iter()
+                .any(|w| w.tags.iter().any(|t| t == tag.trim())),
             None => self.watch(follow).is_some(),
         }
     }
