@@ -10,3 +10,4 @@ pub mod delivery;
 pub mod outbox;
 pub mod pipeline;
 pub mod status;
+pub mod watch_admin;

@@ -71,6 +71,56 @@ pub struct OutboxReply {
     pub skipped: Vec<u64>,
     /// An error, when the command could not run.
     pub error: Option<String>,
+    /// Changes waiting for a subscriber's next digest (listed with every
+    /// `list`): not rows yet, but briefings owed.
+    #[serde(default)]
+    pub digests: Vec<DigestRow>,
+}
+
+/// A change waiting for a subscriber's digest, as `tidings outbox list`
+/// shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DigestRow {
+    /// The subscriber.
+    pub address: String,
+    /// The change, as `WATCH@N`.
+    pub change: String,
+    /// When the change was seen.
+    pub seen_at: DateTime<Utc>,
+    /// When the digest is due to be sent: the next fire of the subscriber's
+    /// schedule (or the worker's next pass, when they no longer take a
+    /// digest).
+    pub send_at: DateTime<Utc>,
+}
+
+/// Every digest entry waiting, with when it will go.
+fn digest_rows(store: &Store, now: DateTime<Utc>) -> Result<Vec<DigestRow>, StoreError> {
+    let mut rows = Vec::new();
+    for address in store.digest_addresses()? {
+        let send_at = match store.subscriber(&address)?.map(|s| s.cadence) {
+            Some(crate::store::Cadence::Digest { cron, timezone }) => {
+                crate::core::schedule::Schedule::parse(&cron, timezone)
+                    .ok()
+                    .and_then(|schedule| schedule.upcoming(now, 1).first().copied())
+                    .map_or(now, |at| at.with_timezone(&Utc))
+            }
+            _ => now,
+        };
+        for entry in store.digest_entries(&address)? {
+            rows.push(DigestRow {
+                address: address.clone(),
+                change: format!("{}@{}", entry.item.watch, entry.item.version),
+                seen_at: entry.item.seen_at,
+                send_at,
+            });
+        }
+    }
+    rows.sort_by(|a, b| {
+        a.send_at
+            .cmp(&b.send_at)
+            .then_with(|| a.address.cmp(&b.address))
+    });
+    Ok(rows)
 }
 
 /// Runs an outbox command on the store. `domain` is the Message-ID domain.
@@ -108,6 +158,7 @@ pub fn outbox_command(
                 })
                 .map(row)
                 .collect();
+            reply.digests = digest_rows(store, now)?;
         }
         OutboxCommand::Retry { ids, failed } => {
             let mut targets: Vec<Delivery> = Vec::new();

@@ -227,6 +227,16 @@ impl Daemon {
 
     /// When a watch should next run, from what the store remembers.
     fn plan_next(&self, watch: &Watch, now: DateTime<Utc>) -> DateTime<Utc> {
+        if self
+            .store
+            .paused_since(&watch.name)
+            .ok()
+            .flatten()
+            .is_some()
+        {
+            // Paused: never due until `tidings resume`.
+            return DateTime::<Utc>::MAX_UTC;
+        }
         let state = self.store.watch_state(&watch.name).unwrap_or_default();
         let history = History {
             last_check: state.last_check,
@@ -605,8 +615,12 @@ impl Daemon {
                         // Answered inline: requests are small and clients
                         // send them at once; a stuck client gets a second.
                         let request = status::read_request(&mut stream, Duration::from_secs(1)).await;
-                        let body = self.answer(&request);
-                        let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&body)).await;
+                        if request == status::Request::Backup {
+                            self.send_backup(stream);
+                        } else {
+                            let body = self.answer(&request);
+                            let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&body)).await;
+                        }
                     }
                 }
                 Some(event) = self.outbox.events.recv() => self.outbox_event(event),

@@ -1,0 +1,24 @@
+//! `tidings completions SHELL`: a shell completion script on stdout.
+
+use std::io::Write;
+
+use clap::CommandFactory;
+
+use crate::cli::args::{Cli, Shell};
+
+pub(crate) fn completions_command(shell: Shell) -> anyhow::Result<u8> {
+    let shell = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+        Shell::Elvish => clap_complete::Shell::Elvish,
+        Shell::Powershell => clap_complete::Shell::PowerShell,
+    };
+    clap_complete::generate(
+        shell,
+        &mut Cli::command(),
+        "tidings",
+        &mut std::io::stdout(),
+    );
+    0
+}
