@@ -14,11 +14,10 @@ pub(crate) fn completions_command(shell: Shell) -> anyhow::Result<u8> {
         Shell::Elvish => clap_complete::Shell::Elvish,
         Shell::Powershell => clap_complete::Shell::PowerShell,
     };
-    clap_complete::generate(
-        shell,
-        &mut Cli::command(),
-        "tidings",
-        &mut std::io::stdout(),
-    );
-    0
+    // Made in memory and written at once, so that a closed pipe is an
+    // ordinary error (and a success for `| head`), not a panic.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "tidings", &mut script);
+    std::io::stdout().lock().write_all(&script)?;
+    Ok(0)
 }
