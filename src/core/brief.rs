@@ -443,8 +443,9 @@ struct SpanContext {
 /// Partnerships in title order (with untagged pages last), pages in title
 /// order, changes by time and then importance.
 fn group(changes: &[BriefChange]) -> Vec<PartnershipContext> {
-    let mut by_partnership: BTreeMap<(bool, &str), BTreeMap<(&str, &str), Vec<&BriefChange>>> =
-        BTreeMap::new();
+    // Partnership (untagged last, then title) → page (title, name) → changes.
+    type Pages<'a> = BTreeMap<(&'a str, &'a str), Vec<&'a BriefChange>>;
+    let mut by_partnership: BTreeMap<(bool, &str), Pages<'_>> = BTreeMap::new();
     for change in changes {
         by_partnership
             .entry((change.tags.is_empty(), partnership(change)))

@@ -57,13 +57,9 @@ pub(super) async fn history_page(State(state): State<WebState>, Path(name): Path
     let base = current.web.base_path();
     let mut rows = Vec::with_capacity(versions.len());
     for version in versions.iter().rev() {
-        let change_href = match store.change(&name, version.number)? {
-            Some(_) => Some(format!(
-                "{base}{}",
-                views::change_path(&name, version.number)
-            )),
-            None => None,
-        };
+        let change_href = store
+            .change(&name, version.number)?
+            .map(|_| format!("{base}{}", views::change_path(&name, version.number)));
         rows.push(VersionRow {
             number: version.number,
             seen: uk_time(version.seen_at),
