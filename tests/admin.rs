@@ -274,3 +274,25 @@ fn the_demo_says_how_to_keep_its_mail() {
         "{run}"
     );
 }
+
+#[test]
+fn a_pause_without_a_daemon_is_stored_and_check_skips_the_watch() {
+    let (_site, ws, _) = site_and_workspace("");
+    let run = ws.run(&["pause", "ncumbria"]);
+    assert_eq!(run.code, 0, "{run}");
+    let unknown = ws.run(&["pause", "nosuch"]);
+    assert_eq!(unknown.code, 2, "{unknown}");
+    let pass = ws.check(&[]);
+    assert_eq!(pass.code, 0, "{pass}");
+    assert!(pass.stderr.contains("PAUSED: ncumbria"), "{pass}");
+    assert!(!pass.stdout.contains("NEW: ncumbria"), "{pass}");
+    let named = ws.check(&["ncumbria"]);
+    assert!(
+        named.stdout.contains("NEW: ncumbria"),
+        "named, it is checked: {named}"
+    );
+    let status = ws.run(&["status"]);
+    assert!(status.stdout.contains("PAUSED"), "{status}");
+    assert_eq!(ws.run(&["resume", "ncumbria"]).code, 0);
+    assert!(!ws.check(&[]).stderr.contains("PAUSED"));
+}
