@@ -87,6 +87,10 @@ pub(crate) fn subscribers_command(
 /// following a name nothing has would never get a briefing. Unknown names
 /// are an error (exit 2), or a warning with `--force`.
 fn check_follows(config: &crate::config::Config, follow: &[String], force: bool) -> Option<u8> {
+    if config.source.as_os_str().is_empty() {
+        // No config file at all (a bare --state): nothing to check against.
+        return None;
+    }
     let unknown: Vec<&str> = follow
         .iter()
         .flat_map(|f| f.split([',', ';']))
