@@ -31,7 +31,6 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use harness::{Harness, link, watches_toml};
 use tidings::core::brief::Templates;
-use tidings::core::token;
 use tidings::service::delivery::{Deliverer, Links};
 use tidings::service::pipeline::{Outcome, Pipeline};
 use tokio_util::sync::CancellationToken;
@@ -260,19 +259,27 @@ async fn subscribe_confirm_brief_follow_and_unsubscribe_in_chromium() {
         .mount(&site)
         .await;
     let page_url = format!("{}/about-us", site.uri());
+    // Titles for the watches and tags; an operator and a privacy notice.
+    let watches = watches_toml(&[
+        ("wnec-stp", &page_url, &[PARTNERSHIP]),
+        ("lsc-ics", "https://example.org/lsc", &["lsc"]),
+    ])
+    .replacen(
+        "name = \"wnec-stp\"\n",
+        "name = \"wnec-stp\"\ntitle = \"About the West, North and East Cumbria partnership\"\n",
+        1,
+    )
+    .replacen(
+        "name = \"lsc-ics\"\n",
+        "name = \"lsc-ics\"\ntitle = \"Our integrated care system\"\n",
+        1,
+    );
     let server = Harness::start(
         &format!(
-            "[defaults]\nrobots = false\n\n{}",
-            watches_toml(&[
-                ("wnec-stp", &page_url, &[PARTNERSHIP]),
-                (
-                    "lsc-ics",
-                    "https://example.org/lsc",
-                    &["Lancashire and South Cumbria"]
-                ),
-            ])
+            "[defaults]\nrobots = false\n\n[tags.lsc]\ntitle = \"Lancashire and South Cumbria\"\n\n{watches}"
         ),
-        "",
+        "privacy_text = \"Cumbria Healthwatch keeps your email address only to send the briefings you ask for.\"\n\
+         [web.operator]\nname = \"Cumbria Healthwatch\"\ncontact = \"data@healthwatch.example.org\"\n",
     )
     .await;
     let watch = server.config.watch("wnec-stp").expect("watch").clone();
@@ -345,6 +352,19 @@ async fn subscribe_confirm_brief_follow_and_unsubscribe_in_chromium() {
         .click()
         .await
         .expect("choose immediate");
+    let notice = text_of(&browser, "#operator").await;
+    assert!(notice.contains("run by Cumbria Healthwatch"), "{notice}");
+    assert!(notice.contains("data@healthwatch.example.org"), "{notice}");
+    assert!(notice.contains("privacy notice"), "{notice}");
+    let form = text_of(&browser, "form").await;
+    assert!(form.contains("Lancashire and South Cumbria"), "{form}");
+    // Page labels sit in closed <details>: read them from the source.
+    let source = browser.source().await.expect("source");
+    assert!(
+        source.contains(">Our integrated care system</label>"),
+        "titles, not names: {source}"
+    );
+    assert!(!source.contains(">lsc-ics</label>"), "{source}");
     screenshot(&browser, &shots, "subscribe.png").await;
     browser
         .find(Locator::Css("button[type=submit]"))
@@ -401,26 +421,15 @@ async fn subscribe_confirm_brief_follow_and_unsubscribe_in_chromium() {
     server.store.flush().expect("flush");
     // The briefing, sent by the delivery worker as the daemon would, with
     // the web server's links.
-    let mut mail_settings = server.config.mail.clone();
-    // The config derives this only for https; the test server is http.
-    mail_settings.unsubscribe_url =
-        Some(url::Url::parse(&server.url("/unsubscribe/{token}")).expect("url"));
-    let key = server.key.clone();
-    let preferences_key = server.key.clone();
+    // The config links unsubscribes to the (http, loopback) server too.
+    let mail_settings = server.config.mail.clone();
+    assert!(mail_settings.unsubscribe_url.is_some());
     let mut deliverer = Deliverer::new(
         server.store.clone(),
         Arc::clone(&server.mailer),
         mail_settings,
         Arc::new(Templates::embedded()),
-        Links {
-            base_url: Some(url::Url::parse(&server.base).expect("base")),
-            unsubscribe_token: Some(Arc::new(move |address: &str| {
-                token::unsubscribe_token(&key, address)
-            })),
-            preferences_token: Some(Arc::new(move |address: &str| {
-                token::preferences_token(&preferences_key, address)
-            })),
-        },
+        Links::from_config(&server.config).expect("links"),
     );
     let round = deliverer
         .deliver_due(&CancellationToken::new())
@@ -430,7 +439,7 @@ async fn subscribe_confirm_brief_follow_and_unsubscribe_in_chromium() {
     let mails = server.wait_for_mails(2).await;
     let briefing = mails
         .iter()
-        .find(|m| m.contains("List-Unsubscribe-Post"))
+        .find(|m| m.contains("/changes/"))
         .expect("the briefing mail");
 
     // 4. Follow the briefing's link to the change page.
@@ -447,7 +456,53 @@ async fn subscribe_confirm_brief_follow_and_unsubscribe_in_chromium() {
     assert!(lead.contains("274,000"), "{lead}");
     let removed = text_of(&browser, ".facts.removed").await;
     assert!(removed.contains("Eden"), "{removed}");
+    assert!(
+        heading.contains("About the West, North and East Cumbria partnership"),
+        "{heading}"
+    );
+    let body = text_of(&browser, "main").await;
+    assert!(body.contains("What changed"), "{body}");
+    assert!(!body.contains("What the page says now"), "{body}");
+    assert!(
+        !body.contains("1 → 2"),
+        "dates, not version numbers: {body}"
+    );
+    let footer = text_of(&browser, "footer").await;
+    assert!(footer.contains("Run by Cumbria Healthwatch"), "{footer}");
     screenshot(&browser, &shots, "change.png").await;
+
+    // The page's history, and a comparison of two of its versions.
+    browser
+        .find(Locator::LinkText("Every version of this page"))
+        .await
+        .expect("history link")
+        .click()
+        .await
+        .expect("open history");
+    wait_for_heading(
+        &browser,
+        "About the West, North and East Cumbria partnership",
+    )
+    .await;
+    let rows = browser
+        .find_all(Locator::Css("tbody tr"))
+        .await
+        .expect("version rows");
+    assert_eq!(rows.len(), 2, "two versions");
+    screenshot(&browser, &shots, "history.png").await;
+    browser
+        .find(Locator::Css("form.compare button"))
+        .await
+        .expect("compare button")
+        .click()
+        .await
+        .expect("compare");
+    let lead = text_of(&browser, ".lead").await;
+    assert!(lead.starts_with("What changed between"), "{lead}");
+    let removed = text_of(&browser, ".diff").await;
+    assert!(removed.contains("Eden"), "{removed}");
+    assert!(removed.contains("274,000"), "{removed}");
+    screenshot(&browser, &shots, "compare.png").await;
 
     // The briefing's HTML part, as a mail client would show it.
     let html = part(briefing, "text/html");

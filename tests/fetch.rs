@@ -569,7 +569,9 @@ async fn connection_refused_is_a_connect_error() {
     assert!(err.is_transient());
     let message = err.to_string();
     assert!(
-        message.starts_with(&format!("{target}: could not connect after 3 attempts: ")),
+        message.starts_with(&format!(
+            "{target}: network error: could not connect after 3 attempts: "
+        )),
         "{message}"
     );
     assert!(message.contains("refused"), "{message}");

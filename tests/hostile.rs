@@ -294,8 +294,13 @@ fn a_held_error_page_is_confirmed_even_when_the_server_answers_304() {
     assert!(held.stdout.contains("held until"), "{held}");
     assert_eq!(ws.history_count("held"), 1);
 
-    // The confirming fetch must be a full one: the server would answer 304
+    // The confirming fetches must be full ones: the server would answer 304
     // to the held fetch's validators, and the change would never be seen.
+    // The default `confirm_after = 3` holds it on the second as well.
+    let again = ws.check(&[]);
+    assert_eq!(server.last_answer(), 200, "{again}");
+    assert!(again.stdout.contains("held until"), "{again}");
+    assert_eq!(ws.history_count("held"), 1);
     let confirmed = ws.check(&[]);
     assert_eq!(server.last_answer(), 200, "{confirmed}");
     assert_eq!(confirmed.label_of("held"), "CHANGED", "{confirmed}");
@@ -327,6 +332,9 @@ fn a_flip_back_is_confirmed_even_when_the_server_answers_304() {
     let held = ws.check(&[]);
     assert!(held.stdout.contains("flipped back"), "{held}");
     assert_eq!(ws.history_count("held"), 2);
+    let again = ws.check(&[]);
+    assert_eq!(server.last_answer(), 200, "{again}");
+    assert!(again.stdout.contains("flipped back"), "{again}");
     let confirmed = ws.check(&[]);
     assert_eq!(server.last_answer(), 200, "{confirmed}");
     assert_eq!(confirmed.label_of("held"), "CHANGED", "{confirmed}");

@@ -59,6 +59,7 @@ fn briefing() -> Briefing {
     let evidence = diff(&old, &new, &DiffOptions::default()).changes;
     let change = BriefChange {
         watch: "lsc-members".to_owned(),
+        title: "Our members".to_owned(),
         url: "https://example.org/members".to_owned(),
         tags: vec!["Lancashire and South Cumbria".to_owned()],
         seen_at: Utc.with_ymd_and_hms(2025, 3, 3, 9, 15, 0).unwrap(),

@@ -124,6 +124,7 @@ fn deliverer(store: &Store, settings: &MailSettings) -> Deliverer {
             base_url: Some("https://tidings.example.org/".parse().expect("url")),
             unsubscribe_token: None,
             preferences_token: Some(Arc::new(|address: &str| format!("pref-{address}"))),
+            ..Links::default()
         },
     )
 }

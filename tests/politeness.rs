@@ -106,6 +106,29 @@ fn a_missing_robots_txt_allows_everything() {
     assert_eq!(site.requests_for("/private/page").len(), 1);
 }
 
+/// Issue 15: a site that cannot be reached at all is a network error, not
+/// "robots.txt could not be read … treated as disallowed".
+#[test]
+fn an_unreachable_site_is_a_network_error_not_a_robots_one() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let ws = Workspace::new(&[WatchDef::new(
+        "page",
+        format!("http://127.0.0.1:{port}/page"),
+    )]);
+    let run = ws.check(&[]);
+    assert_eq!(run.code, 1, "{run}");
+    assert_eq!(run.label_of("page"), "ERROR", "{run}");
+    let line = &run.check_lines()[0];
+    assert!(
+        line.rest.contains("network error: could not connect"),
+        "{run}"
+    );
+    assert!(!line.rest.contains("robots.txt"), "{run}");
+}
+
 #[test]
 fn an_unreadable_robots_txt_fails_the_check_without_fetching_the_page() {
     let site = Site::start();

@@ -13,6 +13,20 @@ pub struct Cli {
     /// More log output (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Only errors in the log (the service logs its lifecycle otherwise);
+    /// RUST_LOG overrides.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// How log lines are written to stderr: `text` for people and the
+    /// journal, `json` (one object per line) for log shippers.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t,
+        value_name = "FORMAT"
+    )]
+    pub log_format: LogFormat,
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
@@ -57,6 +71,32 @@ impl RuleArgs {
             || !self.ignore.is_empty()
             || self.whole_page
     }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Plain lines; no timestamps or colour when stderr is not a terminal
+    /// (journald stamps each line itself).
+    #[default]
+    Text,
+    /// One JSON object per line, with a timestamp, level, target and fields.
+    Json,
+}
+
+/// A shell that `tidings completions` writes a script for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    /// Bash.
+    Bash,
+    /// Zsh.
+    Zsh,
+    /// Fish.
+    Fish,
+    /// Elvish.
+    Elvish,
+    /// PowerShell.
+    Powershell,
 }
 
 /// How `tidings diff` prints a change.
@@ -115,7 +155,9 @@ pub enum Command {
         rules: RuleArgs,
     },
     /// Check every watch (or the named ones) once, record changes, and exit.
-    /// Exits 0 when every check ran, 1 if any watch failed.
+    /// Exits 0 when every check ran, 1 if any watch failed, 2 on an error
+    /// (such as the daemon holding the store: use `tidings check-now`
+    /// then), 78 on a bad config.
     Check {
         /// Only these watches.
         watches: Vec<String>,
@@ -227,6 +269,67 @@ pub enum Command {
         #[command(flatten)]
         location: Location,
     },
+    /// Ask the running daemon to check these watches now, whatever their
+    /// schedule; `tidings status` shows the result. Exits 0, 1 if a watch
+    /// is paused, 2 if no daemon runs (use `tidings check` then) or a name
+    /// is unknown.
+    CheckNow {
+        /// The watches.
+        #[arg(required = true)]
+        watches: Vec<String>,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Pause watches: no check starts until `tidings resume`. The pause is
+    /// stored, so it lasts across restarts, and shows in `tidings status`.
+    /// Through the running daemon, or on the store when none runs.
+    Pause {
+        /// The watches.
+        #[arg(required = true)]
+        watches: Vec<String>,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Lift a pause: the watches run on their schedule again (at once if a
+    /// run was missed). Exits 1 if one was not paused.
+    Resume {
+        /// The watches.
+        #[arg(required = true)]
+        watches: Vec<String>,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Write a consistent backup of the whole store (watches, versions,
+    /// changes, subscribers, outbox) to FILE, through the running daemon
+    /// when there is one. Keep it with the config and `web.secret`.
+    Backup {
+        /// The backup file to write (replaced if it exists).
+        file: PathBuf,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Restore the store from a backup made by `tidings backup`. Refuses
+    /// while the daemon runs; the store it replaces is moved aside to
+    /// STATE/store.sled.before-restore-TIME, not deleted.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Print a completion script for SHELL, e.g.
+    /// `tidings completions bash > /usr/share/bash-completion/completions/tidings`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Write man pages (tidings.1 and one per command) into DIR, or print
+    /// tidings(1) when no DIR is given.
+    Man {
+        /// Where to write the pages.
+        dir: Option<PathBuf>,
+    },
 }
 
 /// `tidings outbox …`
@@ -293,6 +396,10 @@ pub enum SubscribersCommand {
         /// `immediate`, or a digest schedule such as "0 8 * * Mon@Europe/London".
         #[arg(long, value_name = "immediate|CRON@ZONE")]
         cadence: Option<String>,
+        /// Accept --follow names that no watch or tag in the config has
+        /// (with a warning), e.g. for a watch about to be added.
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         location: Location,
     },

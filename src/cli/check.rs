@@ -35,6 +35,23 @@ pub(crate) async fn check_command(
         StoreAccess::Local(store) => store,
         StoreAccess::Daemon(state_dir) => return check_through_daemon(&state_dir, names, json),
     };
+    // A pass over every watch leaves paused ones alone, as the daemon
+    // does; a watch named on the command line is checked all the same.
+    let watches: Vec<Watch> = if names.is_empty() {
+        let paused = store.paused()?;
+        watches
+            .into_iter()
+            .filter(|watch| {
+                let skip = paused.contains_key(&watch.name);
+                if skip {
+                    eprintln!("PAUSED: {} (skipped; `tidings resume` it)", watch.name);
+                }
+                !skip
+            })
+            .collect()
+    } else {
+        watches
+    };
     let pipeline = Arc::new(pipeline_for(&config, store.clone())?);
     let reports = run_checks(&pipeline, &watches, !json).await;
     store.flush()?;

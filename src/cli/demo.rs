@@ -43,6 +43,61 @@ pub const PAGES: [(&str, &str); 5] = [
     ),
 ];
 
+/// What readers call the bundled pages, and the partnership (tag, tag
+/// title) each belongs to: the names stay the stable keys.
+const TITLES: [(&str, &str, &str, &str); 5] = [
+    (
+        "wnec-stp",
+        "About the West, North and East Cumbria partnership",
+        "wnec",
+        "West, North and East Cumbria",
+    ),
+    (
+        "stp-44-areas",
+        "The 44 sustainability and transformation partnership areas",
+        "nhs-england",
+        "NHS England",
+    ),
+    (
+        "lsc-place-review",
+        "Review of place-based partnerships",
+        "lsc",
+        "Lancashire and South Cumbria",
+    ),
+    (
+        "lsc-landmark-partnership",
+        "A landmark partnership for Lancashire and South Cumbria",
+        "lsc",
+        "Lancashire and South Cumbria",
+    ),
+    (
+        "lsc-ics",
+        "Lancashire and South Cumbria integrated care system",
+        "lsc",
+        "Lancashire and South Cumbria",
+    ),
+];
+
+/// The title and tag of a bundled page.
+fn title_of(name: &str) -> (&'static str, &'static str) {
+    TITLES
+        .iter()
+        .find(|(page, ..)| *page == name)
+        .map_or(("", "demo"), |(_, title, tag, _)| (title, tag))
+}
+
+/// The demo's titles, as a config's `title`s and `[tags.…]` give them.
+fn demo_titles() -> crate::core::titles::Titles {
+    crate::core::titles::Titles::new(
+        TITLES
+            .iter()
+            .map(|(name, title, ..)| ((*name).to_owned(), (*title).to_owned())),
+        TITLES
+            .iter()
+            .map(|(_, _, tag, title)| ((*tag).to_owned(), (*title).to_owned())),
+    )
+}
+
 type Pages = Arc<RwLock<HashMap<String, String>>>;
 
 /// Applies the demo's scripted boundary change to the West, North and East
@@ -129,9 +184,10 @@ pub async fn run(state: Option<&Path>) -> anyhow::Result<u8> {
         .map(|(name, _)| {
             Ok(Watch {
                 name: (*name).to_owned(),
+                title: Some(title_of(name).0.to_owned()).filter(|t| !t.is_empty()),
                 url: url::Url::parse(&format!("http://{address}/{name}"))?,
                 schedule: schedule.clone(),
-                tags: vec!["demo".to_owned()],
+                tags: vec![title_of(name).1.to_owned()],
                 rules: Rules::default(),
                 facts: Vec::new(),
                 robots: true,
@@ -204,8 +260,12 @@ pub async fn run(state: Option<&Path>) -> anyhow::Result<u8> {
     deliver(&store, state_dir).await?;
     if state.is_some() {
         println!(
-            "\nThe store is kept. Try: tidings history wnec-stp --state {0}\n     and: tidings diff wnec-stp@1 wnec-stp@2 --state {0}",
+            "\nThe store and the mail are kept. Try: tidings history wnec-stp --state {0}\n     and: tidings diff wnec-stp@1 wnec-stp@2 --state {0}\n     and: ls {0}/mail",
             state_dir.display()
+        );
+    } else {
+        println!(
+            "\nThe store and the mail folder are temporary and are deleted now that the demo ends.\nTo keep them, run: tidings demo --state DIR"
         );
     }
     store.flush()?;
@@ -232,7 +292,10 @@ async fn deliver(store: &Store, state_dir: &Path) -> anyhow::Result<()> {
         Arc::new(mailer),
         settings,
         Arc::new(crate::core::brief::Templates::embedded()),
-        crate::service::delivery::Links::default(),
+        crate::service::delivery::Links {
+            titles: demo_titles(),
+            ..crate::service::delivery::Links::default()
+        },
     );
     for row in store.due_deliveries(chrono::Utc::now(), 10)? {
         if let Some(briefing) = deliverer.preview(&row)? {

@@ -223,6 +223,7 @@ pub(crate) async fn diff_against_stored(
 pub(crate) fn ad_hoc_watch(url: &url::Url) -> anyhow::Result<Watch> {
     Ok(Watch {
         name: slug(url),
+        title: None,
         url: url.clone(),
         schedule: config::Schedule::parse(config::DEFAULT_SCHEDULE, config::DEFAULT_TIMEZONE)
             .map_err(anyhow::Error::msg)?,

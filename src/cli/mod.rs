@@ -3,8 +3,11 @@
 //! statuses.
 
 pub mod args;
+mod backup;
 mod check;
+mod check_now;
 mod common;
+mod completions;
 pub mod demo;
 mod diff;
 mod eval_extract;
@@ -12,8 +15,11 @@ mod eval_histories;
 mod extract;
 mod history;
 mod import;
+mod man;
 mod outbox;
+mod pause;
 mod replay;
+mod restore;
 mod run;
 mod send_test;
 mod show;
@@ -59,14 +65,26 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
-fn init_tracing(verbose: u8) {
-    let default = match verbose {
-        0 => "tidings=warn",
-        1 => "tidings=info",
-        _ => "tidings=debug",
+fn init_tracing(verbose: u8, quiet: bool, format: crate::cli::args::LogFormat) {
+    let default = match (quiet, verbose) {
+        (true, _) => "tidings=error",
+        (false, 0) => "tidings=warn",
+        (false, 1) => "tidings=info",
+        (false, _) => "tidings=debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    if format == crate::cli::args::LogFormat::Json {
+        // One object per line for log shippers: always with a timestamp,
+        // never with colour.
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_current_span(true)
+            .try_init();
+        return;
+    }
     let terminal = std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -129,6 +147,13 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             send_test::send_test_command(&address, &location)
         }
         Command::Outbox { command } => outbox::outbox_command(command),
+        Command::CheckNow { watches, location } => check_now::check_now_command(watches, &location),
+        Command::Pause { watches, location } => pause::pause_command(watches, &location),
+        Command::Resume { watches, location } => pause::resume_command(watches, &location),
+        Command::Backup { file, location } => backup::backup_command(&file, &location),
+        Command::Restore { file, location } => restore::restore_command(&file, &location),
+        Command::Completions { shell } => completions::completions_command(shell),
+        Command::Man { dir } => man::man_command(dir.as_deref()),
     }
 }
 
@@ -141,7 +166,11 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // The service logs its lifecycle by default; one-shot commands only warn.
     let service = matches!(cli.command, Command::Run { .. });
-    init_tracing(cli.verbose + u8::from(service));
+    init_tracing(
+        cli.verbose + u8::from(service && !cli.quiet),
+        cli.quiet,
+        cli.log_format,
+    );
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(error) => {

@@ -59,7 +59,10 @@ pub(crate) fn outbox_command(command: crate::cli::args::OutboxCommand) -> anyhow
         Request::Cancel { .. } => Some("cancelled"),
     };
     match verb {
-        None if reply.rows.is_empty() => writeln!(out, "the outbox is empty")?,
+        None if reply.rows.is_empty() && reply.digests.is_empty() => {
+            writeln!(out, "the outbox is empty, and no change waits for a digest")?;
+        }
+        None if reply.rows.is_empty() => writeln!(out, "no briefing is queued")?,
         None => {
             writeln!(
                 out,
@@ -95,6 +98,26 @@ pub(crate) fn outbox_command(command: crate::cli::args::OutboxCommand) -> anyhow
             }
         }
     }
+    if verb.is_none() && !reply.digests.is_empty() {
+        writeln!(
+            out,
+            "\nwaiting for digests ({}):\n{:<19} {:<32} {:<19} CHANGE",
+            reply.digests.len(),
+            "SEND AT",
+            "TO",
+            "SEEN"
+        )?;
+        for digest in &reply.digests {
+            writeln!(
+                out,
+                "{:<19} {:<32} {:<19} {}",
+                digest.send_at.format("%Y-%m-%d %H:%M:%S"),
+                digest.address,
+                digest.seen_at.format("%Y-%m-%d %H:%M:%S"),
+                digest.change
+            )?;
+        }
+    }
     for id in &reply.skipped {
         eprintln!("no briefing {id} that can be changed that way");
     }
@@ -121,7 +144,9 @@ pub(crate) fn outbox_send(location: &Location) -> anyhow::Result<u8> {
         std::sync::Arc::new(mailer),
         config.mail.clone(),
         std::sync::Arc::new(templates),
-        crate::service::delivery::Links::default(),
+        // The same links as the daemon's briefings: change pages,
+        // preferences and one-click unsubscribe when [web] is on.
+        crate::service::delivery::Links::from_config(&config)?,
     );
     let round = runtime.block_on(async {
         deliverer

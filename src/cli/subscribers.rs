@@ -19,17 +19,24 @@ pub(crate) fn subscribers_command(
             follow,
             kinds,
             cadence,
+            force,
             location,
-        } => (
-            C::Add {
-                address,
-                name,
-                follow,
-                kinds,
-                cadence,
-            },
-            location,
-        ),
+        } => {
+            let config = load_config(&location, false)?;
+            if let Some(code) = check_follows(&config, &follow, force) {
+                return Ok(code);
+            }
+            (
+                C::Add {
+                    address,
+                    name,
+                    follow,
+                    kinds,
+                    cadence,
+                },
+                location,
+            )
+        }
         S::Remove { address, location } => (C::Remove { address }, location),
         S::List { json, location } => (C::List { json }, location),
         S::Import {
@@ -79,4 +86,44 @@ pub(crate) fn subscribers_command(
         .lock()
         .write_all(output.stderr.as_bytes())?;
     Ok(output.code)
+}
+
+/// Checks each `--follow` against the config's watches and tags: someone
+/// following a name nothing has would never get a briefing. Unknown names
+/// are an error (exit 2), or a warning with `--force`.
+fn check_follows(config: &crate::config::Config, follow: &[String], force: bool) -> Option<u8> {
+    if config.source.as_os_str().is_empty() {
+        // No config file at all (a bare --state): nothing to check against.
+        return None;
+    }
+    let unknown: Vec<&str> = follow
+        .iter()
+        .flat_map(|f| f.split([',', ';']))
+        .map(str::trim)
+        .filter(|f| !f.is_empty() && !config.knows_follow(f))
+        .collect();
+    if unknown.is_empty() {
+        return None;
+    }
+    let what = unknown
+        .iter()
+        .map(|f| match f.strip_prefix("tag:") {
+            Some(tag) => format!("no watch has the tag `{tag}`"),
+            None => format!("there is no watch `{f}`"),
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    if force {
+        eprintln!(
+            "warning: --follow: {what} in {}; subscribed anyway (--force), but nothing will be sent for it until the config has it",
+            config.source.display()
+        );
+        None
+    } else {
+        eprintln!(
+            "error: --follow: {what} in {}; `tidings validate` lists the watches and tags (use --force to subscribe anyway)",
+            config.source.display()
+        );
+        Some(crate::service::admin::EXIT_ERROR)
+    }
 }

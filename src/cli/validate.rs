@@ -35,15 +35,15 @@ pub(crate) fn validate_command(location: &Location) -> anyhow::Result<u8> {
         path.display(),
         config.watches.len()
     )?;
-    if config.contact.is_none() {
-        writeln!(
-            out,
-            "warning: no `contact` is set; site owners will not know whom to ask about tidings' requests"
-        )?;
+    for warning in config.warnings() {
+        writeln!(out, "warning: {warning}")?;
     }
     let now = Utc::now();
     for watch in &config.watches {
         writeln!(out, "\n{}  {}", watch.name, watch.url)?;
+        if let Some(title) = &watch.title {
+            writeln!(out, "  title: {title}")?;
+        }
         if !watch.tags.is_empty() {
             writeln!(out, "  tags: {}", watch.tags.join(", "))?;
         }

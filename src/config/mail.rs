@@ -41,6 +41,9 @@ pub struct MailSettings {
     pub give_up_after: Duration,
     /// How long sent, failed and cancelled briefings stay listed.
     pub keep_finished: Duration,
+    /// Whether someone reads replies to briefings and acts on "stop": only
+    /// then does the footer invite people to reply to unsubscribe.
+    pub replies_handled: bool,
 }
 
 /// Where mail goes.
@@ -125,6 +128,7 @@ impl MailSettings {
             retry_max: Duration::from_secs(3600),
             give_up_after: Duration::from_secs(3 * 24 * 3600),
             keep_finished: Duration::from_secs(14 * 24 * 3600),
+            replies_handled: false,
         }
     }
 
@@ -262,6 +266,9 @@ pub(super) fn validate_mail(
             Ok(d) => *target = d,
             Err(message) => error(Some(value.span()), field, message),
         }
+    }
+    if let Some(handled) = raw.replies_handled {
+        mail.replies_handled = handled;
     }
     if let Some(value) = &raw.max_per_second {
         match u32::try_from(*value.get_ref()) {

@@ -25,7 +25,7 @@ use mail::validate_mail;
 pub use mail::{DEFAULT_FROM, MailSettings, MailTransport, PasswordSource, SmtpSettings, SmtpTls};
 use raw::*;
 use validate::*;
-pub use web::{DEFAULT_WEB_LISTEN, WebSettings};
+pub use web::{DEFAULT_WEB_LISTEN, Operator, Privacy, WebSettings};
 use web::{derive_unsubscribe_url, validate_web};
 
 /// Fetching and diffing limits, from `[limits]`.
@@ -128,8 +128,10 @@ impl Default for DaemonSettings {
 /// One watched page.
 #[derive(Debug, Clone)]
 pub struct Watch {
-    /// Unique name: letters, digits, `.`, `_` and `-`.
+    /// Unique name: letters, digits, `.`, `_` and `-`. The stable key.
     pub name: String,
+    /// What readers call the page, from `title`; see [`Watch::title`].
+    pub title: Option<String>,
     /// The page.
     pub url: url::Url,
     /// When to check it (used by the daemon).
@@ -145,6 +147,13 @@ pub struct Watch {
     /// Origins (`https://host:port`) a redirect may lead to besides the
     /// watch's own site.
     pub allow_redirects_to: Vec<String>,
+}
+
+impl Watch {
+    /// The page's title for readers: its `title`, or its name.
+    pub fn title(&self) -> &str {
+        self.title.as_deref().unwrap_or(&self.name)
+    }
 }
 
 /// A validated configuration.
@@ -166,6 +175,8 @@ pub struct Config {
     pub mail: MailSettings,
     /// The HTTP server, from `[web]`: `Some` only when `enabled = true`.
     pub web: Option<WebSettings>,
+    /// Tag titles, from `[tags.NAME] title = "…"`.
+    pub tag_titles: std::collections::BTreeMap<String, String>,
 }
 
 impl Config {
@@ -180,7 +191,68 @@ impl Config {
             watches: Vec::new(),
             mail: MailSettings::default(),
             web: None,
+            tag_titles: std::collections::BTreeMap::new(),
         }
+    }
+
+    /// A tag's title, or the tag itself.
+    pub fn tag_title<'a>(&'a self, tag: &'a str) -> &'a str {
+        self.tag_titles.get(tag).map_or(tag, String::as_str)
+    }
+
+    /// Every title, for the parts that show names to people.
+    pub fn titles(&self) -> crate::core::titles::Titles {
+        crate::core::titles::Titles::new(
+            self.watches
+                .iter()
+                .filter_map(|w| Some((w.name.clone(), w.title.clone()?))),
+            self.tag_titles.clone(),
+        )
+    }
+
+    /// The names of every watch and tag, for checking what someone follows.
+    pub fn knows_follow(&self, follow: &str) -> bool {
+        match follow.strip_prefix("tag:") {
+            Some(tag) => self
+                .watches
+                .iter()
+                .any(|w| w.tags.iter().any(|t| t == tag.trim())),
+            None => self.watch(follow).is_some(),
+        }
+    }
+
+    /// What is allowed but probably not meant: printed by `validate` and
+    /// logged by the daemon at start.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.contact.is_none() {
+            warnings.push(
+                "no `contact` is set; site owners will not know whom to ask about tidings' requests"
+                    .to_owned(),
+            );
+        }
+        if let Some(web) = &self.web {
+            if web.operator.is_none() {
+                warnings.push(
+                    "[web] is on without [web.operator]: /subscribe and every briefing should say who runs this service and how to reach them (UK GDPR)"
+                        .to_owned(),
+                );
+            }
+            if web.privacy.is_none() {
+                warnings.push(
+                    "[web] is on without privacy_url or privacy_text: /subscribe collects email addresses and should link a privacy notice (UK GDPR)"
+                        .to_owned(),
+                );
+            }
+        }
+        for tag in self.tag_titles.keys() {
+            if !self.watches.iter().any(|w| w.tags.contains(tag)) {
+                warnings.push(format!(
+                    "[tags.{tag}] has a title but no watch has that tag"
+                ));
+            }
+        }
+        warnings
     }
 
     /// The watch with this name.
@@ -333,6 +405,26 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         derive_unsubscribe_url(&mut mail, web);
     }
 
+    let mut tag_titles = std::collections::BTreeMap::new();
+    for (tag, raw_tag) in &raw.tags {
+        if let Some(title) = &raw_tag.title {
+            let text = title
+                .get_ref()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            if text.is_empty() {
+                errors.push(file.error(
+                    Some(&title.span()),
+                    format!("tags.{tag}.title"),
+                    "is empty; write what readers call this group of pages",
+                ));
+            } else {
+                tag_titles.insert(tag.clone(), text);
+            }
+        }
+    }
+
     let mut watches = Vec::new();
     validate_watches(&file, raw.watch, &defaults, &mut watches, &mut errors);
     for pattern in &raw.include {
@@ -398,6 +490,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             watches,
             mail,
             web,
+            tag_titles,
         })
     } else {
         Err(ConfigErrors(errors))
@@ -638,6 +731,27 @@ mod tests {
         assert_eq!(config.limits.max_diff_changes, 50);
         let errors = load_text("[limits]\nmax_depth = 1\n").expect_err("too shallow");
         assert!(errors.to_string().contains("limits.max_depth"), "{errors}");
+    }
+
+    #[test]
+    fn watch_and_tag_titles_are_read_and_names_stay_the_keys() {
+        let config = load_text(
+            "[tags.lsc]\ntitle = \"Lancashire and South Cumbria\"\n[[watch]]\nname = \"lsc-ics\"\ntitle = \"  Our   ICS \"\nurl = \"https://example.org\"\ntags = [\"lsc\", \"icb\"]\n[[watch]]\nname = \"b\"\nurl = \"https://example.org/b\"\n",
+        )
+        .expect("valid");
+        assert_eq!(config.watches[0].title(), "Our ICS");
+        assert_eq!(config.watches[1].title(), "b");
+        assert_eq!(config.tag_title("lsc"), "Lancashire and South Cumbria");
+        assert_eq!(config.tag_title("icb"), "icb");
+        let titles = config.titles();
+        assert_eq!(titles.watch("lsc-ics"), "Our ICS");
+        assert!(config.knows_follow("tag:icb") && config.knows_follow("b"));
+        assert!(!config.knows_follow("tag:nope") && !config.knows_follow("nope"));
+        let errors = load_text("[tags.x]\ntitle = \" \"\n").expect_err("empty");
+        let text = errors.to_string();
+        assert!(text.contains(":2: tags.x.title: is empty"), "{text}");
+        let errors = load_text("[tags.y]\nname = \"z\"\n").expect_err("unknown");
+        assert!(errors.to_string().contains("name"), "{errors}");
     }
 
     #[test]

@@ -39,6 +39,16 @@ pub(super) struct RawDaemon {
     pub(super) watch: Vec<RawWatch>,
     pub(super) mail: Option<RawMail>,
     pub(super) web: Option<RawWeb>,
+    /// `[tags.NAME]`: what people call a tag.
+    #[serde(default)]
+    pub(super) tags: std::collections::BTreeMap<String, RawTag>,
+}
+
+/// `[tags.NAME]`: a tag's human title.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTag {
+    pub(super) title: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -93,6 +103,7 @@ pub(super) struct RawWatchFile {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawWatch {
     pub(super) name: Spanned<String>,
+    pub(super) title: Option<Spanned<String>>,
     pub(super) url: Spanned<String>,
     pub(super) schedule: Option<Spanned<String>>,
     #[serde(default)]
@@ -141,6 +152,7 @@ pub(super) struct RawMail {
     pub(super) retry_max: Option<Spanned<String>>,
     pub(super) give_up_after: Option<Spanned<String>>,
     pub(super) keep_finished: Option<Spanned<String>>,
+    pub(super) replies_handled: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -153,4 +165,15 @@ pub(super) struct RawWeb {
     pub(super) trust_forwarded: Option<bool>,
     pub(super) subscribe_per_ip: Option<Spanned<i64>>,
     pub(super) subscribe_per_address: Option<Spanned<i64>>,
+    pub(super) operator: Option<RawOperator>,
+    pub(super) privacy_url: Option<Spanned<String>>,
+    pub(super) privacy_text: Option<Spanned<String>>,
+}
+
+/// `[web.operator]`: who runs this service and how to reach them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOperator {
+    pub(super) name: Option<Spanned<String>>,
+    pub(super) contact: Option<Spanned<String>>,
 }

@@ -308,6 +308,25 @@ pub(super) fn validate_watches(
             ));
             ok = false;
         }
+        let title = match &raw.title {
+            Some(title) => {
+                let text = title
+                    .get_ref()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                if text.is_empty() {
+                    errors.push(file.error(
+                        Some(&title.span()),
+                        field("title"),
+                        "is empty; write what readers call this page, or leave it out",
+                    ));
+                    ok = false;
+                }
+                Some(text)
+            }
+            None => None,
+        };
         let url = match url::Url::parse(raw.url.get_ref()) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
                 Some(url)
@@ -467,6 +486,7 @@ pub(super) fn validate_watches(
         if let (true, Some(url), Some(schedule), Some(rules)) = (ok, url, schedule, rules) {
             watches.push(Watch {
                 name,
+                title,
                 url,
                 schedule,
                 tags: raw.tags,

@@ -32,6 +32,41 @@ pub struct WebSettings {
     /// bounds the confirmation mails anyone can make tidings send to one
     /// person.
     pub subscribe_per_address: u32,
+    /// Who runs this service and how to reach them, from `[web.operator]`:
+    /// shown on `/subscribe` and at the foot of every briefing.
+    pub operator: Option<Operator>,
+    /// Where the privacy notice is: a page of the operator's own, or the
+    /// text `[web] privacy_text` served at `/privacy`.
+    pub privacy: Option<Privacy>,
+}
+
+/// The controller of the subscribers' personal data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operator {
+    /// The organisation's (or person's) name.
+    pub name: String,
+    /// An address (email or URL) for questions about the service and the
+    /// data it holds.
+    pub contact: Option<String>,
+}
+
+/// The privacy notice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Privacy {
+    /// The operator's own page.
+    Url(url::Url),
+    /// Text served at `/privacy`; blank lines separate paragraphs.
+    Text(String),
+}
+
+impl WebSettings {
+    /// The privacy notice's address: the operator's page, or `/privacy`.
+    pub fn privacy_href(&self) -> Option<String> {
+        match self.privacy.as_ref()? {
+            Privacy::Url(url) => Some(url.to_string()),
+            Privacy::Text(_) => Some(self.url("/privacy")),
+        }
+    }
 }
 
 /// Where the server listens when `[web] listen` is not given.
@@ -49,6 +84,8 @@ impl WebSettings {
             trust_forwarded: false,
             subscribe_per_ip: 20,
             subscribe_per_address: 3,
+            operator: None,
+            privacy: None,
         }
     }
 
@@ -201,6 +238,85 @@ pub(super) fn validate_web(
     let subscribe_per_ip = per_hour(&raw.subscribe_per_ip, "subscribe_per_ip", 20);
     let subscribe_per_address = per_hour(&raw.subscribe_per_address, "subscribe_per_address", 3);
 
+    // A name and contact are one line each: they go into mail footers.
+    let mut line = |value: Option<&Spanned<String>>, field: &str| -> Result<Option<String>, ()> {
+        let Some(value) = value else { return Ok(None) };
+        let text = value.get_ref().trim();
+        if text.is_empty() || text.contains(['\r', '\n']) {
+            error(
+                Some(value.span()),
+                field,
+                "must be one line of text".to_owned(),
+            );
+            Err(())
+        } else {
+            Ok(Some(text.to_owned()))
+        }
+    };
+    let operator = match &raw.operator {
+        None => None,
+        Some(raw) => match (
+            line(raw.name.as_ref(), "operator.name"),
+            line(raw.contact.as_ref(), "operator.contact"),
+        ) {
+            (Ok(Some(name)), Ok(contact)) => Some(Operator { name, contact }),
+            _ => {
+                ok = false;
+                None
+            }
+        },
+    };
+    if let Some(raw) = raw.operator.as_ref().filter(|o| o.name.is_none()) {
+        error(
+            raw.contact
+                .as_ref()
+                .map(Spanned::span)
+                .or(enabled_span.clone()),
+            "operator.name",
+            "is required in [web.operator]: who runs this service, e.g. \"Cumbria Healthwatch\""
+                .to_owned(),
+        );
+    }
+    let privacy = match (&raw.privacy_url, &raw.privacy_text) {
+        (Some(url), Some(_)) => {
+            error(
+                Some(url.span()),
+                "privacy_url",
+                "give privacy_url or privacy_text, not both".to_owned(),
+            );
+            ok = false;
+            None
+        }
+        (Some(value), None) => match url::Url::parse(value.get_ref().trim()) {
+            Ok(url) if matches!(url.scheme(), "https" | "http") => Some(Privacy::Url(url)),
+            _ => {
+                error(
+                    Some(value.span()),
+                    "privacy_url",
+                    format!(
+                        "`{}` is not a web address; write e.g. \"https://example.org/privacy\"",
+                        value.get_ref()
+                    ),
+                );
+                ok = false;
+                None
+            }
+        },
+        (None, Some(text)) if !text.get_ref().trim().is_empty() => {
+            Some(Privacy::Text(text.get_ref().trim().to_owned()))
+        }
+        (None, Some(text)) => {
+            error(
+                Some(text.span()),
+                "privacy_text",
+                "is empty; write the privacy notice, or give privacy_url".to_owned(),
+            );
+            ok = false;
+            None
+        }
+        (None, None) => None,
+    };
+
     match (enabled && ok, base_url, secret_file) {
         (true, Some(base_url), Some(secret_file)) => Some(WebSettings {
             listen,
@@ -209,17 +325,19 @@ pub(super) fn validate_web(
             trust_forwarded: raw.trust_forwarded.unwrap_or(false),
             subscribe_per_ip,
             subscribe_per_address,
+            operator,
+            privacy,
         }),
         _ => None,
     }
 }
 
 /// With the web server on and no `[mail] unsubscribe_url` of its own,
-/// briefings link to the server's one-click unsubscribe page. Only for an
-/// https base URL: RFC 8058 one-click needs https, and mail clients ignore
-/// it otherwise.
+/// briefings link to the server's unsubscribe page. An http base URL (only
+/// allowed on localhost) gets the link too, in the footer and the
+/// `List-Unsubscribe` header, but no RFC 8058 one-click, which needs https.
 pub(super) fn derive_unsubscribe_url(mail: &mut MailSettings, web: &WebSettings) {
-    if mail.unsubscribe_url.is_none() && web.base_url.scheme() == "https" {
+    if mail.unsubscribe_url.is_none() {
         mail.unsubscribe_url = url::Url::parse(&web.url("/unsubscribe/{token}")).ok();
     }
 }
@@ -260,6 +378,48 @@ mod web_tests {
     }
 
     #[test]
+    fn operator_and_privacy_are_read_and_their_absence_warned_about() {
+        let config = load_text(
+            "[web]\nenabled = true\nbase_url = \"https://example.org\"\nsecret_file = \"s\"\nprivacy_url = \"https://example.org/privacy\"\n[web.operator]\nname = \"Cumbria Healthwatch\"\ncontact = \"data@example.org\"\n",
+        )
+        .expect("valid");
+        let web = config.web.as_ref().expect("on");
+        assert_eq!(
+            web.operator,
+            Some(Operator {
+                name: "Cumbria Healthwatch".to_owned(),
+                contact: Some("data@example.org".to_owned())
+            })
+        );
+        assert_eq!(
+            web.privacy_href().as_deref(),
+            Some("https://example.org/privacy")
+        );
+        assert!(!config.warnings().iter().any(|w| w.contains("[web]")));
+
+        let config = load_text(
+            "[web]\nenabled = true\nbase_url = \"https://example.org/t\"\nsecret_file = \"s\"\nprivacy_text = \"We keep your address.\"\n",
+        )
+        .expect("valid");
+        let web = config.web.as_ref().expect("on");
+        assert_eq!(
+            web.privacy_href().as_deref(),
+            Some("https://example.org/t/privacy")
+        );
+        let warnings = config.warnings().join("\n");
+        assert!(warnings.contains("without [web.operator]"), "{warnings}");
+        assert!(!warnings.contains("privacy_url"), "{warnings}");
+
+        let errors = load_text(
+            "[web]\nenabled = true\nbase_url = \"https://example.org\"\nsecret_file = \"s\"\nprivacy_url = \"nope\"\n[web.operator]\ncontact = \"x@example.org\"\n",
+        )
+        .expect_err("invalid");
+        let text = errors.to_string();
+        assert!(text.contains(":5: web.privacy_url"), "{text}");
+        assert!(text.contains("web.operator.name: is required"), "{text}");
+    }
+
+    #[test]
     fn an_own_unsubscribe_url_is_kept() {
         let config = load_text(
             "[mail]\nunsubscribe_url = \"https://lists.example.org/u/{token}\"\n[web]\nenabled = true\nbase_url = \"https://example.org\"\nsecret_file = \"s\"\n",
@@ -296,9 +456,12 @@ mod web_tests {
             "[web]\nenabled = true\nbase_url = \"http://127.0.0.1:8080\"\nsecret_file = \"s\"\n",
         )
         .expect("http on loopback is allowed");
+        let unsubscribe = config.mail.unsubscribe_url.expect("derived over http too");
         assert!(
-            config.mail.unsubscribe_url.is_none(),
-            "no one-click over http"
+            unsubscribe
+                .as_str()
+                .starts_with("http://127.0.0.1:8080/unsubscribe/"),
+            "{unsubscribe}"
         );
         let errors = load_text("[web]\nenabeld = true\n").expect_err("typo");
         assert!(errors.to_string().contains("enabeld"), "{errors}");

@@ -70,9 +70,11 @@ pub enum BriefError {
 pub struct BriefChange {
     /// The watch's name.
     pub watch: String,
+    /// What readers call the page (its `title`, else its name).
+    pub title: String,
     /// The page's URL.
     pub url: String,
-    /// The watch's tags; the first is its partnership.
+    /// The titles of the watch's tags; the first is its partnership.
     pub tags: Vec<String>,
     /// When the change was seen.
     pub seen_at: DateTime<Utc>,
@@ -159,7 +161,7 @@ impl Templates {
     ) -> Result<Option<Briefing>, BriefError> {
         let footer = Footer {
             unsubscribe_url,
-            preferences_url: None,
+            ..Footer::default()
         };
         self.compose_with(subscriber, changes, &footer)
     }
@@ -185,6 +187,10 @@ impl Templates {
             partnerships: group(changes),
             unsubscribe_url: footer.unsubscribe_url,
             preferences_url: footer.preferences_url,
+            operator: footer.operator,
+            operator_contact: footer.operator_contact,
+            privacy_url: footer.privacy_url,
+            replies_handled: footer.replies_handled,
         };
         let render = |name: &str| {
             self.env
@@ -349,6 +355,7 @@ pub fn sample_changes(seen_at: DateTime<Utc>) -> Vec<BriefChange> {
         .into_iter()
         .map(|change| BriefChange {
             watch: "sample-page".to_owned(),
+            title: "About the sample partnership".to_owned(),
             url: "https://example.org/about-us".to_owned(),
             tags: vec!["Sample partnership".to_owned()],
             seen_at,
@@ -371,15 +378,28 @@ struct Context<'a> {
     partnerships: Vec<PartnershipContext>,
     unsubscribe_url: Option<&'a str>,
     preferences_url: Option<&'a str>,
+    operator: Option<&'a str>,
+    operator_contact: Option<&'a str>,
+    privacy_url: Option<&'a str>,
+    replies_handled: bool,
 }
 
-/// The links at the foot of a briefing, each shown when known.
+/// The foot of a briefing: links and who sends it, each shown when known.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Footer<'a> {
     /// Where to unsubscribe.
     pub unsubscribe_url: Option<&'a str>,
     /// Where to change what one gets.
     pub preferences_url: Option<&'a str>,
+    /// Who runs the service (`[web.operator] name`).
+    pub operator: Option<&'a str>,
+    /// How to reach them (`[web.operator] contact`).
+    pub operator_contact: Option<&'a str>,
+    /// The privacy notice.
+    pub privacy_url: Option<&'a str>,
+    /// Whether replies are read and acted on (`[mail] replies_handled`):
+    /// only then does the footer invite a reply to stop.
+    pub replies_handled: bool,
 }
 
 #[derive(Serialize)]
@@ -391,6 +411,7 @@ struct PartnershipContext {
 #[derive(Serialize)]
 struct PageContext {
     watch: String,
+    title: String,
     url: String,
     changes: Vec<ChangeContext>,
 }
@@ -419,16 +440,17 @@ struct SpanContext {
     text: String,
 }
 
-/// Partnerships in name order (with untagged pages last), pages in name
+/// Partnerships in title order (with untagged pages last), pages in title
 /// order, changes by time and then importance.
 fn group(changes: &[BriefChange]) -> Vec<PartnershipContext> {
-    let mut by_partnership: BTreeMap<(bool, &str), BTreeMap<&str, Vec<&BriefChange>>> =
-        BTreeMap::new();
+    // Partnership (untagged last, then title) → page (title, name) → changes.
+    type Pages<'a> = BTreeMap<(&'a str, &'a str), Vec<&'a BriefChange>>;
+    let mut by_partnership: BTreeMap<(bool, &str), Pages<'_>> = BTreeMap::new();
     for change in changes {
         by_partnership
             .entry((change.tags.is_empty(), partnership(change)))
             .or_default()
-            .entry(change.watch.as_str())
+            .entry((change.title.as_str(), change.watch.as_str()))
             .or_default()
             .push(change);
     }
@@ -442,6 +464,7 @@ fn group(changes: &[BriefChange]) -> Vec<PartnershipContext> {
                     changes.sort_by_key(|c| (c.seen_at, c.kind));
                     PageContext {
                         watch: changes[0].watch.clone(),
+                        title: changes[0].title.clone(),
                         url: changes[0].url.clone(),
                         changes: changes.into_iter().map(change_context).collect(),
                     }
@@ -509,7 +532,11 @@ fn evidence_context(block: &BlockChange) -> EvidenceContext {
         })
         .collect();
     EvidenceContext {
-        section: block.section.as_deref().map(one_line),
+        section: block
+            .section
+            .as_deref()
+            .map(crate::core::titles::section_label)
+            .filter(|label| !label.is_empty()),
         change: match block.kind {
             ChangeKind::Added => "added",
             ChangeKind::Removed => "removed",
@@ -616,6 +643,7 @@ mod tests {
             .into_iter()
             .map(|c| BriefChange {
                 watch: "lsc-about".to_owned(),
+                title: "About Lancashire and South Cumbria ICB".to_owned(),
                 url: "https://www.lancashireandsouthcumbria.icb.nhs.uk/about-us".to_owned(),
                 tags: vec!["Lancashire and South Cumbria".to_owned(), "icb".to_owned()],
                 seen_at,
@@ -646,6 +674,43 @@ mod tests {
         assert!(briefing.html.contains("&lt;script&gt;"));
         assert!(briefing.text.contains("<script>"), "text is not escaped");
         assert!(briefing.text.contains("BST"), "UK summer time");
+    }
+
+    #[test]
+    fn the_footer_names_the_operator_and_invites_replies_only_when_handled() {
+        let changes = realistic_changes();
+        let mut footer = Footer {
+            unsubscribe_url: Some("https://tidings.example.org/u/abc"),
+            operator: Some("Cumbria Healthwatch"),
+            operator_contact: Some("data@healthwatch.example.org"),
+            privacy_url: Some("https://healthwatch.example.org/privacy"),
+            ..Footer::default()
+        };
+        let templates = Templates::embedded();
+        let briefing = templates
+            .compose_with(&subscriber(Cadence::Immediate), &changes, &footer)
+            .expect("renders")
+            .expect("some");
+        for part in [&briefing.text, &briefing.html] {
+            assert!(
+                part.contains("Sent by Cumbria Healthwatch (data@healthwatch.example.org)"),
+                "{part}"
+            );
+            assert!(
+                part.contains("https://healthwatch.example.org/privacy")
+                    || part.contains("https:&#x2f;&#x2f;healthwatch.example.org&#x2f;privacy"),
+                "{part}"
+            );
+            assert!(!part.contains("reply to this address"), "{part}");
+            assert!(part.contains("use the unsubscribe link"), "{part}");
+        }
+        footer.replies_handled = true;
+        let briefing = templates
+            .compose_with(&subscriber(Cadence::Immediate), &changes, &footer)
+            .expect("renders")
+            .expect("some");
+        assert!(briefing.text.contains("reply to this address to stop"));
+        assert!(briefing.html.contains("reply to this address to stop"));
     }
 
     #[test]

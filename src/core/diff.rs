@@ -415,7 +415,8 @@ fn word_diff(old: &str, new: &str, deadline: Instant) -> Vec<WordSpan> {
     spans
 }
 
-/// For each block, the index of the nearest heading at or above it.
+/// For each block, the index of the nearest heading at or above it; a
+/// heading that is an image's label (a logo's alt text) names no section.
 fn sections(blocks: &[Block]) -> Vec<Option<usize>> {
     let mut current = None;
     blocks
@@ -423,7 +424,9 @@ fn sections(blocks: &[Block]) -> Vec<Option<usize>> {
         .enumerate()
         .map(|(index, block)| {
             let section = current;
-            if let BlockKind::Heading { .. } = block.kind {
+            if matches!(block.kind, BlockKind::Heading { .. })
+                && !crate::core::titles::is_image_label(&block.text)
+            {
                 current = Some(index);
             }
             // A heading's own section is the one above it.

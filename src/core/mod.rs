@@ -14,4 +14,5 @@ pub mod model;
 pub mod render;
 pub mod schedule;
 pub mod subscriptions;
+pub mod titles;
 pub mod token;

@@ -193,8 +193,8 @@ pub struct History {
 ///
 /// - Never checked, or a scheduled run was missed while the daemon was
 ///   down: run now, once (not once per missed fire).
-/// - Failing: not before the last check plus the backoff, and not before
-///   the next scheduled fire after that.
+/// - Failing: when the last check plus the backoff has passed (5 minutes,
+///   10, 20, … up to `backoff_max`), whatever the schedule says.
 /// - Otherwise: the next jittered fire time.
 pub fn due(
     schedule: &Schedule,
@@ -207,16 +207,11 @@ pub fn due(
         return now;
     };
     if history.consecutive_failures > 0 {
-        let earliest = shifted(last_check, backoff(history.consecutive_failures, timing));
-        let from = earliest.max(now);
-        // The first fire at or after the backoff ends.
-        return next_run(
-            schedule,
-            watch,
-            sub_saturating(from, Duration::from_millis(1)),
-            timing,
-        )
-        .unwrap_or(from);
+        // Tried again when the backoff ends, whatever the schedule: a
+        // weekday-morning watch whose first check failed is retried after
+        // 5 minutes, not on the next weekday; an every-minute watch that
+        // keeps failing is slowed to the backoff.
+        return shifted(last_check, backoff(history.consecutive_failures, timing)).max(now);
     }
     if let Some(previous) = previous_run(schedule, watch, now, timing)
         && previous > last_check
@@ -325,6 +320,33 @@ mod tests {
         assert_eq!(
             due(&every_minute, "w", history, at(12, 0, 1), &timing),
             at(12, 4, 0)
+        );
+    }
+
+    /// Issue 15: a failed first check of a daily watch is retried after the
+    /// backoff, not at the next day's run.
+    #[test]
+    fn a_failing_daily_watch_is_retried_after_the_backoff() {
+        let timing = Timing {
+            max_jitter: Duration::ZERO,
+            ..Timing::default()
+        };
+        let history = History {
+            last_check: Some(at(9, 0, 0)),
+            consecutive_failures: 1,
+        };
+        assert_eq!(
+            due(&daily_nine(), "w", history, at(9, 0, 1), &timing),
+            at(9, 5, 0)
+        );
+        let history = History {
+            last_check: Some(at(9, 0, 0)),
+            consecutive_failures: 20,
+        };
+        assert_eq!(
+            due(&daily_nine(), "w", history, at(9, 0, 1), &timing),
+            at(15, 0, 0),
+            "capped at six hours"
         );
     }
 

@@ -607,13 +607,30 @@ pub fn why(
     watch_tags: &[String],
     kinds: &[Kind],
 ) -> Option<String> {
+    why_titled(
+        subscriber,
+        watch_name,
+        watch_tags,
+        kinds,
+        &crate::core::titles::Titles::default(),
+    )
+}
+
+/// [`why`], naming the page and the partnership by their titles.
+pub fn why_titled(
+    subscriber: &Subscriber,
+    watch_name: &str,
+    watch_tags: &[String],
+    kinds: &[Kind],
+    titles: &crate::core::titles::Titles,
+) -> Option<String> {
     if !matches(subscriber, watch_name, watch_tags, kinds) {
         return None;
     }
     let what = if subscriber.watches.iter().any(|w| w == watch_name) {
-        format!("you follow the page {watch_name}")
+        format!("you follow the page {}", titles.watch(watch_name))
     } else if let Some(tag) = subscriber.tags.iter().find(|t| watch_tags.contains(t)) {
-        format!("you follow {tag}")
+        format!("you follow {}", titles.tag(tag))
     } else {
         "you follow every page tidings watches".to_owned()
     };

@@ -60,7 +60,11 @@ pub enum FetchError {
     },
     /// No connection could be made (refused, DNS failure, TLS failure,
     /// connect timeout).
-    #[error("{url}: could not connect{}: {detail}", attempts_suffix(*.attempts))]
+    #[error(
+        "{url}: network error: could not connect{}: {}",
+        attempts_suffix(*.attempts),
+        network_detail(detail)
+    )]
     Connect {
         /// The URL asked for.
         url: Url,
@@ -258,5 +262,44 @@ pub(super) fn human_bytes(bytes: usize) -> String {
         format!("{} KiB", bytes / KIB)
     } else {
         format!("{bytes} bytes")
+    }
+}
+
+/// A connection failure's detail, with a failed name lookup said plainly:
+/// resolvers word it many ways ("failed to lookup address information",
+/// "dns error", "Name or service not known").
+fn network_detail(detail: &str) -> String {
+    let lower = detail.to_lowercase();
+    if lower.contains("lookup address")
+        || lower.contains("dns error")
+        || lower.contains("name or service not known")
+        || lower.contains("no address associated")
+        || lower.contains("temporary failure in name resolution")
+    {
+        format!("the host name could not be resolved (DNS: {detail})")
+    } else {
+        detail.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_name_lookup_is_named_as_one() {
+        let url = Url::parse("https://nosuch.example.org/page").expect("url");
+        let error = FetchError::Connect {
+            url,
+            detail: "dns error: failed to lookup address information: Name or service not known"
+                .to_owned(),
+            attempts: 1,
+        };
+        let message = error.to_string();
+        assert!(
+            message.starts_with("https://nosuch.example.org/page: network error: could not connect: the host name could not be resolved (DNS: "),
+            "{message}"
+        );
+        assert!(!message.contains("robots"), "{message}");
     }
 }

@@ -243,12 +243,16 @@ impl Fetcher {
         let robots_url = url
             .join("/robots.txt")
             .map_err(|e| unreachable(e.to_string()))?;
-        let mut response = self
-            .client
-            .get(robots_url)
-            .send()
-            .await
-            .map_err(|e| unreachable(innermost_message(&e)))?;
+        // A network failure (no DNS answer, a refused connection, a
+        // timeout) is named as one, for the page's own URL: the site is
+        // unreachable, which says more than "robots.txt could not be read".
+        let mut response = self.client.get(robots_url).send().await.map_err(|e| {
+            if e.is_connect() || e.is_timeout() {
+                self.classify(url, &e, 1).error
+            } else {
+                unreachable(innermost_message(&e))
+            }
+        })?;
         let status = response.status();
         if status.is_client_error() {
             return Ok(RobotsEntry {

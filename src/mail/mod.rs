@@ -125,8 +125,12 @@ pub fn build_message(settings: &MailSettings, mail: &Outgoing<'_>) -> Result<Mes
         None => format!("<{mailto}>"),
     };
     builder = builder.raw_header(header("List-Unsubscribe", unsubscribe));
-    if https.is_some() {
-        // RFC 8058: one-click only with an https URI to POST to.
+    if https
+        .as_deref()
+        .is_some_and(|url| url.starts_with("https:"))
+    {
+        // RFC 8058: one-click only with an https URI to POST to. An http
+        // link (a server on localhost) is still listed, without one-click.
         builder = builder.raw_header(header(
             "List-Unsubscribe-Post",
             "List-Unsubscribe=One-Click".to_owned(),

@@ -38,6 +38,7 @@ use crate::core::brief::{BriefChange, Briefing, Templates};
 use crate::core::classify::{Assessment, Kind};
 use crate::core::subscriptions;
 use crate::mail::{self, MailError, Mailer, Outgoing};
+pub use crate::service::outbox::{OutboxCommand, OutboxReply, OutboxRow, outbox_command};
 use crate::store::{self, Cadence, Delivery, DeliveryState, Store, StoreError, Subscriber};
 
 /// Rows read from the store per pass: enough to keep the sender busy
@@ -61,6 +62,40 @@ pub struct Links {
     /// Signs preferences tokens: the footer links to
     /// `BASE/preferences/TOKEN` (with `base_url`).
     pub preferences_token: Option<TokenMaker>,
+    /// What readers call the watches and tags.
+    pub titles: crate::core::titles::Titles,
+    /// Who runs the service, and how to reach them (`[web.operator]`).
+    pub operator: Option<crate::config::Operator>,
+    /// The privacy notice's address.
+    pub privacy_url: Option<String>,
+}
+
+impl Links {
+    /// The links a briefing carries under `config`: the same for the
+    /// daemon's worker and for `tidings outbox send`. Reads the web secret
+    /// when `[web]` is on.
+    pub fn from_config(
+        config: &crate::config::Config,
+    ) -> Result<Self, crate::core::token::KeyError> {
+        let mut links = Self {
+            titles: config.titles(),
+            ..Self::default()
+        };
+        if let Some(web) = &config.web {
+            let key = crate::core::token::TokenKey::from_file(&web.secret_file)?;
+            links.base_url = Some(web.base_url.clone());
+            let preferences_key = key.clone();
+            links.unsubscribe_token = Some(Arc::new(move |address: &str| {
+                crate::core::token::unsubscribe_token(&key, address)
+            }));
+            links.preferences_token = Some(Arc::new(move |address: &str| {
+                crate::core::token::preferences_token(&preferences_key, address)
+            }));
+            links.operator.clone_from(&web.operator);
+            links.privacy_url = web.privacy_href();
+        }
+        Ok(links)
+    }
 }
 
 impl std::fmt::Debug for Links {
@@ -445,9 +480,14 @@ impl Deliverer {
             )),
             _ => None,
         };
+        let operator = self.links.operator.as_ref();
         let footer = crate::core::brief::Footer {
             unsubscribe_url: unsubscribe.as_deref(),
             preferences_url: preferences.as_deref(),
+            operator: operator.map(|o| o.name.as_str()),
+            operator_contact: operator.and_then(|o| o.contact.as_deref()),
+            privacy_url: self.links.privacy_url.as_deref(),
+            replies_handled: self.settings.replies_handled,
         };
         match self.templates.compose_with(&subscriber, &changes, &footer) {
             Ok(Some(briefing)) => Ok(Composed::Ready {
@@ -540,20 +580,28 @@ impl Deliverer {
                 if !wanted {
                     continue;
                 }
-                let why = subscriptions::why(subscriber, &item.watch, &item.tags, &[kind])
-                    .or_else(|| {
-                        subscriptions::why(
-                            &digest_view(subscriber),
-                            &item.watch,
-                            &item.tags,
-                            &[kind],
-                        )
-                    })
-                    .unwrap_or_else(|| "You subscribed to these briefings.".to_owned());
+                let titles = &self.links.titles;
+                let why =
+                    subscriptions::why_titled(subscriber, &item.watch, &item.tags, &[kind], titles)
+                        .or_else(|| {
+                            subscriptions::why_titled(
+                                &digest_view(subscriber),
+                                &item.watch,
+                                &item.tags,
+                                &[kind],
+                                titles,
+                            )
+                        })
+                        .unwrap_or_else(|| "You subscribed to these briefings.".to_owned());
                 changes.push(BriefChange {
                     watch: item.watch.clone(),
+                    title: self.links.titles.watch(&item.watch).to_owned(),
                     url: item.url.clone(),
-                    tags: item.tags.clone(),
+                    tags: item
+                        .tags
+                        .iter()
+                        .map(|tag| self.links.titles.tag(tag).to_owned())
+                        .collect(),
                     seen_at: record.detected_at,
                     kind,
                     summary: classified.summary,
@@ -676,156 +724,6 @@ impl Deliverer {
             }
         }
     }
-}
-
-/// An admin's outbox command (`tidings outbox …`), run on the store by the
-/// daemon when it is running (it holds the store) or by the CLI itself.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "command", rename_all = "snake_case")]
-pub enum OutboxCommand {
-    /// List rows: pending and failed ones, or every row with `all`.
-    List {
-        /// Include sent and cancelled rows.
-        all: bool,
-    },
-    /// Make rows due now: the given ids, or every failed row with
-    /// `failed`. Failed and cancelled rows become pending again.
-    Retry {
-        /// Row ids.
-        ids: Vec<u64>,
-        /// Every failed row.
-        failed: bool,
-    },
-    /// Cancel pending or failed rows: they are kept, marked cancelled, and
-    /// never sent.
-    Cancel {
-        /// Row ids.
-        ids: Vec<u64>,
-    },
-}
-
-/// One row as `tidings outbox list` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct OutboxRow {
-    /// The row id.
-    pub id: u64,
-    /// pending, sent, failed or cancelled.
-    pub state: String,
-    /// The recipient.
-    pub address: String,
-    /// `immediate` or `digest`.
-    pub cadence: String,
-    /// The changes, as `WATCH@N`.
-    pub changes: Vec<String>,
-    /// Sends tried.
-    pub attempts: u32,
-    /// When it is next tried (pending rows).
-    pub next_attempt: Option<DateTime<Utc>>,
-    /// When it was queued.
-    pub created: DateTime<Utc>,
-    /// When it finished.
-    pub finished_at: Option<DateTime<Utc>>,
-    /// The last error.
-    pub last_error: Option<String>,
-    /// The Message-ID it is (or was) sent with.
-    pub message_id: String,
-}
-
-/// The answer to an [`OutboxCommand`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct OutboxReply {
-    /// The rows listed, or the rows changed.
-    pub rows: Vec<OutboxRow>,
-    /// Ids asked about that do not exist (or are in a state the command
-    /// cannot change).
-    pub skipped: Vec<u64>,
-    /// An error, when the command could not run.
-    pub error: Option<String>,
-}
-
-/// Runs an outbox command on the store. `domain` is the Message-ID domain.
-pub fn outbox_command(
-    store: &Store,
-    command: &OutboxCommand,
-    domain: &str,
-    now: DateTime<Utc>,
-) -> Result<OutboxReply, StoreError> {
-    let row = |d: &Delivery| OutboxRow {
-        id: d.id,
-        state: d.state.as_str().to_owned(),
-        address: d.address.clone(),
-        cadence: if d.digest { "digest" } else { "immediate" }.to_owned(),
-        changes: d
-            .items
-            .iter()
-            .map(|item| format!("{}@{}", item.watch, item.version))
-            .collect(),
-        attempts: d.attempts,
-        next_attempt: (d.state == DeliveryState::Pending).then_some(d.next_attempt),
-        created: d.created,
-        finished_at: d.finished_at,
-        last_error: d.last_error.clone(),
-        message_id: mail::message_id(&d.key, domain),
-    };
-    let mut reply = OutboxReply::default();
-    match command {
-        OutboxCommand::List { all } => {
-            reply.rows = store
-                .deliveries()?
-                .iter()
-                .filter(|d| {
-                    *all || matches!(d.state, DeliveryState::Pending | DeliveryState::Failed)
-                })
-                .map(row)
-                .collect();
-        }
-        OutboxCommand::Retry { ids, failed } => {
-            let mut targets: Vec<Delivery> = Vec::new();
-            for id in ids {
-                match store.delivery(*id)? {
-                    Some(d) if d.state != DeliveryState::Sent => targets.push(d),
-                    _ => reply.skipped.push(*id),
-                }
-            }
-            if *failed {
-                targets.extend(
-                    store
-                        .deliveries()?
-                        .into_iter()
-                        .filter(|d| d.state == DeliveryState::Failed && !ids.contains(&d.id)),
-                );
-            }
-            for mut d in targets {
-                d.state = DeliveryState::Pending;
-                d.next_attempt = now;
-                d.finished_at = None;
-                // A fresh start for the give-up clock too.
-                d.created = now;
-                if store.update_delivery(&d)? {
-                    reply.rows.push(row(&d));
-                }
-            }
-        }
-        OutboxCommand::Cancel { ids } => {
-            for id in ids {
-                match store.delivery(*id)? {
-                    Some(mut d)
-                        if matches!(d.state, DeliveryState::Pending | DeliveryState::Failed) =>
-                    {
-                        d.state = DeliveryState::Cancelled;
-                        d.finished_at = Some(now);
-                        d.last_error = Some("cancelled by the admin".to_owned());
-                        if store.update_delivery(&d)? {
-                            reply.rows.push(row(&d));
-                        }
-                    }
-                    _ => reply.skipped.push(*id),
-                }
-            }
-        }
-    }
-    store.flush()?;
-    Ok(reply)
 }
 
 /// A subscriber seen as a digest reader, for `wants_kind` and `why` on a

@@ -7,5 +7,7 @@
 pub mod admin;
 pub mod daemon;
 pub mod delivery;
+pub mod outbox;
 pub mod pipeline;
 pub mod status;
+pub mod watch_admin;

@@ -45,6 +45,9 @@ pub struct WatchStatus {
     pub latest_version: Option<u64>,
     /// Whether a check is running now.
     pub in_flight: bool,
+    /// When an admin paused it (`tidings pause`), if it is paused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_since: Option<DateTime<Utc>>,
 }
 
 /// The whole status report.
@@ -85,6 +88,25 @@ pub enum Request {
     Outbox(crate::service::delivery::OutboxCommand),
     /// A subscriber command, likewise.
     Subscribers(crate::service::admin::SubscriberCommand),
+    /// Check these watches now (`tidings check-now`).
+    CheckNow {
+        /// Watch names.
+        watches: Vec<String>,
+    },
+    /// Start no check of these watches until resumed (`tidings pause`);
+    /// stored, so it lasts across restarts.
+    Pause {
+        /// Watch names.
+        watches: Vec<String>,
+    },
+    /// Lift a pause (`tidings resume`).
+    Resume {
+        /// Watch names.
+        watches: Vec<String>,
+    },
+    /// A consistent backup of the store (`tidings backup`): the answer is
+    /// the backup's bytes.
+    Backup,
     /// A watch's stored versions, oldest first: answered with a stream of
     /// [`Frame::Version`] ending in [`Frame::End`].
     History {
@@ -189,6 +211,32 @@ pub fn query(state_dir: &Path) -> Result<StatusReport, StatusError> {
         path,
         reason: e.to_string(),
     })
+}
+
+/// Sends one request to a running daemon and returns its answer's bytes,
+/// waiting at most `timeout` for them.
+pub fn ask_bytes(
+    state_dir: &Path,
+    request: &Request,
+    timeout: Duration,
+) -> Result<Vec<u8>, StatusError> {
+    let path = socket_path(state_dir);
+    let mut stream = UnixStream::connect(&path).map_err(|source| StatusError::NotRunning {
+        path: path.clone(),
+        source,
+    })?;
+    let _ = stream.set_read_timeout(Some(timeout));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
+    let garbled = |e: std::io::Error| StatusError::Garbled {
+        path: path.clone(),
+        reason: e.to_string(),
+    };
+    let mut line = serde_json::to_vec(request).unwrap_or_default();
+    line.push(b'\n');
+    stream.write_all(&line).map_err(garbled)?;
+    let mut body = Vec::new();
+    stream.read_to_end(&mut body).map_err(garbled)?;
+    Ok(body)
 }
 
 /// Sends one request to a running daemon and returns its JSON answer.
@@ -318,18 +366,34 @@ pub fn render(report: &StatusReport) -> String {
         "\n{:<28} {:>14} {:>14} {:>14} {:>4} {:>5}  LAST ERROR",
         "WATCH", "LAST CHECK", "NEXT RUN", "LAST CHANGE", "FAIL", "VER"
     );
+    let paused = report
+        .watches
+        .iter()
+        .filter(|w| w.paused_since.is_some())
+        .count();
+    if paused > 0 {
+        let _ = writeln!(
+            out,
+            "paused: {paused} watch(es), not checked until `tidings resume`"
+        );
+    }
     for watch in &report.watches {
         let name = if watch.in_flight {
             format!("{} *", watch.name)
         } else {
             watch.name.clone()
         };
+        let next_run = if watch.paused_since.is_some() {
+            "PAUSED".to_owned()
+        } else {
+            time(&watch.next_run)
+        };
         let _ = writeln!(
             out,
             "{:<28} {:>14} {:>14} {:>14} {:>4} {:>5}  {}",
             name,
             time(&watch.last_check),
-            time(&watch.next_run),
+            next_run,
             time(&watch.last_change),
             watch.consecutive_failures,
             watch

@@ -23,7 +23,9 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use crate::core::model::Block;
 
+mod backup;
 mod outbox;
+mod paused;
 mod reads;
 mod records;
 mod subscribers;
@@ -31,6 +33,7 @@ mod subscribers;
 use records::*;
 
 pub use crate::core::subscriptions::{Cadence, Subscriber, Suppression, normalise_address};
+pub use backup::{BackupError, BackupSummary};
 pub use outbox::{
     Delivery, DeliveryState, DigestEntry, Item, Notify, Prepared, Purged, Recipient, change_key,
     digest_delivery_key,
@@ -235,6 +238,9 @@ pub struct Store {
     outbox_done: sled::Tree,
     /// Changes waiting for a subscriber's next digest (see [`outbox`]).
     digests: sled::Tree,
+    /// Held for reading by every multi-tree transaction and for writing
+    /// by a backup, so that a backup never sees half of one.
+    gate: std::sync::Arc<std::sync::RwLock<()>>,
 }
 
 /// The text of a caught panic, for an error message.
@@ -323,6 +329,7 @@ impl Store {
             outbox: db.open_tree("outbox").map_err(io)?,
             outbox_done: db.open_tree("outbox_done").map_err(io)?,
             digests: db.open_tree("digests").map_err(io)?,
+            gate: std::sync::Arc::default(),
             db,
             path,
         };
@@ -439,7 +446,7 @@ impl Store {
             None => Vec::new(),
         };
 
-        let result = (
+        let trees = (
             &self.watches,
             &self.versions,
             &self.texts,
@@ -447,62 +454,63 @@ impl Store {
             &self.facts,
             &self.outbox,
             &self.digests,
-        )
-            .transaction(
-                |(watches, versions, texts, changes, facts, outbox, digests)| {
-                    let previous = match watches.get(watch.as_bytes())? {
-                        Some(bytes) => {
-                            decode::<WatchRecord>(&bytes)
-                                .map_err(ConflictableTransactionError::Abort)?
-                                .latest_version
-                        }
-                        None => None,
-                    };
-                    let number = previous.map_or(1, |n| n + 1);
-                    if texts.get(hash.as_bytes())?.is_none() {
-                        texts.insert(hash.as_bytes(), compressed.as_slice())?;
+        );
+        let _gate = self.transaction_gate();
+        let result = trees.transaction(
+            |(watches, versions, texts, changes, facts, outbox, digests)| {
+                let previous = match watches.get(watch.as_bytes())? {
+                    Some(bytes) => {
+                        decode::<WatchRecord>(&bytes)
+                            .map_err(ConflictableTransactionError::Abort)?
+                            .latest_version
                     }
-                    if let Some(facts_json) = &facts_json {
-                        facts.insert(hash.as_bytes(), facts_json.as_slice())?;
-                    }
-                    let record = VersionRecord {
+                    None => None,
+                };
+                let number = previous.map_or(1, |n| n + 1);
+                if texts.get(hash.as_bytes())?.is_none() {
+                    texts.insert(hash.as_bytes(), compressed.as_slice())?;
+                }
+                if let Some(facts_json) = &facts_json {
+                    facts.insert(hash.as_bytes(), facts_json.as_slice())?;
+                }
+                let record = VersionRecord {
+                    v: 1,
+                    seen_at: version.seen_at,
+                    hash: hash.to_hex().to_string(),
+                    text_bytes,
+                    blocks: version.blocks.len() as u64,
+                    extractor_version: version.extractor_version,
+                    changed_words: version.change.as_ref().map(|c| c.changed_words),
+                };
+                versions.insert(version_key(watch, number), encode(&record))?;
+                if let (Some(change), Some(from_version)) = (&version.change, previous) {
+                    let change_record = ChangeRecordV1 {
                         v: 1,
-                        seen_at: version.seen_at,
-                        hash: hash.to_hex().to_string(),
-                        text_bytes,
-                        blocks: version.blocks.len() as u64,
-                        extractor_version: version.extractor_version,
-                        changed_words: version.change.as_ref().map(|c| c.changed_words),
+                        from_version,
+                        to_version: number,
+                        detected_at: version.seen_at,
+                        changed_words: change.changed_words,
+                        detail: change.detail.clone(),
                     };
-                    versions.insert(version_key(watch, number), encode(&record))?;
-                    if let (Some(change), Some(from_version)) = (&version.change, previous) {
-                        let change_record = ChangeRecordV1 {
-                            v: 1,
-                            from_version,
-                            to_version: number,
-                            detected_at: version.seen_at,
-                            changed_words: change.changed_words,
-                            detail: change.detail.clone(),
-                        };
-                        changes.insert(version_key(watch, number), encode(&change_record))?;
-                        if let Some(notify) = notify {
-                            outbox::queue(
-                                outbox,
-                                digests,
-                                watch,
-                                number,
-                                version.seen_at,
-                                notify,
-                                &ids,
-                            )?;
-                        }
+                    changes.insert(version_key(watch, number), encode(&change_record))?;
+                    if let Some(notify) = notify {
+                        outbox::queue(
+                            outbox,
+                            digests,
+                            watch,
+                            number,
+                            version.seen_at,
+                            notify,
+                            &ids,
+                        )?;
                     }
-                    let mut watch_record = WatchRecord::from(state);
-                    watch_record.latest_version = Some(number);
-                    watches.insert(watch.as_bytes(), encode(&watch_record))?;
-                    Ok(number)
-                },
-            );
+                }
+                let mut watch_record = WatchRecord::from(state);
+                watch_record.latest_version = Some(number);
+                watches.insert(watch.as_bytes(), encode(&watch_record))?;
+                Ok(number)
+            },
+        );
         result.map_err(|err| match err {
             TransactionError::Abort(reason) => self.corrupt("watch", reason),
             TransactionError::Storage(source) => self.io(source),

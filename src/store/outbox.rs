@@ -373,6 +373,7 @@ impl Store {
         let key = delivery.id.to_be_bytes();
         let record = encode(&DeliveryRecord::from_delivery(delivery));
         let pending = delivery.state == DeliveryState::Pending;
+        let _gate = self.transaction_gate();
         let result = (&self.outbox, &self.outbox_done).transaction(|(outbox, done)| {
             let was_pending = outbox.remove(&key)?.is_some();
             let was_done = done.remove(&key)?.is_some();
@@ -509,6 +510,7 @@ impl Store {
         }
         let address = normalise_address(address);
         let id = self.db.generate_id().map_err(|e| self.io(e))?;
+        let _gate = self.transaction_gate();
         let result = (&self.digests, &self.outbox).transaction(|(digests, outbox)| {
             let mut items = Vec::with_capacity(entries.len());
             for entry in entries {

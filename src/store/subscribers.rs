@@ -94,6 +94,7 @@ impl Store {
     pub fn forget(&self, address: &str) -> Result<Forgotten, StoreError> {
         let key = normalise_address(address);
         let suppressed_key = suppression_key(address);
+        let _gate = self.transaction_gate();
         let result = (&self.subscribers, &self.suppressed).transaction(|(subs, supp)| {
             let mut forgotten = Forgotten {
                 subscriber: subs.remove(key.as_bytes())?.is_some(),

@@ -47,6 +47,7 @@
 //!   body limit, and strict address validation.
 
 mod forms;
+mod history;
 mod security;
 mod subscribers;
 mod views;
@@ -223,8 +224,11 @@ impl WebState {
                 "/preferences/{token}",
                 get(subscribers::preferences_form).post(subscribers::preferences),
             )
+            .route("/privacy", get(privacy_page))
             .route("/changes/{id}", get(change_page))
             .route("/watches", get(watches_page))
+            .route("/watches/{name}", get(history::history_page))
+            .route("/watches/{name}/compare", get(history::compare_page))
             .route("/feed.atom", get(feed_all))
             .route("/tags/{tag}/feed.atom", get(feed_tag))
             .route("/watches/{name}/feed.atom", get(feed_watch))
@@ -242,8 +246,14 @@ impl WebState {
     /// Renders a page with the layout's common values.
     fn render(&self, name: &str, web: &WebSettings, ctx: Value) -> Result<String, Failure> {
         let template = self.inner.templates.get_template(name)?;
+        let operator = web.operator.as_ref();
+        let contact = operator.and_then(|o| o.contact.as_deref());
         Ok(template.render(context! {
             base => web.base_path(),
+            operator => operator.map(|o| o.name.as_str()),
+            operator_contact => contact,
+            operator_contact_href => contact.map(contact_href),
+            privacy_href => web.privacy_href(),
             ..ctx
         })?)
     }
@@ -423,7 +433,7 @@ fn templates() -> Result<Environment<'static>, WebError> {
             minijinja::AutoEscape::None
         }
     });
-    let sources: [(&'static str, &'static str); 9] = [
+    let sources: [(&'static str, &'static str); 13] = [
         ("base.html", include_str!("templates/base.html")),
         ("index.html", include_str!("templates/index.html")),
         ("message.html", include_str!("templates/message.html")),
@@ -431,6 +441,13 @@ fn templates() -> Result<Environment<'static>, WebError> {
         ("subscribe.html", include_str!("templates/subscribe.html")),
         ("change.html", include_str!("templates/change.html")),
         ("watches.html", include_str!("templates/watches.html")),
+        ("privacy.html", include_str!("templates/privacy.html")),
+        ("history.html", include_str!("templates/history.html")),
+        ("compare.html", include_str!("templates/compare.html")),
+        (
+            "compare_form.html",
+            include_str!("templates/compare_form.html"),
+        ),
         (
             "confirm_mail.txt",
             include_str!("templates/confirm_mail.txt"),
@@ -535,6 +552,16 @@ impl Link {
     }
 }
 
+/// A link to a contact: a web address as it is, an email address as a
+/// `mailto:` link.
+fn contact_href(contact: &str) -> String {
+    if contact.starts_with("https://") || contact.starts_with("http://") {
+        contact.to_owned()
+    } else {
+        format!("mailto:{contact}")
+    }
+}
+
 /// The rate-limit key of the client: its address (or IPv6 /64).
 fn client_key(
     web: &WebSettings,
@@ -556,6 +583,25 @@ async fn index(State(state): State<WebState>) -> Page {
         "index.html",
         &current.web,
         context! { title => "tidings", watches },
+    )
+}
+
+/// The privacy notice, when `[web] privacy_text` gives one.
+async fn privacy_page(State(state): State<WebState>) -> Page {
+    let web = state.current().web;
+    let Some(crate::config::Privacy::Text(text)) = &web.privacy else {
+        return not_found(State(state.clone())).await;
+    };
+    let paragraphs: Vec<String> = text
+        .split("\n\n")
+        .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|p| !p.is_empty())
+        .collect();
+    state.page(
+        StatusCode::OK,
+        "privacy.html",
+        &web,
+        context! { title => "Privacy notice", paragraphs },
     )
 }
 
@@ -624,8 +670,13 @@ async fn change_page(State(state): State<WebState>, Path(id): Path<String>) -> P
     let Some(record) = state.inner.store.change(watch, number)? else {
         return not_found(State(state.clone())).await;
     };
-    let view = views::change_view(web, watch, current.config.watch(watch), &record);
-    let title = format!("{watch}: change {}", record.to_version);
+    let previous_seen = state
+        .inner
+        .store
+        .version(watch, record.from_version)?
+        .map(|v| v.seen_at);
+    let view = views::change_view(web, &current.config, watch, &record, previous_seen);
+    let title = format!("{}: change seen {}", view.page_title, view.seen);
     state.page(
         StatusCode::OK,
         "change.html",

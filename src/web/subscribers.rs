@@ -142,54 +142,9 @@ fn read_choice(
     Ok(choice)
 }
 
-#[derive(Debug, Serialize)]
-struct GroupContext {
-    tag: Option<String>,
-    name: String,
-    checked: bool,
-    open: bool,
-    pages: Vec<PageContext>,
-}
-
-#[derive(Debug, Serialize)]
-struct PageContext {
-    name: String,
-    url: String,
-    host: String,
-    checked: bool,
-}
-
-/// The form's groups: one per partnership (a watch's first tag), untagged
-/// pages last.
-fn groups(config: &Config, choice: &Choice) -> Vec<GroupContext> {
-    let mut by_tag: std::collections::BTreeMap<(bool, String), Vec<PageContext>> =
-        std::collections::BTreeMap::new();
-    for watch in &config.watches {
-        let key = watch
-            .tags
-            .first()
-            .map_or((true, String::new()), |tag| (false, tag.clone()));
-        by_tag.entry(key).or_default().push(PageContext {
-            name: watch.name.clone(),
-            url: watch.url.to_string(),
-            host: watch.url.host_str().unwrap_or_default().to_owned(),
-            checked: choice.watches.contains(&watch.name),
-        });
-    }
-    by_tag
-        .into_iter()
-        .map(|((untagged, tag), pages)| GroupContext {
-            checked: !untagged && choice.tags.contains(&tag),
-            open: pages.iter().any(|p| p.checked),
-            name: if untagged {
-                "Other pages".to_owned()
-            } else {
-                tag.clone()
-            },
-            tag: (!untagged).then_some(tag),
-            pages,
-        })
-        .collect()
+/// The form's groups, with this choice ticked.
+fn groups(config: &Config, choice: &Choice) -> Vec<views::GroupContext> {
+    views::follow_groups(config, &choice.tags, &choice.watches)
 }
 
 #[derive(Debug, Serialize)]

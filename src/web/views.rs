@@ -94,14 +94,15 @@ fn iso(at: DateTime<Utc>) -> String {
 #[derive(Debug, Serialize)]
 pub(crate) struct ChangeView {
     watch: String,
+    pub(crate) page_title: String,
     url: Option<String>,
     tags: Vec<String>,
     headline: String,
     summary: String,
-    seen: String,
+    pub(crate) seen: String,
     seen_iso: String,
-    from_version: u64,
-    to_version: u64,
+    previous_seen: Option<String>,
+    history: String,
     changed_words: u64,
     classified: Vec<ClassifiedView>,
     blocks: Vec<BlockView>,
@@ -125,7 +126,7 @@ struct ValueView {
 }
 
 #[derive(Debug, Serialize)]
-struct BlockView {
+pub(crate) struct BlockView {
     section: Option<String>,
     change: &'static str,
     spans: Vec<SpanView>,
@@ -137,13 +138,48 @@ struct SpanView {
     text: String,
 }
 
-/// The change page's content.
+/// The changed blocks of a diff as the pages show them: each under the
+/// heading of its section (one level of quotes, never an empty label).
+pub(crate) fn block_views(diff: TextDiff) -> Vec<BlockView> {
+    diff.changes
+        .into_iter()
+        .map(|block| BlockView {
+            section: block
+                .section
+                .as_deref()
+                .map(crate::core::titles::section_label)
+                .filter(|label| !label.is_empty()),
+            change: match block.kind {
+                ChangeKind::Added => "added",
+                ChangeKind::Removed => "removed",
+                ChangeKind::Changed => "changed",
+            },
+            spans: block
+                .words
+                .into_iter()
+                .map(|span| SpanView {
+                    op: match span.op {
+                        WordOp::Equal => "equal",
+                        WordOp::Delete => "delete",
+                        WordOp::Insert => "insert",
+                    },
+                    text: span.text,
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// The change page's content. `previous_seen` is when the version before
+/// the change was fetched.
 pub(crate) fn change_view(
     web: &WebSettings,
+    config: &Config,
     watch_name: &str,
-    watch: Option<&Watch>,
     record: &ChangeRecord,
+    previous_seen: Option<DateTime<Utc>>,
 ) -> ChangeView {
+    let watch = config.watch(watch_name);
     let assessment = assessment(record);
     let diff: Option<TextDiff> = record
         .detail
@@ -187,49 +223,39 @@ pub(crate) fn change_view(
     let (blocks, timed_out) = diff.map_or_else(
         || (Vec::new(), false),
         |diff| {
-            let blocks = diff
-                .changes
-                .into_iter()
-                .map(|block| BlockView {
-                    section: block.section,
-                    change: match block.kind {
-                        ChangeKind::Added => "added",
-                        ChangeKind::Removed => "removed",
-                        ChangeKind::Changed => "changed",
-                    },
-                    spans: block
-                        .words
-                        .into_iter()
-                        .map(|span| SpanView {
-                            op: match span.op {
-                                WordOp::Equal => "equal",
-                                WordOp::Delete => "delete",
-                                WordOp::Insert => "insert",
-                            },
-                            text: span.text,
-                        })
-                        .collect(),
-                })
-                .collect();
-            (blocks, diff.timed_out)
+            let timed_out = diff.timed_out;
+            (block_views(diff), timed_out)
         },
     );
     ChangeView {
         watch: watch_name.to_owned(),
+        page_title: watch.map_or(watch_name, Watch::title).to_owned(),
         url: watch.map(|w| w.url.to_string()),
-        tags: watch.map(|w| w.tags.clone()).unwrap_or_default(),
+        tags: watch
+            .map(|w| {
+                w.tags
+                    .iter()
+                    .map(|t| config.tag_title(t).to_owned())
+                    .collect()
+            })
+            .unwrap_or_default(),
         headline,
         summary: summary(record),
         seen: crate::core::brief::uk_time(record.detected_at),
         seen_iso: iso(record.detected_at),
-        from_version: record.from_version,
-        to_version: record.to_version,
+        previous_seen: previous_seen.map(crate::core::brief::uk_time),
+        history: format!("{}{}", web.base_path(), history_path(watch_name)),
         changed_words: record.changed_words,
         classified,
         blocks,
         timed_out,
         feed: web.url(&watch_feed_path(watch_name)),
     }
+}
+
+/// `/watches/NAME`: the page's stored versions.
+pub(crate) fn history_path(watch: &str) -> String {
+    format!("/watches/{watch}")
 }
 
 /// `/watches/NAME/feed.atom`.
@@ -256,6 +282,8 @@ pub(crate) fn tag_feed_path(tag: &str) -> String {
 #[derive(Debug, Serialize)]
 pub(crate) struct WatchRow {
     name: String,
+    title: String,
+    history: String,
     url: String,
     tags: Vec<String>,
     last_check: Option<String>,
@@ -278,7 +306,7 @@ pub(crate) fn watch_groups(
     config: &Config,
     web: &WebSettings,
 ) -> Result<(Vec<WatchGroup>, usize), StoreError> {
-    let mut groups: BTreeMap<(bool, String), Vec<WatchRow>> = BTreeMap::new();
+    let mut groups: BTreeMap<(bool, String, String), Vec<WatchRow>> = BTreeMap::new();
     let base = web.base_path();
     for watch in &config.watches {
         let state = store.watch_state(&watch.name)?;
@@ -291,8 +319,14 @@ pub(crate) fn watch_groups(
         };
         let row = WatchRow {
             name: watch.name.clone(),
+            title: watch.title().to_owned(),
+            history: format!("{base}{}", history_path(&watch.name)),
             url: watch.url.to_string(),
-            tags: watch.tags.clone(),
+            tags: watch
+                .tags
+                .iter()
+                .map(|t| config.tag_title(t).to_owned())
+                .collect(),
             last_check: state.last_check.map(crate::core::brief::uk_time),
             failing: state.consecutive_failures > 0,
             last_change: state.last_change.map(crate::core::brief::uk_time),
@@ -300,18 +334,21 @@ pub(crate) fn watch_groups(
             feed: format!("{base}{}", watch_feed_path(&watch.name)),
         };
         let key = match watch.tags.first() {
-            Some(tag) => (false, tag.clone()),
-            None => (true, "Other pages".to_owned()),
+            Some(tag) => (false, config.tag_title(tag).to_owned(), tag.clone()),
+            None => (true, "Other pages".to_owned(), String::new()),
         };
         groups.entry(key).or_default().push(row);
     }
     let count = config.watches.len();
     let groups = groups
         .into_iter()
-        .map(|((untagged, name), rows)| WatchGroup {
-            feed: (!untagged).then(|| format!("{base}{}", tag_feed_path(&name))),
-            name,
-            rows,
+        .map(|((untagged, name, tag), mut rows)| {
+            rows.sort_by(|a, b| a.title.cmp(&b.title).then_with(|| a.name.cmp(&b.name)));
+            WatchGroup {
+                feed: (!untagged).then(|| format!("{base}{}", tag_feed_path(&tag))),
+                name,
+                rows,
+            }
         })
         .collect();
     Ok((groups, count))
@@ -385,12 +422,12 @@ pub(crate) fn feed(
             web.url("/watches"),
         ),
         FeedScope::Tag(tag) => (
-            format!("tidings: {tag}"),
+            format!("tidings: {}", config.tag_title(tag)),
             tag_feed_path(tag),
             web.url("/watches"),
         ),
         FeedScope::Watch(name) => (
-            format!("tidings: {name}"),
+            format!("tidings: {}", watches.first().map_or(*name, |w| w.title())),
             watch_feed_path(name),
             watches
                 .first()
@@ -408,7 +445,7 @@ pub(crate) fn feed(
             let summary = summary(&record);
             Entry {
                 id: url.clone(),
-                title: format!("{}: {summary}", watch.name),
+                title: format!("{}: {summary}", watch.title()),
                 updated: record.detected_at,
                 link: url,
                 related: Some(watch.url.to_string()),
@@ -426,6 +463,64 @@ pub(crate) fn feed(
         updated,
         entries,
     })
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct GroupContext {
+    pub(crate) tag: Option<String>,
+    pub(crate) name: String,
+    pub(crate) checked: bool,
+    pub(crate) open: bool,
+    pub(crate) pages: Vec<PageContext>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct PageContext {
+    pub(crate) name: String,
+    pub(crate) title: String,
+    pub(crate) url: String,
+    pub(crate) host: String,
+    pub(crate) checked: bool,
+}
+
+/// The subscribe and preferences forms' groups: one per partnership (a
+/// watch's first tag), by title, untagged pages last; pages by title.
+pub(crate) fn follow_groups(
+    config: &Config,
+    followed_tags: &[String],
+    followed_watches: &[String],
+) -> Vec<GroupContext> {
+    let mut by_tag: BTreeMap<(bool, String, String), Vec<PageContext>> = BTreeMap::new();
+    for watch in &config.watches {
+        let key = watch.tags.first().map_or_else(
+            || (true, String::new(), String::new()),
+            |tag| (false, config.tag_title(tag).to_owned(), tag.clone()),
+        );
+        by_tag.entry(key).or_default().push(PageContext {
+            name: watch.name.clone(),
+            title: watch.title().to_owned(),
+            url: watch.url.to_string(),
+            host: watch.url.host_str().unwrap_or_default().to_owned(),
+            checked: followed_watches.contains(&watch.name),
+        });
+    }
+    by_tag
+        .into_iter()
+        .map(|((untagged, title, tag), mut pages)| {
+            pages.sort_by(|a, b| a.title.cmp(&b.title).then_with(|| a.name.cmp(&b.name)));
+            GroupContext {
+                checked: !untagged && followed_tags.contains(&tag),
+                open: pages.iter().any(|p| p.checked),
+                name: if untagged {
+                    "Other pages".to_owned()
+                } else {
+                    title
+                },
+                tag: (!untagged).then_some(tag),
+                pages,
+            }
+        })
+        .collect()
 }
 
 /// The kinds a form offers, with the help text shown beside each.

@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
@@ -18,9 +18,11 @@ use tokio::sync::mpsc;
 use super::Daemon;
 use crate::config::Config;
 use crate::core::schedule::{self, History, Timing};
+use crate::service::admin::Output;
 use crate::service::delivery;
 use crate::service::pipeline::{CheckReport, CheckSummary, Outcome};
 use crate::service::status::{self, Frame, Request, StatusReport, WatchStatus};
+use crate::service::watch_admin;
 use crate::store::Store;
 
 /// How long one write to a client may take before the client is dropped.
@@ -76,8 +78,14 @@ impl Daemon {
     /// running, whose report then serves. Each report goes to the client
     /// once the store holds it.
     fn check_for_client(&mut self, mut stream: UnixStream, names: Vec<String>, json: bool) {
+        // A pass over every watch leaves paused ones alone, as `tidings
+        // check` does without a daemon; a watch named is checked all the same.
         let names: Vec<String> = if names.is_empty() {
-            self.plan.keys().cloned().collect()
+            self.plan
+                .keys()
+                .filter(|name| self.store.paused_since(name).ok().flatten().is_none())
+                .cloned()
+                .collect()
         } else {
             names
         };
@@ -124,12 +132,16 @@ impl Daemon {
                     name: planned.watch.name.clone(),
                     url: planned.watch.url.to_string(),
                     last_check: state.last_check,
-                    next_run: Some(planned.due),
+                    next_run: Some(planned.due).filter(|due| *due < DateTime::<Utc>::MAX_UTC),
                     last_change: state.last_change,
                     last_error: state.last_error,
                     consecutive_failures: state.consecutive_failures,
                     latest_version: state.latest_version,
                     in_flight: self.in_flight.contains(&planned.watch.name),
+                    paused_since: self
+                        .store
+                        .paused_since(&planned.watch.name)
+                        .unwrap_or_default(),
                 }
             })
             .collect();
@@ -185,7 +197,104 @@ impl Daemon {
                 );
                 serde_json::to_vec(&output).unwrap_or_default()
             }
+            status::Request::CheckNow { watches } => {
+                let output = self.check_now(watches);
+                serde_json::to_vec(&output).unwrap_or_default()
+            }
+            status::Request::Pause { watches } => {
+                let output = watch_admin::pause(&self.store, &self.config, watches, Utc::now());
+                tracing::info!(?watches, code = output.code, "pause from the CLI");
+                self.replan(watches);
+                serde_json::to_vec(&output).unwrap_or_default()
+            }
+            status::Request::Resume { watches } => {
+                let output = watch_admin::resume(&self.store, &self.config, watches);
+                tracing::info!(?watches, code = output.code, "resume from the CLI");
+                self.replan(watches);
+                serde_json::to_vec(&output).unwrap_or_default()
+            }
+            // Answered by `send_backup`, off the loop; never reaches here.
+            status::Request::Backup => Vec::new(),
         }
+    }
+
+    /// Makes watches due now, unless paused or running already.
+    fn check_now(&mut self, watches: &[String]) -> Output {
+        if let Some(unknown) = watch_admin::unknown_watches(&self.config, watches) {
+            return unknown;
+        }
+        let now = Utc::now();
+        let mut output = Output::default();
+        for name in watches {
+            if self.in_flight.contains(name) {
+                output
+                    .stdout
+                    .push_str(&format!("{name} is being checked already\n"));
+            } else if self.store.paused_since(name).ok().flatten().is_some() {
+                output.stderr.push_str(&format!(
+                    "{name} is paused; `tidings resume {name}` first\n"
+                ));
+                output.code = 1;
+            } else if let Some(planned) = self.plan.get_mut(name) {
+                planned.due = now;
+                output.stdout.push_str(&format!(
+                    "checking {name} now; `tidings status` shows the result\n"
+                ));
+            }
+        }
+        tracing::info!(?watches, "check now, from the CLI");
+        output
+    }
+
+    /// Plans watches again after a pause or resume: a paused watch is
+    /// never due; a resumed one is due as its schedule and history say.
+    fn replan(&mut self, watches: &[String]) {
+        let now = Utc::now();
+        for name in watches {
+            if let Some(watch) = self.plan.get(name).map(|p| p.watch.clone()) {
+                let due = self.plan_next(&watch, now);
+                if let Some(planned) = self.plan.get_mut(name) {
+                    planned.due = due;
+                }
+            }
+        }
+    }
+
+    /// Answers a backup request: the store is read off the loop (it holds
+    /// the transaction gate, so checks committing meanwhile wait for it)
+    /// and the bytes are written to the client by a tracked task.
+    pub(super) fn send_backup(&mut self, mut stream: tokio::net::UnixStream) {
+        use tokio::io::AsyncWriteExt as _;
+        let store = self.store.clone();
+        self.admin_mail.spawn(async move {
+            let made = tokio::task::spawn_blocking(move || {
+                let mut bytes = Vec::new();
+                store
+                    .backup_to(&mut bytes, std::path::Path::new("the control socket"))
+                    .map(|summary| (summary, bytes))
+            })
+            .await;
+            match made {
+                Ok(Ok((summary, bytes))) => {
+                    tracing::info!(
+                        trees = summary.trees,
+                        entries = summary.entries,
+                        bytes = bytes.len(),
+                        "backup sent to the CLI"
+                    );
+                    let sent = tokio::time::timeout(
+                        std::time::Duration::from_secs(300),
+                        stream.write_all(&bytes),
+                    )
+                    .await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        tracing::warn!("the backup could not be sent to the CLI");
+                    }
+                }
+                Ok(Err(error)) => tracing::error!(%error, "backup failed"),
+                Err(error) => tracing::error!(%error, "backup task failed"),
+            }
+        });
     }
 }
 
@@ -223,6 +332,7 @@ pub fn offline_status(config: &Config, store: &Store, config_path: &Path) -> Sta
                 consecutive_failures: state.consecutive_failures,
                 latest_version: state.latest_version,
                 in_flight: false,
+                paused_since: store.paused_since(&watch.name).unwrap_or_default(),
             }
         })
         .collect();

@@ -233,6 +233,16 @@ impl Daemon {
 
     /// When a watch should next run, from what the store remembers.
     fn plan_next(&self, watch: &Watch, now: DateTime<Utc>) -> DateTime<Utc> {
+        if self
+            .store
+            .paused_since(&watch.name)
+            .ok()
+            .flatten()
+            .is_some()
+        {
+            // Paused: never due until `tidings resume`.
+            return DateTime::<Utc>::MAX_UTC;
+        }
         let state = self.store.watch_state(&watch.name).unwrap_or_default();
         let history = History {
             last_check: state.last_check,
@@ -620,7 +630,11 @@ impl Daemon {
                         // written by a tracked task, so a slow reader never
                         // holds up the loop.
                         let request = status::read_request(&mut stream, Duration::from_secs(1)).await;
-                        self.serve_client(stream, request);
+                        if request == status::Request::Backup {
+                            self.send_backup(stream);
+                        } else {
+                            self.serve_client(stream, request);
+                        }
                     }
                 }
                 Some(_) = self.control.join_next(), if !self.control.is_empty() => {}

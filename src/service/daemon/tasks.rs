@@ -82,18 +82,7 @@ pub(super) fn deliverer(
     let mailer = crate::mail::Mailer::new(&config.mail, &config.state_dir)
         .context("cannot set up [mail]")?;
     let templates = crate::core::brief::Templates::with_overrides(&config.mail.templates)?;
-    let mut links = delivery::Links::default();
-    if let Some(web) = &config.web {
-        let key = TokenKey::from_file(&web.secret_file)?;
-        links.base_url = Some(web.base_url.clone());
-        let preferences_key = key.clone();
-        links.unsubscribe_token = Some(Arc::new(move |address: &str| {
-            crate::core::token::unsubscribe_token(&key, address)
-        }));
-        links.preferences_token = Some(Arc::new(move |address: &str| {
-            crate::core::token::preferences_token(&preferences_key, address)
-        }));
-    }
+    let links = delivery::Links::from_config(config)?;
     Ok(Deliverer::new(
         store.clone(),
         Arc::new(mailer),
