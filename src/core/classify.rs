@@ -539,36 +539,21 @@ fn summarise(
                 )
                 .collect();
             if !place_changes.is_empty() {
-                points.push(Point {
-                    rank: Rank::Figure,
-                    text: format!("Places covered: {}", place_changes.join(", ")),
-                });
+                points.push(Point::new(Rank::Figure, format!("Places covered: {}", place_changes.join(", "))));
             }
             for fact in added.iter().filter(|f| !is_place(f)) {
-                points.push(Point {
-                    rank: Rank::Fact,
-                    text: format!("+{}", fact.label()),
-                });
+                points.push(Point::new(Rank::Fact, format!("+{}", fact.label())));
             }
             for fact in removed.iter().filter(|f| !is_place(f)) {
-                points.push(Point {
-                    rank: Rank::Fact,
-                    text: format!("−{}", fact.label()),
-                });
+                points.push(Point::new(Rank::Fact, format!("−{}", fact.label())));
             }
         }
         _ => {
             for fact in added {
-                points.push(Point {
-                    rank: fact_rank(fact),
-                    text: with_context('+', fact, &mut used_blocks),
-                });
+                points.push(Point::new(fact_rank(fact), with_context('+', fact, &mut used_blocks)));
             }
             for fact in removed {
-                points.push(Point {
-                    rank: fact_rank(fact),
-                    text: with_context('−', fact, &mut used_blocks),
-                });
+                points.push(Point::new(fact_rank(fact), with_context('−', fact, &mut used_blocks)));
             }
         }
     }
@@ -595,10 +580,7 @@ fn summarise(
             }
             (from, to) => format!("{} → {}", from.label(), to.label()),
         };
-        points.push(Point {
-            rank: Rank::Figure,
-            text,
-        });
+        points.push(Point::new(Rank::Figure, text));
     }
     // The blocks' own gist: for prose always, for the other kinds when no
     // fact says what changed.
@@ -613,13 +595,10 @@ fn summarise(
     }
     if points.is_empty() {
         let (plus, minus, edited) = count_kinds(evidence);
-        points.push(Point {
-            rank: Rank::Passage,
-            text: format!("{} passage(s) changed", plus + minus + edited),
-        });
+        points.push(Point::new(Rank::Passage, format!("{} passage(s) changed", plus + minus + edited)));
     }
     // Most telling first, page order within a rank; each said once.
-    points.sort_by_key(|p| p.rank);
+    points.sort_by_key(|p| (p.rank, -p.weight));
     let mut seen = BTreeSet::new();
     points
         .into_iter()

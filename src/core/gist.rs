@@ -45,14 +45,23 @@ pub struct Point {
     pub rank: Rank,
     /// What it says, on one line.
     pub text: String,
+    /// How much it tells within its rank: higher first.
+    pub weight: i32,
 }
 
 impl Point {
-    fn new(rank: Rank, text: impl Into<String>) -> Self {
+    /// A point of ordinary weight.
+    pub fn new(rank: Rank, text: impl Into<String>) -> Self {
         Self {
             rank,
             text: text.into(),
+            weight: 0,
         }
+    }
+
+    fn weighted(mut self, weight: i32) -> Self {
+        self.weight = weight;
+        self
     }
 }
 
@@ -97,16 +106,86 @@ fn added(block: &Block, sign: char) -> Option<Point> {
         return None;
     }
     Some(match block.kind {
+        // A heading that is mostly a date ("29 April notes", "Daily
+        // (reported 29 April)") moves with the date, as a date does.
+        BlockKind::Heading { .. } if mostly_dated(&text) => {
+            Point::new(Rank::Date, format!("{sign}§ {}", trim(&text)))
+        }
         BlockKind::Heading { .. } => Point::new(Rank::Heading, format!("{sign}§ {}", trim(&text))),
-        _ => Point::new(
-            if sign == '+' {
-                Rank::Passage
-            } else {
-                Rank::Removal
-            },
-            format!("{sign}{}", clause(&text)),
-        ),
+        _ => {
+            let clause = clause(&text);
+            let weight = informativeness(&clause);
+            Point::new(
+                if sign == '+' {
+                    Rank::Passage
+                } else {
+                    Rank::Removal
+                },
+                format!("{sign}{clause}"),
+            )
+            .weighted(weight)
+        }
     })
+}
+
+/// Whether dates, numbers and brackets make up most of a short text.
+fn mostly_dated(text: &str) -> bool {
+    let dates: usize = crate::core::classify::date_spans(text)
+        .iter()
+        .map(|d| text[d.clone()].split_whitespace().count())
+        .sum();
+    let words = text.split_whitespace().count();
+    dates > 0 && words <= 6 && dates * 2 >= words.saturating_sub(1)
+}
+
+/// Words that state a rule or a change of one.
+static RULE: LazyLock<Regex> = LazyLock::new(|| {
+    compact_regex(
+        r"(?i)\b(?:must|no longer|will need|need to|needs to|required|requirement|mandatory|should|paused|suspended|exempt(?:ion)?s?|eligib\w+|can now|cannot|will be able|will not|from \d{1,2}(?:st|nd|rd|th)? \w+|until|deadline|new|changed?|replaced?|ended|withdrawn|closed|open(?:ed|s)?)\b",
+    )
+    .expect("rule pattern compiles")
+});
+
+/// Openings of lines that point elsewhere rather than say something.
+static POINTER: LazyLock<Regex> = LazyLock::new(|| {
+    compact_regex(
+        r"(?i)^(?:read|see|find out|for more|more information|further information|visit|you can (?:find|read|also)|check|download|view|click|contact|this (?:guidance|page|document)|the above|there is different|this means|follow)\b",
+    )
+    .expect("pointer pattern compiles")
+});
+
+/// How much a passage tells, roughly: a rule, a date it starts on, a
+/// figure and a name tell more than a pointer to another page or a
+/// fragment of a sentence.
+fn informativeness(text: &str) -> i32 {
+    let mut weight = 0;
+    if RULE.is_match(text) {
+        weight += 2;
+    }
+    if !crate::core::classify::date_spans(text).is_empty() {
+        weight += 1;
+    }
+    if VALUE
+        .find_iter(text)
+        .any(|m| m.as_str().bytes().filter(u8::is_ascii_digit).count() >= 2)
+    {
+        weight += 1;
+    }
+    // A name inside the sentence, not its first word.
+    if text
+        .split_whitespace()
+        .skip(1)
+        .any(|w| w.chars().next().is_some_and(char::is_uppercase) && w.len() > 2)
+    {
+        weight += 1;
+    }
+    if POINTER.is_match(text.trim_start_matches(['+', '−', '“'])) {
+        weight -= 3;
+    }
+    if text.split_whitespace().count() < 5 {
+        weight -= 2;
+    }
+    weight
 }
 
 fn removed(block: &Block) -> Option<Point> {
@@ -265,6 +344,28 @@ fn date_around(text: &str, range: &Range<usize>) -> String {
         .map_or_else(|| text[range.clone()].to_owned(), |d| text[d].to_owned())
 }
 
+/// Whether two sides of an edit differ, beside their figures, only in a
+/// few small words ("of whom … have" → "of which"), not in a name.
+fn same_subject_words(old: &str, new: &str) -> bool {
+    let words = |s: &str| -> Vec<String> {
+        VALUE
+            .replace_all(s, " ")
+            .split_whitespace()
+            .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_owned())
+            .filter(|w| w.chars().any(char::is_alphabetic))
+            .collect()
+    };
+    let (old, new) = (words(old), words(new));
+    let only_old: Vec<&String> = old.iter().filter(|w| !new.contains(w)).collect();
+    let only_new: Vec<&String> = new.iter().filter(|w| !old.contains(w)).collect();
+    only_old.len() <= 2
+        && only_new.len() <= 2
+        && only_old
+            .iter()
+            .chain(&only_new)
+            .all(|w| !w.chars().next().is_some_and(char::is_uppercase))
+}
+
 /// Letters-only words in a text that are not part of a figure.
 fn words_beside_values(text: &str) -> usize {
     VALUE
@@ -293,7 +394,7 @@ fn changed(change: &BlockChange, old: &Block, new: &Block) -> Vec<Point> {
     }
     let edits = edits(change);
     let table = new.kind == BlockKind::TableRow;
-    let mut figures: Vec<String> = Vec::new();
+    let mut figures: Vec<(String, i32)> = Vec::new();
     let mut dates: Vec<String> = Vec::new();
     let mut wording: Vec<&(Range<usize>, Range<usize>)> = Vec::new();
     let mut seen_new: Vec<Range<usize>> = Vec::new();
@@ -302,15 +403,24 @@ fn changed(change: &BlockChange, old: &Block, new: &Block) -> Vec<Point> {
         let old_side = &edits.old[old_range.clone()];
         let new_side = &edits.new[new_range.clone()];
         let has_digits = |s: &str| s.bytes().any(|b| b.is_ascii_digit());
-        if !(has_digits(old_side) || has_digits(new_side))
-            || words_beside_values(old_side) > 1
-            || words_beside_values(new_side) > 1
-        {
+        if !(has_digits(old_side) || has_digits(new_side)) {
             wording.push(region);
             continue;
         }
         let old_values = values_in(&edits.old, old_range);
         let new_values = values_in(&edits.new, new_range);
+        if words_beside_values(old_side) > 1 || words_beside_values(new_side) > 1 {
+            // Reworded around its figures ("tested, of whom 177,454 have"
+            // → "tested of which 182,260"): the figures still changed when
+            // each side has as many.
+            wording.push(region);
+            if old_values.len() != new_values.len()
+                || old_values.is_empty()
+                || !same_subject_words(old_side, new_side)
+            {
+                continue;
+            }
+        }
         for (o, n) in old_values.iter().zip(&new_values) {
             if seen_new.contains(n) {
                 continue;
@@ -333,13 +443,19 @@ fn changed(change: &BlockChange, old: &Block, new: &Block) -> Vec<Point> {
             } else {
                 subject(&edits.new, n)
             };
-            figures.push(if subject.is_empty() {
-                format!("{from} → {to}")
-            } else {
-                format!("{subject}: {from} → {to}")
-            });
+            let weight = figure_weight(&subject);
+            figures.push((
+                if subject.is_empty() {
+                    format!("{from} → {to}")
+                } else {
+                    format!("{subject}: {from} → {to}")
+                },
+                weight,
+            ));
         }
-        if old_values.is_empty() || new_values.is_empty() {
+        if (old_values.is_empty() || new_values.is_empty())
+            && !wording.last().is_some_and(|r| std::ptr::eq(*r, region))
+        {
             wording.push(region);
         }
     }
@@ -354,14 +470,18 @@ fn changed(change: &BlockChange, old: &Block, new: &Block) -> Vec<Point> {
                 format!("{}: ", trim_to(head, 40))
             };
             // A row's first two changed cells say enough.
-            let shown: Vec<&str> = figures.iter().take(2).map(String::as_str).collect();
+            let shown: Vec<&str> = figures.iter().take(2).map(|f| f.0.as_str()).collect();
             let more = if figures.len() > 2 { ", …" } else { "" };
             points.push(Point::new(
                 Rank::TableFigure,
                 format!("{head}{}{more}", shown.join(", ")),
             ));
         } else {
-            points.extend(figures.into_iter().map(|f| Point::new(Rank::Figure, f)));
+            points.extend(
+                figures
+                    .into_iter()
+                    .map(|(f, weight)| Point::new(Rank::Figure, f).weighted(weight)),
+            );
         }
     }
     if let Some(point) = reworded(&edits, &wording) {
@@ -371,6 +491,37 @@ fn changed(change: &BlockChange, old: &Block, new: &Block) -> Vec<Point> {
         points.push(Point::new(Rank::Date, dates.join(", ")));
     }
     points
+}
+
+/// Nouns a reader of a figures page looks for first.
+static HEADLINE_NOUN: LazyLock<Regex> = LazyLock::new(|| {
+    compact_regex(
+        r"(?i)\b(?:died|deaths?|dead|cases?|positive|infections?|infected|admi(?:ssions?|tted)|hospitali[sz]ed|patients?|vaccin\w*|doses?|tests?|tested|R|growth|rate|population|people|residents|beds|outbreaks?|premises|zones?)\b",
+    )
+    .expect("headline pattern compiles")
+});
+
+/// Words that show a subject was read from the middle of a clause
+/// ("measure would", "yesterday for tests").
+static CLAUSE_FRAGMENT: LazyLock<Regex> = LazyLock::new(|| {
+    compact_regex(r"(?i)\b(?:would|could|may|might|yesterday|today|up|than|between|whom|which)\b")
+        .expect("fragment pattern compiles")
+});
+
+/// How much a changed figure tells, by its subject: a count of deaths,
+/// cases or tests before a figure with no subject or a half-clause one.
+fn figure_weight(subject: &str) -> i32 {
+    let mut weight = 0;
+    if subject.is_empty() {
+        weight -= 2;
+    }
+    if HEADLINE_NOUN.is_match(subject) {
+        weight += 2;
+    }
+    if CLAUSE_FRAGMENT.is_match(subject) {
+        weight -= 2;
+    }
+    weight
 }
 
 /// The subject of a figure: the words before it in its clause, or after it
@@ -445,15 +596,16 @@ fn reworded(edits: &Edits, regions: &[&(Range<usize>, Range<usize>)]) -> Option<
         ));
     }
     if !old_side.is_empty() && words(old_side) <= 6 && words(new_side) <= 6 {
-        return Some(Point::new(
-            Rank::Passage,
-            format!("“{old_side}” → “{new_side}”"),
-        ));
+        // A few words swapped: worth less than a new statement unless they
+        // carry a figure, a date or a name.
+        let weight = informativeness(new_side).min(1) - 1;
+        return Some(
+            Point::new(Rank::Passage, format!("“{old_side}” → “{new_side}”")).weighted(weight),
+        );
     }
-    Some(Point::new(
-        Rank::Passage,
-        format!("“{}”", around(&edits.new, new_range, CLAUSE_CHARS)),
-    ))
+    let quoted = around(&edits.new, new_range, CLAUSE_CHARS);
+    let weight = informativeness(&quoted);
+    Some(Point::new(Rank::Passage, format!("“{quoted}”")).weighted(weight))
 }
 
 /// The sentence of `text` holding `range`, cut to about `max` characters
