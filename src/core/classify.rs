@@ -188,16 +188,29 @@ fn fit(kinds: &[(Kind, Vec<String>)]) -> String {
     let mut more = 0usize;
     let total: usize = kinds.iter().map(|(_, p)| p.len()).sum();
     let mut placed = 0usize;
+    // One long point never takes the whole line from the others: a quoted
+    // passage gets its share, more when the others are short, and a list
+    // of places a little more.
+    let all: Vec<&str> = kinds
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(String::as_str))
+        .collect();
+    let room = MAX_SUMMARY_CHARS
+        .saturating_sub(12 * kinds.len())
+        .saturating_sub(2 * total.saturating_sub(1));
+    let caps = crate::core::order::caps(
+        &all,
+        room,
+        (MAX_SUMMARY_CHARS / total.max(1)).clamp(90, 150),
+        MAX_SUMMARY_CHARS,
+    );
     for (kind, points) in kinds {
         let mut opened = false;
         for point in points {
-            // One long point never takes the whole line from the others:
-            // a quoted passage gets its share, a list of places a little
-            // more.
             let cap = if point.starts_with("Places covered") {
-                150
+                caps[placed].max(150)
             } else {
-                (MAX_SUMMARY_CHARS / total).clamp(90, 150)
+                caps[placed]
             };
             let point = if total > 1 {
                 let cut = crate::core::gist::trim_to(point, cap);
@@ -585,6 +598,7 @@ fn summarise(
     // The blocks' own gist: for prose always, for the other kinds when no
     // fact says what changed.
     if kind == Kind::Narrative || points.is_empty() {
+        points.extend(loose_figures(evidence, &mut used_blocks));
         for change in evidence {
             let text = change.new.as_ref().or(change.old.as_ref()).map(|b| &b.text);
             if text.is_some_and(|t| used_blocks.contains(t)) || is_minor(change) {
@@ -598,13 +612,41 @@ fn summarise(
         points.push(Point::new(Rank::Passage, format!("{} passage(s) changed", plus + minus + edited)));
     }
     // Most telling first, page order within a rank; each said once.
-    points.sort_by_key(|p| (p.rank, -p.weight));
-    let mut seen = BTreeSet::new();
+    crate::core::order::order(points)
+}
+
+/// A removed and an added passage that state the same figures anew, as
+/// figure points; both blocks are marked used.
+fn loose_figures(evidence: &[BlockChange], used: &mut BTreeSet<String>) -> Vec<Point> {
+    const MAX_COMPARISONS: usize = 4_096;
+    let side = |kind: ChangeKind| -> Vec<&crate::core::model::Block> {
+        evidence
+            .iter()
+            .filter(|c| c.kind == kind)
+            .filter_map(|c| c.new.as_ref().or(c.old.as_ref()))
+            .filter(|b| b.text.bytes().any(|c| c.is_ascii_digit()))
+            .collect()
+    };
+    let (removed, added) = (side(ChangeKind::Removed), side(ChangeKind::Added));
+    if removed.len() * added.len() > MAX_COMPARISONS {
+        return Vec::new();
+    }
+    let mut points = Vec::new();
+    for new in added {
+        for old in &removed {
+            if used.contains(&old.text) {
+                continue;
+            }
+            let found = gist::paired_figures(old, new);
+            if !found.is_empty() {
+                used.insert(old.text.clone());
+                used.insert(new.text.clone());
+                points.extend(found);
+                break;
+            }
+        }
+    }
     points
-        .into_iter()
-        .filter(|p| seen.insert(p.text.to_lowercase()))
-        .map(|p| p.text)
-        .collect()
 }
 
 fn count_kinds(evidence: &[BlockChange]) -> (usize, usize, usize) {

@@ -80,9 +80,10 @@ static VALUE: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// Words that carry no subject on their own.
-const STOP_WORDS: [&str; 26] = [
+const STOP_WORDS: [&str; 27] = [
     "a", "an", "the", "of", "to", "on", "in", "at", "by", "for", "with", "and", "or", "whom",
     "which", "who", "have", "has", "had", "been", "were", "was", "are", "is", "be", "will",
+    "there",
 ];
 
 /// The points of one block change.
@@ -141,7 +142,7 @@ fn mostly_dated(text: &str) -> bool {
 /// Words that state a rule or a change of one.
 static RULE: LazyLock<Regex> = LazyLock::new(|| {
     compact_regex(
-        r"(?i)\b(?:must|no longer|will need|need to|needs to|required|requirement|mandatory|should|paused|suspended|exempt(?:ion)?s?|eligib\w+|can now|cannot|will be able|will not|from \d{1,2}(?:st|nd|rd|th)? \w+|until|deadline|new|changed?|replaced?|ended|withdrawn|closed|open(?:ed|s)?)\b",
+        r"(?i)\b(?:must|no longer|will need|need to|needs to|required|requirement|mandatory|should|paused|suspended|exempt(?:ion)?s?|eligib\w+|can now|cannot|will be able|will not|offline|unavailable|maintenance|from \d{1,2}(?:st|nd|rd|th)? \w+|until|deadline|new|changed?|replaced?|ended|withdrawn|closed|open(?:ed|s)?)\b",
     )
     .expect("rule pattern compiles")
 });
@@ -207,7 +208,9 @@ fn rendered(block: &Block) -> String {
 }
 
 /// The most informative clause of a passage: its first sentence that says
-/// something (more than three words), trimmed.
+/// something (more than three words), trimmed. (Picking the sentence with
+/// the most rule words, dates and names instead quotes fewer of the
+/// phrases a reader names: a passage's first sentence is its news.)
 fn clause(text: &str) -> String {
     let sentences = sentences(text);
     let chosen = sentences
@@ -501,10 +504,16 @@ static HEADLINE_NOUN: LazyLock<Regex> = LazyLock::new(|| {
     .expect("headline pattern compiles")
 });
 
+/// The gravest of them: deaths and cases lead a figures page.
+static GRAVE_NOUN: LazyLock<Regex> = LazyLock::new(|| {
+    compact_regex(r"(?i)\b(?:died|deaths?|dead|cases?|positive|infections?|outbreaks?)\b")
+        .expect("grave pattern compiles")
+});
+
 /// Words that show a subject was read from the middle of a clause
 /// ("measure would", "yesterday for tests").
 static CLAUSE_FRAGMENT: LazyLock<Regex> = LazyLock::new(|| {
-    compact_regex(r"(?i)\b(?:would|could|may|might|yesterday|today|up|than|between|whom|which)\b")
+    compact_regex(r"(?i)\b(?:would|could|should|may|might|yesterday|today|up|than|between|whom|which)\b")
         .expect("fragment pattern compiles")
 });
 
@@ -515,13 +524,75 @@ fn figure_weight(subject: &str) -> i32 {
     if subject.is_empty() {
         weight -= 2;
     }
-    if HEADLINE_NOUN.is_match(subject) {
+    if GRAVE_NOUN.is_match(subject) {
+        weight += 3;
+    } else if HEADLINE_NOUN.is_match(subject) {
         weight += 2;
     }
     if CLAUSE_FRAGMENT.is_match(subject) {
         weight -= 2;
     }
     weight
+}
+
+/// The figures of a removed passage and an added one that say the same
+/// thing with new figures ("…, 21,678 have died." → "…, 26,097 have
+/// died."): as many figures on each side, and most of the other words
+/// shared. Empty when they are not such a pair.
+pub fn paired_figures(old: &Block, new: &Block) -> Vec<Point> {
+    if old.is_heading() || new.is_heading() {
+        return Vec::new();
+    }
+    let figures = |text: &str| -> Vec<Range<usize>> {
+        values_in(text, &(0..text.len()))
+            .into_iter()
+            .filter(|r| !is_date(text, r))
+            .collect()
+    };
+    let (from, to) = (figures(&old.text), figures(&new.text));
+    if from.is_empty() || from.len() != to.len() || from.len() > 4 {
+        return Vec::new();
+    }
+    let words = |text: &str| -> Vec<String> {
+        text.split_whitespace()
+            .filter(|w| !w.bytes().any(|b| b.is_ascii_digit()))
+            .map(|w| {
+                w.trim_matches(|c: char| !c.is_alphanumeric())
+                    .to_lowercase()
+            })
+            .filter(|w| !w.is_empty())
+            .collect()
+    };
+    let (a, b) = (words(&old.text), words(&new.text));
+    let mut left = a.clone();
+    let shared = b
+        .iter()
+        .filter(|w| match left.iter().position(|x| x == *w) {
+            Some(i) => {
+                left.swap_remove(i);
+                true
+            }
+            None => false,
+        })
+        .count();
+    if a.len() + b.len() < 6 || shared * 10 < (a.len() + b.len()) * 3 {
+        return Vec::new();
+    }
+    from.iter()
+        .zip(&to)
+        .filter(|(o, n)| old.text[(*o).clone()] != new.text[(*n).clone()])
+        .map(|(o, n)| {
+            let subject = subject(&new.text, n);
+            let weight = figure_weight(&subject);
+            let (f, t) = (&old.text[o.clone()], &new.text[n.clone()]);
+            let text = if subject.is_empty() {
+                format!("{f} → {t}")
+            } else {
+                format!("{subject}: {f} → {t}")
+            };
+            Point::new(Rank::Figure, text).weighted(weight)
+        })
+        .collect()
 }
 
 /// The subject of a figure: the words before it in its clause, or after it
