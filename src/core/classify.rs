@@ -344,7 +344,13 @@ pub fn classify(
         {
             continue;
         }
-        let points = summarise(kind, &kind_added, &kind_removed, &kind_changed, &evidence);
+        let mut points = summarise(kind, &kind_added, &kind_removed, &kind_changed, &evidence);
+        if kind == Kind::Narrative {
+            // A date that moved inside a sentence ("rules changed on 29
+            // March" → "17 May") is no alert on its own, but said last when
+            // the prose changed anyway.
+            points.extend(moved_dates(&evidence_by_kind));
+        }
         let summary = if kind == Kind::Minor {
             points.join("; ")
         } else {
@@ -613,6 +619,24 @@ fn summarise(
     }
     // Most telling first, page order within a rank; each said once.
     crate::core::order::order(points)
+}
+
+/// The dates that moved inside sentences of minor changes, not in date
+/// stamps or boilerplate lines.
+fn moved_dates(evidence: &[(Kind, BlockChange)]) -> Vec<String> {
+    evidence
+        .iter()
+        .filter(|(kind, change)| {
+            *kind == Kind::Minor
+                && change.kind == ChangeKind::Changed
+                && change.new.as_ref().is_some_and(|b| {
+                    b.text.split_whitespace().count() > 6 && !BOILERPLATE.is_match(&b.text)
+                })
+        })
+        .flat_map(|(_, change)| gist::points(change))
+        .filter(|p| p.rank == Rank::Date)
+        .map(|p| p.text)
+        .collect()
 }
 
 /// A removed and an added passage that state the same figures anew, as
