@@ -558,7 +558,10 @@ fn summarise(
                 )
                 .collect();
             if !place_changes.is_empty() {
-                points.push(Point::new(Rank::Figure, format!("Places covered: {}", place_changes.join(", "))));
+                points.push(Point::new(
+                    Rank::Figure,
+                    format!("Places covered: {}", place_changes.join(", ")),
+                ));
             }
             for fact in added.iter().filter(|f| !is_place(f)) {
                 points.push(Point::new(Rank::Fact, format!("+{}", fact.label())));
@@ -569,10 +572,16 @@ fn summarise(
         }
         _ => {
             for fact in added {
-                points.push(Point::new(fact_rank(fact), with_context('+', fact, &mut used_blocks)));
+                points.push(Point::new(
+                    fact_rank(fact),
+                    with_context('+', fact, &mut used_blocks),
+                ));
             }
             for fact in removed {
-                points.push(Point::new(fact_rank(fact), with_context('−', fact, &mut used_blocks)));
+                points.push(Point::new(
+                    fact_rank(fact),
+                    with_context('−', fact, &mut used_blocks),
+                ));
             }
         }
     }
@@ -615,7 +624,10 @@ fn summarise(
     }
     if points.is_empty() {
         let (plus, minus, edited) = count_kinds(evidence);
-        points.push(Point::new(Rank::Passage, format!("{} passage(s) changed", plus + minus + edited)));
+        points.push(Point::new(
+            Rank::Passage,
+            format!("{} passage(s) changed", plus + minus + edited),
+        ));
     }
     // Most telling first, page order within a rank; each said once.
     crate::core::order::order(points)

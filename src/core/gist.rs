@@ -513,8 +513,10 @@ static GRAVE_NOUN: LazyLock<Regex> = LazyLock::new(|| {
 /// Words that show a subject was read from the middle of a clause
 /// ("measure would", "yesterday for tests").
 static CLAUSE_FRAGMENT: LazyLock<Regex> = LazyLock::new(|| {
-    compact_regex(r"(?i)\b(?:would|could|should|may|might|yesterday|today|up|than|between|whom|which)\b")
-        .expect("fragment pattern compiles")
+    compact_regex(
+        r"(?i)\b(?:would|could|should|may|might|yesterday|today|up|than|between|whom|which)\b",
+    )
+    .expect("fragment pattern compiles")
 });
 
 /// How much a changed figure tells, by its subject: a count of deaths,
