@@ -720,10 +720,17 @@ static BOILERPLATE: LazyLock<Regex> = LazyLock::new(|| {
         .expect("boilerplate pattern compiles")
 });
 
+/// Counters a page shows of itself: "Viewed 1,234 times", "12,345 views".
+static COUNTER: LazyLock<Regex> = LazyLock::new(|| {
+    compact_regex(r"(?i)\b(?:viewed|read|downloaded|shared)\s+[\d,.]+k?\s+times\b|\b[\d,.]+k?\s+(?:views|page\s*views|visits|visitors|reads|downloads|likes|shares|comments|responses)\b")
+        .expect("counter pattern compiles")
+});
+
 /// The text with dates, times, dynamic tokens, case, punctuation and
 /// spacing taken out: what is left is what a reader would call the words.
 fn skeleton(text: &str) -> String {
-    let text = DATE_LIKE.replace_all(text, " ");
+    let text = COUNTER.replace_all(text, " counter ");
+    let text = DATE_LIKE.replace_all(&text, " ");
     let text = DYNAMIC_TOKEN.replace_all(&text, " ");
     text.chars()
         .filter(|c| c.is_alphanumeric() || c.is_whitespace())
@@ -885,6 +892,44 @@ mod tests {
             assert_eq!(assessment.kinds(), [Kind::Minor], "{old} → {new}");
             assert!(!assessment.alerts());
         }
+    }
+
+    #[test]
+    fn counters_and_view_counts_are_minor() {
+        for (old, new) in [
+            ("Viewed 1,234 times", "Viewed 1,301 times"),
+            ("Our plan: 12,345 views", "Our plan: 12,502 views"),
+        ] {
+            let assessment = assess(&[para(old)], &[para(new)]);
+            assert_eq!(assessment.kinds(), [Kind::Minor], "{old} → {new}");
+        }
+        // A count that is no counter is news.
+        let assessment = assess(
+            &[para("We run 12 clinics across the county.")],
+            &[para("We run 15 clinics across the county.")],
+        );
+        assert!(assessment.alerts());
+    }
+
+    #[test]
+    fn a_reversal_names_both_sides() {
+        // An ICB going back to a CCG reads as the rename undone: the new
+        // name and the old both show, not only the removal.
+        let old = vec![item(
+            "NHS North East and North Cumbria Integrated Care Board",
+        )];
+        let new = vec![item("NHS North Cumbria Clinical Commissioning Group")];
+        let assessment = assess(&old, &new);
+        assert_eq!(assessment.headline_kind(), Some(Kind::Members));
+        let summary = assessment.one_line();
+        assert!(
+            summary.contains("Integrated Care Board") || summary.contains("ICB"),
+            "{summary}"
+        );
+        assert!(summary.contains("North Cumbria CCG"), "{summary}");
+        let forward = assess(&new, &old).one_line();
+        assert!(forward.contains("→"), "{forward}");
+        assert!(summary.contains("→"), "{summary}");
     }
 
     #[test]

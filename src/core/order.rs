@@ -134,6 +134,88 @@ mod tests {
         );
     }
 
+    /// One-line summaries of representative diffs, as a reader sees them.
+    #[test]
+    fn summaries_of_representative_diffs() {
+        use crate::core::classify::classify;
+        use crate::core::diff::{DiffOptions, diff};
+        use crate::core::facts::page_facts;
+        use crate::core::model::{Block, BlockKind};
+        let para = |t: &str| Block::new(BlockKind::Paragraph, t);
+        let item = |t: &str| Block::new(BlockKind::ListItem, t);
+        let heading = |t: &str| Block::new(BlockKind::Heading { level: 2 }, t);
+        let summary = |old: &[Block], new: &[Block]| {
+            let d = diff(old, new, &DiffOptions::default());
+            classify(&d, &page_facts(old, &[]), &page_facts(new, &[])).one_line()
+        };
+        let cases: Vec<(&str, Vec<Block>, Vec<Block>)> = vec![
+            (
+                "figures",
+                vec![
+                    para("As of 9am 20 April, 501,379 tests have concluded."),
+                    para("386,044 people have been tested, of whom 124,743 have tested positive."),
+                    para(
+                        "As of 5pm on 19 April, of those hospitalised who tested positive, 16,509 have died.",
+                    ),
+                ],
+                vec![
+                    para("As of 9am 21 April, 535,342 tests have concluded."),
+                    para("397,670 people have been tested, of which 129,044 tested positive."),
+                    para(
+                        "As of 5pm on 20 April, of those who tested positive in all settings, 17,337 have died.",
+                    ),
+                ],
+            ),
+            (
+                "passages",
+                vec![para("Intro to the pass.")],
+                vec![
+                    para("Intro to the pass."),
+                    para("Read more about the pass on the NHS website."),
+                    para("From 15 December, you will need to show a pass at nightclubs."),
+                ],
+            ),
+            (
+                "headings",
+                vec![heading("Eligibility"), para("Who can get a pass.")],
+                vec![
+                    heading("Eligibility"),
+                    para("Who can get a pass."),
+                    heading("Medical exemptions"),
+                ],
+            ),
+            (
+                "leaders",
+                vec![para("Chief Executive: Jane Smith")],
+                vec![para("Chief Executive: Amir Khan")],
+            ),
+            (
+                "places",
+                vec![
+                    para("Our system covers a population of 327,000:"),
+                    item("Allerdale"),
+                    item("Eden"),
+                ],
+                vec![
+                    para("Our system covers a population of 274,000:"),
+                    item("Allerdale"),
+                ],
+            ),
+            (
+                "reversal",
+                vec![item(
+                    "NHS North East and North Cumbria Integrated Care Board",
+                )],
+                vec![item("NHS North Cumbria Clinical Commissioning Group")],
+            ),
+        ];
+        let text: String = cases
+            .iter()
+            .map(|(name, old, new)| format!("{name}: {}\n", summary(old, new)))
+            .collect();
+        insta::assert_snapshot!("summaries", text);
+    }
+
     #[test]
     fn short_points_leave_room_to_long_ones() {
         let long = "x".repeat(170);
