@@ -449,3 +449,65 @@ fn eval_dump() {
         std::fs::write(out.join(format!("{id}.txt")), extracted.render()).expect("write");
     }
 }
+
+/// A collection page: a short lead, then the body is lists of links to
+/// documents under headings, then a change history longer than the lead.
+fn collection_page(history_items: usize) -> String {
+    let documents: String = (1..=6)
+        .map(|i| {
+            format!(
+                r#"<li><a href="/doc-{i}">Vaccination guidance document number {i} for practitioners</a>
+                   <ul><li><time>1 March 2021</time></li><li>Guidance</li></ul></li>"#
+            )
+        })
+        .collect();
+    let history: String = (1..=history_items)
+        .map(|i| {
+            format!(
+                "<li><time>{i} February 2021</time><p>Added the revised consent form, the leaflet and update number {i} to the training slides.</p></li>"
+            )
+        })
+        .collect();
+    format!(
+        r#"<html><body><header><a href="/">Home</a></header><main role="main">
+        <h1>Vaccination programme</h1>
+        <p>Documents relating to the vaccination programme, for staff and the public.</p>
+        <h3>Guidance</h3><div><ul class="document-list">{documents}</ul></div>
+        <div class="history"><ol>{history}</ol></div>
+        </main><footer>Crown copyright</footer></body></html>"#
+    )
+}
+
+#[test]
+fn a_body_of_links_is_kept_beside_a_short_change_history() {
+    for items in [1, 2, 3] {
+        let page = collection_page(items);
+        let extracted = default_extract(&page);
+        let text = texts(&extracted).join("\n");
+        assert!(
+            text.contains("Vaccination guidance document number 4 for practitioners"),
+            "{items} history items: links dropped:\n{text}"
+        );
+        assert!(
+            text.contains("Documents relating to the vaccination programme"),
+            "{items} history items: lead dropped:\n{text}"
+        );
+        assert!(!text.contains("Crown copyright"), "{text}");
+    }
+}
+
+#[test]
+fn the_chosen_content_is_stable_from_version_to_version() {
+    // One more history note must not swap the body for the history:
+    // everything the older version showed of its body is still shown.
+    let older = default_extract(&collection_page(2));
+    let newer = default_extract(&collection_page(3));
+    let newer_texts = texts(&newer);
+    for text in texts(&older) {
+        assert!(
+            newer_texts.contains(&text),
+            "“{text}” vanished:\n{}",
+            newer_texts.join("\n")
+        );
+    }
+}

@@ -188,16 +188,29 @@ fn fit(kinds: &[(Kind, Vec<String>)]) -> String {
     let mut more = 0usize;
     let total: usize = kinds.iter().map(|(_, p)| p.len()).sum();
     let mut placed = 0usize;
+    // One long point never takes the whole line from the others: a quoted
+    // passage gets its share, more when the others are short, and a list
+    // of places a little more.
+    let all: Vec<&str> = kinds
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(String::as_str))
+        .collect();
+    let room = MAX_SUMMARY_CHARS
+        .saturating_sub(12 * kinds.len())
+        .saturating_sub(2 * total.saturating_sub(1));
+    let caps = crate::core::order::caps(
+        &all,
+        room,
+        (MAX_SUMMARY_CHARS / total.max(1)).clamp(90, 150),
+        MAX_SUMMARY_CHARS,
+    );
     for (kind, points) in kinds {
         let mut opened = false;
         for point in points {
-            // One long point never takes the whole line from the others:
-            // a quoted passage gets its share, a list of places a little
-            // more.
             let cap = if point.starts_with("Places covered") {
-                150
+                caps[placed].max(150)
             } else {
-                (MAX_SUMMARY_CHARS / total).clamp(90, 150)
+                caps[placed]
             };
             let point = if total > 1 {
                 let cut = crate::core::gist::trim_to(point, cap);
@@ -331,7 +344,13 @@ pub fn classify(
         {
             continue;
         }
-        let points = summarise(kind, &kind_added, &kind_removed, &kind_changed, &evidence);
+        let mut points = summarise(kind, &kind_added, &kind_removed, &kind_changed, &evidence);
+        if kind == Kind::Narrative {
+            // A date that moved inside a sentence ("rules changed on 29
+            // March" → "17 May") is no alert on its own, but said last when
+            // the prose changed anyway.
+            points.extend(moved_dates(&evidence_by_kind));
+        }
         let summary = if kind == Kind::Minor {
             points.join("; ")
         } else {
@@ -539,36 +558,30 @@ fn summarise(
                 )
                 .collect();
             if !place_changes.is_empty() {
-                points.push(Point {
-                    rank: Rank::Figure,
-                    text: format!("Places covered: {}", place_changes.join(", ")),
-                });
+                points.push(Point::new(
+                    Rank::Figure,
+                    format!("Places covered: {}", place_changes.join(", ")),
+                ));
             }
             for fact in added.iter().filter(|f| !is_place(f)) {
-                points.push(Point {
-                    rank: Rank::Fact,
-                    text: format!("+{}", fact.label()),
-                });
+                points.push(Point::new(Rank::Fact, format!("+{}", fact.label())));
             }
             for fact in removed.iter().filter(|f| !is_place(f)) {
-                points.push(Point {
-                    rank: Rank::Fact,
-                    text: format!("−{}", fact.label()),
-                });
+                points.push(Point::new(Rank::Fact, format!("−{}", fact.label())));
             }
         }
         _ => {
             for fact in added {
-                points.push(Point {
-                    rank: fact_rank(fact),
-                    text: with_context('+', fact, &mut used_blocks),
-                });
+                points.push(Point::new(
+                    fact_rank(fact),
+                    with_context('+', fact, &mut used_blocks),
+                ));
             }
             for fact in removed {
-                points.push(Point {
-                    rank: fact_rank(fact),
-                    text: with_context('−', fact, &mut used_blocks),
-                });
+                points.push(Point::new(
+                    fact_rank(fact),
+                    with_context('−', fact, &mut used_blocks),
+                ));
             }
         }
     }
@@ -595,14 +608,12 @@ fn summarise(
             }
             (from, to) => format!("{} → {}", from.label(), to.label()),
         };
-        points.push(Point {
-            rank: Rank::Figure,
-            text,
-        });
+        points.push(Point::new(Rank::Figure, text));
     }
     // The blocks' own gist: for prose always, for the other kinds when no
     // fact says what changed.
     if kind == Kind::Narrative || points.is_empty() {
+        points.extend(loose_figures(evidence, &mut used_blocks));
         for change in evidence {
             let text = change.new.as_ref().or(change.old.as_ref()).map(|b| &b.text);
             if text.is_some_and(|t| used_blocks.contains(t)) || is_minor(change) {
@@ -613,19 +624,65 @@ fn summarise(
     }
     if points.is_empty() {
         let (plus, minus, edited) = count_kinds(evidence);
-        points.push(Point {
-            rank: Rank::Passage,
-            text: format!("{} passage(s) changed", plus + minus + edited),
-        });
+        points.push(Point::new(
+            Rank::Passage,
+            format!("{} passage(s) changed", plus + minus + edited),
+        ));
     }
     // Most telling first, page order within a rank; each said once.
-    points.sort_by_key(|p| p.rank);
-    let mut seen = BTreeSet::new();
-    points
-        .into_iter()
-        .filter(|p| seen.insert(p.text.to_lowercase()))
+    crate::core::order::order(points)
+}
+
+/// The dates that moved inside sentences of minor changes, not in date
+/// stamps or boilerplate lines.
+fn moved_dates(evidence: &[(Kind, BlockChange)]) -> Vec<String> {
+    evidence
+        .iter()
+        .filter(|(kind, change)| {
+            *kind == Kind::Minor
+                && change.kind == ChangeKind::Changed
+                && change.new.as_ref().is_some_and(|b| {
+                    b.text.split_whitespace().count() > 6 && !BOILERPLATE.is_match(&b.text)
+                })
+        })
+        .flat_map(|(_, change)| gist::points(change))
+        .filter(|p| p.rank == Rank::Date)
         .map(|p| p.text)
         .collect()
+}
+
+/// A removed and an added passage that state the same figures anew, as
+/// figure points; both blocks are marked used.
+fn loose_figures(evidence: &[BlockChange], used: &mut BTreeSet<String>) -> Vec<Point> {
+    const MAX_COMPARISONS: usize = 4_096;
+    let side = |kind: ChangeKind| -> Vec<&crate::core::model::Block> {
+        evidence
+            .iter()
+            .filter(|c| c.kind == kind)
+            .filter_map(|c| c.new.as_ref().or(c.old.as_ref()))
+            .filter(|b| b.text.bytes().any(|c| c.is_ascii_digit()))
+            .collect()
+    };
+    let (removed, added) = (side(ChangeKind::Removed), side(ChangeKind::Added));
+    if removed.len() * added.len() > MAX_COMPARISONS {
+        return Vec::new();
+    }
+    let mut points = Vec::new();
+    for new in added {
+        for old in &removed {
+            if used.contains(&old.text) {
+                continue;
+            }
+            let found = gist::paired_figures(old, new);
+            if !found.is_empty() {
+                used.insert(old.text.clone());
+                used.insert(new.text.clone());
+                points.extend(found);
+                break;
+            }
+        }
+    }
+    points
 }
 
 fn count_kinds(evidence: &[BlockChange]) -> (usize, usize, usize) {
@@ -663,10 +720,17 @@ static BOILERPLATE: LazyLock<Regex> = LazyLock::new(|| {
         .expect("boilerplate pattern compiles")
 });
 
+/// Counters a page shows of itself: "Viewed 1,234 times", "12,345 views".
+static COUNTER: LazyLock<Regex> = LazyLock::new(|| {
+    compact_regex(r"(?i)\b(?:viewed|read|downloaded|shared)\s+[\d,.]+k?\s+times\b|\b[\d,.]+k?\s+(?:views|page\s*views|visits|visitors|reads|downloads|likes|shares|comments|responses)\b")
+        .expect("counter pattern compiles")
+});
+
 /// The text with dates, times, dynamic tokens, case, punctuation and
 /// spacing taken out: what is left is what a reader would call the words.
 fn skeleton(text: &str) -> String {
-    let text = DATE_LIKE.replace_all(text, " ");
+    let text = COUNTER.replace_all(text, " counter ");
+    let text = DATE_LIKE.replace_all(&text, " ");
     let text = DYNAMIC_TOKEN.replace_all(&text, " ");
     text.chars()
         .filter(|c| c.is_alphanumeric() || c.is_whitespace())
@@ -828,6 +892,44 @@ mod tests {
             assert_eq!(assessment.kinds(), [Kind::Minor], "{old} → {new}");
             assert!(!assessment.alerts());
         }
+    }
+
+    #[test]
+    fn counters_and_view_counts_are_minor() {
+        for (old, new) in [
+            ("Viewed 1,234 times", "Viewed 1,301 times"),
+            ("Our plan: 12,345 views", "Our plan: 12,502 views"),
+        ] {
+            let assessment = assess(&[para(old)], &[para(new)]);
+            assert_eq!(assessment.kinds(), [Kind::Minor], "{old} → {new}");
+        }
+        // A count that is no counter is news.
+        let assessment = assess(
+            &[para("We run 12 clinics across the county.")],
+            &[para("We run 15 clinics across the county.")],
+        );
+        assert!(assessment.alerts());
+    }
+
+    #[test]
+    fn a_reversal_names_both_sides() {
+        // An ICB going back to a CCG reads as the rename undone: the new
+        // name and the old both show, not only the removal.
+        let old = vec![item(
+            "NHS North East and North Cumbria Integrated Care Board",
+        )];
+        let new = vec![item("NHS North Cumbria Clinical Commissioning Group")];
+        let assessment = assess(&old, &new);
+        assert_eq!(assessment.headline_kind(), Some(Kind::Members));
+        let summary = assessment.one_line();
+        assert!(
+            summary.contains("Integrated Care Board") || summary.contains("ICB"),
+            "{summary}"
+        );
+        assert!(summary.contains("North Cumbria CCG"), "{summary}");
+        let forward = assess(&new, &old).one_line();
+        assert!(forward.contains("→"), "{forward}");
+        assert!(summary.contains("→"), "{summary}");
     }
 
     #[test]

@@ -45,14 +45,23 @@ pub struct Point {
     pub rank: Rank,
     /// What it says, on one line.
     pub text: String,
+    /// How much it tells within its rank: higher first.
+    pub weight: i32,
 }
 
 impl Point {
-    fn new(rank: Rank, text: impl Into<String>) -> Self {
+    /// A point of ordinary weight.
+    pub fn new(rank: Rank, text: impl Into<String>) -> Self {
         Self {
             rank,
             text: text.into(),
+            weight: 0,
         }
+    }
+
+    fn weighted(mut self, weight: i32) -> Self {
+        self.weight = weight;
+        self
     }
 }
 
@@ -71,9 +80,10 @@ static VALUE: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// Words that carry no subject on their own.
-const STOP_WORDS: [&str; 26] = [
+const STOP_WORDS: [&str; 27] = [
     "a", "an", "the", "of", "to", "on", "in", "at", "by", "for", "with", "and", "or", "whom",
     "which", "who", "have", "has", "had", "been", "were", "was", "are", "is", "be", "will",
+    "there",
 ];
 
 /// The points of one block change.
@@ -97,16 +107,86 @@ fn added(block: &Block, sign: char) -> Option<Point> {
         return None;
     }
     Some(match block.kind {
+        // A heading that is mostly a date ("29 April notes", "Daily
+        // (reported 29 April)") moves with the date, as a date does.
+        BlockKind::Heading { .. } if mostly_dated(&text) => {
+            Point::new(Rank::Date, format!("{sign}§ {}", trim(&text)))
+        }
         BlockKind::Heading { .. } => Point::new(Rank::Heading, format!("{sign}§ {}", trim(&text))),
-        _ => Point::new(
-            if sign == '+' {
-                Rank::Passage
-            } else {
-                Rank::Removal
-            },
-            format!("{sign}{}", clause(&text)),
-        ),
+        _ => {
+            let clause = clause(&text);
+            let weight = informativeness(&clause);
+            Point::new(
+                if sign == '+' {
+                    Rank::Passage
+                } else {
+                    Rank::Removal
+                },
+                format!("{sign}{clause}"),
+            )
+            .weighted(weight)
+        }
     })
+}
+
+/// Whether dates, numbers and brackets make up most of a short text.
+fn mostly_dated(text: &str) -> bool {
+    let dates: usize = crate::core::classify::date_spans(text)
+        .iter()
+        .map(|d| text[d.clone()].split_whitespace().count())
+        .sum();
+    let words = text.split_whitespace().count();
+    dates > 0 && words <= 6 && dates * 2 >= words.saturating_sub(1)
+}
+
+/// Words that state a rule or a change of one.
+static RULE: LazyLock<Regex> = LazyLock::new(|| {
+    compact_regex(
+        r"(?i)\b(?:must|no longer|will need|need to|needs to|required|requirement|mandatory|should|paused|suspended|exempt(?:ion)?s?|eligib\w+|can now|cannot|will be able|will not|offline|unavailable|maintenance|from \d{1,2}(?:st|nd|rd|th)? \w+|until|deadline|new|changed?|replaced?|ended|withdrawn|closed|open(?:ed|s)?)\b",
+    )
+    .expect("rule pattern compiles")
+});
+
+/// Openings of lines that point elsewhere rather than say something.
+static POINTER: LazyLock<Regex> = LazyLock::new(|| {
+    compact_regex(
+        r"(?i)^(?:read|see|find out|for more|more information|further information|visit|you can (?:find|read|also)|check|download|view|click|contact|this (?:guidance|page|document)|the above|there is different|this means|follow)\b",
+    )
+    .expect("pointer pattern compiles")
+});
+
+/// How much a passage tells, roughly: a rule, a date it starts on, a
+/// figure and a name tell more than a pointer to another page or a
+/// fragment of a sentence.
+fn informativeness(text: &str) -> i32 {
+    let mut weight = 0;
+    if RULE.is_match(text) {
+        weight += 2;
+    }
+    if !crate::core::classify::date_spans(text).is_empty() {
+        weight += 1;
+    }
+    if VALUE
+        .find_iter(text)
+        .any(|m| m.as_str().bytes().filter(u8::is_ascii_digit).count() >= 2)
+    {
+        weight += 1;
+    }
+    // A name inside the sentence, not its first word.
+    if text
+        .split_whitespace()
+        .skip(1)
+        .any(|w| w.chars().next().is_some_and(char::is_uppercase) && w.len() > 2)
+    {
+        weight += 1;
+    }
+    if POINTER.is_match(text.trim_start_matches(['+', '−', '“'])) {
+        weight -= 3;
+    }
+    if text.split_whitespace().count() < 5 {
+        weight -= 2;
+    }
+    weight
 }
 
 fn removed(block: &Block) -> Option<Point> {
@@ -128,7 +208,9 @@ fn rendered(block: &Block) -> String {
 }
 
 /// The most informative clause of a passage: its first sentence that says
-/// something (more than three words), trimmed.
+/// something (more than three words), trimmed. (Picking the sentence with
+/// the most rule words, dates and names instead quotes fewer of the
+/// phrases a reader names: a passage's first sentence is its news.)
 fn clause(text: &str) -> String {
     let sentences = sentences(text);
     let chosen = sentences
@@ -265,6 +347,28 @@ fn date_around(text: &str, range: &Range<usize>) -> String {
         .map_or_else(|| text[range.clone()].to_owned(), |d| text[d].to_owned())
 }
 
+/// Whether two sides of an edit differ, beside their figures, only in a
+/// few small words ("of whom … have" → "of which"), not in a name.
+fn same_subject_words(old: &str, new: &str) -> bool {
+    let words = |s: &str| -> Vec<String> {
+        VALUE
+            .replace_all(s, " ")
+            .split_whitespace()
+            .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_owned())
+            .filter(|w| w.chars().any(char::is_alphabetic))
+            .collect()
+    };
+    let (old, new) = (words(old), words(new));
+    let only_old: Vec<&String> = old.iter().filter(|w| !new.contains(w)).collect();
+    let only_new: Vec<&String> = new.iter().filter(|w| !old.contains(w)).collect();
+    only_old.len() <= 2
+        && only_new.len() <= 2
+        && only_old
+            .iter()
+            .chain(&only_new)
+            .all(|w| !w.chars().next().is_some_and(char::is_uppercase))
+}
+
 /// Letters-only words in a text that are not part of a figure.
 fn words_beside_values(text: &str) -> usize {
     VALUE
@@ -293,7 +397,7 @@ fn changed(change: &BlockChange, old: &Block, new: &Block) -> Vec<Point> {
     }
     let edits = edits(change);
     let table = new.kind == BlockKind::TableRow;
-    let mut figures: Vec<String> = Vec::new();
+    let mut figures: Vec<(String, i32)> = Vec::new();
     let mut dates: Vec<String> = Vec::new();
     let mut wording: Vec<&(Range<usize>, Range<usize>)> = Vec::new();
     let mut seen_new: Vec<Range<usize>> = Vec::new();
@@ -302,15 +406,24 @@ fn changed(change: &BlockChange, old: &Block, new: &Block) -> Vec<Point> {
         let old_side = &edits.old[old_range.clone()];
         let new_side = &edits.new[new_range.clone()];
         let has_digits = |s: &str| s.bytes().any(|b| b.is_ascii_digit());
-        if !(has_digits(old_side) || has_digits(new_side))
-            || words_beside_values(old_side) > 1
-            || words_beside_values(new_side) > 1
-        {
+        if !(has_digits(old_side) || has_digits(new_side)) {
             wording.push(region);
             continue;
         }
         let old_values = values_in(&edits.old, old_range);
         let new_values = values_in(&edits.new, new_range);
+        if words_beside_values(old_side) > 1 || words_beside_values(new_side) > 1 {
+            // Reworded around its figures ("tested, of whom 177,454 have"
+            // → "tested of which 182,260"): the figures still changed when
+            // each side has as many.
+            wording.push(region);
+            if old_values.len() != new_values.len()
+                || old_values.is_empty()
+                || !same_subject_words(old_side, new_side)
+            {
+                continue;
+            }
+        }
         for (o, n) in old_values.iter().zip(&new_values) {
             if seen_new.contains(n) {
                 continue;
@@ -333,13 +446,19 @@ fn changed(change: &BlockChange, old: &Block, new: &Block) -> Vec<Point> {
             } else {
                 subject(&edits.new, n)
             };
-            figures.push(if subject.is_empty() {
-                format!("{from} → {to}")
-            } else {
-                format!("{subject}: {from} → {to}")
-            });
+            let weight = figure_weight(&subject);
+            figures.push((
+                if subject.is_empty() {
+                    format!("{from} → {to}")
+                } else {
+                    format!("{subject}: {from} → {to}")
+                },
+                weight,
+            ));
         }
-        if old_values.is_empty() || new_values.is_empty() {
+        if (old_values.is_empty() || new_values.is_empty())
+            && !wording.last().is_some_and(|r| std::ptr::eq(*r, region))
+        {
             wording.push(region);
         }
     }
@@ -354,14 +473,18 @@ fn changed(change: &BlockChange, old: &Block, new: &Block) -> Vec<Point> {
                 format!("{}: ", trim_to(head, 40))
             };
             // A row's first two changed cells say enough.
-            let shown: Vec<&str> = figures.iter().take(2).map(String::as_str).collect();
+            let shown: Vec<&str> = figures.iter().take(2).map(|f| f.0.as_str()).collect();
             let more = if figures.len() > 2 { ", …" } else { "" };
             points.push(Point::new(
                 Rank::TableFigure,
                 format!("{head}{}{more}", shown.join(", ")),
             ));
         } else {
-            points.extend(figures.into_iter().map(|f| Point::new(Rank::Figure, f)));
+            points.extend(
+                figures
+                    .into_iter()
+                    .map(|(f, weight)| Point::new(Rank::Figure, f).weighted(weight)),
+            );
         }
     }
     if let Some(point) = reworded(&edits, &wording) {
@@ -371,6 +494,107 @@ fn changed(change: &BlockChange, old: &Block, new: &Block) -> Vec<Point> {
         points.push(Point::new(Rank::Date, dates.join(", ")));
     }
     points
+}
+
+/// Nouns a reader of a figures page looks for first.
+static HEADLINE_NOUN: LazyLock<Regex> = LazyLock::new(|| {
+    compact_regex(
+        r"(?i)\b(?:died|deaths?|dead|cases?|positive|infections?|infected|admi(?:ssions?|tted)|hospitali[sz]ed|patients?|vaccin\w*|doses?|tests?|tested|R|growth|rate|population|people|residents|beds|outbreaks?|premises|zones?)\b",
+    )
+    .expect("headline pattern compiles")
+});
+
+/// The gravest of them: deaths and cases lead a figures page.
+static GRAVE_NOUN: LazyLock<Regex> = LazyLock::new(|| {
+    compact_regex(r"(?i)\b(?:died|deaths?|dead|cases?|positive|infections?|outbreaks?)\b")
+        .expect("grave pattern compiles")
+});
+
+/// Words that show a subject was read from the middle of a clause
+/// ("measure would", "yesterday for tests").
+static CLAUSE_FRAGMENT: LazyLock<Regex> = LazyLock::new(|| {
+    compact_regex(
+        r"(?i)\b(?:would|could|should|may|might|yesterday|today|up|than|between|whom|which)\b",
+    )
+    .expect("fragment pattern compiles")
+});
+
+/// How much a changed figure tells, by its subject: a count of deaths,
+/// cases or tests before a figure with no subject or a half-clause one.
+fn figure_weight(subject: &str) -> i32 {
+    let mut weight = 0;
+    if subject.is_empty() {
+        weight -= 2;
+    }
+    if GRAVE_NOUN.is_match(subject) {
+        weight += 3;
+    } else if HEADLINE_NOUN.is_match(subject) {
+        weight += 2;
+    }
+    if CLAUSE_FRAGMENT.is_match(subject) {
+        weight -= 2;
+    }
+    weight
+}
+
+/// The figures of a removed passage and an added one that say the same
+/// thing with new figures ("…, 21,678 have died." → "…, 26,097 have
+/// died."): as many figures on each side, and most of the other words
+/// shared. Empty when they are not such a pair.
+pub fn paired_figures(old: &Block, new: &Block) -> Vec<Point> {
+    if old.is_heading() || new.is_heading() {
+        return Vec::new();
+    }
+    let figures = |text: &str| -> Vec<Range<usize>> {
+        values_in(text, &(0..text.len()))
+            .into_iter()
+            .filter(|r| !is_date(text, r))
+            .collect()
+    };
+    let (from, to) = (figures(&old.text), figures(&new.text));
+    if from.is_empty() || from.len() != to.len() || from.len() > 4 {
+        return Vec::new();
+    }
+    let words = |text: &str| -> Vec<String> {
+        text.split_whitespace()
+            .filter(|w| !w.bytes().any(|b| b.is_ascii_digit()))
+            .map(|w| {
+                w.trim_matches(|c: char| !c.is_alphanumeric())
+                    .to_lowercase()
+            })
+            .filter(|w| !w.is_empty())
+            .collect()
+    };
+    let (a, b) = (words(&old.text), words(&new.text));
+    let mut left = a.clone();
+    let shared = b
+        .iter()
+        .filter(|w| match left.iter().position(|x| x == *w) {
+            Some(i) => {
+                left.swap_remove(i);
+                true
+            }
+            None => false,
+        })
+        .count();
+    if a.len() + b.len() < 6 || shared * 10 < (a.len() + b.len()) * 3 {
+        return Vec::new();
+    }
+    from.iter()
+        .zip(&to)
+        .filter(|(o, n)| old.text[(*o).clone()] != new.text[(*n).clone()])
+        .map(|(o, n)| {
+            let subject = subject(&new.text, n);
+            let weight = figure_weight(&subject);
+            let (f, t) = (&old.text[o.clone()], &new.text[n.clone()]);
+            let text = if subject.is_empty() {
+                format!("{f} → {t}")
+            } else {
+                format!("{subject}: {f} → {t}")
+            };
+            Point::new(Rank::Figure, text).weighted(weight)
+        })
+        .collect()
 }
 
 /// The subject of a figure: the words before it in its clause, or after it
@@ -445,15 +669,16 @@ fn reworded(edits: &Edits, regions: &[&(Range<usize>, Range<usize>)]) -> Option<
         ));
     }
     if !old_side.is_empty() && words(old_side) <= 6 && words(new_side) <= 6 {
-        return Some(Point::new(
-            Rank::Passage,
-            format!("“{old_side}” → “{new_side}”"),
-        ));
+        // A few words swapped: worth less than a new statement unless they
+        // carry a figure, a date or a name.
+        let weight = informativeness(new_side).min(1) - 1;
+        return Some(
+            Point::new(Rank::Passage, format!("“{old_side}” → “{new_side}”")).weighted(weight),
+        );
     }
-    Some(Point::new(
-        Rank::Passage,
-        format!("“{}”", around(&edits.new, new_range, CLAUSE_CHARS)),
-    ))
+    let quoted = around(&edits.new, new_range, CLAUSE_CHARS);
+    let weight = informativeness(&quoted);
+    Some(Point::new(Rank::Passage, format!("“{quoted}”")).weighted(weight))
 }
 
 /// The sentence of `text` holding `range`, cut to about `max` characters

@@ -11,6 +11,7 @@ pub mod feed;
 pub mod gist;
 pub mod metrics;
 pub mod model;
+pub mod order;
 pub mod render;
 pub mod schedule;
 pub mod subscriptions;

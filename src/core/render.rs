@@ -113,6 +113,7 @@ pub fn json_assessment(assessment: &Assessment) -> Vec<serde_json::Value> {
             serde_json::json!({
                 "kind": change.kind,
                 "summary": change.summary,
+                "points": change.points,
                 "added": change.added,
                 "removed": change.removed,
                 "changed": change.changed,

@@ -102,6 +102,13 @@ pub struct StepResult {
     /// The judge's note on the step.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub note: String,
+    /// Every summary point of the alert, before fitting into one line: where
+    /// a missing phrase was, to tell ranking from reading.
+    #[serde(skip)]
+    pub points: Vec<String>,
+    /// The changed blocks' text, old and new, lower-cased.
+    #[serde(skip)]
+    pub changed_text: String,
 }
 
 impl StepResult {
@@ -111,6 +118,26 @@ impl StepResult {
         let judged = self.judged_kind.as_deref()?;
         (self.alerted && self.expected == Expectation::Alert)
             .then(|| self.kinds.iter().any(|k| k == judged))
+    }
+
+    /// Where a phrase missing from the summary was: in which of the
+    /// alert's points, only in the changed blocks, or nowhere in the change.
+    pub fn whereabouts(&self, phrase: &str) -> String {
+        let wanted = normalise(phrase);
+        let at = self.points.iter().enumerate().find_map(|(i, p)| {
+            normalise(p)
+                .find(&wanted)
+                .map(|offset| (i, p.chars().count(), offset))
+        });
+        match at {
+            Some((i, len, offset)) => format!(
+                "point {} of {}, {len} characters, at {offset}",
+                i + 1,
+                self.points.len()
+            ),
+            None if self.changed_text.contains(&wanted) => "in the changed blocks".to_owned(),
+            None => "not in the change".to_owned(),
+        }
     }
 
     /// The `must_mention` phrases found in the summary of this step's alert
@@ -368,11 +395,11 @@ impl fmt::Display for HistoryReport {
                 continue;
             }
             let found = step.mentioned();
-            let missing: Vec<&str> = step
+            let missing: Vec<String> = step
                 .must_mention
                 .iter()
-                .map(String::as_str)
-                .filter(|p| !found.contains(p))
+                .filter(|p| !found.contains(&p.as_str()))
+                .map(|p| format!("{p} ({})", step.whereabouts(p)))
                 .collect();
             if !missing.is_empty() {
                 writeln!(
@@ -573,6 +600,27 @@ pub fn evaluate_page(dir: &Path) -> Result<Vec<StepResult>, HistoryEvalError> {
             }
             None => expectation(auto_kind, label),
         };
+        let (points, changed_text) = match &outcome {
+            Outcome::Changed { assessment, .. } => (
+                assessment
+                    .changes
+                    .iter()
+                    .filter(|c| c.kind != crate::core::classify::Kind::Minor)
+                    .flat_map(|c| c.points.iter().cloned())
+                    .collect(),
+                normalise(
+                    &assessment
+                        .changes
+                        .iter()
+                        .flat_map(|c| &c.evidence)
+                        .flat_map(|e| e.old.iter().chain(&e.new))
+                        .map(|b| b.text.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                ),
+            ),
+            _ => (Vec::new(), String::new()),
+        };
         let (alerted, kinds, summary) = match &outcome {
             Outcome::Changed { assessment, .. } => (
                 assessment.alerts(),
@@ -605,6 +653,8 @@ pub fn evaluate_page(dir: &Path) -> Result<Vec<StepResult>, HistoryEvalError> {
                 .map(|j| j.must_mention.clone())
                 .unwrap_or_default(),
             note: judgement.map(|j| j.note.clone()).unwrap_or_default(),
+            points,
+            changed_text,
         };
         match (&outcome, hash) {
             (Outcome::Held { .. }, Some(hash)) => {
@@ -678,6 +728,8 @@ mod tests {
             judged_kind: Some("boundary".into()),
             must_mention: vec!["Crewe".into(), "121".into(), "King’s Lynn".into()],
             note: String::new(),
+            points: Vec::new(),
+            changed_text: String::new(),
         }
     }
 

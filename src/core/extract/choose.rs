@@ -123,9 +123,9 @@ pub(super) fn choose_content(flat: &Flat<'_>, stats: &[Stats]) -> Chosen {
         }
     }
 
-    if top == scope {
+    if top == scope || holds_too_little(flat, stats, scope, top) {
         return Chosen {
-            roots: vec![top as u32],
+            roots: vec![scope as u32],
         };
     }
 
@@ -182,6 +182,17 @@ pub(super) fn choose_content(flat: &Flat<'_>, stats: &[Stats]) -> Chosen {
         }
     }
     Chosen { roots }
+}
+
+/// Whether the best container inside a page's own `<main>` holds too little
+/// of it to be the content: then `<main>` is. A page whose body is a list
+/// of links (a collection, a news front page) scores its few paragraphs, a
+/// lead or a change history, highest; taking the whole scope keeps the
+/// links and keeps the choice the same from one version to the next.
+fn holds_too_little(flat: &Flat<'_>, stats: &[Stats], scope: usize, top: usize) -> bool {
+    let node = &flat.nodes[scope];
+    (node.tag == Tag::Main || node.flags & MAIN_ROLE != 0)
+        && stats[top].text * 2 < stats[scope].text
 }
 
 /// `<main>`, `[role=main]` or a dominant `<article>`, when it holds enough

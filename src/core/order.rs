@@ -1,0 +1,226 @@
+//! The order of a summary's points and the room each gets in the one line:
+//! most telling first, the same figures said once, items of one list
+//! joined, and long points given what short ones leave over.
+//!
+//! Pure: points in, strings out. `classify` calls it for each kind.
+
+use std::collections::BTreeSet;
+
+use crate::core::gist::{Point, Rank};
+
+/// Sorts points most telling first (by rank, then weight, then page order)
+/// and says each once. A figure whose subject could not be read (weight
+/// below zero) goes with the passages: "5 → 7" alone tells little. A figure
+/// whose values repeat an earlier figure's ("R range: 0.9 to 1.1 → …",
+/// "R value between: 0.9 and 1.1 → …") is left out, and added list items
+/// that share a lead-in ("Test kit instructions: ACON", "Test kit
+/// instructions: Orient Gene") are joined into one point.
+pub fn order(mut points: Vec<Point>) -> Vec<String> {
+    let key = |p: &Point| {
+        let rank = if p.rank == Rank::Figure && p.weight < 0 {
+            Rank::Passage
+        } else {
+            p.rank
+        };
+        (rank, -p.weight)
+    };
+    points.sort_by_key(key);
+    let mut seen = BTreeSet::new();
+    let mut figures: BTreeSet<Vec<String>> = BTreeSet::new();
+    let mut out: Vec<Point> = Vec::new();
+    for point in points {
+        if !seen.insert(point.text.to_lowercase()) {
+            continue;
+        }
+        if point.rank == Rank::Figure {
+            let values = numbers(&point.text);
+            if values.len() >= 2 && !figures.insert(values) {
+                continue;
+            }
+        }
+        if let Some(rest) = joinable(&point, out.last()) {
+            if let Some(last) = out.last_mut() {
+                last.text.push_str(", ");
+                last.text.push_str(rest);
+            }
+            continue;
+        }
+        out.push(point);
+    }
+    out.into_iter().map(|p| p.text).collect()
+}
+
+/// The runs of digits in a text, in order.
+fn numbers(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_ascii_digit() && c != '.')
+        .map(|n| n.trim_matches('.'))
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The part of an added passage to append to the previous point, when both
+/// are added items with the same lead-in before a colon.
+fn joinable<'p>(point: &'p Point, previous: Option<&Point>) -> Option<&'p str> {
+    let previous = previous?;
+    if point.rank != Rank::Passage || previous.rank != Rank::Passage {
+        return None;
+    }
+    let lead = |text: &'p str| -> Option<(&'p str, &'p str)> {
+        let text = text.strip_prefix('+')?;
+        let (lead, rest) = text.split_once(": ")?;
+        (lead.split_whitespace().count() >= 2 && !rest.is_empty()).then_some((lead, rest))
+    };
+    let (lead_now, rest) = lead(&point.text)?;
+    let before = previous.text.strip_prefix('+')?;
+    before.starts_with(&format!("{lead_now}: ")).then_some(rest)
+}
+
+/// How many characters each point may take in a line of `room`
+/// characters: short points keep their length and long ones share what is
+/// left, never less than `floor` nor more than `ceiling`.
+pub fn caps(points: &[&str], room: usize, floor: usize, ceiling: usize) -> Vec<usize> {
+    let lengths: Vec<usize> = points.iter().map(|p| p.chars().count()).collect();
+    let mut by_length: Vec<usize> = (0..points.len()).collect();
+    by_length.sort_by_key(|&i| lengths[i]);
+    let mut caps = vec![0; points.len()];
+    let mut left = room;
+    for (done, &i) in by_length.iter().enumerate() {
+        let share = left / (points.len() - done);
+        let cap = lengths[i].min(share.max(floor)).min(ceiling);
+        caps[i] = cap.max(floor.min(lengths[i]));
+        left = left.saturating_sub(lengths[i].min(share));
+    }
+    caps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headline_figures_first_and_repeated_values_once() {
+        let points = vec![
+            Point::new(Rank::Passage, "+A new rule from 1 May"),
+            Point::new(Rank::Figure, "measure would: 3 → 4"),
+            Point::new(Rank::Figure, "R range: 0.9 to 1.1 → 1.0 to 1.1"),
+            Point::new(Rank::Figure, "R value between: 0.9 and 1.1 → 1.0 and 1.1"),
+        ];
+        let mut weak = points;
+        weak[1].weight = -2;
+        assert_eq!(
+            order(weak),
+            [
+                "R range: 0.9 to 1.1 → 1.0 to 1.1",
+                "+A new rule from 1 May",
+                "measure would: 3 → 4"
+            ]
+        );
+    }
+
+    #[test]
+    fn items_of_one_list_are_joined() {
+        let points = vec![
+            Point::new(Rank::Passage, "+Test kit instructions: ACON Flowflex"),
+            Point::new(Rank::Passage, "+Test kit instructions: Orient Gene"),
+            Point::new(Rank::Passage, "+Shielding: letters"),
+        ];
+        assert_eq!(
+            order(points),
+            [
+                "+Test kit instructions: ACON Flowflex, Orient Gene",
+                "+Shielding: letters"
+            ]
+        );
+    }
+
+    /// One-line summaries of representative diffs, as a reader sees them.
+    #[test]
+    fn summaries_of_representative_diffs() {
+        use crate::core::classify::classify;
+        use crate::core::diff::{DiffOptions, diff};
+        use crate::core::facts::page_facts;
+        use crate::core::model::{Block, BlockKind};
+        let para = |t: &str| Block::new(BlockKind::Paragraph, t);
+        let item = |t: &str| Block::new(BlockKind::ListItem, t);
+        let heading = |t: &str| Block::new(BlockKind::Heading { level: 2 }, t);
+        let summary = |old: &[Block], new: &[Block]| {
+            let d = diff(old, new, &DiffOptions::default());
+            classify(&d, &page_facts(old, &[]), &page_facts(new, &[])).one_line()
+        };
+        let cases: Vec<(&str, Vec<Block>, Vec<Block>)> = vec![
+            (
+                "figures",
+                vec![
+                    para("As of 9am 20 April, 501,379 tests have concluded."),
+                    para("386,044 people have been tested, of whom 124,743 have tested positive."),
+                    para(
+                        "As of 5pm on 19 April, of those hospitalised who tested positive, 16,509 have died.",
+                    ),
+                ],
+                vec![
+                    para("As of 9am 21 April, 535,342 tests have concluded."),
+                    para("397,670 people have been tested, of which 129,044 tested positive."),
+                    para(
+                        "As of 5pm on 20 April, of those who tested positive in all settings, 17,337 have died.",
+                    ),
+                ],
+            ),
+            (
+                "passages",
+                vec![para("Intro to the pass.")],
+                vec![
+                    para("Intro to the pass."),
+                    para("Read more about the pass on the NHS website."),
+                    para("From 15 December, you will need to show a pass at nightclubs."),
+                ],
+            ),
+            (
+                "headings",
+                vec![heading("Eligibility"), para("Who can get a pass.")],
+                vec![
+                    heading("Eligibility"),
+                    para("Who can get a pass."),
+                    heading("Medical exemptions"),
+                ],
+            ),
+            (
+                "leaders",
+                vec![para("Chief Executive: Jane Smith")],
+                vec![para("Chief Executive: Amir Khan")],
+            ),
+            (
+                "places",
+                vec![
+                    para("Our system covers a population of 327,000:"),
+                    item("Allerdale"),
+                    item("Eden"),
+                ],
+                vec![
+                    para("Our system covers a population of 274,000:"),
+                    item("Allerdale"),
+                ],
+            ),
+            (
+                "reversal",
+                vec![item(
+                    "NHS North East and North Cumbria Integrated Care Board",
+                )],
+                vec![item("NHS North Cumbria Clinical Commissioning Group")],
+            ),
+        ];
+        let text: String = cases
+            .iter()
+            .map(|(name, old, new)| format!("{name}: {}\n", summary(old, new)))
+            .collect();
+        insta::assert_snapshot!("summaries", text);
+    }
+
+    #[test]
+    fn short_points_leave_room_to_long_ones() {
+        let long = "x".repeat(170);
+        assert_eq!(caps(&[&long, "short one"], 190, 90, 180), [170, 9]);
+        assert_eq!(caps(&[&long, &long], 190, 90, 180), [95, 95]);
+        assert_eq!(caps(&[&long, &long, &long, &long], 190, 90, 180), [90; 4]);
+    }
+}
