@@ -89,16 +89,16 @@ pub(super) fn validate_limits(
 
     let mut duration = |value: &Option<Spanned<String>>,
                         field: &str,
-                        (min, max): (Duration, Duration),
+                        range: (Duration, Duration),
                         target: &mut Duration| {
-        if let Some(value) = value {
-            match bounded_duration(value.get_ref(), min, max) {
-                Ok(d) => *target = d,
-                Err(message) => {
-                    errors.push(file.error(Some(&value.span()), format!("limits.{field}"), message))
-                }
-            }
-        }
+        read_duration(
+            file,
+            errors,
+            value,
+            &format!("limits.{field}"),
+            range,
+            target,
+        );
     };
     duration(
         &raw.connect_timeout,
@@ -142,16 +142,16 @@ pub(super) fn validate_daemon(
     let mut settings = DaemonSettings::default();
     let mut duration = |value: &Option<Spanned<String>>,
                         field: &str,
-                        (min, max): (Duration, Duration),
+                        range: (Duration, Duration),
                         target: &mut Duration| {
-        if let Some(value) = value {
-            match bounded_duration(value.get_ref(), min, max) {
-                Ok(d) => *target = d,
-                Err(message) => {
-                    errors.push(file.error(Some(&value.span()), format!("daemon.{field}"), message))
-                }
-            }
-        }
+        read_duration(
+            file,
+            errors,
+            value,
+            &format!("daemon.{field}"),
+            range,
+            target,
+        );
     };
     duration(
         &raw.shutdown_deadline,
@@ -495,6 +495,24 @@ pub(super) fn validate_watches(
                 robots: raw.robots.unwrap_or(defaults.robots),
                 allow_redirects_to,
             });
+        }
+    }
+}
+
+/// Reads an optional duration that must lie within `(min, max)` into
+/// `target`, or records why it cannot, naming the field.
+fn read_duration(
+    file: &SourceFile,
+    errors: &mut Vec<ConfigError>,
+    value: &Option<Spanned<String>>,
+    field: &str,
+    (min, max): (Duration, Duration),
+    target: &mut Duration,
+) {
+    if let Some(value) = value {
+        match bounded_duration(value.get_ref(), min, max) {
+            Ok(d) => *target = d,
+            Err(message) => errors.push(file.error(Some(&value.span()), field, message)),
         }
     }
 }

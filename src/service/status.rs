@@ -241,24 +241,12 @@ pub fn ask_bytes(
 
 /// Sends one request to a running daemon and returns its JSON answer.
 pub fn ask(state_dir: &Path, request: &Request) -> Result<String, StatusError> {
-    let path = socket_path(state_dir);
-    let mut stream = UnixStream::connect(&path).map_err(|source| StatusError::NotRunning {
-        path: path.clone(),
-        source,
-    })?;
     // A daemon that accepted but hangs must not hang the admin's shell.
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
-    let garbled = |e: std::io::Error| StatusError::Garbled {
-        path: path.clone(),
+    let body = ask_bytes(state_dir, request, Duration::from_secs(10))?;
+    String::from_utf8(body).map_err(|e| StatusError::Garbled {
+        path: socket_path(state_dir),
         reason: e.to_string(),
-    };
-    let mut line = serde_json::to_vec(request).unwrap_or_default();
-    line.push(b'\n');
-    stream.write_all(&line).map_err(garbled)?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body).map_err(garbled)?;
-    Ok(body)
+    })
 }
 
 /// Sends a streaming request to a running daemon and hands each frame to
