@@ -8,6 +8,7 @@
 
 mod mail;
 mod raw;
+mod store;
 mod validate;
 mod web;
 
@@ -24,6 +25,7 @@ pub use crate::core::schedule::{DEFAULT_TIMEZONE, Schedule};
 use mail::validate_mail;
 pub use mail::{DEFAULT_FROM, MailSettings, MailTransport, PasswordSource, SmtpSettings, SmtpTls};
 use raw::*;
+pub use store::{PostgresSettings, StoreBackend};
 use validate::*;
 pub use web::{DEFAULT_WEB_LISTEN, Operator, Privacy, WebSettings};
 use web::{derive_unsubscribe_url, validate_web};
@@ -161,8 +163,10 @@ impl Watch {
 pub struct Config {
     /// The file it was read from.
     pub source: PathBuf,
-    /// Where the store lives.
+    /// Where the store lives (sled), and this node's socket and lock.
     pub state_dir: PathBuf,
+    /// Which store, from `[store]`.
+    pub store: StoreBackend,
     /// The address put in the User-Agent so site owners can reach the admin.
     pub contact: Option<String>,
     /// Limits.
@@ -185,6 +189,7 @@ impl Config {
         Self {
             source: PathBuf::new(),
             state_dir: PathBuf::from("state"),
+            store: StoreBackend::Sled,
             contact: None,
             limits: Limits::default(),
             daemon: DaemonSettings::default(),
@@ -392,6 +397,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     });
     let limits = validate_limits(&file, &raw.limits, &mut errors);
     let daemon = validate_daemon(&file, &raw.daemon, &mut errors);
+    let store = store::validate_store(&file, base, &raw.store, &mut errors);
     let defaults = validate_defaults(&file, &raw.defaults, &mut errors);
     let mut mail = raw.mail.as_ref().map_or_else(
         || MailSettings::defaults_for(base),
@@ -484,6 +490,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         Ok(Config {
             source: path.to_path_buf(),
             state_dir,
+            store,
             contact,
             limits,
             daemon,

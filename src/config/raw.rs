@@ -39,6 +39,8 @@ pub(super) struct RawDaemon {
     pub(super) watch: Vec<RawWatch>,
     pub(super) mail: Option<RawMail>,
     pub(super) web: Option<RawWeb>,
+    #[serde(default)]
+    pub(super) store: super::store::RawStore,
     /// `[tags.NAME]`: what people call a tag.
     #[serde(default)]
     pub(super) tags: std::collections::BTreeMap<String, RawTag>,

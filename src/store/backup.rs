@@ -47,6 +47,12 @@ pub enum BackupError {
         /// What is wrong.
         reason: String,
     },
+    /// The store is PostgreSQL, which has its own backups.
+    #[error("the store is the database {url}: back it up with pg_dump (see docs/postgres.md)")]
+    Shared {
+        /// The URL, without a password.
+        url: String,
+    },
     /// The store to restore into is open in another process (the daemon).
     #[error(
         "the store in {path} is in use (is the daemon running? stop it first: systemctl stop tidings)"
@@ -146,19 +152,31 @@ impl Store {
             out.put(MAGIC).map_err(io)?;
             out.put(&ARCHIVE_VERSION.to_be_bytes()).map_err(io)?;
             out.put(&FORMAT_VERSION.to_be_bytes()).map_err(io)?;
-            let default_name = self.db.name();
-            for name in self.db.tree_names() {
+            let super::Kv::Sled(kv) = &self.kv else {
+                return Err(BackupError::Shared {
+                    url: self.path.display().to_string(),
+                });
+            };
+            let db = &kv.db;
+            let default_name = db.name();
+            for name in db.tree_names() {
                 let tree = if name == default_name {
-                    (*self.db).clone()
+                    (**db).clone()
                 } else {
-                    self.db.open_tree(&name).map_err(|e| self.io(e))?
+                    db.open_tree(&name).map_err(|e| StoreError::Io {
+                        path: self.path.clone(),
+                        source: e,
+                    })?
                 };
                 out.put(b"T").map_err(io)?;
                 // The default tree is written with an empty name.
                 out.field(if name == default_name { &[] } else { &name })
                     .map_err(io)?;
                 for entry in tree.iter() {
-                    let (key, value) = entry.map_err(|e| self.io(e))?;
+                    let (key, value) = entry.map_err(|e| StoreError::Io {
+                        path: self.path.clone(),
+                        source: e,
+                    })?;
                     out.put(b"E").map_err(io)?;
                     out.field(&key).map_err(io)?;
                     out.field(&value).map_err(io)?;

@@ -17,19 +17,19 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-
 use crate::core::model::Block;
+use chrono::{DateTime, Utc};
 
 mod backup;
+mod copy;
+pub(crate) mod kv;
 mod outbox;
 mod paused;
 mod reads;
 mod records;
 mod subscribers;
 
+use kv::{Kv, Tree, TxError};
 use records::*;
 
 pub use crate::core::subscriptions::{Cadence, Subscriber, Suppression, normalise_address};
@@ -88,6 +88,39 @@ pub enum StoreError {
         path: PathBuf,
         /// What failed.
         detail: String,
+    },
+    /// PostgreSQL refused or failed (the server is unreachable, the
+    /// password is wrong, a statement failed).
+    #[error("database {url}: {detail}")]
+    Database {
+        /// The URL, without a password.
+        url: String,
+        /// What failed.
+        detail: String,
+    },
+    /// The database's schema is older than this tidings writes.
+    #[error(
+        "database {url} has schema version {found}; this tidings needs {wanted}: run `tidings store migrate`"
+    )]
+    SchemaBehind {
+        /// The URL, without a password.
+        url: String,
+        /// The version found.
+        found: i32,
+        /// The version this build writes.
+        wanted: i32,
+    },
+    /// The database's schema is newer than this tidings knows.
+    #[error(
+        "database {url} has schema version {found}, newer than this tidings ({wanted}): upgrade tidings on this machine"
+    )]
+    SchemaTooNew {
+        /// The URL, without a password.
+        url: String,
+        /// The version found.
+        found: i32,
+        /// The version this build writes.
+        wanted: i32,
     },
     /// The store was written by a newer tidings.
     #[error(
@@ -214,30 +247,19 @@ pub struct StoreStats {
     pub versions: u64,
     /// Distinct snapshot texts.
     pub texts: u64,
-    /// Bytes on disk (sled's own figure).
+    /// Bytes on disk (sled's own figure, or PostgreSQL's size of the
+    /// table and its index).
     pub disk_bytes: u64,
 }
 
-/// The sled database and its trees.
+/// The store: its records, kept by an embedded sled database or by
+/// PostgreSQL (see [`kv`]).
 #[derive(Debug, Clone)]
 pub struct Store {
+    /// The state directory (sled), or the database URL without its
+    /// password (PostgreSQL): what messages name.
     path: PathBuf,
-    db: sled::Db,
-    watches: sled::Tree,
-    versions: sled::Tree,
-    texts: sled::Tree,
-    facts: sled::Tree,
-    changes: sled::Tree,
-    /// Subscribers by normalised address (see [`Subscriber`]).
-    subscribers: sled::Tree,
-    /// Suppressed addresses: never mailed, whatever an import says.
-    suppressed: sled::Tree,
-    /// Briefings to send, one row per delivery (see [`outbox`]).
-    outbox: sled::Tree,
-    /// Delivery rows that are finished: sent, failed or cancelled.
-    outbox_done: sled::Tree,
-    /// Changes waiting for a subscriber's next digest (see [`outbox`]).
-    digests: sled::Tree,
+    kv: Kv,
     /// Held for reading by every multi-tree transaction and for writing
     /// by a backup, so that a backup never sees half of one.
     gate: std::sync::Arc<std::sync::RwLock<()>>,
@@ -314,33 +336,68 @@ impl Store {
             path: path.clone(),
             source,
         })?;
-        let io = |source| StoreError::Io {
-            path: path.clone(),
-            source,
-        };
         let store = Self {
-            watches: db.open_tree("watches").map_err(io)?,
-            versions: db.open_tree("versions").map_err(io)?,
-            texts: db.open_tree("texts").map_err(io)?,
-            facts: db.open_tree("facts").map_err(io)?,
-            changes: db.open_tree("changes").map_err(io)?,
-            subscribers: db.open_tree("subscribers").map_err(io)?,
-            suppressed: db.open_tree("suppressed").map_err(io)?,
-            outbox: db.open_tree("outbox").map_err(io)?,
-            outbox_done: db.open_tree("outbox_done").map_err(io)?,
-            digests: db.open_tree("digests").map_err(io)?,
+            kv: Kv::Sled(kv::SledKv::new(path.clone(), db)?),
             gate: std::sync::Arc::default(),
-            db,
             path,
         };
         store.check_format(had_data)?;
         Ok(store)
     }
 
+    /// Opens the PostgreSQL store at `settings.url`. With `migrate`, an
+    /// older schema is brought up to date first (as `run` does at start);
+    /// without, it is refused with what to run.
+    pub fn open_postgres(
+        settings: &crate::config::PostgresSettings,
+        migrate: bool,
+    ) -> Result<Self, StoreError> {
+        let password = settings
+            .read_password()
+            .map_err(|detail| StoreError::Database {
+                url: kv::pg::redact(&settings.url),
+                detail,
+            })?;
+        let pg = kv::PgKv::open(
+            &kv::PgSettings {
+                url: settings.url.clone(),
+                password,
+            },
+            migrate,
+        )?;
+        let store = Self {
+            path: PathBuf::from(pg.label()),
+            kv: Kv::Pg(pg),
+            gate: std::sync::Arc::default(),
+        };
+        store.check_format(false)?;
+        Ok(store)
+    }
+
+    /// Opens the store a config names: sled in its state directory, or
+    /// PostgreSQL. `migrate` as for [`Store::open_postgres`].
+    pub fn open_configured(
+        config: &crate::config::Config,
+        migrate: bool,
+    ) -> Result<Self, StoreError> {
+        match &config.store {
+            crate::config::StoreBackend::Sled => Self::open(&config.state_dir),
+            crate::config::StoreBackend::Postgres(settings) => {
+                Self::open_postgres(settings, migrate)
+            }
+        }
+    }
+
+    /// Whether this store is PostgreSQL (shared by every node) rather than
+    /// embedded (held by one process).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.kv, Kv::Pg(_))
+    }
+
     fn check_format(&self, had_data: bool) -> Result<(), StoreError> {
-        match self.db.get(b"format").map_err(|e| self.io(e))? {
+        match self.kv.get(Tree::Meta, b"format")? {
             Some(bytes) => {
-                let found = <[u8; 4]>::try_from(bytes.as_ref())
+                let found = <[u8; 4]>::try_from(bytes.as_slice())
                     .map(u32::from_be_bytes)
                     .map_err(|_| self.corrupt("format", "not a 4-byte number"))?;
                 if found > FORMAT_VERSION {
@@ -358,12 +415,11 @@ impl Store {
                 });
             }
             None => {
-                self.db
-                    .insert(b"format", &FORMAT_VERSION.to_be_bytes())
-                    .map_err(|e| self.io(e))?;
+                self.kv
+                    .insert_new(Tree::Meta, b"format", &FORMAT_VERSION.to_be_bytes())?;
                 // Durable at once, so that a store killed in its first
                 // moments is never taken for a damaged one.
-                self.db.flush().map_err(|e| self.io(e))?;
+                self.kv.flush()?;
             }
         }
         Ok(())
@@ -376,7 +432,7 @@ impl Store {
 
     /// The state of a watch, or the default for one never checked.
     pub fn watch_state(&self, watch: &str) -> Result<WatchState, StoreError> {
-        match self.watches.get(watch.as_bytes()).map_err(|e| self.io(e))? {
+        match self.kv.get(Tree::Watches, watch.as_bytes())? {
             Some(bytes) => Ok(decode::<WatchRecord>(&bytes)
                 .map_err(|reason| self.corrupt("watch", reason))?
                 .into()),
@@ -386,13 +442,11 @@ impl Store {
 
     /// Names of all watches the store has state for, sorted.
     pub fn watch_names(&self) -> Result<Vec<String>, StoreError> {
-        self.watches
-            .iter()
-            .keys()
-            .map(|key| {
-                let key = key.map_err(|e| self.io(e))?;
-                String::from_utf8(key.to_vec())
-                    .map_err(|_| self.corrupt("watch", "name is not UTF-8"))
+        self.kv
+            .collect(Tree::Watches, b"")?
+            .into_iter()
+            .map(|(key, _)| {
+                String::from_utf8(key).map_err(|_| self.corrupt("watch", "name is not UTF-8"))
             })
             .collect()
     }
@@ -401,9 +455,7 @@ impl Store {
     /// or failed).
     pub fn record_check(&self, watch: &str, state: &WatchState) -> Result<(), StoreError> {
         let bytes = encode(&WatchRecord::from(state));
-        self.watches
-            .insert(watch.as_bytes(), bytes)
-            .map_err(|e| self.io(e))?;
+        self.kv.insert(Tree::Watches, watch.as_bytes(), &bytes)?;
         Ok(())
     }
 
@@ -433,96 +485,80 @@ impl Store {
             .map(|block| block.render().len() as u64 + 2)
             .sum();
 
-        // Row ids come from sled's counter outside the transaction: a retried
-        // transaction reuses them, and a crash merely skips some.
+        // Row ids come from the store's counter outside the transaction: a
+        // retried transaction reuses them, and a crash merely skips some.
         let notify = version.change.as_ref().and(version.notify.as_ref());
         let ids = match notify {
             Some(notify) => notify
                 .recipients
                 .iter()
-                .map(|_| self.db.generate_id())
-                .collect::<Result<Vec<u64>, _>>()
-                .map_err(|e| self.io(e))?,
+                .map(|_| self.kv.generate_id())
+                .collect::<Result<Vec<u64>, _>>()?,
             None => Vec::new(),
         };
 
-        let trees = (
-            &self.watches,
-            &self.versions,
-            &self.texts,
-            &self.changes,
-            &self.facts,
-            &self.outbox,
-            &self.digests,
-        );
         let _gate = self.transaction_gate();
-        let result = trees.transaction(
-            |(watches, versions, texts, changes, facts, outbox, digests)| {
-                let previous = match watches.get(watch.as_bytes())? {
-                    Some(bytes) => {
-                        decode::<WatchRecord>(&bytes)
-                            .map_err(ConflictableTransactionError::Abort)?
-                            .latest_version
-                    }
-                    None => None,
-                };
-                let number = previous.map_or(1, |n| n + 1);
-                if texts.get(hash.as_bytes())?.is_none() {
-                    texts.insert(hash.as_bytes(), compressed.as_slice())?;
+        self.kv.transaction("watch", |tx| {
+            let previous = match tx.get(Tree::Watches, watch.as_bytes())? {
+                Some(bytes) => {
+                    decode::<WatchRecord>(&bytes)
+                        .map_err(TxError::Abort)?
+                        .latest_version
                 }
-                if let Some(facts_json) = &facts_json {
-                    facts.insert(hash.as_bytes(), facts_json.as_slice())?;
-                }
-                let record = VersionRecord {
+                None => None,
+            };
+            let number = previous.map_or(1, |n| n + 1);
+            if tx.get(Tree::Texts, hash.as_bytes())?.is_none() {
+                tx.insert(Tree::Texts, hash.as_bytes(), compressed.as_slice())?;
+            }
+            if let Some(facts_json) = &facts_json {
+                tx.insert(Tree::Facts, hash.as_bytes(), facts_json.as_slice())?;
+            }
+            let record = VersionRecord {
+                v: 1,
+                seen_at: version.seen_at,
+                hash: hash.to_hex().to_string(),
+                text_bytes,
+                blocks: version.blocks.len() as u64,
+                extractor_version: version.extractor_version,
+                changed_words: version.change.as_ref().map(|c| c.changed_words),
+            };
+            tx.insert(
+                Tree::Versions,
+                &version_key(watch, number),
+                &encode(&record),
+            )?;
+            if let (Some(change), Some(from_version)) = (&version.change, previous) {
+                let change_record = ChangeRecordV1 {
                     v: 1,
-                    seen_at: version.seen_at,
-                    hash: hash.to_hex().to_string(),
-                    text_bytes,
-                    blocks: version.blocks.len() as u64,
-                    extractor_version: version.extractor_version,
-                    changed_words: version.change.as_ref().map(|c| c.changed_words),
+                    from_version,
+                    to_version: number,
+                    detected_at: version.seen_at,
+                    changed_words: change.changed_words,
+                    detail: change.detail.clone(),
                 };
-                versions.insert(version_key(watch, number), encode(&record))?;
-                if let (Some(change), Some(from_version)) = (&version.change, previous) {
-                    let change_record = ChangeRecordV1 {
-                        v: 1,
-                        from_version,
-                        to_version: number,
-                        detected_at: version.seen_at,
-                        changed_words: change.changed_words,
-                        detail: change.detail.clone(),
-                    };
-                    changes.insert(version_key(watch, number), encode(&change_record))?;
-                    if let Some(notify) = notify {
-                        outbox::queue(
-                            outbox,
-                            digests,
-                            watch,
-                            number,
-                            version.seen_at,
-                            notify,
-                            &ids,
-                        )?;
-                    }
+                tx.insert(
+                    Tree::Changes,
+                    &version_key(watch, number),
+                    &encode(&change_record),
+                )?;
+                if let Some(notify) = notify {
+                    outbox::queue(tx, watch, number, version.seen_at, notify, &ids)?;
                 }
-                let mut watch_record = WatchRecord::from(state);
-                watch_record.latest_version = Some(number);
-                watches.insert(watch.as_bytes(), encode(&watch_record))?;
-                Ok(number)
-            },
-        );
-        result.map_err(|err| match err {
-            TransactionError::Abort(reason) => self.corrupt("watch", reason),
-            TransactionError::Storage(source) => self.io(source),
+            }
+            let mut watch_record = WatchRecord::from(state);
+            watch_record.latest_version = Some(number);
+            tx.insert(Tree::Watches, watch.as_bytes(), &encode(&watch_record))?;
+            Ok(number)
         })
     }
 
     /// All versions of a watch, oldest first.
     pub fn history(&self, watch: &str) -> Result<Vec<VersionInfo>, StoreError> {
-        self.versions
-            .scan_prefix(watch_prefix(watch))
-            .map(|entry| {
-                let (key, value) = entry.map_err(|e| self.io(e))?;
+        self.kv
+            .collect(Tree::Versions, &watch_prefix(watch))?
+            .into_iter()
+            .map(|(key, value)| {
                 let number =
                     number_from_key(&key).ok_or_else(|| self.corrupt("version", "bad key"))?;
                 let record: VersionRecord =
@@ -534,9 +570,8 @@ impl Store {
 
     /// One version's record, if it exists.
     pub fn version(&self, watch: &str, number: u64) -> Result<Option<VersionInfo>, StoreError> {
-        self.versions
-            .get(version_key(watch, number))
-            .map_err(|e| self.io(e))?
+        self.kv
+            .get(Tree::Versions, &version_key(watch, number))?
             .map(|value| {
                 decode::<VersionRecord>(&value)
                     .map(|record| record.into_info(number))
@@ -550,11 +585,10 @@ impl Store {
         let hash = blake3::Hash::from_hex(&version.hash)
             .map_err(|e| self.corrupt("version", format!("bad hash: {e}")))?;
         let compressed = self
-            .texts
-            .get(hash.as_bytes())
-            .map_err(|e| self.io(e))?
+            .kv
+            .get(Tree::Texts, hash.as_bytes())?
             .ok_or_else(|| self.corrupt("text", format!("text {} is missing", version.hash)))?;
-        let json = zstd::stream::decode_all(compressed.as_ref())
+        let json = zstd::stream::decode_all(compressed.as_slice())
             .map_err(|e| self.corrupt("text", format!("decompression failed: {e}")))?;
         let record: TextRecord =
             serde_json::from_slice(&json).map_err(|e| self.corrupt("text", e.to_string()))?;
@@ -571,9 +605,8 @@ impl Store {
     ) -> Result<Option<(u32, serde_json::Value)>, StoreError> {
         let hash = blake3::Hash::from_hex(&version.hash)
             .map_err(|e| self.corrupt("version", format!("bad hash: {e}")))?;
-        self.facts
-            .get(hash.as_bytes())
-            .map_err(|e| self.io(e))?
+        self.kv
+            .get(Tree::Facts, hash.as_bytes())?
             .map(|bytes| {
                 decode::<FactsRecord>(&bytes)
                     .map(|record| (record.facts_version, record.facts))
@@ -599,9 +632,8 @@ impl Store {
 
     /// The change record that produced a version, if it was a change.
     pub fn change(&self, watch: &str, number: u64) -> Result<Option<ChangeRecord>, StoreError> {
-        self.changes
-            .get(version_key(watch, number))
-            .map_err(|e| self.io(e))?
+        self.kv
+            .get(Tree::Changes, &version_key(watch, number))?
             .map(|value| {
                 decode::<ChangeRecordV1>(&value)
                     .map(ChangeRecord::from)
@@ -613,24 +645,17 @@ impl Store {
     /// Counts and size on disk.
     pub fn stats(&self) -> Result<StoreStats, StoreError> {
         Ok(StoreStats {
-            watches: self.watches.len() as u64,
-            versions: self.versions.len() as u64,
-            texts: self.texts.len() as u64,
-            disk_bytes: self.db.size_on_disk().map_err(|e| self.io(e))?,
+            watches: self.kv.len(Tree::Watches)?,
+            versions: self.kv.len(Tree::Versions)?,
+            texts: self.kv.len(Tree::Texts)?,
+            disk_bytes: self.kv.size_on_disk()?,
         })
     }
 
     /// Writes everything to disk. Called at the end of every command and
     /// before a check is reported as done.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().map(|_| ()).map_err(|e| self.io(e))
-    }
-
-    fn io(&self, source: sled::Error) -> StoreError {
-        StoreError::Io {
-            path: self.path.clone(),
-            source,
-        }
+        self.kv.flush()
     }
 
     fn corrupt(&self, what: &'static str, reason: impl Into<String>) -> StoreError {

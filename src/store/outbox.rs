@@ -19,14 +19,10 @@
 //! email, so that a briefing is composed from the stored change when it is
 //! sent (with the subscriber's name and choices as they are then).
 
+use super::kv::{Tree, Tx, TxError};
+use super::{Store, StoreError, Versioned, decode, encode, normalise_address};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
-use sled::transaction::{
-    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
-};
-
-use super::{Store, StoreError, Versioned, decode, encode, normalise_address};
 
 /// Who is to hear about a change, as the pipeline decided it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,14 +254,13 @@ pub fn digest_delivery_key(address: &str, due: DateTime<Utc>) -> String {
 
 /// Writes the rows for a committed change, inside the commit's transaction.
 pub(super) fn queue(
-    outbox: &TransactionalTree,
-    digests: &TransactionalTree,
+    tx: &mut Tx<'_, '_>,
     watch: &str,
     version: u64,
     seen_at: DateTime<Utc>,
     notify: &Notify,
     ids: &[u64],
-) -> Result<(), UnabortableTransactionError> {
+) -> Result<(), TxError> {
     let item = Item {
         watch: watch.to_owned(),
         version,
@@ -279,7 +274,11 @@ pub(super) fn queue(
                 v: 1,
                 item: item.clone(),
             };
-            digests.insert(digest_key(&recipient.address, *id), encode(&record))?;
+            tx.insert(
+                Tree::Digests,
+                &digest_key(&recipient.address, *id),
+                &encode(&record),
+            )?;
         } else {
             let record = DeliveryRecord {
                 v: 1,
@@ -295,7 +294,7 @@ pub(super) fn queue(
                 finished_at: None,
                 prepared: None,
             };
-            outbox.insert(&id.to_be_bytes(), encode(&record))?;
+            tx.insert(Tree::Outbox, &id.to_be_bytes(), &encode(&record))?;
         }
     }
     Ok(())
@@ -304,26 +303,25 @@ pub(super) fn queue(
 impl Store {
     /// Every outbox row, pending and finished, first queued first.
     pub fn deliveries(&self) -> Result<Vec<Delivery>, StoreError> {
-        let mut rows = self.rows(&self.outbox)?;
-        rows.extend(self.rows(&self.outbox_done)?);
+        let mut rows = self.rows(Tree::Outbox)?;
+        rows.extend(self.rows(Tree::OutboxDone)?);
         rows.sort_by_key(|d| d.id);
         Ok(rows)
     }
 
-    fn rows(&self, tree: &sled::Tree) -> Result<Vec<Delivery>, StoreError> {
-        tree.iter()
-            .map(|entry| {
-                let (key, value) = entry.map_err(|e| self.io(e))?;
-                self.decode_delivery(&key, &value)
-            })
+    fn rows(&self, tree: Tree) -> Result<Vec<Delivery>, StoreError> {
+        self.kv
+            .collect(tree, b"")?
+            .into_iter()
+            .map(|(key, value)| self.decode_delivery(&key, &value))
             .collect()
     }
 
     /// One outbox row.
     pub fn delivery(&self, id: u64) -> Result<Option<Delivery>, StoreError> {
         let key = id.to_be_bytes();
-        for tree in [&self.outbox, &self.outbox_done] {
-            if let Some(value) = tree.get(key).map_err(|e| self.io(e))? {
+        for tree in [Tree::Outbox, Tree::OutboxDone] {
+            if let Some(value) = self.kv.get(tree, &key)? {
                 return self.decode_delivery(&key, &value).map(Some);
             }
         }
@@ -337,23 +335,23 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
         let mut due = Vec::new();
-        for entry in self.outbox.iter() {
-            let (key, value) = entry.map_err(|e| self.io(e))?;
-            let delivery = self.decode_delivery(&key, &value)?;
+        self.kv.scan(Tree::Outbox, b"", false, &mut |key, value| {
+            let delivery = self.decode_delivery(key, value)?;
             if delivery.state == DeliveryState::Pending && delivery.next_attempt <= now {
                 due.push(delivery);
                 if due.len() >= limit {
-                    break;
+                    return Ok(std::ops::ControlFlow::Break(()));
                 }
             }
-        }
+            Ok(std::ops::ControlFlow::Continue(()))
+        })?;
         Ok(due)
     }
 
     /// The earliest `next_attempt` of any pending row.
     pub fn next_delivery_attempt(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         Ok(self
-            .rows(&self.outbox)?
+            .rows(Tree::Outbox)?
             .into_iter()
             .filter(|d| d.state == DeliveryState::Pending)
             .map(|d| d.next_attempt)
@@ -362,7 +360,7 @@ impl Store {
 
     /// Pending rows: the outbox's depth.
     pub fn outbox_depth(&self) -> Result<u64, StoreError> {
-        Ok(self.outbox.len() as u64)
+        self.kv.len(Tree::Outbox)
     }
 
     /// Writes a row back (after a send, a retry or a cancel), into the
@@ -374,21 +372,20 @@ impl Store {
         let record = encode(&DeliveryRecord::from_delivery(delivery));
         let pending = delivery.state == DeliveryState::Pending;
         let _gate = self.transaction_gate();
-        let result = (&self.outbox, &self.outbox_done).transaction(|(outbox, done)| {
-            let was_pending = outbox.remove(&key)?.is_some();
-            let was_done = done.remove(&key)?.is_some();
+        self.kv.transaction("delivery", |tx| {
+            let was_pending = tx.remove(Tree::Outbox, &key)?;
+            let was_done = tx.remove(Tree::OutboxDone, &key)?;
             if !was_pending && !was_done {
                 return Ok(false);
             }
-            let target = if pending { outbox } else { done };
-            target.insert(&key, record.as_slice())?;
-            Ok::<_, ConflictableTransactionError<()>>(true)
-        });
-        match result {
-            Ok(updated) => Ok(updated),
-            Err(TransactionError::Storage(e)) => Err(self.io(e)),
-            Err(TransactionError::Abort(())) => Err(self.corrupt("delivery", "aborted")),
-        }
+            let target = if pending {
+                Tree::Outbox
+            } else {
+                Tree::OutboxDone
+            };
+            tx.insert(target, &key, &record)?;
+            Ok(true)
+        })
     }
 
     /// Queues one email outside any change (an admin's test, say).
@@ -412,7 +409,7 @@ impl Store {
         prepared: Option<Prepared>,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let id = self.db.generate_id().map_err(|e| self.io(e))?;
+        let id = self.kv.generate_id()?;
         let record = DeliveryRecord {
             v: 1,
             key: key.to_owned(),
@@ -427,9 +424,8 @@ impl Store {
             finished_at: None,
             prepared,
         };
-        self.outbox
-            .insert(id.to_be_bytes(), encode(&record))
-            .map_err(|e| self.io(e))?;
+        self.kv
+            .insert(Tree::Outbox, &id.to_be_bytes(), &encode(&record))?;
         Ok(id)
     }
 
@@ -449,11 +445,10 @@ impl Store {
     /// `before`. Returns how many.
     pub fn prune_deliveries(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
         let mut pruned = 0;
-        for delivery in self.rows(&self.outbox_done)? {
+        for delivery in self.rows(Tree::OutboxDone)? {
             if delivery.finished_at.is_some_and(|at| at < before) {
-                self.outbox_done
-                    .remove(delivery.id.to_be_bytes())
-                    .map_err(|e| self.io(e))?;
+                self.kv
+                    .remove(Tree::OutboxDone, &delivery.id.to_be_bytes())?;
                 pruned += 1;
             }
         }
@@ -463,8 +458,7 @@ impl Store {
     /// Addresses with changes waiting for a digest, sorted.
     pub fn digest_addresses(&self) -> Result<Vec<String>, StoreError> {
         let mut addresses: Vec<String> = Vec::new();
-        for key in self.digests.iter().keys() {
-            let key = key.map_err(|e| self.io(e))?;
+        for (key, _) in self.kv.collect(Tree::Digests, b"")? {
             let end = key.iter().position(|&b| b == 0).unwrap_or(key.len());
             let address = String::from_utf8_lossy(&key[..end]).into_owned();
             if addresses.last() != Some(&address) {
@@ -477,10 +471,10 @@ impl Store {
     /// The changes waiting for one subscriber's digest, oldest first.
     pub fn digest_entries(&self, address: &str) -> Result<Vec<DigestEntry>, StoreError> {
         let address = normalise_address(address);
-        self.digests
-            .scan_prefix(digest_prefix(&address))
-            .map(|entry| {
-                let (key, value) = entry.map_err(|e| self.io(e))?;
+        self.kv
+            .collect(Tree::Digests, &digest_prefix(&address))?
+            .into_iter()
+            .map(|(key, value)| {
                 let id = id_from_key(&key).ok_or_else(|| self.corrupt("digest", "bad key"))?;
                 let record: DigestRecord =
                     decode(&value).map_err(|reason| self.corrupt("digest", reason))?;
@@ -509,12 +503,12 @@ impl Store {
             return Ok(None);
         }
         let address = normalise_address(address);
-        let id = self.db.generate_id().map_err(|e| self.io(e))?;
+        let id = self.kv.generate_id()?;
         let _gate = self.transaction_gate();
-        let result = (&self.digests, &self.outbox).transaction(|(digests, outbox)| {
+        self.kv.transaction("digest", |tx| {
             let mut items = Vec::with_capacity(entries.len());
             for entry in entries {
-                if digests.remove(digest_key(&address, entry.id))?.is_some() {
+                if tx.remove(Tree::Digests, &digest_key(&address, entry.id))? {
                     items.push(entry.item.clone());
                 }
             }
@@ -535,14 +529,9 @@ impl Store {
                 finished_at: None,
                 prepared: None,
             };
-            outbox.insert(&id.to_be_bytes(), encode(&record))?;
-            Ok::<_, ConflictableTransactionError<()>>(Some(id))
-        });
-        match result {
-            Ok(id) => Ok(id),
-            Err(TransactionError::Storage(e)) => Err(self.io(e)),
-            Err(TransactionError::Abort(())) => Err(self.corrupt("digest", "aborted")),
-        }
+            tx.insert(Tree::Outbox, &id.to_be_bytes(), &encode(&record))?;
+            Ok(Some(id))
+        })
     }
 
     /// Removes every outbox row and digest entry for an address: part of
@@ -550,11 +539,10 @@ impl Store {
     pub fn purge_address(&self, address: &str) -> Result<Purged, StoreError> {
         let address = normalise_address(address);
         let mut purged = Purged::default();
-        for tree in [&self.outbox, &self.outbox_done] {
+        for tree in [Tree::Outbox, Tree::OutboxDone] {
             for delivery in self.rows(tree)? {
                 if delivery.address.eq_ignore_ascii_case(&address) {
-                    tree.remove(delivery.id.to_be_bytes())
-                        .map_err(|e| self.io(e))?;
+                    self.kv.remove(tree, &delivery.id.to_be_bytes())?;
                     purged.deliveries += 1;
                 }
             }
@@ -565,9 +553,8 @@ impl Store {
             if !stored.eq_ignore_ascii_case(&address) {
                 continue;
             }
-            for key in self.digests.scan_prefix(digest_prefix(&stored)).keys() {
-                let key = key.map_err(|e| self.io(e))?;
-                self.digests.remove(key).map_err(|e| self.io(e))?;
+            for (key, _) in self.kv.collect(Tree::Digests, &digest_prefix(&stored))? {
+                self.kv.remove(Tree::Digests, &key)?;
                 purged.digest_entries += 1;
             }
         }

@@ -6,10 +6,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::kv::Tree;
 use super::records::{Versioned, decode, encode};
 use super::{Store, StoreError};
-
-const TREE: &str = "paused";
 
 /// A pause as stored: `v` 1.
 #[derive(Debug, Serialize, Deserialize)]
@@ -23,35 +22,22 @@ impl Versioned for PauseRecord {
 }
 
 impl Store {
-    fn paused_tree(&self) -> Result<sled::Tree, StoreError> {
-        self.db.open_tree(TREE).map_err(|e| self.io(e))
-    }
-
     /// Pauses a watch: the daemon starts no check of it until resumed.
     /// Returns false when it was paused already (the first time is kept).
     pub fn pause_watch(&self, watch: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
         let record = encode(&PauseRecord { v: 1, since: at });
-        let previous = self
-            .paused_tree()?
-            .compare_and_swap(watch.as_bytes(), None::<&[u8]>, Some(record))
-            .map_err(|e| self.io(e))?;
-        Ok(previous.is_ok())
+        self.kv.insert_new(Tree::Paused, watch.as_bytes(), &record)
     }
 
     /// Lifts a pause; false when the watch was not paused.
     pub fn resume_watch(&self, watch: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .paused_tree()?
-            .remove(watch.as_bytes())
-            .map_err(|e| self.io(e))?
-            .is_some())
+        self.kv.remove(Tree::Paused, watch.as_bytes())
     }
 
     /// When a watch was paused, if it is.
     pub fn paused_since(&self, watch: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        self.paused_tree()?
-            .get(watch.as_bytes())
-            .map_err(|e| self.io(e))?
+        self.kv
+            .get(Tree::Paused, watch.as_bytes())?
             .map(|bytes| {
                 decode::<PauseRecord>(&bytes)
                     .map(|record| record.since)
@@ -63,8 +49,7 @@ impl Store {
     /// Every paused watch and when it was paused.
     pub fn paused(&self) -> Result<BTreeMap<String, DateTime<Utc>>, StoreError> {
         let mut paused = BTreeMap::new();
-        for entry in self.paused_tree()?.iter() {
-            let (key, value) = entry.map_err(|e| self.io(e))?;
+        for (key, value) in self.kv.collect(Tree::Paused, b"")? {
             let record: PauseRecord =
                 decode(&value).map_err(|reason| self.corrupt("pause", reason))?;
             paused.insert(String::from_utf8_lossy(&key).into_owned(), record.since);

@@ -1,6 +1,7 @@
 //! Reads for the web server (`web`): change pages, feeds, the watch list.
 //! Read-only: no new trees.
 
+use super::kv::Tree;
 use super::*;
 
 impl Store {
@@ -14,18 +15,27 @@ impl Store {
         mut keep: impl FnMut(&ChangeRecord) -> bool,
     ) -> Result<Vec<ChangeRecord>, StoreError> {
         let mut found = Vec::new();
-        for entry in self.changes.scan_prefix(watch_prefix(watch)).rev() {
-            if found.len() >= limit {
-                break;
-            }
-            let (_, value) = entry.map_err(|e| self.io(e))?;
-            let record = decode::<ChangeRecordV1>(&value)
-                .map(ChangeRecord::from)
-                .map_err(|reason| self.corrupt("change", reason))?;
-            if keep(&record) {
-                found.push(record);
-            }
+        if limit == 0 {
+            return Ok(found);
         }
+        self.kv.scan(
+            Tree::Changes,
+            &watch_prefix(watch),
+            true,
+            &mut |_, value| {
+                let record = decode::<ChangeRecordV1>(value)
+                    .map(ChangeRecord::from)
+                    .map_err(|reason| self.corrupt("change", reason))?;
+                if keep(&record) {
+                    found.push(record);
+                }
+                Ok(if found.len() >= limit {
+                    std::ops::ControlFlow::Break(())
+                } else {
+                    std::ops::ControlFlow::Continue(())
+                })
+            },
+        )?;
         Ok(found)
     }
 }

@@ -6,12 +6,10 @@
 //!   separate from `subscribers` so that removing or re-importing a subscriber
 //!   never lifts a suppression.
 
+use super::kv::{Tree, TxError};
+use super::*;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-
-use super::*;
 
 /// What [`Store::forget`] erased and kept.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -42,21 +40,17 @@ impl Store {
     /// (import skips it; delivery must check [`Store::suppression`]).
     pub fn put_subscriber(&self, subscriber: &Subscriber) -> Result<bool, StoreError> {
         let record = SubscriberRecord::from(subscriber);
-        let previous = self
-            .subscribers
-            .insert(record.address.as_bytes(), encode(&record))
-            .map_err(|e| self.io(e))?;
-        Ok(previous.is_none())
+        self.kv.insert(
+            Tree::Subscribers,
+            record.address.as_bytes(),
+            &encode(&record),
+        )
     }
 
     /// The subscriber with this address, if any.
     pub fn subscriber(&self, address: &str) -> Result<Option<Subscriber>, StoreError> {
         let key = normalise_address(address);
-        match self
-            .subscribers
-            .get(key.as_bytes())
-            .map_err(|e| self.io(e))?
-        {
+        match self.kv.get(Tree::Subscribers, key.as_bytes())? {
             Some(bytes) => self.decode_subscriber(&bytes).map(Some),
             None => Ok(None),
         }
@@ -64,10 +58,10 @@ impl Store {
 
     /// Every subscriber, in address order.
     pub fn subscribers(&self) -> Result<Vec<Subscriber>, StoreError> {
-        self.subscribers
-            .iter()
-            .values()
-            .map(|bytes| self.decode_subscriber(&bytes.map_err(|e| self.io(e))?))
+        self.kv
+            .collect(Tree::Subscribers, b"")?
+            .into_iter()
+            .map(|(_, bytes)| self.decode_subscriber(&bytes))
             .collect()
     }
 
@@ -75,11 +69,7 @@ impl Store {
     /// whether there was one.
     pub fn remove_subscriber(&self, address: &str) -> Result<bool, StoreError> {
         let key = normalise_address(address);
-        Ok(self
-            .subscribers
-            .remove(key.as_bytes())
-            .map_err(|e| self.io(e))?
-            .is_some())
+        self.kv.remove(Tree::Subscribers, key.as_bytes())
     }
 
     /// Erases what tidings holds about a person: their subscriber record and
@@ -95,12 +85,12 @@ impl Store {
         let key = normalise_address(address);
         let suppressed_key = suppression_key(address);
         let _gate = self.transaction_gate();
-        let result = (&self.subscribers, &self.suppressed).transaction(|(subs, supp)| {
+        let mut forgotten = self.kv.transaction("suppression", |tx| {
             let mut forgotten = Forgotten {
-                subscriber: subs.remove(key.as_bytes())?.is_some(),
+                subscriber: tx.remove(Tree::Subscribers, key.as_bytes())?,
                 ..Forgotten::default()
             };
-            if let Some(bytes) = supp.get(suppressed_key.as_bytes())? {
+            if let Some(bytes) = tx.get(Tree::Suppressed, suppressed_key.as_bytes())? {
                 match decode::<SuppressionRecord>(&bytes) {
                     Ok(record) if record.requested => {
                         let kept = SuppressionRecord {
@@ -109,26 +99,19 @@ impl Store {
                             at: record.at,
                             requested: true,
                         };
-                        supp.insert(suppressed_key.as_bytes(), encode(&kept))?;
+                        tx.insert(Tree::Suppressed, suppressed_key.as_bytes(), &encode(&kept))?;
                         forgotten.suppression_kept = true;
                     }
                     // An unreadable entry is erased too: erasure must not
                     // fail on a damaged record.
                     _ => {
-                        supp.remove(suppressed_key.as_bytes())?;
+                        tx.remove(Tree::Suppressed, suppressed_key.as_bytes())?;
                         forgotten.suppression_erased = true;
                     }
                 }
             }
-            Ok::<_, ConflictableTransactionError<()>>(forgotten)
-        });
-        let mut forgotten = match result {
-            Ok(forgotten) => forgotten,
-            Err(TransactionError::Storage(e)) => return Err(self.io(e)),
-            Err(TransactionError::Abort(())) => {
-                return Err(self.corrupt("suppression", "aborted"));
-            }
-        };
+            Ok::<_, TxError>(forgotten)
+        })?;
         // Queued and sent briefings hold the address too. They go after the
         // subscriber record, so a crash in between leaves rows that the
         // worker cancels (no subscriber) and a second `forget` removes.
@@ -148,30 +131,21 @@ impl Store {
             at: suppression.at,
             requested: suppression.requested,
         };
-        self.suppressed
-            .insert(key.as_bytes(), encode(&record))
-            .map_err(|e| self.io(e))?;
+        self.kv
+            .insert(Tree::Suppressed, key.as_bytes(), &encode(&record))?;
         Ok(())
     }
 
     /// Lifts a suppression. Returns whether there was one.
     pub fn unsuppress(&self, address: &str) -> Result<bool, StoreError> {
         let key = suppression_key(address);
-        Ok(self
-            .suppressed
-            .remove(key.as_bytes())
-            .map_err(|e| self.io(e))?
-            .is_some())
+        self.kv.remove(Tree::Suppressed, key.as_bytes())
     }
 
     /// The suppression of this address, if it is suppressed.
     pub fn suppression(&self, address: &str) -> Result<Option<Suppression>, StoreError> {
         let key = suppression_key(address);
-        match self
-            .suppressed
-            .get(key.as_bytes())
-            .map_err(|e| self.io(e))?
-        {
+        match self.kv.get(Tree::Suppressed, key.as_bytes())? {
             Some(bytes) => self.decode_suppression(&key, &bytes).map(Some),
             None => Ok(None),
         }
@@ -179,10 +153,10 @@ impl Store {
 
     /// Every suppressed address, in address order.
     pub fn suppressed(&self) -> Result<Vec<Suppression>, StoreError> {
-        self.suppressed
-            .iter()
-            .map(|entry| {
-                let (key, bytes) = entry.map_err(|e| self.io(e))?;
+        self.kv
+            .collect(Tree::Suppressed, b"")?
+            .into_iter()
+            .map(|(key, bytes)| {
                 let address = String::from_utf8_lossy(&key).into_owned();
                 self.decode_suppression(&address, &bytes)
             })

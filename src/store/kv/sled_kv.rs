@@ -1,0 +1,156 @@
+//! The embedded backend: one sled tree per [`Tree`].
+
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use super::{Tree, Tx, TxError, Visit, prefix_end};
+use crate::store::StoreError;
+
+#[derive(Debug, Clone)]
+pub(crate) struct SledKv {
+    path: PathBuf,
+    pub(crate) db: sled::Db,
+    /// Indexed by [`Tree::index`]; the first is the default tree.
+    trees: Vec<sled::Tree>,
+}
+
+impl SledKv {
+    pub(crate) fn new(path: PathBuf, db: sled::Db) -> Result<Self, StoreError> {
+        let mut trees = Vec::with_capacity(Tree::ALL.len());
+        for tree in Tree::ALL {
+            trees.push(match tree {
+                Tree::Meta => (*db).clone(),
+                other => db
+                    .open_tree(other.name())
+                    .map_err(|source| StoreError::Io {
+                        path: path.clone(),
+                        source,
+                    })?,
+            });
+        }
+        Ok(Self { path, db, trees })
+    }
+
+    fn io(&self, source: sled::Error) -> StoreError {
+        StoreError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn tree(&self, tree: Tree) -> &sled::Tree {
+        &self.trees[tree.index()]
+    }
+
+    pub(crate) fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .tree(tree)
+            .get(key)
+            .map_err(|e| self.io(e))?
+            .map(|v| v.to_vec()))
+    }
+
+    pub(crate) fn insert(&self, tree: Tree, key: &[u8], value: &[u8]) -> Result<bool, StoreError> {
+        Ok(self
+            .tree(tree)
+            .insert(key, value)
+            .map_err(|e| self.io(e))?
+            .is_none())
+    }
+
+    pub(crate) fn insert_new(
+        &self,
+        tree: Tree,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .tree(tree)
+            .compare_and_swap(key, None::<&[u8]>, Some(value))
+            .map_err(|e| self.io(e))?
+            .is_ok())
+    }
+
+    pub(crate) fn remove(&self, tree: Tree, key: &[u8]) -> Result<bool, StoreError> {
+        Ok(self
+            .tree(tree)
+            .remove(key)
+            .map_err(|e| self.io(e))?
+            .is_some())
+    }
+
+    pub(crate) fn scan(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+        reverse: bool,
+        visit: &mut Visit<'_>,
+    ) -> Result<(), StoreError> {
+        let tree = self.tree(tree);
+        let iter = match prefix_end(prefix) {
+            Some(end) => tree.range(prefix.to_vec()..end),
+            None => tree.range(prefix.to_vec()..),
+        };
+        let mut step = |entry: sled::Result<(sled::IVec, sled::IVec)>| {
+            let (key, value) = entry.map_err(|e| self.io(e))?;
+            visit(&key, &value)
+        };
+        if reverse {
+            for entry in iter.rev() {
+                if step(entry)?.is_break() {
+                    break;
+                }
+            }
+        } else {
+            for entry in iter {
+                if let ControlFlow::Break(()) = step(entry)? {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn len(&self, tree: Tree) -> u64 {
+        self.tree(tree).len() as u64
+    }
+
+    pub(crate) fn generate_id(&self) -> Result<u64, StoreError> {
+        self.db.generate_id().map_err(|e| self.io(e))
+    }
+
+    pub(crate) fn transaction<T>(
+        &self,
+        what: &'static str,
+        f: impl Fn(&mut Tx<'_, '_>) -> Result<T, TxError>,
+    ) -> Result<T, StoreError> {
+        let result = self.trees.as_slice().transaction(|trees| {
+            let mut tx = Tx::Sled(trees);
+            match f(&mut tx) {
+                Ok(value) => Ok(value),
+                Err(TxError::Sled(e)) => Err(e.into()),
+                Err(TxError::Abort(reason)) => Err(ConflictableTransactionError::Abort(reason)),
+                Err(TxError::Pg(e)) => Err(ConflictableTransactionError::Abort(e.to_string())),
+            }
+        });
+        result.map_err(|err| match err {
+            TransactionError::Abort(reason) => StoreError::Corrupt {
+                path: self.path.clone(),
+                what,
+                reason,
+            },
+            TransactionError::Storage(source) => self.io(source),
+        })
+    }
+
+    pub(crate) fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map(|_| ()).map_err(|e| self.io(e))
+    }
+
+    pub(crate) fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.db.size_on_disk().map_err(|e| self.io(e))
+    }
+}
