@@ -317,6 +317,13 @@ pub enum Command {
         #[command(flatten)]
         location: Location,
     },
+    /// Manage the store: bring the PostgreSQL schema up to date, or move an
+    /// embedded store into PostgreSQL.
+    Store {
+        /// What to do.
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Print a completion script for SHELL, e.g.
     /// `tidings completions bash > /usr/share/bash-completion/completions/tidings`.
     Completions {
@@ -329,6 +336,29 @@ pub enum Command {
     Man {
         /// Where to write the pages.
         dir: Option<PathBuf>,
+    },
+}
+
+/// `tidings store …`
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Create or update the PostgreSQL schema that [store] names. Safe on a
+    /// current schema and from several machines at once; `run` does it at
+    /// start too.
+    Migrate {
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Copy an embedded (sled) store into the empty PostgreSQL store that
+    /// [store] names: every version, text, change, subscriber, suppression,
+    /// pause and queued briefing, checked by counting both sides. Stop the
+    /// daemon that uses DIR first.
+    Copy {
+        /// The state directory of the sled store.
+        #[arg(long, value_name = "DIR", required = true)]
+        from_sled: PathBuf,
+        #[command(flatten)]
+        location: Location,
     },
 }
 

@@ -16,6 +16,12 @@ const DAEMON_TIMEOUT: Duration = Duration::from_secs(600);
 
 pub(crate) fn backup_command(file: &Path, location: &Location) -> anyhow::Result<u8> {
     let config = load_config(location, false)?;
+    if let crate::config::StoreBackend::Postgres(settings) = &config.store {
+        bail!(
+            "the store is the PostgreSQL database {}: use pg_dump and pg_restore (see docs/postgres.md)",
+            crate::store::redact_url(&settings.url)
+        );
+    }
     // Written beside the target and renamed, so a failed backup never
     // replaces a good one.
     let partial = file.with_extension("partial");

@@ -55,6 +55,10 @@ fn ensure_state_dir(config: &Config) -> anyhow::Result<()> {
 }
 
 pub(crate) fn open_store(config: &Config) -> anyhow::Result<Store> {
+    if let config::StoreBackend::Postgres(_) = &config.store {
+        // Shared by every node: any command opens it directly, daemons or not.
+        return Ok(Store::open_configured(config, false)?);
+    }
     ensure_state_dir(config)?;
     match Store::open(&config.state_dir) {
         Ok(store) => Ok(store),
@@ -86,6 +90,9 @@ pub(crate) enum StoreAccess {
 
 /// Opens the store, or finds the running daemon that holds it.
 pub(crate) fn open_store_or_daemon(config: &Config) -> anyhow::Result<StoreAccess> {
+    if let config::StoreBackend::Postgres(_) = &config.store {
+        return Ok(StoreAccess::Local(Store::open_configured(config, false)?));
+    }
     ensure_state_dir(config)?;
     match Store::open(&config.state_dir) {
         Ok(store) => Ok(StoreAccess::Local(store)),
@@ -255,6 +262,10 @@ pub(crate) fn through_daemon<T: serde::de::DeserializeOwned>(
     request: &crate::service::status::Request,
     here: impl FnOnce(&Store) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
+    if let config::StoreBackend::Postgres(_) = &config.store {
+        // Every node and command shares the database: no need to ask one.
+        return here(&open_store(config)?);
+    }
     match crate::service::status::ask(&config.state_dir, request) {
         Ok(body) => serde_json::from_str(&body).context("the daemon sent an unreadable answer"),
         Err(crate::service::status::StatusError::NotRunning { .. }) => {

@@ -24,6 +24,7 @@ mod run;
 mod send_test;
 mod show;
 mod status;
+mod store;
 mod subscribers;
 mod validate;
 
@@ -152,6 +153,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Resume { watches, location } => pause::resume_command(watches, &location),
         Command::Backup { file, location } => backup::backup_command(&file, &location),
         Command::Restore { file, location } => restore::restore_command(&file, &location),
+        Command::Store { command } => store::store_command(command),
         Command::Completions { shell } => completions::completions_command(shell),
         Command::Man { dir } => man::man_command(dir.as_deref()),
     }

@@ -10,6 +10,12 @@ use crate::store::Store;
 
 pub(crate) fn restore_command(file: &Path, location: &Location) -> anyhow::Result<u8> {
     let config = load_config(location, false)?;
+    if let crate::config::StoreBackend::Postgres(settings) = &config.store {
+        bail!(
+            "the store is the PostgreSQL database {}: use pg_dump and pg_restore (see docs/postgres.md)",
+            crate::store::redact_url(&settings.url)
+        );
+    }
     if let Ok(report) = crate::service::status::query(&config.state_dir) {
         bail!(
             "the daemon (pid {}) is running on {}: stop it first (systemctl stop tidings), restore, then start it again",

@@ -29,7 +29,7 @@ pub(crate) fn status_command(json: bool, location: &Location) -> anyhow::Result<
     let report = match crate::service::status::query(&config.state_dir) {
         Ok(report) => report,
         Err(crate::service::status::StatusError::NotRunning { .. }) => {
-            let store = Store::open(&config.state_dir).with_context(|| {
+            let store = Store::open_configured(&config, false).with_context(|| {
                 format!(
                     "no daemon answers on {} and the store cannot be opened",
                     crate::service::status::socket_path(&config.state_dir).display()

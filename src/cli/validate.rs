@@ -28,6 +28,25 @@ pub(crate) fn validate_command(location: &Location) -> anyhow::Result<u8> {
             return Ok(EXIT_BAD_CONFIG);
         }
     };
+    // A PostgreSQL store is reached now, so that a wrong URL, a missing
+    // password file, a server that does not answer or a schema that needs
+    // `store migrate` is found before the daemon starts.
+    let store_line = match &config.store {
+        config::StoreBackend::Sled => None,
+        config::StoreBackend::Postgres(settings) => {
+            match crate::store::Store::open_configured(&config, false) {
+                Ok(_) => Some(format!(
+                    "store: PostgreSQL at {}, schema current",
+                    crate::store::redact_url(&settings.url)
+                )),
+                Err(error) => {
+                    eprintln!("error: {}: [store]: {error}", path.display());
+                    eprintln!("{}: not valid (1 problem(s))", path.display());
+                    return Ok(EXIT_BAD_CONFIG);
+                }
+            }
+        }
+    };
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -35,6 +54,9 @@ pub(crate) fn validate_command(location: &Location) -> anyhow::Result<u8> {
         path.display(),
         config.watches.len()
     )?;
+    if let Some(line) = store_line {
+        writeln!(out, "{line}")?;
+    }
     for warning in config.warnings() {
         writeln!(out, "warning: {warning}")?;
     }

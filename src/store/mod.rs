@@ -1,4 +1,8 @@
-//! Durable state in sled: the only module that knows sled.
+//! Durable state: the only module that knows sled and PostgreSQL.
+//!
+//! The records live in named trees behind [`kv`]: an embedded sled
+//! database in the state directory (the default, one process), or a
+//! PostgreSQL database that several nodes share.
 //!
 //! What is kept:
 //! - per watch, its [`WatchState`]: validators for conditional GET, the last
@@ -12,7 +16,7 @@
 //! Every record written here is a store-private type carrying a format
 //! version (`"v"`), so the domain types in `model` can change without
 //! breaking stores on disk. A snapshot, its change record and the watch's new
-//! state are committed in one sled transaction: a kill at any point leaves
+//! state are committed in one transaction: a kill at any point leaves
 //! either all of them or none.
 
 use std::path::{Path, PathBuf};
@@ -34,6 +38,8 @@ use records::*;
 
 pub use crate::core::subscriptions::{Cadence, Subscriber, Suppression, normalise_address};
 pub use backup::{BackupError, BackupSummary};
+pub use copy::CopySummary;
+pub use kv::pg::redact as redact_url;
 pub use outbox::{
     Delivery, DeliveryState, DigestEntry, Item, Notify, Prepared, Purged, Recipient, change_key,
     digest_delivery_key,
@@ -372,6 +378,23 @@ impl Store {
         };
         store.check_format(false)?;
         Ok(store)
+    }
+
+    /// Brings the PostgreSQL schema up to date; returns the versions
+    /// before and after.
+    pub fn migrate_postgres(
+        settings: &crate::config::PostgresSettings,
+    ) -> Result<(i32, i32), StoreError> {
+        let password = settings
+            .read_password()
+            .map_err(|detail| StoreError::Database {
+                url: kv::pg::redact(&settings.url),
+                detail,
+            })?;
+        kv::PgKv::migrate_only(&kv::PgSettings {
+            url: settings.url.clone(),
+            password,
+        })
     }
 
     /// Opens the store a config names: sled in its state directory, or

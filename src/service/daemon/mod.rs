@@ -69,7 +69,7 @@ pub async fn run(options: DaemonOptions) -> anyhow::Result<u8> {
             config.state_dir.display()
         )
     })?;
-    let store = open_store(&config.state_dir).await?;
+    let (store, _node_lock) = open_store(&config).await?;
     let socket = status::socket_path(&config.state_dir);
     // A socket left by a killed daemon would make bind fail; the store's
     // lock (held above) already guarantees no other daemon uses this state.
@@ -105,11 +105,23 @@ const STORE_LOCK_WAIT: Duration = Duration::from_secs(5);
 /// a one-shot command (`tidings status` finds no socket yet and reads the
 /// store itself, or a `history`) holds it only briefly, and must not make a
 /// starting daemon fail. A second daemon still fails, after the wait.
-async fn open_store(state_dir: &Path) -> anyhow::Result<Store> {
+///
+/// A PostgreSQL store is shared by every node, so it takes no lock of its
+/// own: the state directory (this node's socket) is locked instead, and the
+/// schema is brought up to date first.
+async fn open_store(config: &Config) -> anyhow::Result<(Store, Option<std::fs::File>)> {
+    if let config::StoreBackend::Postgres(_) = &config.store {
+        let lock = lock_state_dir(&config.state_dir)?;
+        let config = config.clone();
+        let store =
+            tokio::task::spawn_blocking(move || Store::open_configured(&config, true)).await??;
+        return Ok((store, Some(lock)));
+    }
+    let state_dir = &config.state_dir;
     let deadline = tokio::time::Instant::now() + STORE_LOCK_WAIT;
     loop {
         match Store::open(state_dir) {
-            Ok(store) => return Ok(store),
+            Ok(store) => return Ok((store, None)),
             Err(crate::store::StoreError::Open {
                 source: sled::Error::Io(io),
                 ..
@@ -121,6 +133,28 @@ async fn open_store(state_dir: &Path) -> anyhow::Result<Store> {
             Err(error) => return Err(error.into()),
         }
     }
+}
+
+/// Takes this node's lock on its state directory, held until the process
+/// ends (the kernel drops it even after SIGKILL).
+fn lock_state_dir(state_dir: &Path) -> anyhow::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let path = state_dir.join("node.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    // SAFETY: flock on a descriptor this function owns.
+    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if locked != 0 {
+        anyhow::bail!(
+            "another tidings daemon uses the state directory {} (each node needs its own --state)",
+            state_dir.display()
+        );
+    }
+    Ok(file)
 }
 
 fn load(options: &DaemonOptions) -> Result<Config, config::ConfigErrors> {

@@ -152,6 +152,9 @@ pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// A key and its value.
+pub(crate) type Entry = (Vec<u8>, Vec<u8>);
+
 /// A visitor over scanned entries: `Break` stops the scan.
 pub(crate) type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>, StoreError> + 'a;
 
@@ -211,7 +214,7 @@ impl Kv {
         &self,
         tree: Tree,
         prefix: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<Vec<Entry>, StoreError> {
         let mut found = Vec::new();
         self.scan(tree, prefix, false, &mut |key, value| {
             found.push((key.to_vec(), value.to_vec()));
@@ -247,6 +250,14 @@ impl Kv {
         match self {
             Kv::Sled(kv) => kv.transaction(what, f),
             Kv::Pg(kv) => kv.transaction(what, f),
+        }
+    }
+
+    /// Makes every later [`Kv::generate_id`] larger than `id`.
+    pub(crate) fn advance_ids(&self, id: u64) -> Result<(), StoreError> {
+        match self {
+            Kv::Sled(_) => Ok(()),
+            Kv::Pg(kv) => kv.advance_ids(id),
         }
     }
 

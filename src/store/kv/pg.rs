@@ -154,7 +154,7 @@ impl std::fmt::Debug for PgKv {
 }
 
 /// The URL with any password in it replaced, for messages and logs.
-pub(crate) fn redact(url: &str) -> String {
+pub fn redact(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) if parsed.password().is_some() => {
             let _ = parsed.set_password(Some("***"));
@@ -210,9 +210,13 @@ fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 }
 
 impl PgKv {
-    /// Connects, and checks that the schema is the one this build writes.
-    /// With `migrate`, brings an older schema up to date first.
-    pub(crate) fn open(settings: &PgSettings, migrate: bool) -> Result<Self, StoreError> {
+    /// Connects and brings the schema up to date, and nothing else.
+    pub(crate) fn migrate_only(settings: &PgSettings) -> Result<(i32, i32), StoreError> {
+        Self::connect_only(settings)?.migrate()
+    }
+
+    /// A pool for the database; no connection is made yet.
+    fn connect_only(settings: &PgSettings) -> Result<Self, StoreError> {
         let label = redact(&settings.url);
         let mut config: postgres::Config =
             settings.url.parse().map_err(|e| StoreError::Database {
@@ -231,7 +235,7 @@ impl PgKv {
                 detail,
             })?),
         };
-        let kv = Self {
+        Ok(Self {
             pool: Arc::new(Pool {
                 config,
                 tls,
@@ -239,7 +243,13 @@ impl PgKv {
                 idle: Mutex::new((Vec::new(), 0)),
                 freed: Condvar::new(),
             }),
-        };
+        })
+    }
+
+    /// Connects, and checks that the schema is the one this build writes.
+    /// With `migrate`, brings an older schema up to date first.
+    pub(crate) fn open(settings: &PgSettings, migrate: bool) -> Result<Self, StoreError> {
+        let kv = Self::connect_only(settings)?;
         if migrate {
             kv.migrate()?;
         }
@@ -461,7 +471,7 @@ impl PgKv {
         let mut low = prefix.to_vec();
         let mut high = end.clone();
         loop {
-            let page: Vec<(Vec<u8>, Vec<u8>)> = self.with_conn(|conn| {
+            let page: Vec<super::Entry> = self.with_conn(|conn| {
                 let (client, s) = conn.parts()?;
                 let name = tree.name();
                 let rows = match (reverse, &high) {
@@ -518,6 +528,21 @@ impl PgKv {
                 .query_one("SELECT nextval('tidings_ids')", &[])?
                 .get(0);
             Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
+    pub(crate) fn advance_ids(&self, id: u64) -> Result<(), StoreError> {
+        let id = i64::try_from(id).unwrap_or(i64::MAX - 1);
+        self.with_conn(|conn| {
+            let current: i64 = conn
+                .client
+                .query_one("SELECT nextval('tidings_ids')", &[])?
+                .get(0);
+            if current <= id {
+                conn.client
+                    .execute("SELECT setval('tidings_ids', $1)", &[&(id + 1)])?;
+            }
+            Ok(())
         })
     }
 
