@@ -26,7 +26,7 @@ pub(crate) fn status_command(json: bool, location: &Location) -> anyhow::Result<
             None => return Err(error),
         },
     };
-    let report = match crate::service::status::query(&config.state_dir) {
+    let mut report = match crate::service::status::query(&config.state_dir) {
         Ok(report) => report,
         Err(crate::service::status::StatusError::NotRunning { .. }) => {
             let store = Store::open_configured(&config, false).with_context(|| {
@@ -39,6 +39,23 @@ pub(crate) fn status_command(json: bool, location: &Location) -> anyhow::Result<
         }
         Err(other) => return Err(other.into()),
     };
+    if let crate::config::StoreBackend::Postgres(_) = &config.store {
+        // Every node, from the database they share.
+        let store = Store::open_configured(&config, false)?;
+        report.nodes = store
+            .nodes()?
+            .into_iter()
+            .map(|node| crate::service::status::NodeStatus {
+                node: node.node_id,
+                hostname: node.hostname,
+                pid: node.pid,
+                started_at: node.started_at,
+                heartbeat_at: node.heartbeat_at,
+                stopped: node.stopped,
+                holding: node.holding,
+            })
+            .collect();
+    }
     print_status(&report, json)
 }
 

@@ -2,6 +2,7 @@
 //! default), or a PostgreSQL database shared by several nodes.
 
 use std::path::Path;
+use std::time::Duration;
 
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -17,6 +18,7 @@ pub(super) struct RawStore {
     pub(super) url: Option<Spanned<String>>,
     pub(super) password_file: Option<Spanned<String>>,
     pub(super) password_env: Option<Spanned<String>>,
+    pub(super) lease: Option<Spanned<String>>,
 }
 
 /// Which store a config uses.
@@ -37,7 +39,14 @@ pub struct PostgresSettings {
     pub url: String,
     /// Where the password is read from, if the server asks for one.
     pub password: Option<PasswordSource>,
+    /// How long a node's claim on a check or a briefing lasts: longer than
+    /// the slowest check, and how long a dead node's work waits before
+    /// another node takes it over.
+    pub lease: Duration,
 }
+
+/// The default `[store] lease`.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(300);
 
 impl PostgresSettings {
     /// Reads the password, naming the file or variable when it cannot.
@@ -74,6 +83,7 @@ pub(super) fn validate_store(
                 ("url", &raw.url),
                 ("password_file", &raw.password_file),
                 ("password_env", &raw.password_env),
+                ("lease", &raw.lease),
             ] {
                 if let Some(value) = value {
                     push(
@@ -139,9 +149,24 @@ pub(super) fn validate_store(
                     None
                 }
             };
+            let lease = match &raw.lease {
+                None => DEFAULT_LEASE,
+                Some(text) => match super::bounded_duration(
+                    text.get_ref(),
+                    Duration::from_secs(2),
+                    Duration::from_secs(3600),
+                ) {
+                    Ok(lease) => lease,
+                    Err(message) => {
+                        push(Some(text.span()), "lease", message);
+                        DEFAULT_LEASE
+                    }
+                },
+            };
             StoreBackend::Postgres(PostgresSettings {
                 url: url.get_ref().clone(),
                 password,
+                lease,
             })
         }
         other => {

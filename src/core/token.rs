@@ -124,6 +124,14 @@ impl TokenKey {
         })
     }
 
+    /// A fingerprint of the key that reveals nothing of it: nodes sharing a
+    /// store compare fingerprints, so that a node with a different secret
+    /// file (whose links every other node would refuse) does not start.
+    pub fn fingerprint(&self) -> String {
+        let hash = blake3::keyed_hash(&self.links, b"tidings key fingerprint");
+        hash.to_hex()[..16].to_owned()
+    }
+
     /// The HMAC-SHA256 key for email links.
     fn links_hmac(&self) -> ring::hmac::Key {
         ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.links)

@@ -76,6 +76,28 @@ pub struct StatusReport {
     pub outbox: Option<crate::service::delivery::OutboxStatus>,
     /// Every watch.
     pub watches: Vec<WatchStatus>,
+    /// Every node on a shared (PostgreSQL) store, read from the database.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeStatus>,
+}
+
+/// One node of a shared store, for `tidings status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// The node's id.
+    pub node: String,
+    /// Its host and process id.
+    pub hostname: String,
+    /// Its process id.
+    pub pid: i64,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// Its last heartbeat.
+    pub heartbeat_at: DateTime<Utc>,
+    /// Whether it stopped cleanly.
+    pub stopped: bool,
+    /// The watches whose checks it holds now.
+    pub holding: Vec<String>,
 }
 
 /// What a client asks the daemon over the socket: one JSON line.
@@ -389,6 +411,29 @@ pub fn render(report: &StatusReport) -> String {
                 .map_or_else(|| "-".to_owned(), |v| v.to_string()),
             watch.last_error.as_deref().unwrap_or("")
         );
+    }
+    if !report.nodes.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{:<32} {:<16} {:>8} {:>14} {:>14}  HOLDING",
+            "NODE", "HOST", "PID", "STARTED", "HEARTBEAT"
+        );
+        for node in &report.nodes {
+            let _ = writeln!(
+                out,
+                "{:<32} {:<16} {:>8} {:>14} {:>14}  {}",
+                node.node,
+                node.hostname,
+                node.pid,
+                time(&Some(node.started_at)),
+                if node.stopped {
+                    "stopped".to_owned()
+                } else {
+                    time(&Some(node.heartbeat_at))
+                },
+                node.holding.join(", ")
+            );
+        }
     }
     out
 }

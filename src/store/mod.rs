@@ -27,6 +27,7 @@ use chrono::{DateTime, Utc};
 mod backup;
 mod copy;
 pub(crate) mod kv;
+mod nodes;
 mod outbox;
 mod paused;
 mod reads;
@@ -40,6 +41,7 @@ pub use crate::core::subscriptions::{Cadence, Subscriber, Suppression, normalise
 pub use backup::{BackupError, BackupSummary};
 pub use copy::CopySummary;
 pub use kv::pg::redact as redact_url;
+pub use nodes::{CheckClaim, Node, NodeRow, hostname};
 pub use outbox::{
     Delivery, DeliveryState, DigestEntry, Item, Notify, Prepared, Purged, Recipient, change_key,
     digest_delivery_key,
@@ -266,6 +268,8 @@ pub struct Store {
     /// password (PostgreSQL): what messages name.
     path: PathBuf,
     kv: Kv,
+    /// The node this process is, on a shared store (see [`nodes`]).
+    node: Option<std::sync::Arc<Node>>,
     /// Held for reading by every multi-tree transaction and for writing
     /// by a backup, so that a backup never sees half of one.
     gate: std::sync::Arc<std::sync::RwLock<()>>,
@@ -344,6 +348,7 @@ impl Store {
         })?;
         let store = Self {
             kv: Kv::Sled(kv::SledKv::new(path.clone(), db)?),
+            node: None,
             gate: std::sync::Arc::default(),
             path,
         };
@@ -374,6 +379,7 @@ impl Store {
         let store = Self {
             path: PathBuf::from(pg.label()),
             kv: Kv::Pg(pg),
+            node: None,
             gate: std::sync::Arc::default(),
         };
         store.check_format(false)?;

@@ -345,16 +345,46 @@ impl Store {
             }
             Ok(std::ops::ControlFlow::Continue(()))
         })?;
-        Ok(due)
+        if self.node().is_none() || !self.is_shared() {
+            return Ok(due);
+        }
+        // Several nodes: keep the rows this node may send, read again after
+        // the claim so that a row another node sent meanwhile is left out.
+        let granted = self.claim_rows(due.iter().map(|d| d.id).collect())?;
+        let mut mine = Vec::with_capacity(granted.len());
+        for id in granted {
+            if let Some(row) = self.delivery(id)? {
+                if row.state == DeliveryState::Pending && row.next_attempt <= now {
+                    mine.push(row);
+                }
+            }
+        }
+        Ok(mine)
     }
 
     /// The earliest `next_attempt` of any pending row.
     pub fn next_delivery_attempt(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        Ok(self
+        let pending: Vec<Delivery> = self
             .rows(Tree::Outbox)?
             .into_iter()
             .filter(|d| d.state == DeliveryState::Pending)
-            .map(|d| d.next_attempt)
+            .collect();
+        // A row another node has claimed is its to send: this node looks
+        // again only when that claim runs out (the other node died).
+        let now = Utc::now();
+        let ready: Vec<u64> = pending
+            .iter()
+            .filter(|d| d.next_attempt <= now)
+            .map(|d| d.id)
+            .collect();
+        let held: std::collections::HashMap<u64, DateTime<Utc>> =
+            self.claimed_until(&ready)?.into_iter().collect();
+        Ok(pending
+            .iter()
+            .map(|d| {
+                held.get(&d.id)
+                    .map_or(d.next_attempt, |until| (*until).max(d.next_attempt))
+            })
             .min())
     }
 

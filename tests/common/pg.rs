@@ -43,6 +43,7 @@ impl TestDb {
         PostgresSettings {
             url: self.url.clone(),
             password: Some(PasswordSource::File(self.password_file.clone())),
+            lease: std::time::Duration::from_secs(300),
         }
     }
 

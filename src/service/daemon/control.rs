@@ -157,6 +157,7 @@ impl Daemon {
             failures: self.failures,
             outbox: Some(self.outbox.report(&self.store)),
             watches,
+            nodes: Vec::new(),
         }
     }
 

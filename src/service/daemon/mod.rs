@@ -16,6 +16,7 @@
 //!   no-ops.
 
 mod control;
+mod node;
 mod tasks;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -70,6 +71,7 @@ pub async fn run(options: DaemonOptions) -> anyhow::Result<u8> {
         )
     })?;
     let (store, _node_lock) = open_store(&config).await?;
+    let store = node::join(store, &config).await?;
     let socket = status::socket_path(&config.state_dir);
     // A socket left by a killed daemon would make bind fail; the store's
     // lock (held above) already guarantees no other daemon uses this state.
@@ -93,7 +95,9 @@ pub async fn run(options: DaemonOptions) -> anyhow::Result<u8> {
     );
     notify(&[sd_notify::NotifyState::Ready]);
     daemon.publish_status();
+    let heartbeat = node::Heartbeat::start(&daemon.store);
     let outcome = daemon.serve(&listener).await;
+    heartbeat.stop().await;
     let _ = std::fs::remove_file(&socket);
     outcome
 }
@@ -210,6 +214,8 @@ struct Daemon {
     control: JoinSet<()>,
     /// Clients of `tidings check` waiting for a watch's next report.
     check_waiters: HashMap<String, Vec<tokio::sync::mpsc::UnboundedSender<CheckReport>>>,
+    /// Checks this node claimed on a shared store (see [`node`]).
+    leased: node::Leased,
 }
 
 impl Daemon {
@@ -246,6 +252,7 @@ impl Daemon {
             web,
             control: JoinSet::new(),
             check_waiters: HashMap::new(),
+            leased: node::Leased::new(),
         };
         let now = Utc::now();
         for watch in daemon.config.watches.clone() {
@@ -314,7 +321,9 @@ impl Daemon {
             .map(|p| p.watch.clone())
             .collect();
         for watch in starting {
-            self.start_check(watch);
+            if self.claim(&watch, now) {
+                self.start_check(watch);
+            }
         }
     }
 
@@ -428,6 +437,7 @@ impl Daemon {
     /// that keeps failing (once) or has recovered (once), and plans its next run.
     fn finish(&mut self, report: &CheckReport) {
         self.in_flight.remove(&report.watch);
+        self.release(&report.watch);
         self.checks += 1;
         self.metrics
             .record_check(matches!(report.outcome, Outcome::Failed { .. }));

@@ -111,6 +111,19 @@ impl WebHandle {
             return Ok(None);
         };
         let key = TokenKey::from_file(&web.secret_file)?;
+        if store.is_shared() {
+            // Any node must accept the links and forms another node made.
+            let (agreeing, fingerprint) = (store.clone(), key.fingerprint());
+            if let Some(other) =
+                tokio::task::spawn_blocking(move || agreeing.agree("web-secret", &fingerprint))
+                    .await??
+            {
+                anyhow::bail!(
+                    "{} is not the secret the other nodes on this store use (fingerprint {other}): copy the same [web] secret file to every node",
+                    web.secret_file.display()
+                );
+            }
+        }
         let mailer = crate::mail::Mailer::new(&config.mail, &config.state_dir)
             .context("cannot set up [mail] for confirmation mails")?;
         let state = crate::web::WebState::new(

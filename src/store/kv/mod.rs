@@ -12,9 +12,11 @@ use std::ops::ControlFlow;
 use super::StoreError;
 
 pub(crate) mod pg;
+mod pg_nodes;
 mod sled_kv;
 
 pub(crate) use pg::{PgKv, PgSettings};
+pub use pg_nodes::{CheckClaim, NodeRow};
 pub(crate) use sled_kv::SledKv;
 
 /// The store's trees. Their names are sled's tree names (stores written
@@ -210,11 +212,7 @@ impl Kv {
     }
 
     /// Every entry with `prefix`, in key order.
-    pub(crate) fn collect(
-        &self,
-        tree: Tree,
-        prefix: &[u8],
-    ) -> Result<Vec<Entry>, StoreError> {
+    pub(crate) fn collect(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
         let mut found = Vec::new();
         self.scan(tree, prefix, false, &mut |key, value| {
             found.push((key.to_vec(), value.to_vec()));

@@ -188,7 +188,7 @@ fn db_error(label: &str, error: &postgres::Error) -> StoreError {
     }
 }
 
-fn retryable(error: &postgres::Error) -> bool {
+pub(super) fn retryable(error: &postgres::Error) -> bool {
     matches!(
         error.code(),
         Some(code) if *code == SqlState::T_R_SERIALIZATION_FAILURE
