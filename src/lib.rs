@@ -6,7 +6,7 @@
 //! core     pure: extract, diff, facts, classify, render, brief, feed, …
 //! config   the TOML file → validated settings
 //! fetch    edge: the network (reqwest)
-//! store    edge: the embedded store (sled)
+//! store    edge: the store (sled embedded, or PostgreSQL shared by nodes)
 //! mail     edge: outgoing mail (lettre)
 //! web      edge: the optional HTTP endpoint (axum)
 //! service  orchestration: one check (pipeline), the daemon, delivery
@@ -15,7 +15,7 @@
 //! ```
 //!
 //! Invariants:
-//! - only `store` knows sled; only `fetch` knows reqwest; only `mail` knows
+//! - only `store` knows sled and PostgreSQL; only `fetch` knows reqwest; only `mail` knows
 //!   lettre; only `web` knows axum;
 //! - `core` does no network or store I/O and never awaits;
 //! - a failed fetch or an empty page is recorded as a failed check, never
