@@ -171,3 +171,47 @@ fn storing_a_one_sided_diff_still_needs_the_store_to_itself() {
     assert!(store.stderr.contains("`history`"), "{store}");
     drop(daemon);
 }
+
+#[test]
+fn subscribers_export_streams_and_outbox_lists_through_the_running_daemon() {
+    let (_site, ws) = setup();
+    // More subscribers than one page of the export (500), so that the
+    // stream has several frames of rows.
+    let mut csv = String::from("address,name\n");
+    for i in 0..1_234 {
+        csv.push_str(&format!("person{i:04}@example.org,Person {i}\n"));
+    }
+    let file = ws.path().join("people.csv");
+    std::fs::write(&file, csv).expect("write csv");
+    let mut daemon = Daemon::start(&ws);
+    let run = ws.run(&[
+        "subscribers",
+        "import",
+        file.to_str().expect("utf-8"),
+        "--confirmed",
+    ]);
+    assert_eq!(run.code, 0, "{run}");
+
+    let through_daemon = ws.run(&["subscribers", "export"]);
+    assert_eq!(through_daemon.code, 0, "{through_daemon}");
+    let lines = through_daemon.lines();
+    assert_eq!(lines.len(), 1 + 1_234, "header and every row once");
+    assert!(lines[0].starts_with("address,"), "{}", lines[0]);
+    let mut sorted = lines[1..].to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 1_234, "no row twice across pages");
+    let outbox = ws.run(&["outbox", "list"]);
+    assert_eq!(outbox.code, 0, "{outbox}");
+
+    daemon.signal("-TERM");
+    assert!(daemon.wait_exit().success());
+    let from_store = ws.run(&["subscribers", "export"]);
+    assert_eq!(from_store.code, 0, "{from_store}");
+    assert_eq!(
+        from_store.stdout, through_daemon.stdout,
+        "same output without a daemon"
+    );
+    let outbox_after = ws.run(&["outbox", "list"]);
+    assert_eq!(outbox_after.stdout, outbox.stdout);
+}

@@ -12,6 +12,9 @@ pub(crate) fn subscribers_command(
 ) -> anyhow::Result<u8> {
     use crate::cli::args::SubscribersCommand as S;
     use crate::service::admin::SubscriberCommand as C;
+    if let S::Export { location } = &command {
+        return export(location);
+    }
     let (command, location) = match command {
         S::Add {
             address,
@@ -86,6 +89,57 @@ pub(crate) fn subscribers_command(
         .lock()
         .write_all(output.stderr.as_bytes())?;
     Ok(output.code)
+}
+
+/// Pages of subscribers read at a time by an export without a daemon.
+const EXPORT_PAGE: usize = 500;
+
+/// `subscribers export`: the CSV is written as it is read, a page at a
+/// time, from the running daemon (which holds an embedded store) or from
+/// the store itself, so that a long list is never held whole.
+fn export(location: &crate::cli::args::Location) -> anyhow::Result<u8> {
+    use crate::service::status::{self, Frame, Request, StatusError};
+    let config = load_config(location, false)?;
+    let mut out = std::io::stdout().lock();
+    if let crate::config::StoreBackend::Sled = &config.store {
+        let mut failure = None;
+        match status::stream(
+            &config.state_dir,
+            &Request::ExportSubscribers,
+            crate::cli::common::DAEMON_READ_WAIT,
+            |frame| match frame {
+                Frame::Line(text) => out.write_all(text.as_bytes()),
+                Frame::Error(message) => {
+                    failure = Some(message);
+                    Ok(())
+                }
+                _ => Ok(()),
+            },
+        ) {
+            Ok(()) => {
+                if let Some(message) = failure {
+                    anyhow::bail!("the daemon could not export the subscribers: {message}");
+                }
+                out.flush()?;
+                return Ok(0);
+            }
+            Err(StatusError::NotRunning { .. }) => {}
+            Err(other) => return Err(other.into()),
+        }
+    }
+    let store = crate::cli::common::open_store(&config)?;
+    out.write_all(crate::core::subscriptions::csv_header().as_bytes())?;
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.subscribers_page(after.as_deref(), EXPORT_PAGE)?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        after = Some(last.address.clone());
+        out.write_all(crate::core::subscriptions::csv_rows(&page).as_bytes())?;
+    }
+    out.flush()?;
+    Ok(0)
 }
 
 /// Checks each `--follow` against the config's watches and tags: someone

@@ -546,9 +546,23 @@ fn unneutralise(text: &str) -> &str {
 /// back, with each one's confirmation state and consent record, and every
 /// cell a spreadsheet would run as a formula neutralised.
 pub fn to_csv(subscribers: &[Subscriber]) -> String {
+    let mut text = csv_header();
+    text.push_str(&csv_rows(subscribers));
+    text
+}
+
+/// The header line of [`to_csv`].
+pub fn csv_header() -> String {
     let mut writer = csv::Writer::from_writer(Vec::new());
     // Writing to a Vec cannot fail.
     let _ = writer.write_record(CSV_HEADER);
+    String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+/// The rows of [`to_csv`] without the header, so that a long list can be
+/// written a page at a time.
+pub fn csv_rows(subscribers: &[Subscriber]) -> String {
+    let mut writer = csv::Writer::from_writer(Vec::new());
     for subscriber in subscribers {
         let cells = [
             subscriber.address.clone(),

@@ -143,6 +143,10 @@ pub enum Request {
         /// The version number.
         version: Option<u64>,
     },
+    /// Every subscriber as CSV (`tidings subscribers export`): a stream of
+    /// [`Frame::Line`]s (the header, then a page of rows each) ending in
+    /// [`Frame::End`], so that a long list is never held whole.
+    ExportSubscribers,
     /// Check these watches now (every watch when empty) and report each as
     /// it finishes: a stream of [`Frame::Line`] (unless `json`) ending in
     /// [`Frame::Done`].
@@ -160,7 +164,7 @@ impl Request {
     pub fn streams(&self) -> bool {
         matches!(
             self,
-            Self::History { .. } | Self::Text { .. } | Self::Check { .. }
+            Self::History { .. } | Self::Text { .. } | Self::Check { .. } | Self::ExportSubscribers
         )
     }
 }

@@ -65,6 +65,32 @@ impl Store {
             .collect()
     }
 
+    /// Up to `limit` subscribers in address order, starting after the
+    /// address `after` (from the first with `None`): for reading every
+    /// subscriber a page at a time, in bounded memory.
+    pub fn subscribers_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Subscriber>, StoreError> {
+        let mut from = after.map(|a| a.as_bytes().to_vec()).unwrap_or_default();
+        if after.is_some() {
+            // The smallest key after `after`.
+            from.push(0);
+        }
+        let mut page = Vec::new();
+        self.kv
+            .scan_from(Tree::Subscribers, &from, &mut |_, bytes| {
+                page.push(self.decode_subscriber(bytes)?);
+                Ok(if page.len() >= limit {
+                    std::ops::ControlFlow::Break(())
+                } else {
+                    std::ops::ControlFlow::Continue(())
+                })
+            })?;
+        Ok(page)
+    }
+
     /// Removes a subscriber. The suppression list is untouched. Returns
     /// whether there was one.
     pub fn remove_subscriber(&self, address: &str) -> Result<bool, StoreError> {

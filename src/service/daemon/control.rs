@@ -64,6 +64,12 @@ impl Daemon {
                 });
             }
             Request::Check { watches, json } => self.check_for_client(stream, watches, json),
+            Request::ExportSubscribers => {
+                let store = self.store.clone();
+                self.control.spawn(async move {
+                    export_subscribers(store, &mut stream).await;
+                });
+            }
             other => {
                 let body = self.answer(&other);
                 self.control.spawn(async move {
@@ -170,7 +176,8 @@ impl Daemon {
             // Streamed by `serve_client`, never answered as one document.
             status::Request::History { .. }
             | status::Request::Text { .. }
-            | status::Request::Check { .. } => serde_json::to_vec(&Frame::Error(
+            | status::Request::Check { .. }
+            | status::Request::ExportSubscribers => serde_json::to_vec(&Frame::Error(
                 "this request is answered as a stream".to_owned(),
             ))
             .unwrap_or_default(),
@@ -342,6 +349,39 @@ pub fn offline_status(config: &Config, store: &Store, config_path: &Path) -> Sta
         config: config_path.display().to_string(),
         watches,
         ..StatusReport::default()
+    }
+}
+
+/// Subscribers read per page of an export.
+const EXPORT_PAGE: usize = 500;
+
+/// Streams every subscriber as CSV, a page of rows per frame: memory
+/// follows the page, not the list.
+async fn export_subscribers(store: Store, stream: &mut UnixStream) {
+    let header = crate::core::subscriptions::csv_header();
+    if !write_frames(stream, [Frame::Line(header)]).await {
+        return;
+    }
+    let mut after: Option<String> = None;
+    loop {
+        let (reading, from) = (store.clone(), after.clone());
+        let read = tokio::task::spawn_blocking(move || {
+            reading.subscribers_page(from.as_deref(), EXPORT_PAGE)
+        })
+        .await;
+        let frame = match read {
+            Ok(Ok(page)) if page.is_empty() => Frame::End,
+            Ok(Ok(page)) => {
+                after = page.last().map(|s| s.address.clone());
+                Frame::Line(crate::core::subscriptions::csv_rows(&page))
+            }
+            Ok(Err(error)) => Frame::Error(error.to_string()),
+            Err(error) => Frame::Error(format!("the store read failed: {error}")),
+        };
+        let last = frame.is_last();
+        if !write_frames(stream, [frame]).await || last {
+            return;
+        }
     }
 }
 

@@ -211,6 +211,19 @@ impl Kv {
         }
     }
 
+    /// Visits the keys from `from` on (inclusive), in key order.
+    pub(crate) fn scan_from(
+        &self,
+        tree: Tree,
+        from: &[u8],
+        visit: &mut Visit<'_>,
+    ) -> Result<(), StoreError> {
+        match self {
+            Kv::Sled(kv) => kv.scan_range(tree, from.to_vec(), None, false, visit),
+            Kv::Pg(kv) => kv.scan_range(tree, from.to_vec(), None, false, visit),
+        }
+    }
+
     /// Every entry with `prefix`, in key order.
     pub(crate) fn collect(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
         let mut found = Vec::new();

@@ -467,9 +467,17 @@ impl PgKv {
         // Read a page at a time, each page a query of its own that starts
         // after the last key seen: a long scan never holds a transaction
         // open, and the visitor (which may stop early) runs between pages.
-        let end = prefix_end(prefix);
-        let mut low = prefix.to_vec();
-        let mut high = end.clone();
+        self.scan_range(tree, prefix.to_vec(), prefix_end(prefix), reverse, visit)
+    }
+
+    pub(crate) fn scan_range(
+        &self,
+        tree: Tree,
+        mut low: Vec<u8>,
+        mut high: Option<Vec<u8>>,
+        reverse: bool,
+        visit: &mut Visit<'_>,
+    ) -> Result<(), StoreError> {
         loop {
             let page: Vec<super::Entry> = self.with_conn(|conn| {
                 let (client, s) = conn.parts()?;

@@ -89,10 +89,21 @@ impl SledKv {
         reverse: bool,
         visit: &mut Visit<'_>,
     ) -> Result<(), StoreError> {
+        self.scan_range(tree, prefix.to_vec(), prefix_end(prefix), reverse, visit)
+    }
+
+    pub(crate) fn scan_range(
+        &self,
+        tree: Tree,
+        low: Vec<u8>,
+        high: Option<Vec<u8>>,
+        reverse: bool,
+        visit: &mut Visit<'_>,
+    ) -> Result<(), StoreError> {
         let tree = self.tree(tree);
-        let iter = match prefix_end(prefix) {
-            Some(end) => tree.range(prefix.to_vec()..end),
-            None => tree.range(prefix.to_vec()..),
+        let iter = match high {
+            Some(end) => tree.range(low..end),
+            None => tree.range(low..),
         };
         let mut step = |entry: sled::Result<(sled::IVec, sled::IVec)>| {
             let (key, value) = entry.map_err(|e| self.io(e))?;
