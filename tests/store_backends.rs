@@ -324,3 +324,61 @@ fn an_old_schema_is_refused_until_migrated_and_a_wrong_password_is_named() {
     let err = Store::open_postgres(&settings, false).expect_err("unreachable");
     assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
 }
+
+#[test]
+fn nodes_agree_on_a_value_and_a_different_one_is_returned() {
+    // How nodes check that they share the [web] secret (by fingerprint).
+    on_both("agree", |store| {
+        assert_eq!(store.agree("web-secret", "abc").expect("first"), None);
+        assert_eq!(store.agree("web-secret", "abc").expect("same"), None);
+        assert_eq!(
+            store.agree("web-secret", "xyz").expect("different"),
+            Some("abc".to_owned())
+        );
+    });
+}
+
+#[test]
+fn a_check_lease_goes_to_one_node_and_to_another_once_it_expires() {
+    let Some(db) = pg::database("leases") else {
+        return;
+    };
+    let node = |lease_ms: u64| {
+        Store::open_postgres(&db.settings(), true)
+            .expect("store")
+            .with_node(tidings::store::Node::new(std::time::Duration::from_millis(
+                lease_ms,
+            )))
+    };
+    let (a, b) = (node(1_500), node(1_500));
+    let due = Utc::now();
+    assert_eq!(
+        a.claim_check("w", due).expect("a"),
+        tidings::store::CheckClaim::Granted
+    );
+    assert!(matches!(
+        b.claim_check("w", due).expect("b"),
+        tidings::store::CheckClaim::Held(_)
+    ));
+    let holding = a.nodes().expect("nodes");
+    assert!(holding.is_empty(), "not registered yet: {holding:?}");
+    a.register_node().expect("register");
+    assert_eq!(a.nodes().expect("nodes")[0].holding, ["w"]);
+    // a dies without finishing: after the lease, b gets it.
+    std::thread::sleep(std::time::Duration::from_millis(1_700));
+    assert_eq!(
+        b.claim_check("w", due).expect("b"),
+        tidings::store::CheckClaim::Granted
+    );
+    b.finish_check("w", due).expect("finish");
+    assert_eq!(
+        a.claim_check("w", due).expect("a"),
+        tidings::store::CheckClaim::Done
+    );
+    // The next due time is open again.
+    let next = due + chrono::Duration::seconds(60);
+    assert_eq!(
+        a.claim_check("w", next).expect("a"),
+        tidings::store::CheckClaim::Granted
+    );
+}

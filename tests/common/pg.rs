@@ -219,6 +219,15 @@ fn admin(cluster: &Cluster) -> Result<postgres::Client, postgres::Error> {
 /// A new, empty database for the test `name`, or `None` (with a printed
 /// reason) when there is no PostgreSQL to run it on.
 pub fn database(name: &str) -> Option<TestDb> {
+    // On a thread of its own: the sync client refuses to block inside an
+    // async test's runtime.
+    std::thread::scope(|scope| match scope.spawn(|| make_database(name)).join() {
+        Ok(db) => db,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
+fn make_database(name: &str) -> Option<TestDb> {
     let cluster = match cluster() {
         Ok(cluster) => cluster,
         Err(reason) => {

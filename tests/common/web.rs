@@ -70,6 +70,14 @@ pub fn watches_toml(watches: &[(&str, &str, &[&str])]) -> String {
 impl Harness {
     /// Starts a server with these watches and extra `[web]` lines.
     pub async fn start(watches: &str, web_extra: &str) -> Self {
+        Self::start_on(watches, web_extra, "").await
+    }
+
+    /// Starts a server whose config also has `store_toml` (a `[store]`
+    /// section: several servers can share one PostgreSQL store).
+    pub async fn start_on(watches: &str, web_extra: &str, store_toml: &str) -> Self {
+        let watches = format!("{store_toml}\n{watches}");
+        let watches = watches.as_str();
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().expect("tempdir");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -82,7 +90,7 @@ impl Harness {
         let config = Arc::new(config::load(&path).unwrap_or_else(|e| panic!("config: {e}")));
         let web_settings = config.web.clone().expect("web enabled");
         std::fs::create_dir_all(&config.state_dir).expect("state dir");
-        let store = Store::open(&config.state_dir).expect("store");
+        let store = Store::open_configured(&config, true).expect("store");
         let key = TokenKey::from_file(&web_settings.secret_file).expect("key");
         let mailer = Arc::new(Mailer::new(&config.mail, &config.state_dir).expect("mailer"));
         let metrics = Arc::new(Metrics::new());

@@ -4,7 +4,7 @@
 //! (`tidings_claims`). Times are the server's `now()`, so the nodes' clocks
 //! never need to agree.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 
 use super::PgKv;
 use crate::store::StoreError;
@@ -131,6 +131,9 @@ impl PgKv {
         node_id: &str,
         ttl: f64,
     ) -> Result<CheckClaim, StoreError> {
+        // PostgreSQL keeps microseconds: compared with what it gives back,
+        // a due time with nanoseconds would never be "done".
+        let due = due.trunc_subsecs(6);
         self.with_conn(|conn| {
             let mut attempt = 0;
             loop {
@@ -187,6 +190,7 @@ impl PgKv {
         due: DateTime<Utc>,
         node_id: &str,
     ) -> Result<(), StoreError> {
+        let due = due.trunc_subsecs(6);
         self.with_conn(|conn| {
             conn.client.execute(
                 "UPDATE tidings_leases SET done_due_at = $2, expires_at = now()
