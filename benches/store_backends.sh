@@ -24,6 +24,7 @@ N="${1:-1000}"
 FRACTION="${2:-0.1}"
 TIDINGS="$REPO/target/release/tidings"
 WORK=$(mktemp -d)
+chmod 755 "$WORK"   # the postgres user must reach its data directory inside
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 TICK=$(getconf CLK_TCK)
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -65,7 +66,9 @@ pg_cpu() {
 cycle() { # backend name dir
   local before after out
   before=$(pg_cpu)
-  out=$( { /usr/bin/time -f '%U %S %e %M' "$TIDINGS" check --config "$3/tidings.toml" --state "$3" -q >"$3/$2.out" 2>/dev/null; } 2>&1 | tail -n 1)
+  /usr/bin/time -o "$3/$2.time" -f '%U %S %e %M' \
+    "$TIDINGS" check --config "$3/tidings.toml" --state "$3" -q >"$3/$2.out" 2>/dev/null || true
+  out=$(tail -n 1 "$3/$2.time")
   after=$(pg_cpu)
   read -r user sys wall rss <<<"$out"
   printf '| %s | %s | %.2f s | %s | %.1f s | %s MB | %s changed |\n' "$1" "$2" \
