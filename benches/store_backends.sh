@@ -29,22 +29,25 @@ PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 TICK=$(getconf CLK_TCK)
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+PAGES_PID=
+# Set before anything starts, so that a failure part-way stops what did.
+cleanup() {
+  [ -f "$WORK/pg/data/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$WORK/pg/data" -m fast stop >/dev/null 2>&1
+  [ -n "$PAGES_PID" ] && kill "$PAGES_PID" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
 PAGE_PORT=$(free_port)
 python3 "$SHARED/bench/pageserver.py" --port "$PAGE_PORT" --pages "$N" >"$WORK/pages.log" 2>&1 &
 PAGES_PID=$!
 PGPORT=$(free_port)
 mkdir -p "$WORK/pg"
 chown postgres:postgres "$WORK/pg" 2>/dev/null || true
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 as_pg "$PGBIN/initdb" -D "$WORK/pg/data" -U tidings --auth=trust -E UTF8 >/dev/null
 as_pg "$PGBIN/pg_ctl" -D "$WORK/pg/data" -l "$WORK/pg/log" -w \
   -o "-p $PGPORT -h 127.0.0.1 -k $WORK/pg" start >/dev/null
-cleanup() {
-  as_pg "$PGBIN/pg_ctl" -D "$WORK/pg/data" -m fast stop >/dev/null 2>&1 || true
-  kill "$PAGES_PID" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
 psql() { "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U tidings -At "$@"; }
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PAGE_PORT/control/state" >/dev/null && break; sleep 0.2; done
 seq 0 $((N - 1)) | sed "s|^|http://127.0.0.1:$PAGE_PORT/page/|" >"$WORK/urls.txt"
