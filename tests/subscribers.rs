@@ -1,12 +1,24 @@
 //! `tidings subscribers …` and `tidings send-test`, run as the real binary
 //! with `--state` in a temporary directory (and that directory as the
-//! working directory, so no `config/tidings.toml` is picked up).
+//! working directory, so no `config/tidings.toml` is picked up). The state
+//! directory holds a small `tidings.toml` with the one watch these tests
+//! follow; it is found before `/etc/tidings/tidings.toml`, so a machine
+//! where the package is installed runs the same tests.
 
 use std::path::Path;
 use std::process::{Command, Output};
 
 fn tidings(dir: &Path, args: &[&str]) -> Output {
     let state = dir.join("state");
+    let config = state.join("tidings.toml");
+    if !config.exists() {
+        std::fs::create_dir_all(&state).expect("state dir");
+        std::fs::write(
+            &config,
+            "[[watch]]\nname = \"lsc-ics\"\nurl = \"http://127.0.0.1:9/\"\ntags = [\"lancashire\"]\n",
+        )
+        .expect("config");
+    }
     Command::new(env!("CARGO_BIN_EXE_tidings"))
         .args(args)
         .arg("--state")
