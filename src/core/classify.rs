@@ -619,7 +619,13 @@ fn summarise(
             if text.is_some_and(|t| used_blocks.contains(t)) || is_minor(change) {
                 continue;
             }
-            points.extend(gist::points(change));
+            let mut gist = gist::points(change);
+            if matches!(change.kind, ChangeKind::Added | ChangeKind::Removed) {
+                for point in gist.iter_mut().filter(|p| p.rank == Rank::Heading) {
+                    point.weight = crate::core::order::section_weight(change, evidence);
+                }
+            }
+            points.extend(gist);
         }
     }
     if points.is_empty() {

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::core::diff::{BlockChange, ChangeKind};
 use crate::core::gist::{Point, Rank};
 
 /// Sorts points most telling first (by rank, then weight, then page order)
@@ -17,10 +18,9 @@ use crate::core::gist::{Point, Rank};
 /// instructions: Orient Gene") are joined into one point.
 pub fn order(mut points: Vec<Point>) -> Vec<String> {
     let key = |p: &Point| {
-        let rank = if p.rank == Rank::Figure && p.weight < 0 {
-            Rank::Passage
-        } else {
-            p.rank
+        let rank = match p.rank {
+            Rank::Figure if p.weight < 0 => Rank::Passage,
+            rank => rank,
         };
         (rank, -p.weight)
     };
@@ -28,10 +28,23 @@ pub fn order(mut points: Vec<Point>) -> Vec<String> {
     let mut seen = BTreeSet::new();
     let mut figures: BTreeSet<Vec<String>> = BTreeSet::new();
     let mut out: Vec<Point> = Vec::new();
+    let mut said: Vec<BTreeSet<String>> = Vec::new();
     for point in points {
         if !seen.insert(point.text.to_lowercase()) {
             continue;
         }
+        let words = content_words(&point.text);
+        // A passage that says again what a point before it said (a link
+        // and the change note "Added 'that link'") takes room for nothing.
+        if point.rank != Rank::Figure
+            && words.len() >= 3
+            && said
+                .iter()
+                .any(|s| words.iter().filter(|w| s.contains(*w)).count() * 5 >= words.len() * 4)
+        {
+            continue;
+        }
+        said.push(words);
         if point.rank == Rank::Figure {
             let values = numbers(&point.text);
             if values.len() >= 2 && !figures.insert(values) {
@@ -48,6 +61,44 @@ pub fn order(mut points: Vec<Point>) -> Vec<String> {
         out.push(point);
     }
     out.into_iter().map(|p| p.text).collect()
+}
+
+/// The lower-cased words and numbers of a point, without its marks.
+fn content_words(text: &str) -> BTreeSet<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// How much a new (or dropped) section tells, by the words added (or
+/// removed) under it: a heading over pages of new guidance tells more than
+/// one over a single line, and a heading with nothing new under it (a
+/// section moved or renamed elsewhere) tells least.
+pub fn section_weight(heading: &BlockChange, evidence: &[BlockChange]) -> i32 {
+    let Some(title) = heading.new.as_ref().or(heading.old.as_ref()) else {
+        return 0;
+    };
+    let words: usize = evidence
+        .iter()
+        .filter(|c| c.kind == heading.kind && c.section.as_deref() == Some(title.text.as_str()))
+        .filter(|c| !std::ptr::eq(*c, heading))
+        .map(|c| {
+            let (added, removed) = c.word_counts();
+            added + removed
+        })
+        .sum();
+    let weight = match words {
+        0 => -1,
+        1..30 => 1,
+        30..150 => 2,
+        _ => 3,
+    };
+    if heading.kind == ChangeKind::Removed {
+        weight - 1
+    } else {
+        weight
+    }
 }
 
 /// The runs of digits in a text, in order.
@@ -132,6 +183,50 @@ mod tests {
                 "+Shielding: letters"
             ]
         );
+    }
+
+    #[test]
+    fn a_passage_said_again_is_dropped() {
+        let points = vec![
+            Point::new(Rank::Passage, "+Use of the vaccine: JCVI statement, 7 May"),
+            Point::new(
+                Rank::Passage,
+                "+Added 'Use of the vaccine: JCVI statement, 7 May'.",
+            ),
+            Point::new(Rank::Passage, "+Moderna protocol published"),
+        ];
+        assert_eq!(
+            order(points),
+            [
+                "+Use of the vaccine: JCVI statement, 7 May",
+                "+Moderna protocol published"
+            ]
+        );
+    }
+
+    #[test]
+    fn sections_with_more_new_text_come_first() {
+        use crate::core::classify::classify;
+        use crate::core::diff::{DiffOptions, diff};
+        use crate::core::facts::page_facts;
+        use crate::core::model::{Block, BlockKind};
+        let heading = |t: &str| Block::new(BlockKind::Heading { level: 2 }, t);
+        let para = |t: &str| Block::new(BlockKind::Paragraph, t);
+        let old = vec![para("Intro to the guidance for councils.")];
+        let mut new = old.clone();
+        new.push(heading("Contacts"));
+        new.push(para("Write to the team."));
+        new.push(heading("Rematching"));
+        for i in 0..4 {
+            new.push(para(&format!(
+                "Rematching step {i} asks councils to find another host and record the move on the portal."
+            )));
+        }
+        let d = diff(&old, &new, &DiffOptions::default());
+        let assessment = classify(&d, &page_facts(&old, &[]), &page_facts(&new, &[]));
+        let points = &assessment.changes[0].points;
+        let at = |p: &str| points.iter().position(|x| x == p).expect(p);
+        assert!(at("+§ Rematching") < at("+§ Contacts"), "{points:?}");
     }
 
     /// One-line summaries of representative diffs, as a reader sees them.

@@ -104,7 +104,7 @@ pub struct StepResult {
     pub note: String,
     /// Every summary point of the alert, before fitting into one line: where
     /// a missing phrase was, to tell ranking from reading.
-    #[serde(skip)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub points: Vec<String>,
     /// The changed blocks' text, old and new, lower-cased.
     #[serde(skip)]
