@@ -179,89 +179,13 @@ fn without_kind(summary: &str, kind: Kind) -> &str {
 }
 
 /// Fits kinds' points into one line of at most [`MAX_SUMMARY_CHARS`]
-/// characters: "Kind: a; b | Kind: c (+N more)". Points that do not fit are
-/// counted; a later, shorter one may still fit.
+/// characters: "Kind: a; b | Kind: c (+N more)".
 fn fit(kinds: &[(Kind, Vec<String>)]) -> String {
-    const RESERVE: usize = " (+99 more)".len();
-    let mut out = String::new();
-    let mut used = 0usize;
-    let mut more = 0usize;
-    let total: usize = kinds.iter().map(|(_, p)| p.len()).sum();
-    let mut placed = 0usize;
-    // One long point never takes the whole line from the others: a quoted
-    // passage gets its share, more when the others are short, and a list
-    // of places a little more.
-    let all: Vec<&str> = kinds
+    let titled: Vec<(String, Vec<String>)> = kinds
         .iter()
-        .flat_map(|(_, p)| p.iter().map(String::as_str))
+        .map(|(kind, points)| (title(*kind), points.clone()))
         .collect();
-    let room = MAX_SUMMARY_CHARS
-        .saturating_sub(12 * kinds.len())
-        .saturating_sub(2 * total.saturating_sub(1));
-    let caps = crate::core::order::caps(
-        &all,
-        room,
-        (MAX_SUMMARY_CHARS / total.max(1)).clamp(90, 150),
-        MAX_SUMMARY_CHARS,
-    );
-    for (kind, points) in kinds {
-        let mut opened = false;
-        for point in points {
-            let cap = if point.starts_with("Places covered") {
-                caps[placed].max(150)
-            } else {
-                caps[placed]
-            };
-            let point = if total > 1 {
-                let cut = crate::core::gist::trim_to(point, cap);
-                if cut.contains('“') && !cut.ends_with('”') {
-                    format!("{cut}”")
-                } else {
-                    cut
-                }
-            } else {
-                point.clone()
-            };
-            let piece = if opened {
-                format!("; {point}")
-            } else if out.is_empty() {
-                format!("{}: {point}", title(*kind))
-            } else {
-                format!(" | {}: {point}", title(*kind))
-            };
-            let len = piece.chars().count();
-            let left = total - placed - 1;
-            let budget = if left == 0 {
-                MAX_SUMMARY_CHARS
-            } else {
-                MAX_SUMMARY_CHARS - RESERVE
-            };
-            if used + len <= budget {
-                out.push_str(&piece);
-                used += len;
-                opened = true;
-            } else if out.is_empty() || budget.saturating_sub(used) >= 50 {
-                // The first point always shows, and a long one shows in
-                // part where enough room is left.
-                let cut = crate::core::gist::trim_to(&piece, budget - used);
-                let cut = if cut.contains('“') && !cut.ends_with('”') {
-                    format!("{cut}”")
-                } else {
-                    cut
-                };
-                used += cut.chars().count();
-                out.push_str(&cut);
-                opened = true;
-            } else {
-                more += 1;
-            }
-            placed += 1;
-        }
-    }
-    if more > 0 {
-        out.push_str(&format!(" (+{more} more)"));
-    }
-    out
+    crate::core::order::fit(&titled, MAX_SUMMARY_CHARS)
 }
 
 /// Classifies a diff, given the facts of the old and the new version.

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use crate::core::diff::{BlockChange, ChangeKind};
-use crate::core::gist::{Point, Rank};
+use crate::core::gist::{Point, Rank, trim_to};
 
 /// Sorts points most telling first (by rank, then weight, then page order)
 /// and says each once. A figure whose subject could not be read (weight
@@ -125,6 +125,130 @@ fn joinable<'p>(point: &'p Point, previous: Option<&Point>) -> Option<&'p str> {
     let (lead_now, rest) = lead(&point.text)?;
     let before = previous.text.strip_prefix('+')?;
     before.starts_with(&format!("{lead_now}: ")).then_some(rest)
+}
+
+/// How a point fared in a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    Whole,
+    Cut,
+    Left,
+}
+
+/// Fits titled groups of points into one line of at most `max`
+/// characters: "Title: a; b | Title: c (+N more)". Points that do not fit
+/// are counted; a later, shorter one may still fit. Room left over once the
+/// line is settled goes to the points that were cut, first first, so a
+/// phrase late in a long sentence is not lost to an empty end of line.
+pub fn fit(groups: &[(String, Vec<String>)], max: usize) -> String {
+    let all: Vec<&str> = groups
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(String::as_str))
+        .collect();
+    let total = all.len();
+    // One long point never takes the whole line from the others: a quoted
+    // passage gets its share, more when the others are short, and a list
+    // of places a little more.
+    let room = max
+        .saturating_sub(12 * groups.len())
+        .saturating_sub(2 * total.saturating_sub(1));
+    let mut caps = caps(&all, room, (max / total.max(1)).clamp(90, 150), max);
+    for (cap, point) in caps.iter_mut().zip(&all) {
+        if point.starts_with("Places covered") {
+            *cap = (*cap).max(150);
+        }
+    }
+    let (mut line, mut shown) = fit_with(groups, &caps, max);
+    let mut tried = vec![false; total];
+    while let Some(i) = (0..total).find(|&i| shown[i] == Shown::Cut && !tried[i]) {
+        tried[i] = true;
+        let slack = max.saturating_sub(line.chars().count());
+        if slack < 4 {
+            break;
+        }
+        let mut wider = caps.clone();
+        wider[i] = (caps[i] + slack).min(all[i].chars().count());
+        let (longer, now) = fit_with(groups, &wider, max);
+        let same = now
+            .iter()
+            .zip(&shown)
+            .all(|(a, b)| (*a == Shown::Left) == (*b == Shown::Left));
+        if same && longer.chars().count() <= max {
+            (line, shown, caps) = (longer, now, wider);
+        }
+    }
+    line
+}
+
+/// One attempt at [`fit`] with the given caps: the line, and how each
+/// point fared.
+fn fit_with(groups: &[(String, Vec<String>)], caps: &[usize], max: usize) -> (String, Vec<Shown>) {
+    const RESERVE: usize = " (+999 more)".len();
+    let total: usize = groups.iter().map(|(_, p)| p.len()).sum();
+    let mut out = String::new();
+    let mut used = 0usize;
+    let mut more = 0usize;
+    let mut placed = 0usize;
+    let mut shown = Vec::with_capacity(total);
+    let closed = |cut: String| {
+        if cut.contains('“') && !cut.ends_with('”') {
+            format!("{cut}”")
+        } else {
+            cut
+        }
+    };
+    for (title, points) in groups {
+        let mut opened = false;
+        for point in points {
+            let text = if total > 1 {
+                closed(trim_to(point, caps[placed]))
+            } else {
+                point.clone()
+            };
+            let mut fared = if text == *point {
+                Shown::Whole
+            } else {
+                Shown::Cut
+            };
+            let piece = if opened {
+                format!("; {text}")
+            } else if out.is_empty() {
+                format!("{title}: {text}")
+            } else {
+                format!(" | {title}: {text}")
+            };
+            let len = piece.chars().count();
+            // The last point may use the reserve, unless an earlier one was
+            // left out and "(+N more)" still has to follow.
+            let budget = if placed + 1 == total && more == 0 {
+                max
+            } else {
+                max - RESERVE
+            };
+            if used + len <= budget {
+                out.push_str(&piece);
+                used += len;
+                opened = true;
+            } else if out.is_empty() || budget.saturating_sub(used) >= 50 {
+                // The first point always shows, and a long one shows in
+                // part where enough room is left.
+                let cut = closed(trim_to(&piece, budget - used));
+                used += cut.chars().count();
+                out.push_str(&cut);
+                opened = true;
+                fared = Shown::Cut;
+            } else {
+                more += 1;
+                fared = Shown::Left;
+            }
+            shown.push(fared);
+            placed += 1;
+        }
+    }
+    if more > 0 {
+        out.push_str(&format!(" (+{more} more)"));
+    }
+    (out, shown)
 }
 
 /// How many characters each point may take in a line of `room`
@@ -309,6 +433,39 @@ mod tests {
             .map(|(name, old, new)| format!("{name}: {}\n", summary(old, new)))
             .collect();
         insta::assert_snapshot!("summaries", text);
+    }
+
+    #[test]
+    fn room_left_at_the_end_goes_to_a_cut_point() {
+        let first = "+Businesses can continue to accept people who self-declare that they are medically exempt until mid December 2021, from which point they need a pass";
+        let second = "+There are a small number of exemptions for individuals who have a medical reason which means they should not be vaccinated or tested";
+        let groups = vec![(
+            "Narrative".to_owned(),
+            vec![
+                "+§ If you are unable to get vaccinated for medical reasons".to_owned(),
+                first.to_owned(),
+                second.to_owned(),
+                second.replace("small", "large"),
+            ],
+        )];
+        let line = fit(&groups, 200);
+        assert!(line.contains("mid December"), "{line}");
+        assert!(line.ends_with("(+2 more)"), "{line}");
+        assert!(line.chars().count() <= 200, "{line}");
+    }
+
+    #[test]
+    fn a_line_never_passes_its_length() {
+        let points: Vec<String> = (0..150)
+            .map(|i| format!("+§ Section number {i} of the guidance"))
+            .collect();
+        let groups = vec![
+            ("Boundary".to_owned(), vec!["+2 councils".to_owned()]),
+            ("Narrative".to_owned(), points),
+        ];
+        let line = fit(&groups, 200);
+        assert!(line.chars().count() <= 200, "{line}");
+        assert!(line.ends_with("more)"), "{line}");
     }
 
     #[test]
