@@ -33,6 +33,17 @@ pub fn order(mut points: Vec<Point>) -> Vec<String> {
         if !seen.insert(point.text.to_lowercase()) {
             continue;
         }
+        // Items of one list go together, wherever the first of them went.
+        if let Some((at, rest)) = out
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(at, earlier)| joinable(&point, Some(earlier)).map(|rest| (at, rest)))
+        {
+            out[at].text.push_str(", ");
+            out[at].text.push_str(rest);
+            continue;
+        }
         let words = content_words(&point.text);
         // A passage that says again what a point before it said (a link
         // and the change note "Added 'that link'") takes room for nothing.
@@ -50,13 +61,6 @@ pub fn order(mut points: Vec<Point>) -> Vec<String> {
             if values.len() >= 2 && !figures.insert(values) {
                 continue;
             }
-        }
-        if let Some(rest) = joinable(&point, out.last()) {
-            if let Some(last) = out.last_mut() {
-                last.text.push_str(", ");
-                last.text.push_str(rest);
-            }
-            continue;
         }
         out.push(point);
     }
