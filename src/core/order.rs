@@ -25,6 +25,21 @@ pub fn order(mut points: Vec<Point>) -> Vec<String> {
         (rank, -p.weight)
     };
     points.sort_by_key(key);
+    // One new rule with the date it starts ("From 15 December, you must…")
+    // is the news of a long rewrite, before its list of new sections.
+    let strongest = points
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.rank == Rank::Passage && p.weight >= 5)
+        .max_by_key(|(i, p)| (p.weight, std::cmp::Reverse(*i)))
+        .map(|(i, _)| i);
+    let first_heading = points.iter().position(|p| p.rank == Rank::Heading);
+    if let (Some(from), Some(to)) = (strongest, first_heading)
+        && to < from
+    {
+        let point = points.remove(from);
+        points.insert(to, point);
+    }
     let mut seen = BTreeSet::new();
     let mut figures: BTreeSet<Vec<String>> = BTreeSet::new();
     let mut out: Vec<Point> = Vec::new();
