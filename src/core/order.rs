@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 use crate::core::diff::{BlockChange, ChangeKind};
 use crate::core::gist::{Point, Rank, trim_to};
+use crate::core::model::BlockKind;
 
 /// Sorts points most telling first (by rank, then weight, then page order)
 /// and says each once. A figure whose subject could not be read (weight
@@ -95,18 +96,37 @@ fn content_words(text: &str) -> BTreeSet<String> {
 /// one over a single line, and a heading with nothing new under it (a
 /// section moved or renamed elsewhere) tells least.
 pub fn section_weight(heading: &BlockChange, evidence: &[BlockChange]) -> i32 {
-    let Some(title) = heading.new.as_ref().or(heading.old.as_ref()) else {
+    let level = |c: &BlockChange| match c.new.as_ref().or(c.old.as_ref()).map(|b| b.kind) {
+        Some(BlockKind::Heading { level }) => Some(level),
+        _ => None,
+    };
+    let (Some(title), Some(top)) = (heading.new.as_ref().or(heading.old.as_ref()), level(heading))
+    else {
         return 0;
     };
-    let words: usize = evidence
-        .iter()
-        .filter(|c| c.kind == heading.kind && c.section.as_deref() == Some(title.text.as_str()))
-        .filter(|c| !std::ptr::eq(*c, heading))
-        .map(|c| {
-            let (added, removed) = c.word_counts();
-            added + removed
-        })
-        .sum();
+    let Some(at) = evidence.iter().position(|c| std::ptr::eq(c, heading)) else {
+        return 0;
+    };
+    // The section runs to the next heading of its level or above; new
+    // subsections inside it count as its own text.
+    let mut owned = vec![title.text.as_str()];
+    let mut words = 0;
+    for change in &evidence[at + 1..] {
+        let inside = change.section.as_deref().is_some_and(|s| owned.contains(&s));
+        match level(change) {
+            Some(l) if l <= top => break,
+            Some(_) if inside && change.kind == heading.kind => {
+                if let Some(block) = change.new.as_ref().or(change.old.as_ref()) {
+                    owned.push(block.text.as_str());
+                }
+            }
+            _ if inside && change.kind == heading.kind => {
+                let (added, removed) = change.word_counts();
+                words += added + removed;
+            }
+            _ => {}
+        }
+    }
     let weight = match words {
         0 => -1,
         1..30 => 1,
