@@ -644,6 +644,11 @@ static DYNAMIC_TOKEN: LazyLock<Regex> = LazyLock::new(|| {
         .expect("token pattern compiles")
 });
 
+/// The sign of a figure ("-1%", "+1%"): not punctuation, since a growth
+/// rate turning from falling to rising is news.
+static SIGN: LazyLock<Regex> =
+    LazyLock::new(|| compact_regex(r"(?:^|\s)([-−+])(\d)").expect("sign pattern compiles"));
+
 /// Lines that are site furniture even when they survive extraction.
 static BOILERPLATE: LazyLock<Regex> = LazyLock::new(|| {
     compact_regex(r"(?i)^(?:page\s+)?(?:last\s+)?(?:updated|reviewed|modified|published|printed|accessed)\b|copyright|©|all rights reserved|^share\s+this|cookies?\b.*\b(?:accept|settings|consent)")
@@ -662,6 +667,10 @@ fn skeleton(text: &str) -> String {
     let text = COUNTER.replace_all(text, " counter ");
     let text = DATE_LIKE.replace_all(&text, " ");
     let text = DYNAMIC_TOKEN.replace_all(&text, " ");
+    let text = SIGN.replace_all(&text, |c: &regex::Captures| {
+        let sign = if &c[1] == "+" { "plus" } else { "minus" };
+        format!(" {sign}{}", &c[2])
+    });
     text.chars()
         .filter(|c| c.is_alphanumeric() || c.is_whitespace())
         .collect::<String>()
@@ -822,6 +831,24 @@ mod tests {
             assert_eq!(assessment.kinds(), [Kind::Minor], "{old} → {new}");
             assert!(!assessment.alerts());
         }
+    }
+
+    #[test]
+    fn a_figure_changing_sign_is_news() {
+        let assessment = assess(
+            &[para(
+                "Latest growth rate range for England -3% to -1% per day",
+            )],
+            &[para(
+                "Latest growth rate range for England -3% to +1% per day",
+            )],
+        );
+        assert!(assessment.alerts(), "{assessment:?}");
+        assert!(
+            assessment.one_line().contains("-3% to +1%"),
+            "{}",
+            assessment.one_line()
+        );
     }
 
     #[test]

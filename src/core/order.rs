@@ -100,8 +100,10 @@ pub fn section_weight(heading: &BlockChange, evidence: &[BlockChange]) -> i32 {
         Some(BlockKind::Heading { level }) => Some(level),
         _ => None,
     };
-    let (Some(title), Some(top)) = (heading.new.as_ref().or(heading.old.as_ref()), level(heading))
-    else {
+    let (Some(title), Some(top)) = (
+        heading.new.as_ref().or(heading.old.as_ref()),
+        level(heading),
+    ) else {
         return 0;
     };
     let Some(at) = evidence.iter().position(|c| std::ptr::eq(c, heading)) else {
@@ -112,7 +114,10 @@ pub fn section_weight(heading: &BlockChange, evidence: &[BlockChange]) -> i32 {
     let mut owned = vec![title.text.as_str()];
     let mut words = 0;
     for change in &evidence[at + 1..] {
-        let inside = change.section.as_deref().is_some_and(|s| owned.contains(&s));
+        let inside = change
+            .section
+            .as_deref()
+            .is_some_and(|s| owned.contains(&s));
         match level(change) {
             Some(l) if l <= top => break,
             Some(_) if inside && change.kind == heading.kind => {
