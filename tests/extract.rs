@@ -511,3 +511,45 @@ fn the_chosen_content_is_stable_from_version_to_version() {
         );
     }
 }
+
+#[test]
+fn a_list_of_links_under_a_heading_is_its_section_body() {
+    // Translated resources listed under subheadings: each item is the
+    // title of another page, but the heading makes the list the section's
+    // content, and a new item in it is news.
+    let item = |title: &str| format!(r#"<li><a href="/{}">{title}</a></li>"#, title.len());
+    let list = |titles: &[&str]| -> String { titles.iter().map(|t| item(t)).collect() };
+    let page = format!(
+        r#"<html><body><nav><ul>{nav}</ul></nav><main>
+        <h1>Health guide for arriving families</h1>
+        <p>Advice for people arriving in the country, and for the clinicians who see them in the first weeks after they arrive.</p>
+        <h2>Translated advice</h2>
+        <p>The following resources are available in several languages.</p>
+        <h3>Testing</h3>
+        <ul>{testing}</ul>
+        <h3>Prevention and other information</h3>
+        <ul>{prevention}</ul>
+        </main><footer>Crown copyright</footer></body></html>"#,
+        nav = list(&["Home", "Health and social care", "Public health"]),
+        testing = list(&[
+            "rapid lateral flow test kit instructions for the first kit",
+            "rapid lateral flow test kit instructions for the second kit",
+        ]),
+        prevention = list(&[
+            "how to stay safe and help prevent the spread of infection",
+            "arranging or attending a funeral or commemorative event",
+            "long-term effects of the infection and where to get help",
+        ]),
+    );
+    let extracted = default_extract(&page);
+    let text = texts(&extracted).join("\n");
+    assert!(
+        text.contains("arranging or attending a funeral or commemorative event"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rapid lateral flow test kit instructions for the second kit"),
+        "{text}"
+    );
+    assert!(!text.contains("Public health"), "{text}");
+}

@@ -349,5 +349,8 @@ pub(super) fn introduced(flat: &Flat<'_>, i: usize) -> bool {
         .rev()
         .filter(|n| n.tag == Tag::Text)
         .find_map(|n| n.text.trim_end().chars().last());
+    // A list right under a heading is that section's body ("COVID-19
+    // testing" over links to each test's instructions), not a menu.
     matches!(last, Some(':'))
+        || previous.is_some_and(|p| matches!(flat.nodes[p].tag, Tag::Heading(2..)))
 }
