@@ -518,7 +518,15 @@ fn changed(change: &BlockChange, old: &Block, new: &Block) -> Vec<Point> {
             );
         }
     }
-    if let Some(point) = reworded(&edits, &wording) {
+    if let Some(mut point) = reworded(&edits, &wording) {
+        // Words cut from inside a paragraph say little on their own: the
+        // section they were in says what the cut was about.
+        if point.text.starts_with('−')
+            && let Some(section) = change.section.as_deref()
+            && !point.text.to_lowercase().contains(&section.to_lowercase())
+        {
+            point.text = format!("{}: {}", trim_to(section, 40), point.text);
+        }
         points.push(point);
     }
     if !dates.is_empty() {
@@ -851,6 +859,28 @@ mod tests {
                 "+The 3km Protection Zone has ended.",
                 "+After 1 May, the service will close for good to new applicants."
             ]
+        );
+    }
+
+    #[test]
+    fn words_cut_from_a_paragraph_are_named_by_their_section() {
+        let heading = Block::new(BlockKind::Heading { level: 2 }, "Welfare checks");
+        let found = gist(
+            &[
+                heading.clone(),
+                para(
+                    "Councils visit the home once the guest has arrived. Where councils find the sponsor unsuitable, they should help the guest to find another home.",
+                ),
+            ],
+            &[
+                heading,
+                para("Councils visit the home once the guest has arrived."),
+            ],
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("Welfare checks: −“Where councils find the sponsor"),
+            "{found:?}"
         );
     }
 
