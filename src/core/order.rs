@@ -56,8 +56,11 @@ pub fn order(mut points: Vec<Point>) -> Vec<String> {
             .rev()
             .find_map(|(at, earlier)| joinable(&point, Some(earlier)).map(|rest| (at, rest)))
         {
-            out[at].text.push_str(", ");
-            out[at].text.push_str(rest);
+            // An item that only repeats a tail already said adds nothing.
+            if !out[at].text.contains(rest) {
+                out[at].text.push_str(", ");
+                out[at].text.push_str(rest);
+            }
             continue;
         }
         let words = content_words(&point.text);
@@ -343,11 +346,13 @@ mod tests {
             Point::new(Rank::Passage, "+Test kit instructions: ACON Flowflex"),
             Point::new(Rank::Passage, "+Test kit instructions: Orient Gene"),
             Point::new(Rank::Passage, "+Shielding: letters"),
+            Point::new(Rank::Passage, "+Test kit instructions: SureScreen"),
+            Point::new(Rank::Passage, "+Test kit instructions: ACON"),
         ];
         assert_eq!(
             order(points),
             [
-                "+Test kit instructions: ACON Flowflex, Orient Gene",
+                "+Test kit instructions: ACON Flowflex, Orient Gene, SureScreen",
                 "+Shielding: letters"
             ]
         );
