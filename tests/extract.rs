@@ -511,3 +511,80 @@ fn the_chosen_content_is_stable_from_version_to_version() {
         );
     }
 }
+
+#[test]
+fn a_list_of_links_under_a_heading_is_its_section_body() {
+    // Translated resources listed under subheadings: each item is the
+    // title of another page, but the heading makes the list the section's
+    // content, and a new item in it is news.
+    let item = |title: &str| format!(r#"<li><a href="/{}">{title}</a></li>"#, title.len());
+    let list = |titles: &[&str]| -> String { titles.iter().map(|t| item(t)).collect() };
+    let page = format!(
+        r#"<html><body><nav><ul>{nav}</ul></nav><main>
+        <h1>Health guide for arriving families</h1>
+        <p>Advice for people arriving in the country, and for the clinicians who see them in the first weeks after they arrive.</p>
+        <h2>Translated advice</h2>
+        <p>The following resources are available in several languages.</p>
+        <h3>Testing</h3>
+        <ul>{testing}</ul>
+        <h3>Prevention and other information</h3>
+        <ul>{prevention}</ul>
+        </main><footer>Crown copyright</footer></body></html>"#,
+        nav = list(&["Home", "Health and social care", "Public health"]),
+        testing = list(&[
+            "rapid lateral flow test kit instructions for the first kit",
+            "rapid lateral flow test kit instructions for the second kit",
+        ]),
+        prevention = list(&[
+            "how to stay safe and help prevent the spread of infection",
+            "arranging or attending a funeral or commemorative event",
+            "long-term effects of the infection and where to get help",
+        ]),
+    );
+    let extracted = default_extract(&page);
+    let text = texts(&extracted).join("\n");
+    assert!(
+        text.contains("arranging or attending a funeral or commemorative event"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rapid lateral flow test kit instructions for the second kit"),
+        "{text}"
+    );
+    assert!(!text.contains("Public health"), "{text}");
+}
+
+#[test]
+fn news_teasers_are_a_listing_s_content() {
+    // A front page's news listing: each item a headline link over its own
+    // summary sentence. Dropping them as links loses the news they carry.
+    let teaser = |slug: &str, title: &str, summary: &str| {
+        format!(
+            r#"<div class="item"><a href="/articles/{slug}" class="title-link">{title}</a>
+            <div class="summary">{summary}</div><div class="date">September 29, 2017</div>
+            <a href="/articles/{slug}" class="view-more">Read more</a></div>"#
+        )
+    };
+    let page = format!(
+        r#"<html><body><nav><a href="/">Home</a><a href="/about">About us</a></nav><main>
+        <h1>Department of Power</h1>
+        <p>The department works on energy security, science and the clean-up of old sites across the whole country.</p>
+        <h2>Energy News</h2><div class="listing">{a}{b}</div>
+        </main><footer>Contact us</footer></body></html>"#,
+        a = teaser(
+            "backs-new-plant",
+            "Secretary announces support for the continued construction of a nuclear plant",
+            "The project is the first new nuclear power plant to be licensed and begin construction in three decades.",
+        ),
+        b = teaser(
+            "grid-resilience",
+            "Secretary urges the regulator to act swiftly on threats to grid resilience",
+            "The proposal would make sure that the grid keeps enough fuel on site to ride out a long cold spell.",
+        ),
+    );
+    let extracted = default_extract(&page);
+    let text = texts(&extracted).join("\n");
+    assert!(text.contains("threats to grid resilience"), "{text}");
+    assert!(text.contains("first new nuclear power plant"), "{text}");
+    assert!(!text.contains("About us"), "{text}");
+}

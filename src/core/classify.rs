@@ -179,89 +179,13 @@ fn without_kind(summary: &str, kind: Kind) -> &str {
 }
 
 /// Fits kinds' points into one line of at most [`MAX_SUMMARY_CHARS`]
-/// characters: "Kind: a; b | Kind: c (+N more)". Points that do not fit are
-/// counted; a later, shorter one may still fit.
+/// characters: "Kind: a; b | Kind: c (+N more)".
 fn fit(kinds: &[(Kind, Vec<String>)]) -> String {
-    const RESERVE: usize = " (+99 more)".len();
-    let mut out = String::new();
-    let mut used = 0usize;
-    let mut more = 0usize;
-    let total: usize = kinds.iter().map(|(_, p)| p.len()).sum();
-    let mut placed = 0usize;
-    // One long point never takes the whole line from the others: a quoted
-    // passage gets its share, more when the others are short, and a list
-    // of places a little more.
-    let all: Vec<&str> = kinds
+    let titled: Vec<(String, Vec<String>)> = kinds
         .iter()
-        .flat_map(|(_, p)| p.iter().map(String::as_str))
+        .map(|(kind, points)| (title(*kind), points.clone()))
         .collect();
-    let room = MAX_SUMMARY_CHARS
-        .saturating_sub(12 * kinds.len())
-        .saturating_sub(2 * total.saturating_sub(1));
-    let caps = crate::core::order::caps(
-        &all,
-        room,
-        (MAX_SUMMARY_CHARS / total.max(1)).clamp(90, 150),
-        MAX_SUMMARY_CHARS,
-    );
-    for (kind, points) in kinds {
-        let mut opened = false;
-        for point in points {
-            let cap = if point.starts_with("Places covered") {
-                caps[placed].max(150)
-            } else {
-                caps[placed]
-            };
-            let point = if total > 1 {
-                let cut = crate::core::gist::trim_to(point, cap);
-                if cut.contains('“') && !cut.ends_with('”') {
-                    format!("{cut}”")
-                } else {
-                    cut
-                }
-            } else {
-                point.clone()
-            };
-            let piece = if opened {
-                format!("; {point}")
-            } else if out.is_empty() {
-                format!("{}: {point}", title(*kind))
-            } else {
-                format!(" | {}: {point}", title(*kind))
-            };
-            let len = piece.chars().count();
-            let left = total - placed - 1;
-            let budget = if left == 0 {
-                MAX_SUMMARY_CHARS
-            } else {
-                MAX_SUMMARY_CHARS - RESERVE
-            };
-            if used + len <= budget {
-                out.push_str(&piece);
-                used += len;
-                opened = true;
-            } else if out.is_empty() || budget.saturating_sub(used) >= 50 {
-                // The first point always shows, and a long one shows in
-                // part where enough room is left.
-                let cut = crate::core::gist::trim_to(&piece, budget - used);
-                let cut = if cut.contains('“') && !cut.ends_with('”') {
-                    format!("{cut}”")
-                } else {
-                    cut
-                };
-                used += cut.chars().count();
-                out.push_str(&cut);
-                opened = true;
-            } else {
-                more += 1;
-            }
-            placed += 1;
-        }
-    }
-    if more > 0 {
-        out.push_str(&format!(" (+{more} more)"));
-    }
-    out
+    crate::core::order::fit(&titled, MAX_SUMMARY_CHARS)
 }
 
 /// Classifies a diff, given the facts of the old and the new version.
@@ -619,7 +543,13 @@ fn summarise(
             if text.is_some_and(|t| used_blocks.contains(t)) || is_minor(change) {
                 continue;
             }
-            points.extend(gist::points(change));
+            let mut gist = gist::points(change);
+            if matches!(change.kind, ChangeKind::Added | ChangeKind::Removed) {
+                for point in gist.iter_mut().filter(|p| p.rank == Rank::Heading) {
+                    point.weight = crate::core::order::section_weight(change, evidence);
+                }
+            }
+            points.extend(gist);
         }
     }
     if points.is_empty() {
@@ -714,6 +644,11 @@ static DYNAMIC_TOKEN: LazyLock<Regex> = LazyLock::new(|| {
         .expect("token pattern compiles")
 });
 
+/// The sign of a figure ("-1%", "+1%"): not punctuation, since a growth
+/// rate turning from falling to rising is news.
+static SIGN: LazyLock<Regex> =
+    LazyLock::new(|| compact_regex(r"(?:^|\s)([-−+])(\d)").expect("sign pattern compiles"));
+
 /// Lines that are site furniture even when they survive extraction.
 static BOILERPLATE: LazyLock<Regex> = LazyLock::new(|| {
     compact_regex(r"(?i)^(?:page\s+)?(?:last\s+)?(?:updated|reviewed|modified|published|printed|accessed)\b|copyright|©|all rights reserved|^share\s+this|cookies?\b.*\b(?:accept|settings|consent)")
@@ -732,6 +667,10 @@ fn skeleton(text: &str) -> String {
     let text = COUNTER.replace_all(text, " counter ");
     let text = DATE_LIKE.replace_all(&text, " ");
     let text = DYNAMIC_TOKEN.replace_all(&text, " ");
+    let text = SIGN.replace_all(&text, |c: &regex::Captures| {
+        let sign = if &c[1] == "+" { "plus" } else { "minus" };
+        format!(" {sign}{}", &c[2])
+    });
     text.chars()
         .filter(|c| c.is_alphanumeric() || c.is_whitespace())
         .collect::<String>()
@@ -892,6 +831,24 @@ mod tests {
             assert_eq!(assessment.kinds(), [Kind::Minor], "{old} → {new}");
             assert!(!assessment.alerts());
         }
+    }
+
+    #[test]
+    fn a_figure_changing_sign_is_news() {
+        let assessment = assess(
+            &[para(
+                "Latest growth rate range for England -3% to -1% per day",
+            )],
+            &[para(
+                "Latest growth rate range for England -3% to +1% per day",
+            )],
+        );
+        assert!(assessment.alerts(), "{assessment:?}");
+        assert!(
+            assessment.one_line().contains("-3% to +1%"),
+            "{}",
+            assessment.one_line()
+        );
     }
 
     #[test]

@@ -218,7 +218,38 @@ fn clause(text: &str) -> String {
         .find(|s| s.split_whitespace().count() > 3)
         .or(sentences.first())
         .map_or(text, |s| s.as_str());
-    trim(chosen)
+    trim(&without_preamble(chosen))
+}
+
+/// Long sentences that open on circumstance ("Following successful
+/// completion of disease control activities within the zones, …") before
+/// their news.
+static PREAMBLE: LazyLock<Regex> = LazyLock::new(|| {
+    compact_regex(
+        r"^(?:Following|After|In addition to|As part of|In line with|Further to|In response to|Currently|However|To help|To support)\b[^,;:.]{0,160}?, ",
+    )
+    .expect("preamble pattern compiles")
+});
+
+/// A long sentence without its opening circumstance, when that holds no
+/// figure or date and what follows still says something: a one-line
+/// summary has room for the news, not its background.
+fn without_preamble(sentence: &str) -> String {
+    const LONG: usize = 100;
+    if sentence.chars().count() <= LONG {
+        return sentence.to_owned();
+    }
+    let Some(found) = PREAMBLE.find(sentence) else {
+        return sentence.to_owned();
+    };
+    let (opening, rest) = sentence.split_at(found.end());
+    if opening.bytes().any(|b| b.is_ascii_digit()) || rest.split_whitespace().count() < 5 {
+        return sentence.to_owned();
+    }
+    let mut chars = rest.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
 }
 
 fn sentences(text: &str) -> Vec<String> {
@@ -487,7 +518,15 @@ fn changed(change: &BlockChange, old: &Block, new: &Block) -> Vec<Point> {
             );
         }
     }
-    if let Some(point) = reworded(&edits, &wording) {
+    if let Some(mut point) = reworded(&edits, &wording) {
+        // Words cut from inside a paragraph say little on their own: the
+        // section they were in says what the cut was about.
+        if point.text.starts_with('−')
+            && let Some(section) = change.section.as_deref()
+            && !point.text.to_lowercase().contains(&section.to_lowercase())
+        {
+            point.text = format!("{}: {}", trim_to(section, 40), point.text);
+        }
         points.push(point);
     }
     if !dates.is_empty() {
@@ -799,6 +838,49 @@ mod tests {
                 "+§ Medical exemptions",
                 "+Due to planned maintenance, the service will be offline from 10pm."
             ]
+        );
+    }
+
+    #[test]
+    fn a_long_sentence_loses_its_background_not_its_news() {
+        let found = gist(
+            &[para("Intro.")],
+            &[
+                para("Intro."),
+                para(
+                    "Following successful completion of disease control activities and surveillance within the zones, the 3km Protection Zone has ended.",
+                ),
+                para("After 1 May, the service will close for good to new applicants."),
+            ],
+        );
+        assert_eq!(
+            found,
+            [
+                "+The 3km Protection Zone has ended.",
+                "+After 1 May, the service will close for good to new applicants."
+            ]
+        );
+    }
+
+    #[test]
+    fn words_cut_from_a_paragraph_are_named_by_their_section() {
+        let heading = Block::new(BlockKind::Heading { level: 2 }, "Welfare checks");
+        let found = gist(
+            &[
+                heading.clone(),
+                para(
+                    "Councils visit the home once the guest has arrived. Where councils find the sponsor unsuitable, they should help the guest to find another home.",
+                ),
+            ],
+            &[
+                heading,
+                para("Councils visit the home once the guest has arrived."),
+            ],
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("Welfare checks: −“Where councils find the sponsor"),
+            "{found:?}"
         );
     }
 

@@ -104,7 +104,7 @@ pub struct StepResult {
     pub note: String,
     /// Every summary point of the alert, before fitting into one line: where
     /// a missing phrase was, to tell ranking from reading.
-    #[serde(skip)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub points: Vec<String>,
     /// The changed blocks' text, old and new, lower-cased.
     #[serde(skip)]
@@ -656,35 +656,65 @@ pub fn evaluate_page(dir: &Path) -> Result<Vec<StepResult>, HistoryEvalError> {
             points,
             changed_text,
         };
-        match (&outcome, hash) {
-            (Outcome::Held { .. }, Some(hash)) => {
-                if hold.as_ref().is_none_or(|(_, held)| *held != hash) {
-                    hold = Some((results.len(), hash));
-                }
-            }
-            (Outcome::Changed { .. }, Some(hash)) => {
-                if let Some((first, held)) = hold.take()
-                    && held == hash
-                {
-                    // The text held since `first` was confirmed by this
-                    // fetch: the alert reports what appeared there, and
-                    // this step raised nothing new.
-                    let held_step = &mut results[first];
-                    held_step.alerted = result.alerted;
-                    held_step.kinds = std::mem::take(&mut result.kinds);
-                    held_step.summary = format!("confirmed later: {}", result.summary);
-                    held_step.outcome = "CHANGED".to_owned();
-                    result.outcome = "CONFIRMED".to_owned();
-                    result.alerted = false;
-                    result.summary = format!("confirms the change held at {}", held_step.step);
-                }
-            }
-            (Outcome::Failed { .. }, _) => {}
-            _ => hold = None,
-        }
+        let seen = match &outcome {
+            Outcome::Held { .. } => Seen::Held,
+            Outcome::Changed { .. } => Seen::Changed,
+            Outcome::Failed { .. } => Seen::Failed,
+            _ => Seen::Other,
+        };
+        settle_hold(&mut hold, &mut results, &mut result, seen, hash);
         results.push(result);
     }
     Ok(results)
+}
+
+/// What a step's outcome was, as far as a held change is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    Held,
+    Changed,
+    Failed,
+    Other,
+}
+
+/// Credits a confirmed hold to the step where its text first appeared.
+///
+/// A held step starts (or continues) a hold on its text's hash. When a later
+/// step alerts on that same text, the alert is the held step's: it gets the
+/// kinds and summary, and the confirming step raises nothing new. An alert on
+/// any other text ends the hold without crediting it, since it reports
+/// something else; so does an unchanged step. A failed fetch leaves the hold
+/// as it is.
+fn settle_hold(
+    hold: &mut Option<(usize, String)>,
+    results: &mut [StepResult],
+    result: &mut StepResult,
+    seen: Seen,
+    hash: Option<String>,
+) {
+    match (seen, hash) {
+        (Seen::Held, Some(hash)) => {
+            if hold.as_ref().is_none_or(|(_, held)| *held != hash) {
+                *hold = Some((results.len(), hash));
+            }
+        }
+        (Seen::Changed, Some(hash)) => {
+            if let Some((first, held)) = hold.take()
+                && held == hash
+                && let Some(held_step) = results.get_mut(first)
+            {
+                held_step.alerted = result.alerted;
+                held_step.kinds = std::mem::take(&mut result.kinds);
+                held_step.summary = format!("confirmed later: {}", result.summary);
+                held_step.outcome = "CHANGED".to_owned();
+                result.outcome = "CONFIRMED".to_owned();
+                result.alerted = false;
+                result.summary = format!("confirms the change held at {}", held_step.step);
+            }
+        }
+        (Seen::Failed, _) => {}
+        _ => *hold = None,
+    }
 }
 
 #[cfg(test)]
@@ -731,6 +761,68 @@ mod tests {
             points: Vec::new(),
             changed_text: String::new(),
         }
+    }
+
+    /// Runs steps through [`settle_hold`] as `evaluate_page` does: each
+    /// step's outcome and text hash, in order.
+    fn replay(steps: &[(Seen, &str)]) -> Vec<StepResult> {
+        let mut hold = None;
+        let mut results: Vec<StepResult> = Vec::new();
+        for (i, (seen, hash)) in steps.iter().enumerate() {
+            let alerted = *seen == Seen::Changed;
+            let mut result = step(
+                Expectation::Alert,
+                alerted,
+                if alerted { &["narrative"] } else { &[] },
+                &format!("step {i} on text {hash}"),
+            );
+            result.step = format!("{i:02}");
+            if *seen == Seen::Held {
+                result.outcome = "HELD".into();
+            }
+            settle_hold(
+                &mut hold,
+                &mut results,
+                &mut result,
+                *seen,
+                Some((*hash).to_owned()),
+            );
+            results.push(result);
+        }
+        results
+    }
+
+    #[test]
+    fn a_confirmed_hold_is_credited_to_the_step_that_showed_its_text() {
+        let results = replay(&[(Seen::Held, "b"), (Seen::Held, "b"), (Seen::Changed, "b")]);
+        assert!(results[0].alerted, "{:?}", results[0]);
+        assert_eq!(results[0].summary, "confirmed later: step 2 on text b");
+        assert_eq!(results[0].kinds, ["narrative"]);
+        assert!(!results[1].alerted);
+        assert!(
+            !results[2].alerted,
+            "the confirming step raises nothing new"
+        );
+        assert_eq!(results[2].outcome, "CONFIRMED");
+    }
+
+    #[test]
+    fn an_alert_on_other_text_does_not_rescue_a_held_step() {
+        // Held on text b, then the page moved on to c and alerted for that:
+        // the held step's text never reached anyone.
+        let results = replay(&[(Seen::Held, "b"), (Seen::Changed, "c")]);
+        assert!(!results[0].alerted, "{:?}", results[0]);
+        assert_eq!(results[0].outcome, "HELD");
+        assert!(results[1].alerted);
+        // A hold ended by an unchanged step is not credited by a later
+        // alert on the same text either: that alert is a new change.
+        let results = replay(&[(Seen::Held, "b"), (Seen::Other, "a"), (Seen::Changed, "b")]);
+        assert!(!results[0].alerted, "{:?}", results[0]);
+        assert!(results[2].alerted);
+        // A failed fetch in between leaves the hold standing.
+        let results = replay(&[(Seen::Held, "b"), (Seen::Failed, "-"), (Seen::Changed, "b")]);
+        assert!(results[0].alerted, "{:?}", results[0]);
+        assert!(!results[2].alerted);
     }
 
     #[test]

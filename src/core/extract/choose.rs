@@ -320,6 +320,11 @@ pub(super) fn is_link_farm(flat: &Flat<'_>, stats: &[Stats], i: usize) -> bool {
     if s.embed > 1 && s.text < 75 {
         return true;
     }
+    // A teaser (a headline link over its own summary sentence) is a news
+    // listing's content: a new item there is news, unlike a menu.
+    if s.li == 0 && s.text - s.link >= 80 && density <= 0.6 {
+        return false;
+    }
     if weight < 25 && density > 0.33 && s.text < 1_000 {
         return true;
     }
@@ -349,5 +354,8 @@ pub(super) fn introduced(flat: &Flat<'_>, i: usize) -> bool {
         .rev()
         .filter(|n| n.tag == Tag::Text)
         .find_map(|n| n.text.trim_end().chars().last());
+    // A list right under a heading is that section's body ("COVID-19
+    // testing" over links to each test's instructions), not a menu.
     matches!(last, Some(':'))
+        || previous.is_some_and(|p| matches!(flat.nodes[p].tag, Tag::Heading(2..)))
 }

@@ -50,7 +50,7 @@ use tags::*;
 /// Bumped whenever a change here can change the text extracted from the same
 /// HTML. Stored snapshots record it, so text from an older extractor can be
 /// re-baselined silently rather than reported as a change.
-pub const EXTRACTOR_VERSION: u32 = 3;
+pub const EXTRACTOR_VERSION: u32 = 4;
 
 /// A watch's extraction rules, compiled. Build with [`Rules::new`].
 #[derive(Debug, Clone)]
