@@ -89,7 +89,7 @@ impl Daemon {
         } else {
             names
         };
-        if let Some(unknown) = names.iter().find(|name| !self.plan.contains_key(*name)) {
+        if let Some(unknown) = names.iter().find(|name| !self.plan.contains_key(name)) {
             let frame = Frame::Error(format!(
                 "no watch named `{unknown}` in the running daemon's config ({})",
                 self.options.config.display()
@@ -235,8 +235,8 @@ impl Daemon {
                     "{name} is paused; `tidings resume {name}` first\n"
                 ));
                 output.code = 1;
-            } else if let Some(planned) = self.plan.get_mut(name) {
-                planned.due = now;
+            } else if self.plan.contains_key(name) {
+                self.plan.set_due(name, now);
                 output.stdout.push_str(&format!(
                     "checking {name} now; `tidings status` shows the result\n"
                 ));
@@ -253,9 +253,7 @@ impl Daemon {
         for name in watches {
             if let Some(watch) = self.plan.get(name).map(|p| p.watch.clone()) {
                 let due = self.plan_next(&watch, now);
-                if let Some(planned) = self.plan.get_mut(name) {
-                    planned.due = due;
-                }
+                self.plan.set_due(name, due);
             }
         }
     }

@@ -16,9 +16,10 @@
 //!   no-ops.
 
 mod control;
+mod plan;
 mod tasks;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +38,7 @@ use crate::service::pipeline::{CheckReport, Outcome, Pipeline};
 use crate::service::status::{self};
 use crate::store::Store;
 pub use control::{offline_status, stored_text};
+use plan::Plan;
 use tasks::*;
 
 /// Exit status for a configuration that cannot start (EX_CONFIG).
@@ -138,19 +140,12 @@ fn notify(states: &[sd_notify::NotifyState<'_>]) {
     }
 }
 
-/// A watch and when it is next due.
-#[derive(Debug, Clone)]
-struct Planned {
-    watch: Watch,
-    due: DateTime<Utc>,
-}
-
 struct Daemon {
     options: DaemonOptions,
     config: Config,
     store: Store,
     pipeline: Arc<Pipeline>,
-    plan: BTreeMap<String, Planned>,
+    plan: Plan,
     in_flight: HashSet<String>,
     tasks: JoinSet<CheckReport>,
     /// Which watch each task checks, so even a panicked check frees its watch.
@@ -197,7 +192,7 @@ impl Daemon {
             config,
             store,
             pipeline,
-            plan: BTreeMap::new(),
+            plan: Plan::default(),
             in_flight: HashSet::new(),
             tasks: JoinSet::new(),
             task_watch: HashMap::new(),
@@ -216,9 +211,7 @@ impl Daemon {
         let now = Utc::now();
         for watch in daemon.config.watches.clone() {
             let due = daemon.plan_next(&watch, now);
-            daemon
-                .plan
-                .insert(watch.name.clone(), Planned { watch, due });
+            daemon.plan.insert(watch, due);
         }
         Ok(daemon)
     }
@@ -259,23 +252,15 @@ impl Daemon {
     }
 
     fn queue_depth(&self, now: DateTime<Utc>) -> usize {
-        self.plan
-            .values()
-            .filter(|p| p.due <= now && !self.in_flight.contains(&p.watch.name))
-            .count()
+        self.plan.due(now, &self.in_flight).count()
     }
 
     /// Starts every due watch that is not already running, earliest first.
     fn start_due(&mut self, now: DateTime<Utc>) {
-        let mut due: Vec<&Planned> = self
-            .plan
-            .values()
-            .filter(|p| p.due <= now && !self.in_flight.contains(&p.watch.name))
-            .collect();
-        due.sort_by_key(|p| p.due);
         let room = self.max_in_flight().saturating_sub(self.in_flight.len());
-        let starting: Vec<Watch> = due
-            .into_iter()
+        let starting: Vec<Watch> = self
+            .plan
+            .due(now, &self.in_flight)
             .take(room)
             .map(|p| p.watch.clone())
             .collect();
@@ -297,11 +282,7 @@ impl Daemon {
 
     /// The earliest time a watch that is not running becomes due.
     fn next_wake(&self) -> Option<DateTime<Utc>> {
-        self.plan
-            .values()
-            .filter(|p| !self.in_flight.contains(&p.watch.name))
-            .map(|p| p.due)
-            .min()
+        self.plan.next_due(&self.in_flight)
     }
 
     fn publish_status(&self) {
@@ -339,9 +320,7 @@ impl Daemon {
                         let due = self
                             .plan_next(&watch, now)
                             .max(now + chrono::Duration::minutes(1));
-                        if let Some(planned) = self.plan.get_mut(&name) {
-                            planned.due = due;
-                        }
+                        self.plan.set_due(&name, due);
                     }
                 }
             }
@@ -474,9 +453,7 @@ impl Daemon {
         if let Some(planned) = self.plan.get(&report.watch) {
             let watch = planned.watch.clone();
             let due = self.plan_next(&watch, now);
-            if let Some(planned) = self.plan.get_mut(&report.watch) {
-                planned.due = due;
-            }
+            self.plan.set_due(&report.watch, due);
         }
     }
 
@@ -564,7 +541,7 @@ impl Daemon {
                 None => {
                     added += 1;
                     let due = self.plan_next(&watch, now);
-                    self.plan.insert(watch.name.clone(), Planned { watch, due });
+                    self.plan.insert(watch, due);
                 }
                 Some(planned) => {
                     let schedule_changed = planned.watch.schedule.expression
@@ -581,7 +558,7 @@ impl Daemon {
                     } else {
                         planned.due
                     };
-                    self.plan.insert(watch.name.clone(), Planned { watch, due });
+                    self.plan.insert(watch, due);
                 }
             }
         }
