@@ -171,7 +171,12 @@ struct Daemon {
     control: JoinSet<()>,
     /// Clients of `tidings check` waiting for a watch's next report.
     check_waiters: HashMap<String, Vec<tokio::sync::mpsc::UnboundedSender<CheckReport>>>,
+    /// When freed memory was last handed back to the system.
+    last_trim: Option<std::time::Instant>,
 }
+
+/// How often, at most, the daemon hands freed memory back when idle.
+const TRIM_EVERY: Duration = Duration::from_secs(10);
 
 impl Daemon {
     fn new(
@@ -207,6 +212,7 @@ impl Daemon {
             web,
             control: JoinSet::new(),
             check_waiters: HashMap::new(),
+            last_trim: None,
         };
         let now = Utc::now();
         for watch in daemon.config.watches.clone() {
@@ -671,7 +677,27 @@ impl Daemon {
                 let _ = waiter.send(report.clone());
             }
         }
+        if self.in_flight.is_empty() {
+            self.give_back_memory();
+        }
         self.publish_status();
+    }
+
+    /// Hands memory freed by the last checks back to the system once the
+    /// daemon has nothing in flight, at most every [`TRIM_EVERY`]: glibc
+    /// otherwise keeps the peak of a pass resident while the daemon idles
+    /// for hours.
+    fn give_back_memory(&mut self) {
+        if self.last_trim.is_some_and(|at| at.elapsed() < TRIM_EVERY) {
+            return;
+        }
+        self.last_trim = Some(std::time::Instant::now());
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only releases free memory; it takes glibc's
+        // own locks and is safe to call from any thread at any time.
+        unsafe {
+            libc::malloc_trim(0);
+        }
     }
 
     async fn shut_down(&mut self) -> anyhow::Result<u8> {
