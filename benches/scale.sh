@@ -17,12 +17,12 @@
 #   BENCH_PORT      page server port                 (default: 18282)
 #   SCHEDULE        cron of every watch              (default: "*/5 * * * *")
 #   JITTER          [daemon] max_jitter              (default: 5m)
-#   PAGES           distinct pages at most           (default: 10000)
+#   PAGES           distinct pages at most           (default: 2000)
 #   WINDOW          seconds per N at most            (default: 1800)
 #   REPEAT          status / reload / validate runs  (default: 3)
 #   SKIP_BUILD=1    use the existing target/release/tidings
 #
-# Results: benches/results/scale.json and benches/results/scale.md.
+# Results: benches/results/scale_N<WATCHES>.json and .md.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -46,5 +46,5 @@ echo "scale.sh: work dir $WORK" >&2
 python3 "$REPO/benches/scale_bench.py" --tidings "$WORK/tidings" --shared "$SHARED" \
   --work "$WORK" --port "${BENCH_PORT:-18282}" --watches "$WATCHES" \
   --schedule "${SCHEDULE:-*/5 * * * *}" --jitter "${JITTER:-5m}" \
-  --pages "${PAGES:-10000}" --window "${WINDOW:-1800}" --repeat "${REPEAT:-3}" \
-  --json "$RESULTS/scale.json" | tee "$RESULTS/scale.md"
+  --pages "${PAGES:-2000}" --window "${WINDOW:-1800}" --repeat "${REPEAT:-3}" \
+  --json "$RESULTS/scale_N${WATCHES//,/_}.json" | tee "$RESULTS/scale_N${WATCHES//,/_}.md"
