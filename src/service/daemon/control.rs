@@ -120,13 +120,14 @@ impl Daemon {
 
     pub(super) fn serve_status_report(&self) -> StatusReport {
         let now = Utc::now();
+        let mut stored = self.stored();
         let watches = self
             .plan
             .values()
             .map(|planned| {
-                let state = self
-                    .store
-                    .watch_state(&planned.watch.name)
+                let state = stored
+                    .states
+                    .remove(&planned.watch.name)
                     .unwrap_or_default();
                 WatchStatus {
                     name: planned.watch.name.clone(),
@@ -138,10 +139,7 @@ impl Daemon {
                     consecutive_failures: state.consecutive_failures,
                     latest_version: state.latest_version,
                     in_flight: self.in_flight.contains(&planned.watch.name),
-                    paused_since: self
-                        .store
-                        .paused_since(&planned.watch.name)
-                        .unwrap_or_default(),
+                    paused_since: stored.paused.get(&planned.watch.name).copied(),
                 }
             })
             .collect();

@@ -36,7 +36,7 @@ use crate::core::schedule::{self, History, Timing};
 use crate::service::delivery::{WorkerEvent, WorkerMessage};
 use crate::service::pipeline::{CheckReport, Outcome, Pipeline};
 use crate::service::status::{self};
-use crate::store::Store;
+use crate::store::{Store, WatchState};
 pub use control::{offline_status, stored_text};
 use plan::Plan;
 use tasks::*;
@@ -175,6 +175,12 @@ struct Daemon {
     last_trim: Option<std::time::Instant>,
 }
 
+/// Every watch's stored state and pause, read in one pass each.
+struct Stored {
+    states: HashMap<String, WatchState>,
+    paused: std::collections::BTreeMap<String, DateTime<Utc>>,
+}
+
 /// How often, at most, the daemon hands freed memory back when idle.
 const TRIM_EVERY: Duration = Duration::from_secs(10);
 
@@ -215,8 +221,14 @@ impl Daemon {
             last_trim: None,
         };
         let now = Utc::now();
+        let stored = daemon.stored();
         for watch in daemon.config.watches.clone() {
-            let due = daemon.plan_next(&watch, now);
+            let due = daemon.due_from(
+                &watch,
+                stored.states.get(&watch.name),
+                stored.paused.contains_key(&watch.name),
+                now,
+            );
             daemon.plan.insert(watch, due);
         }
         Ok(daemon)
@@ -232,22 +244,43 @@ impl Daemon {
 
     /// When a watch should next run, from what the store remembers.
     fn plan_next(&self, watch: &Watch, now: DateTime<Utc>) -> DateTime<Utc> {
-        if self
+        let paused = self
             .store
             .paused_since(&watch.name)
             .ok()
             .flatten()
-            .is_some()
-        {
+            .is_some();
+        let state = self.store.watch_state(&watch.name).unwrap_or_default();
+        self.due_from(watch, Some(&state), paused, now)
+    }
+
+    /// [`Self::plan_next`] from a state already read.
+    fn due_from(
+        &self,
+        watch: &Watch,
+        state: Option<&WatchState>,
+        paused: bool,
+        now: DateTime<Utc>,
+    ) -> DateTime<Utc> {
+        if paused {
             // Paused: never due until `tidings resume`.
             return DateTime::<Utc>::MAX_UTC;
         }
-        let state = self.store.watch_state(&watch.name).unwrap_or_default();
         let history = History {
-            last_check: state.last_check,
-            consecutive_failures: state.consecutive_failures,
+            last_check: state.and_then(|s| s.last_check),
+            consecutive_failures: state.map_or(0, |s| s.consecutive_failures),
         };
         schedule::due(&watch.schedule, &watch.name, history, now, &self.timing())
+    }
+
+    /// Every watch's stored state and every pause, each read in one pass:
+    /// planning or reporting on all watches with one lookup each would
+    /// pull and decode a store leaf per watch.
+    fn stored(&self) -> Stored {
+        Stored {
+            states: self.store.watch_states().unwrap_or_default(),
+            paused: self.store.paused().unwrap_or_default(),
+        }
     }
 
     /// The most checks started at once: enough to keep every permit of the
@@ -542,11 +575,19 @@ impl Daemon {
         let (mut added, mut changed) = (0, 0);
         let daemon_settings_changed = config.daemon != self.config.daemon;
         self.config = config;
+        // Read in one pass, and only if some watch needs planning anew.
+        let mut stored: Option<Stored> = None;
         for watch in self.config.watches.clone() {
             match self.plan.get(&watch.name) {
                 None => {
                     added += 1;
-                    let due = self.plan_next(&watch, now);
+                    let stored = stored.get_or_insert_with(|| self.stored());
+                    let due = self.due_from(
+                        &watch,
+                        stored.states.get(&watch.name),
+                        stored.paused.contains_key(&watch.name),
+                        now,
+                    );
                     self.plan.insert(watch, due);
                 }
                 Some(planned) => {
@@ -560,7 +601,13 @@ impl Daemon {
                         changed += 1;
                     }
                     let due = if schedule_changed || daemon_settings_changed {
-                        self.plan_next(&watch, now)
+                        let stored = stored.get_or_insert_with(|| self.stored());
+                        self.due_from(
+                            &watch,
+                            stored.states.get(&watch.name),
+                            stored.paused.contains_key(&watch.name),
+                            now,
+                        )
                     } else {
                         planned.due
                     };
