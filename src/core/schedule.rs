@@ -18,8 +18,11 @@ pub const DEFAULT_TIMEZONE: chrono_tz::Tz = chrono_tz::Europe::London;
 pub struct Schedule {
     /// The expression as the user wrote it.
     pub expression: String,
-    /// The parsed schedule (always the 6- or 7-field form).
-    pub cron: cron::Schedule,
+    /// The parsed schedule (always the 6- or 7-field form). Shared: a
+    /// parsed schedule holds a set per field (a `*` year field alone is 131
+    /// entries), and a config of 100,000 watches on the default schedule
+    /// clones it for every watch and again for the daemon's plan.
+    pub cron: std::sync::Arc<cron::Schedule>,
     /// The zone the schedule's times are in.
     pub timezone: chrono_tz::Tz,
 }
@@ -51,7 +54,7 @@ impl Schedule {
         }
         Ok(Self {
             expression: expression.to_owned(),
-            cron,
+            cron: std::sync::Arc::new(cron),
             timezone,
         })
     }

@@ -500,8 +500,8 @@ impl Store {
         let text_json = text_json(version.blocks);
         let hash = blake3::hash(&text_json);
         let facts_json = version.facts.as_ref().map(|(facts_version, facts)| {
-            encode(&FactsRecord {
-                v: 1,
+            encode_compressed(&FactsRecord {
+                v: 2,
                 facts_version: *facts_version,
                 facts: facts.clone(),
             })
@@ -559,7 +559,7 @@ impl Store {
             )?;
             if let (Some(change), Some(from_version)) = (&version.change, previous) {
                 let change_record = ChangeRecordV1 {
-                    v: 1,
+                    v: 2,
                     from_version,
                     to_version: number,
                     detected_at: version.seen_at,
@@ -569,7 +569,7 @@ impl Store {
                 tx.insert(
                     Tree::Changes,
                     &version_key(watch, number),
-                    &encode(&change_record),
+                    &encode_compressed(&change_record),
                 )?;
                 if let Some(notify) = notify {
                     outbox::queue(tx, watch, number, version.seen_at, notify, &ids)?;
@@ -804,6 +804,47 @@ mod tests {
     fn records_newer_than_this_build_are_refused() {
         let err = decode::<WatchRecord>(br#"{"v":99}"#).expect_err("too new");
         assert!(err.contains("newer"), "{err}");
+    }
+
+    #[test]
+    fn changes_and_facts_are_stored_compressed_and_plain_v1_records_still_read() {
+        let store = Store::temporary().expect("store");
+        commit(&store, "w", &blocks(&["Carlisle"]), None);
+        let detail = serde_json::json!({"removed": vec!["Eden"; 200]});
+        let change = NewChange {
+            changed_words: 1,
+            detail: detail.clone(),
+        };
+        commit(&store, "w", &blocks(&["Penrith"]), Some(change));
+        let raw = store
+            .changes
+            .get(version_key("w", 2))
+            .expect("get")
+            .expect("stored");
+        assert!(raw.starts_with(&[0x28, 0xB5, 0x2F, 0xFD]), "zstd frame");
+        assert!(raw.len() < serde_json::to_vec(&detail).expect("json").len() / 4);
+        assert_eq!(
+            store.change("w", 2).expect("read").expect("some").detail,
+            detail
+        );
+        let info = store.version("w", 2).expect("read").expect("some");
+        assert_eq!(store.facts(&info).expect("facts").map(|f| f.0), Some(1));
+
+        // A record written before compression: plain JSON, version 1.
+        let plain = serde_json::json!({"v": 1, "from_version": 1, "to_version": 2,
+            "detected_at": "2026-11-28T12:00:00Z", "changed_words": 3, "detail": {"old": true}});
+        store
+            .changes
+            .insert(
+                version_key("w", 2),
+                serde_json::to_vec(&plain).expect("json"),
+            )
+            .expect("insert");
+        let old = store.change("w", 2).expect("read").expect("some");
+        assert_eq!(
+            (old.changed_words, old.detail),
+            (3, serde_json::json!({"old": true}))
+        );
     }
 
     #[test]

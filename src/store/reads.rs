@@ -1,5 +1,6 @@
-//! Reads for the web server (`web`): change pages, feeds, the watch list.
-//! Read-only: no new trees.
+//! Reads for the web server (`web`): change pages, feeds, the watch list;
+//! and the daemon's bulk read of every watch's state. Read-only: no new
+//! trees.
 
 use super::kv::Tree;
 use super::*;
@@ -37,5 +38,24 @@ impl Store {
             },
         )?;
         Ok(found)
+    }
+
+    /// Every watch's state, in one pass over the tree: for the daemon's
+    /// start-up, reloads and status report, where one lookup per watch
+    /// pulls and decodes a whole leaf each time (100,000 watches do not fit
+    /// the cache).
+    pub fn watch_states(
+        &self,
+    ) -> Result<std::collections::HashMap<String, WatchState>, StoreError> {
+        let mut states = std::collections::HashMap::new();
+        self.kv.scan(Tree::Watches, &[], false, &mut |key, value| {
+            let name = String::from_utf8(key.to_vec())
+                .map_err(|_| self.corrupt("watch", "name is not UTF-8"))?;
+            let record: WatchRecord =
+                decode(value).map_err(|reason| self.corrupt("watch", reason))?;
+            states.insert(name, record.into());
+            Ok(std::ops::ControlFlow::Continue(()))
+        })?;
+        Ok(states)
     }
 }

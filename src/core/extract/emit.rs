@@ -168,7 +168,21 @@ impl<'f, 'a> Emitter<'f, 'a> {
 
     /// Appends text, collapsing whitespace runs to one space.
     pub(super) fn push_text(&mut self, text: &str) {
-        for c in text.chars() {
+        let mut rest = text;
+        while let Some(c) = rest.chars().next() {
+            // A run of printable ASCII (never whitespace, never invisible)
+            // is copied whole: most of a page's text, at memcpy speed.
+            let run = rest.bytes().take_while(u8::is_ascii_graphic).count();
+            if run > 0 {
+                if self.pending_space && !self.buffer.is_empty() {
+                    self.buffer.push(' ');
+                }
+                self.pending_space = false;
+                self.buffer.push_str(&rest[..run]);
+                rest = &rest[run..];
+                continue;
+            }
+            rest = &rest[c.len_utf8()..];
             if c.is_whitespace() {
                 self.pending_space = true;
             } else if is_invisible(c) {

@@ -95,7 +95,7 @@ impl Daemon {
         } else {
             names
         };
-        if let Some(unknown) = names.iter().find(|name| !self.plan.contains_key(*name)) {
+        if let Some(unknown) = names.iter().find(|name| !self.plan.contains_key(name)) {
             let frame = Frame::Error(format!(
                 "no watch named `{unknown}` in the running daemon's config ({})",
                 self.options.config.display()
@@ -126,13 +126,14 @@ impl Daemon {
 
     pub(super) fn serve_status_report(&self) -> StatusReport {
         let now = Utc::now();
+        let mut stored = self.stored();
         let watches = self
             .plan
             .values()
             .map(|planned| {
-                let state = self
-                    .store
-                    .watch_state(&planned.watch.name)
+                let state = stored
+                    .states
+                    .remove(&planned.watch.name)
                     .unwrap_or_default();
                 WatchStatus {
                     name: planned.watch.name.clone(),
@@ -144,10 +145,7 @@ impl Daemon {
                     consecutive_failures: state.consecutive_failures,
                     latest_version: state.latest_version,
                     in_flight: self.in_flight.contains(&planned.watch.name),
-                    paused_since: self
-                        .store
-                        .paused_since(&planned.watch.name)
-                        .unwrap_or_default(),
+                    paused_since: stored.paused.get(&planned.watch.name).copied(),
                 }
             })
             .collect();
@@ -243,8 +241,8 @@ impl Daemon {
                     "{name} is paused; `tidings resume {name}` first\n"
                 ));
                 output.code = 1;
-            } else if let Some(planned) = self.plan.get_mut(name) {
-                planned.due = now;
+            } else if self.plan.contains_key(name) {
+                self.plan.set_due(name, now);
                 output.stdout.push_str(&format!(
                     "checking {name} now; `tidings status` shows the result\n"
                 ));
@@ -261,9 +259,7 @@ impl Daemon {
         for name in watches {
             if let Some(watch) = self.plan.get(name).map(|p| p.watch.clone()) {
                 let due = self.plan_next(&watch, now);
-                if let Some(planned) = self.plan.get_mut(name) {
-                    planned.due = due;
-                }
+                self.plan.set_due(name, due);
             }
         }
     }

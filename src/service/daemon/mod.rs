@@ -17,9 +17,10 @@
 
 mod control;
 mod node;
+mod plan;
 mod tasks;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,8 +37,9 @@ use crate::core::schedule::{self, History, Timing};
 use crate::service::delivery::{WorkerEvent, WorkerMessage};
 use crate::service::pipeline::{CheckReport, Outcome, Pipeline};
 use crate::service::status::{self};
-use crate::store::Store;
+use crate::store::{Store, WatchState};
 pub use control::{offline_status, stored_text};
+use plan::Plan;
 use tasks::*;
 
 /// Exit status for a configuration that cannot start (EX_CONFIG).
@@ -176,19 +178,12 @@ fn notify(states: &[sd_notify::NotifyState<'_>]) {
     }
 }
 
-/// A watch and when it is next due.
-#[derive(Debug, Clone)]
-struct Planned {
-    watch: Watch,
-    due: DateTime<Utc>,
-}
-
 struct Daemon {
     options: DaemonOptions,
     config: Config,
     store: Store,
     pipeline: Arc<Pipeline>,
-    plan: BTreeMap<String, Planned>,
+    plan: Plan,
     in_flight: HashSet<String>,
     tasks: JoinSet<CheckReport>,
     /// Which watch each task checks, so even a panicked check frees its watch.
@@ -216,7 +211,18 @@ struct Daemon {
     check_waiters: HashMap<String, Vec<tokio::sync::mpsc::UnboundedSender<CheckReport>>>,
     /// Checks this node claimed on a shared store (see [`node`]).
     leased: node::Leased,
+    /// When freed memory was last handed back to the system.
+    last_trim: Option<std::time::Instant>,
 }
+
+/// Every watch's stored state and pause, read in one pass each.
+struct Stored {
+    states: HashMap<String, WatchState>,
+    paused: std::collections::BTreeMap<String, DateTime<Utc>>,
+}
+
+/// How often, at most, the daemon hands freed memory back when idle.
+const TRIM_EVERY: Duration = Duration::from_secs(10);
 
 impl Daemon {
     fn new(
@@ -237,7 +243,7 @@ impl Daemon {
             config,
             store,
             pipeline,
-            plan: BTreeMap::new(),
+            plan: Plan::default(),
             in_flight: HashSet::new(),
             tasks: JoinSet::new(),
             task_watch: HashMap::new(),
@@ -253,13 +259,18 @@ impl Daemon {
             control: JoinSet::new(),
             check_waiters: HashMap::new(),
             leased: node::Leased::new(),
+            last_trim: None,
         };
         let now = Utc::now();
+        let stored = daemon.stored();
         for watch in daemon.config.watches.clone() {
-            let due = daemon.plan_next(&watch, now);
-            daemon
-                .plan
-                .insert(watch.name.clone(), Planned { watch, due });
+            let due = daemon.due_from(
+                &watch,
+                stored.states.get(&watch.name),
+                stored.paused.contains_key(&watch.name),
+                now,
+            );
+            daemon.plan.insert(watch, due);
         }
         Ok(daemon)
     }
@@ -274,22 +285,43 @@ impl Daemon {
 
     /// When a watch should next run, from what the store remembers.
     fn plan_next(&self, watch: &Watch, now: DateTime<Utc>) -> DateTime<Utc> {
-        if self
+        let paused = self
             .store
             .paused_since(&watch.name)
             .ok()
             .flatten()
-            .is_some()
-        {
+            .is_some();
+        let state = self.store.watch_state(&watch.name).unwrap_or_default();
+        self.due_from(watch, Some(&state), paused, now)
+    }
+
+    /// [`Self::plan_next`] from a state already read.
+    fn due_from(
+        &self,
+        watch: &Watch,
+        state: Option<&WatchState>,
+        paused: bool,
+        now: DateTime<Utc>,
+    ) -> DateTime<Utc> {
+        if paused {
             // Paused: never due until `tidings resume`.
             return DateTime::<Utc>::MAX_UTC;
         }
-        let state = self.store.watch_state(&watch.name).unwrap_or_default();
         let history = History {
-            last_check: state.last_check,
-            consecutive_failures: state.consecutive_failures,
+            last_check: state.and_then(|s| s.last_check),
+            consecutive_failures: state.map_or(0, |s| s.consecutive_failures),
         };
         schedule::due(&watch.schedule, &watch.name, history, now, &self.timing())
+    }
+
+    /// Every watch's stored state and every pause, each read in one pass:
+    /// planning or reporting on all watches with one lookup each would
+    /// pull and decode a store leaf per watch.
+    fn stored(&self) -> Stored {
+        Stored {
+            states: self.store.watch_states().unwrap_or_default(),
+            paused: self.store.paused().unwrap_or_default(),
+        }
     }
 
     /// The most checks started at once: enough to keep every permit of the
@@ -300,23 +332,15 @@ impl Daemon {
     }
 
     fn queue_depth(&self, now: DateTime<Utc>) -> usize {
-        self.plan
-            .values()
-            .filter(|p| p.due <= now && !self.in_flight.contains(&p.watch.name))
-            .count()
+        self.plan.due(now, &self.in_flight).count()
     }
 
     /// Starts every due watch that is not already running, earliest first.
     fn start_due(&mut self, now: DateTime<Utc>) {
-        let mut due: Vec<&Planned> = self
-            .plan
-            .values()
-            .filter(|p| p.due <= now && !self.in_flight.contains(&p.watch.name))
-            .collect();
-        due.sort_by_key(|p| p.due);
         let room = self.max_in_flight().saturating_sub(self.in_flight.len());
-        let starting: Vec<Watch> = due
-            .into_iter()
+        let starting: Vec<Watch> = self
+            .plan
+            .due(now, &self.in_flight)
             .take(room)
             .map(|p| p.watch.clone())
             .collect();
@@ -340,11 +364,7 @@ impl Daemon {
 
     /// The earliest time a watch that is not running becomes due.
     fn next_wake(&self) -> Option<DateTime<Utc>> {
-        self.plan
-            .values()
-            .filter(|p| !self.in_flight.contains(&p.watch.name))
-            .map(|p| p.due)
-            .min()
+        self.plan.next_due(&self.in_flight)
     }
 
     fn publish_status(&self) {
@@ -382,9 +402,7 @@ impl Daemon {
                         let due = self
                             .plan_next(&watch, now)
                             .max(now + chrono::Duration::minutes(1));
-                        if let Some(planned) = self.plan.get_mut(&name) {
-                            planned.due = due;
-                        }
+                        self.plan.set_due(&name, due);
                     }
                 }
             }
@@ -518,9 +536,7 @@ impl Daemon {
         if let Some(planned) = self.plan.get(&report.watch) {
             let watch = planned.watch.clone();
             let due = self.plan_next(&watch, now);
-            if let Some(planned) = self.plan.get_mut(&report.watch) {
-                planned.due = due;
-            }
+            self.plan.set_due(&report.watch, due);
         }
     }
 
@@ -603,12 +619,20 @@ impl Daemon {
         let (mut added, mut changed) = (0, 0);
         let daemon_settings_changed = config.daemon != self.config.daemon;
         self.config = config;
+        // Read in one pass, and only if some watch needs planning anew.
+        let mut stored: Option<Stored> = None;
         for watch in self.config.watches.clone() {
             match self.plan.get(&watch.name) {
                 None => {
                     added += 1;
-                    let due = self.plan_next(&watch, now);
-                    self.plan.insert(watch.name.clone(), Planned { watch, due });
+                    let stored = stored.get_or_insert_with(|| self.stored());
+                    let due = self.due_from(
+                        &watch,
+                        stored.states.get(&watch.name),
+                        stored.paused.contains_key(&watch.name),
+                        now,
+                    );
+                    self.plan.insert(watch, due);
                 }
                 Some(planned) => {
                     let schedule_changed = planned.watch.schedule.expression
@@ -621,11 +645,17 @@ impl Daemon {
                         changed += 1;
                     }
                     let due = if schedule_changed || daemon_settings_changed {
-                        self.plan_next(&watch, now)
+                        let stored = stored.get_or_insert_with(|| self.stored());
+                        self.due_from(
+                            &watch,
+                            stored.states.get(&watch.name),
+                            stored.paused.contains_key(&watch.name),
+                            now,
+                        )
                     } else {
                         planned.due
                     };
-                    self.plan.insert(watch.name.clone(), Planned { watch, due });
+                    self.plan.insert(watch, due);
                 }
             }
         }
@@ -738,7 +768,27 @@ impl Daemon {
                 let _ = waiter.send(report.clone());
             }
         }
+        if self.in_flight.is_empty() {
+            self.give_back_memory();
+        }
         self.publish_status();
+    }
+
+    /// Hands memory freed by the last checks back to the system once the
+    /// daemon has nothing in flight, at most every [`TRIM_EVERY`]: glibc
+    /// otherwise keeps the peak of a pass resident while the daemon idles
+    /// for hours.
+    fn give_back_memory(&mut self) {
+        if self.last_trim.is_some_and(|at| at.elapsed() < TRIM_EVERY) {
+            return;
+        }
+        self.last_trim = Some(std::time::Instant::now());
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only releases free memory; it takes glibc's
+        // own locks and is safe to call from any thread at any time.
+        unsafe {
+            libc::malloc_trim(0);
+        }
     }
 
     async fn shut_down(&mut self) -> anyhow::Result<u8> {

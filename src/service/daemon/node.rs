@@ -100,9 +100,7 @@ impl Daemon {
         // since (a watch never checked is due at each node's own "now").
         let fresh = tokio::task::block_in_place(|| self.plan_next(watch, now));
         if fresh > now {
-            if let Some(planned) = self.plan.get_mut(&watch.name) {
-                planned.due = fresh;
-            }
+            self.plan.set_due(&watch.name, fresh);
             return false;
         }
         // A short blocking call on the loop: one indexed row, one round trip.
@@ -132,10 +130,11 @@ impl Daemon {
                 now + chrono::Duration::seconds(5)
             }
         };
-        if let Some(planned) = self.plan.get_mut(&watch.name) {
-            // Never the same due time again: that would ask once per loop.
-            planned.due = next.max(now + chrono::Duration::milliseconds(200));
-        }
+        // Never the same due time again: that would ask once per loop.
+        self.plan.set_due(
+            &watch.name,
+            next.max(now + chrono::Duration::milliseconds(200)),
+        );
         false
     }
 

@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""The daemon's own costs at N watches, without a page server.
+
+benches/scale_daemon_only.py TIDINGS LABEL CONFIG WORKDIR
+
+CONFIG is a config of N watches whose URLs point at a port nothing listens
+on, with `[limits] retries = 0` and `robots = false` in `[defaults]`, so
+every check fails at once and the run measures the daemon, not the pages:
+start-up (spawn to "tidings daemon started"), RSS after start-up and after
+every watch has been checked once, `tidings status` (wall, CPU, RSS of the
+CLI) and SIGHUP reloads three times each, the restart on the full store,
+and `validate`. Prints one JSON object. See docs/benchmarks.md, "One node
+at scale". Make the config with, for example:
+
+    python3 -c "for i in range(100000): print(f'http://127.0.0.1:9/page/{i}')" > urls.txt
+    tidings import --urls urls.txt --out tidings.toml   # then add retries/robots/schedule
+"""
+import os, signal, subprocess, sys, time, shutil, json
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from daemon_bench import daemon_status, status_fields, stop_daemon, wait_for, cpu_seconds
+from scale_bench import timed, log_has
+tidings, label, base, root = sys.argv[1:5]
+work = Path(root) / label; shutil.rmtree(work, ignore_errors=True); work.mkdir(parents=True)
+config = work / "tidings.toml"; shutil.copy(base, config)
+state = work / "state"; state.mkdir(); log = work / "daemon.log"
+def start():
+    env = dict(os.environ, RUST_LOG="tidings=info")
+    n0 = log.read_text().count("tidings daemon started") if log.exists() else 0
+    t0 = time.monotonic()
+    p = subprocess.Popen([tidings, "run", "--config", str(config), "--state", str(state)],
+                         stdout=subprocess.DEVNULL, stderr=log.open("ab"), env=env)
+    wait_for(lambda: log_has(log, "tidings daemon started", n0 + 1), 300, 0.01)
+    return p, time.monotonic() - t0
+out = {"label": label}
+p, out["startup_cold_s"] = start()
+out["rss_after_start_kib"] = status_fields(p.pid)["VmRSS"]
+n = config.read_text().count("[[watch]]")
+wait_for(lambda: (daemon_status(state, 60) or {}).get("checks", 0) >= n, 900, 5)
+out["first_pass_cpu_s"] = cpu_seconds(p.pid)
+st = status_fields(p.pid); out["rss_after_pass_kib"] = st["VmRSS"]; out["vmhwm_kib"] = st["VmHWM"]
+out["status"] = [timed([tidings, "status", "--config", str(config), "--state", str(state)]) for _ in range(3)]
+rl = []
+for _ in range(3):
+    n = log.read_text().count("configuration reloaded"); r0 = time.monotonic()
+    os.kill(p.pid, signal.SIGHUP); wait_for(lambda: log_has(log, "configuration reloaded", n + 1), 120, 0.01)
+    rl.append(round(time.monotonic() - r0, 3))
+out["reload_s"] = rl
+out["rss_end_kib"] = status_fields(p.pid)["VmRSS"]
+out["stop"] = stop_daemon(p, 120)
+p, out["startup_warm_s"] = start(); stop_daemon(p, 120)
+out["validate"] = [timed([tidings, "validate", "--config", str(config)]) for _ in range(3)]
+print(json.dumps(out))

@@ -1,0 +1,137 @@
+//! The daemon's plan: every watch and when it is next due, indexed both by
+//! name and by due time, so the main loop's questions ("what is due now?",
+//! "when is the next one due?") cost O(log n) plus what they return, not a
+//! scan of every watch on every turn of the loop.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use chrono::{DateTime, Utc};
+
+use crate::config::Watch;
+
+/// A watch and when it is next due.
+#[derive(Debug, Clone)]
+pub(super) struct Planned {
+    pub(super) watch: Watch,
+    pub(super) due: DateTime<Utc>,
+}
+
+/// Every planned watch by name, and the same entries ordered by due time.
+#[derive(Debug, Default)]
+pub(super) struct Plan {
+    by_name: BTreeMap<String, Planned>,
+    by_due: BTreeSet<(DateTime<Utc>, String)>,
+}
+
+impl Plan {
+    pub(super) fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    pub(super) fn get(&self, name: &str) -> Option<&Planned> {
+        self.by_name.get(name)
+    }
+
+    pub(super) fn contains_key(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+
+    /// Every entry, by name.
+    pub(super) fn values(&self) -> impl Iterator<Item = &Planned> {
+        self.by_name.values()
+    }
+
+    pub(super) fn keys(&self) -> impl Iterator<Item = &String> {
+        self.by_name.keys()
+    }
+
+    /// Adds a watch, or replaces its entry.
+    pub(super) fn insert(&mut self, watch: Watch, due: DateTime<Utc>) {
+        let name = watch.name.clone();
+        if let Some(old) = self.by_name.insert(name.clone(), Planned { watch, due }) {
+            self.by_due.remove(&(old.due, name.clone()));
+        }
+        self.by_due.insert((due, name));
+    }
+
+    pub(super) fn remove(&mut self, name: &str) {
+        if let Some(old) = self.by_name.remove(name) {
+            self.by_due.remove(&(old.due, name.to_owned()));
+        }
+    }
+
+    /// Moves a planned watch to a new due time; unknown names are ignored.
+    pub(super) fn set_due(&mut self, name: &str, due: DateTime<Utc>) {
+        if let Some(planned) = self.by_name.get_mut(name) {
+            if planned.due == due {
+                return;
+            }
+            self.by_due.remove(&(planned.due, name.to_owned()));
+            planned.due = due;
+            self.by_due.insert((due, name.to_owned()));
+        }
+    }
+
+    /// Watches due at `now` and not in `running`, earliest first.
+    pub(super) fn due<'a>(
+        &'a self,
+        now: DateTime<Utc>,
+        running: &'a HashSet<String>,
+    ) -> impl Iterator<Item = &'a Planned> + 'a {
+        self.by_due
+            .iter()
+            .take_while(move |(due, _)| *due <= now)
+            .filter(move |(_, name)| !running.contains(name))
+            .filter_map(|(_, name)| self.by_name.get(name))
+    }
+
+    /// The earliest due time of a watch not in `running`.
+    pub(super) fn next_due(&self, running: &HashSet<String>) -> Option<DateTime<Utc>> {
+        self.by_due
+            .iter()
+            .find(|(_, name)| !running.contains(name))
+            .map(|(due, _)| *due)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watch(name: &str) -> Watch {
+        let text = format!(
+            "[[watch]]\nname = \"{name}\"\nurl = \"http://127.0.0.1/{name}\"\nschedule = \"0 9 * * *\"\n"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tidings.toml");
+        std::fs::write(&path, text).expect("write");
+        let config = crate::config::load(&path).expect("config");
+        config.watches.into_iter().next().expect("one watch")
+    }
+
+    #[test]
+    fn due_and_next_due_follow_set_due_and_skip_running() {
+        let t = |s: i64| DateTime::<Utc>::from_timestamp(1_800_000_000 + s, 0).expect("time");
+        let mut plan = Plan::default();
+        plan.insert(watch("a"), t(30));
+        plan.insert(watch("b"), t(10));
+        plan.insert(watch("c"), t(20));
+        let none = HashSet::new();
+        let names = |plan: &Plan, now, running| {
+            plan.due(now, running)
+                .map(|p: &Planned| p.watch.name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&plan, t(20), &none), ["b", "c"]);
+        assert_eq!(plan.next_due(&none), Some(t(10)));
+        let running: HashSet<String> = ["b".to_owned()].into();
+        assert_eq!(names(&plan, t(20), &running), ["c"]);
+        assert_eq!(plan.next_due(&running), Some(t(20)));
+        plan.set_due("b", t(40));
+        plan.remove("c");
+        assert_eq!(names(&plan, t(35), &none), ["a"]);
+        plan.insert(watch("a"), t(50));
+        assert_eq!(plan.next_due(&none), Some(t(40)));
+        assert_eq!(plan.len(), 2);
+    }
+}
