@@ -817,8 +817,8 @@ mod tests {
         };
         commit(&store, "w", &blocks(&["Penrith"]), Some(change));
         let raw = store
-            .changes
-            .get(version_key("w", 2))
+            .kv
+            .get(Tree::Changes, &version_key("w", 2))
             .expect("get")
             .expect("stored");
         assert!(raw.starts_with(&[0x28, 0xB5, 0x2F, 0xFD]), "zstd frame");
@@ -834,10 +834,11 @@ mod tests {
         let plain = serde_json::json!({"v": 1, "from_version": 1, "to_version": 2,
             "detected_at": "2026-11-28T12:00:00Z", "changed_words": 3, "detail": {"old": true}});
         store
-            .changes
+            .kv
             .insert(
-                version_key("w", 2),
-                serde_json::to_vec(&plain).expect("json"),
+                Tree::Changes,
+                &version_key("w", 2),
+                &serde_json::to_vec(&plain).expect("json"),
             )
             .expect("insert");
         let old = store.change("w", 2).expect("read").expect("some");
