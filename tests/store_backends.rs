@@ -382,3 +382,42 @@ fn a_check_lease_goes_to_one_node_and_to_another_once_it_expires() {
         tidings::store::CheckClaim::Granted
     );
 }
+
+#[test]
+fn a_live_node_keeps_its_lease_through_a_check_longer_than_the_lease() {
+    let Some(db) = pg::database("renewal") else {
+        return;
+    };
+    let node = || {
+        Store::open_postgres(&db.settings(), true)
+            .expect("store")
+            .with_node(tidings::store::Node::new(std::time::Duration::from_millis(
+                1_000,
+            )))
+    };
+    let (a, b) = (node(), node());
+    a.register_node().expect("register a");
+    let due = Utc::now();
+    assert_eq!(
+        a.claim_check("w", due).expect("a"),
+        tidings::store::CheckClaim::Granted
+    );
+    // a's check runs for three leases, and a beats twice a lease.
+    for _ in 0..6 {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        a.heartbeat().expect("heartbeat");
+        assert!(
+            matches!(
+                b.claim_check("w", due).expect("b"),
+                tidings::store::CheckClaim::Held(_)
+            ),
+            "b took a check that a, alive, still holds"
+        );
+    }
+    // a stops beating (dies): its lease lapses one lease after the last beat.
+    std::thread::sleep(std::time::Duration::from_millis(1_300));
+    assert_eq!(
+        b.claim_check("w", due).expect("b"),
+        tidings::store::CheckClaim::Granted
+    );
+}

@@ -76,7 +76,7 @@ impl Store {
     /// Says this node is alive.
     pub fn heartbeat(&self) -> Result<(), StoreError> {
         match self.shared_node() {
-            Some((pg, node)) => pg.heartbeat(&node.id),
+            Some((pg, node)) => pg.heartbeat(&node.id, node.lease.as_secs_f64()),
             None => Ok(()),
         }
     }

@@ -57,13 +57,29 @@ impl PgKv {
         })
     }
 
-    pub(crate) fn heartbeat(&self, node_id: &str) -> Result<(), StoreError> {
+    /// Says the node is alive and renews what it holds: a check or a
+    /// delivery that outlasts one lease (a slow site, a queue behind the
+    /// concurrency limit) keeps its lease while its node beats, so no other
+    /// node starts the same work; a dead node's leases lapse `ttl` after
+    /// its last beat.
+    pub(crate) fn heartbeat(&self, node_id: &str, ttl: f64) -> Result<(), StoreError> {
         self.with_conn(|conn| {
-            conn.client.execute(
+            let mut tx = conn.client.transaction()?;
+            tx.execute(
                 "UPDATE tidings_nodes SET heartbeat_at = now() WHERE node_id = $1",
                 &[&node_id],
             )?;
-            Ok(())
+            tx.execute(
+                "UPDATE tidings_leases SET expires_at = now() + $2::float8 * interval '1 second'
+                 WHERE node_id = $1 AND expires_at > now()",
+                &[&node_id, &ttl],
+            )?;
+            tx.execute(
+                "UPDATE tidings_claims SET expires_at = now() + $2::float8 * interval '1 second'
+                 WHERE node_id = $1 AND expires_at > now()",
+                &[&node_id, &ttl],
+            )?;
+            tx.commit()
         })
     }
 
