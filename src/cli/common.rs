@@ -291,6 +291,31 @@ pub(crate) fn lenient_state_dir(location: &Location) -> Option<PathBuf> {
     Some(path.parent().unwrap_or_else(|| Path::new(".")).join(dir))
 }
 
+/// The state directory, read as leniently as [`lenient_state_dir`], when
+/// the config keeps the embedded store; `None` for a shared store, where
+/// `status` must also list the other nodes from the database.
+pub(crate) fn lenient_embedded_state_dir(location: &Location) -> Option<PathBuf> {
+    let path = config_path(location);
+    let table = path
+        .as_deref()
+        .and_then(|path| std::fs::read_to_string(path).ok())
+        .and_then(|text| text.parse::<toml::Table>().ok());
+    let backend = table
+        .as_ref()
+        .and_then(|table| table.get("store"))
+        .and_then(|store| store.get("backend"))
+        .and_then(|backend| backend.as_str());
+    if backend.is_some_and(|backend| backend != "sled") {
+        return None;
+    }
+    if let Some(state) = &location.state {
+        return Some(state.clone());
+    }
+    let dir = table?.get("state_dir")?.as_str()?.to_owned();
+    let path = path?;
+    Some(path.parent().unwrap_or_else(|| Path::new(".")).join(dir))
+}
+
 /// One side of `tidings diff`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Side {
