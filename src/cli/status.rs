@@ -50,19 +50,7 @@ pub(crate) fn status_command(json: bool, location: &Location) -> anyhow::Result<
     if let crate::config::StoreBackend::Postgres(_) = &config.store {
         // Every node, from the database they share.
         let store = Store::open_configured(&config, false)?;
-        report.nodes = store
-            .nodes()?
-            .into_iter()
-            .map(|node| crate::service::status::NodeStatus {
-                node: node.node_id,
-                hostname: node.hostname,
-                pid: node.pid,
-                started_at: node.started_at,
-                heartbeat_at: node.heartbeat_at,
-                stopped: node.stopped,
-                holding: node.holding,
-            })
-            .collect();
+        report.nodes = store.nodes()?;
     }
     print_status(&report, json)
 }

@@ -82,23 +82,7 @@ pub struct StatusReport {
 }
 
 /// One node of a shared store, for `tidings status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeStatus {
-    /// The node's id.
-    pub node: String,
-    /// Its host and process id.
-    pub hostname: String,
-    /// Its process id.
-    pub pid: i64,
-    /// When it started.
-    pub started_at: DateTime<Utc>,
-    /// Its last heartbeat.
-    pub heartbeat_at: DateTime<Utc>,
-    /// Whether it stopped cleanly.
-    pub stopped: bool,
-    /// The watches whose checks it holds now.
-    pub holding: Vec<String>,
-}
+pub use crate::store::NodeRow as NodeStatus;
 
 /// What a client asks the daemon over the socket: one JSON line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -426,7 +410,7 @@ pub fn render(report: &StatusReport) -> String {
             let _ = writeln!(
                 out,
                 "{:<32} {:<16} {:>8} {:>14} {:>14}  {}",
-                node.node,
+                node.node_id,
                 node.hostname,
                 node.pid,
                 time(&Some(node.started_at)),

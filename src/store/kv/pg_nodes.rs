@@ -9,10 +9,12 @@ use chrono::{DateTime, SubsecRound, Utc};
 use super::PgKv;
 use crate::store::StoreError;
 
-/// A node as the database knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A node as the database knows it; also how `tidings status` reports it
+/// (as JSON, the id is `node`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NodeRow {
     /// The node's id (host, pid and a random part).
+    #[serde(rename = "node")]
     pub node_id: String,
     /// Its host name.
     pub hostname: String,
