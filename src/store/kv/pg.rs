@@ -6,10 +6,10 @@
 //! `LISTEN`), so that engines speaking PostgreSQL's protocol with a
 //! distributed storage layer run it too.
 //!
-//! The store's API is synchronous and is called from blocking threads and
-//! from tests. The `postgres` client runs its own small runtime and refuses
-//! to block inside another one, so a call made where a tokio runtime is
-//! current runs on a scoped helper thread; everywhere else it runs in place.
+//! The store's API is synchronous and is called from async tasks, from
+//! blocking threads and from tests. The `postgres` client runs its own
+//! small runtime and refuses to block inside another runtime's async
+//! context; see [`off_runtime`] for where each call runs.
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -197,16 +197,31 @@ pub(super) fn retryable(error: &postgres::Error) -> bool {
     )
 }
 
-/// Runs `f` where the sync client may block: on a scoped helper thread
-/// when a tokio runtime is current, in place otherwise.
+/// Runs `f` where the sync client may block.
+///
+/// - No runtime current (a plain thread): in place.
+/// - A multi-threaded runtime (every runtime tidings builds, see
+///   `cli::common::runtime`): through `block_in_place`. On a worker thread
+///   it hands the worker's queue to another thread and leaves the runtime
+///   context, so the client's own `block_on` is allowed; on a blocking-pool
+///   thread (`spawn_blocking`, where the pipeline commits) it is a plain
+///   call. Either way no thread is created per call, which a spawned
+///   helper thread did: its cost showed in every database call.
+/// - A current-thread runtime (`#[tokio::test]`): `block_in_place` panics
+///   there, and nothing public tells its async context from one of its
+///   blocking threads, so the call runs on a scoped helper thread as
+///   before. Only tests run such a runtime.
 fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return f();
+    match tokio::runtime::Handle::try_current() {
+        Err(_) => f(),
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        Ok(_) => std::thread::scope(|scope| match scope.spawn(f).join() {
+            Ok(value) => value,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }),
     }
-    std::thread::scope(|scope| match scope.spawn(f).join() {
-        Ok(value) => value,
-        Err(panic) => std::panic::resume_unwind(panic),
-    })
 }
 
 impl PgKv {
