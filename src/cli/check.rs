@@ -9,7 +9,8 @@ use anyhow::{Context, bail};
 
 use crate::cli::args::Location;
 use crate::cli::common::{StoreAccess, load_config, open_store_or_daemon, pipeline_for};
-use crate::config::Watch;
+use crate::config::{StoreBackend, Watch};
+use crate::service::lease::CommandLeases;
 use crate::service::pipeline::{CheckReport, CheckSummary, Outcome, Pipeline};
 use crate::service::status::{self, Frame, Request};
 
@@ -52,8 +53,33 @@ pub(crate) async fn check_command(
     } else {
         watches
     };
+    // On a shared store, a node may be checking some of these right now:
+    // those are left to it, and the rest are leased while this runs.
+    let shared = matches!(config.store, StoreBackend::Postgres(_));
+    let (leases, watches, held) = CommandLeases::take(store.clone(), &config.store, watches)?;
+    for skipped in &held {
+        eprintln!(
+            "HELD: {}: node {} is checking it (lease until {}); skipped",
+            skipped.watch,
+            skipped.node,
+            skipped.until.format("%Y-%m-%d %H:%M:%S UTC")
+        );
+    }
     let pipeline = Arc::new(pipeline_for(&config, store.clone())?);
-    let reports = run_checks(&pipeline, &watches, !json).await;
+    let reports = if shared {
+        tokio::select! {
+            reports = run_checks(&pipeline, &watches, !json) => reports,
+            _ = tokio::signal::ctrl_c() => {
+                // Other nodes need not wait for the leases to run out.
+                leases.release().await;
+                eprintln!("interrupted: leases given back");
+                return Ok(EXIT_INTERRUPTED);
+            }
+        }
+    } else {
+        run_checks(&pipeline, &watches, !json).await
+    };
+    leases.release().await;
     store.flush()?;
     if json {
         let summary = CheckSummary::new(&reports);
@@ -64,8 +90,20 @@ pub(crate) async fn check_command(
     let failed = reports
         .iter()
         .any(|r| matches!(r.outcome, Outcome::Failed { .. }));
-    Ok(u8::from(failed))
+    Ok(if failed {
+        1
+    } else if held.is_empty() {
+        0
+    } else {
+        EXIT_HELD
+    })
 }
+
+/// No check failed, but a node held some watch's lease, so this run did
+/// not check it.
+const EXIT_HELD: u8 = 3;
+/// Interrupted (Ctrl-C) on a shared store, after giving the leases back.
+const EXIT_INTERRUPTED: u8 = 130;
 
 /// Runs a pass with a progress bar on a terminal, printing a line per watch
 /// as it completes when `lines` is set.

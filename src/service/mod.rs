@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod daemon;
 pub mod delivery;
+pub mod lease;
 pub mod outbox;
 pub mod pipeline;
 pub mod status;

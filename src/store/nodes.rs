@@ -32,6 +32,16 @@ impl Node {
             lease,
         }
     }
+
+    /// An id for `tidings check` run from the command line: a node only
+    /// while it runs, shown as `check@HOST-PID-…` in `tidings status`.
+    pub fn for_command_check(lease: Duration) -> Self {
+        let node = Self::new(lease);
+        Self {
+            id: format!("check@{}", node.id),
+            ..node
+        }
+    }
 }
 
 /// This machine's name, for telling nodes apart in `tidings status`.
@@ -100,16 +110,82 @@ impl Store {
 
     /// Claims the check of `watch` due at `due`.
     pub fn claim_check(&self, watch: &str, due: DateTime<Utc>) -> Result<CheckClaim, StoreError> {
+        Ok(self
+            .claim_checks(&[(watch.to_owned(), due)])?
+            .into_iter()
+            .next()
+            .map_or(CheckClaim::Granted, |(_, claim)| claim))
+    }
+
+    /// Claims the checks of several due watches in one round trip: what
+    /// each claim found, once per distinct watch (all granted on an
+    /// embedded store, or without a node).
+    pub fn claim_checks(
+        &self,
+        wanted: &[(String, DateTime<Utc>)],
+    ) -> Result<Vec<(String, CheckClaim)>, StoreError> {
         match self.shared_node() {
-            Some((pg, node)) => pg.claim_check(watch, due, &node.id, node.lease.as_secs_f64()),
-            None => Ok(CheckClaim::Granted),
+            Some((pg, node)) => Ok(pg
+                .claim_checks(wanted, &node.id, node.lease.as_secs_f64(), false)?
+                .into_iter()
+                .map(|(watch, claim, _)| (watch, claim))
+                .collect()),
+            None => Ok(wanted
+                .iter()
+                .map(|(watch, _)| (watch.clone(), CheckClaim::Granted))
+                .collect()),
         }
+    }
+
+    /// Takes the leases of `watches` for a check run now, whatever their
+    /// schedule (`tidings check` from the command line): granted unless
+    /// another node holds the lease, for then it is running that check.
+    /// Returns the watches held elsewhere: the node and until when.
+    pub fn claim_now(
+        &self,
+        watches: &[String],
+    ) -> Result<Vec<(String, String, DateTime<Utc>)>, StoreError> {
+        let Some((pg, node)) = self.shared_node() else {
+            return Ok(Vec::new());
+        };
+        let now = Utc::now();
+        let wanted: Vec<(String, DateTime<Utc>)> =
+            watches.iter().map(|watch| (watch.clone(), now)).collect();
+        Ok(pg
+            .claim_checks(&wanted, &node.id, node.lease.as_secs_f64(), true)?
+            .into_iter()
+            .filter_map(|(watch, claim, holder)| match claim {
+                CheckClaim::Granted => None,
+                CheckClaim::Held(until) => Some((watch, holder.unwrap_or_default(), until)),
+                // Not asked for: an on-demand claim ignores the marker.
+                CheckClaim::Done => Some((watch, String::new(), now)),
+            })
+            .collect())
     }
 
     /// Records that this node ran the check due at `due`.
     pub fn finish_check(&self, watch: &str, due: DateTime<Utc>) -> Result<(), StoreError> {
+        self.finish_checks(&[(watch.to_owned(), Some(due))])
+    }
+
+    /// Lets go of several leases in one round trip: a watch with a due
+    /// time is recorded as checked for it, one without is only let go.
+    pub fn finish_checks(
+        &self,
+        finished: &[(String, Option<DateTime<Utc>>)],
+    ) -> Result<(), StoreError> {
         match self.shared_node() {
-            Some((pg, node)) => pg.finish_check(watch, due, &node.id),
+            Some((pg, node)) if !finished.is_empty() => pg.finish_checks(finished, &node.id),
+            _ => Ok(()),
+        }
+    }
+
+    /// Lets go of everything this node holds and removes it from the
+    /// nodes `tidings status` lists: for a command-line check, which is a
+    /// node only while it runs.
+    pub fn node_left(&self) -> Result<(), StoreError> {
+        match self.shared_node() {
+            Some((pg, node)) => pg.node_left(&node.id),
             None => Ok(()),
         }
     }

@@ -59,3 +59,36 @@ impl Store {
         Ok(states)
     }
 }
+
+impl Store {
+    /// The stored state and pause of some watches, each read in one round
+    /// trip: what the daemon plans a batch of claimed checks from. A watch
+    /// with no state is left out of the map; the set holds the paused ones.
+    pub fn plan_inputs(
+        &self,
+        watches: &[&str],
+    ) -> Result<
+        (
+            std::collections::HashMap<String, WatchState>,
+            std::collections::HashSet<String>,
+        ),
+        StoreError,
+    > {
+        let keys: Vec<&[u8]> = watches.iter().map(|name| name.as_bytes()).collect();
+        let mut states = std::collections::HashMap::new();
+        for (name, value) in watches.iter().zip(self.kv.get_many(Tree::Watches, &keys)?) {
+            if let Some(value) = value {
+                let record: WatchRecord =
+                    decode(&value).map_err(|reason| self.corrupt("watch", reason))?;
+                states.insert((*name).to_owned(), record.into());
+            }
+        }
+        let paused = watches
+            .iter()
+            .zip(self.kv.get_many(Tree::Paused, &keys)?)
+            .filter(|(_, value)| value.is_some())
+            .map(|(name, _)| (*name).to_owned())
+            .collect();
+        Ok((states, paused))
+    }
+}

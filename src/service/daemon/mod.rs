@@ -97,9 +97,9 @@ pub async fn run(options: DaemonOptions) -> anyhow::Result<u8> {
     );
     notify(&[sd_notify::NotifyState::Ready]);
     daemon.publish_status();
-    let heartbeat = node::Heartbeat::start(&daemon.store);
+    let heartbeat = crate::service::lease::Heartbeat::start(&daemon.store);
     let outcome = daemon.serve(&listener).await;
-    heartbeat.stop().await;
+    heartbeat.stop(false).await;
     let _ = std::fs::remove_file(&socket);
     outcome
 }
@@ -211,6 +211,8 @@ struct Daemon {
     check_waiters: HashMap<String, Vec<tokio::sync::mpsc::UnboundedSender<CheckReport>>>,
     /// Checks this node claimed on a shared store (see [`node`]).
     leased: node::Leased,
+    /// Leases of checks that finished, given back once per batch.
+    finished_leases: node::Finished,
     /// When freed memory was last handed back to the system.
     last_trim: Option<std::time::Instant>,
 }
@@ -259,6 +261,7 @@ impl Daemon {
             control: JoinSet::new(),
             check_waiters: HashMap::new(),
             leased: node::Leased::new(),
+            finished_leases: node::Finished::new(),
             last_trim: None,
         };
         let now = Utc::now();
@@ -344,10 +347,8 @@ impl Daemon {
             .take(room)
             .map(|p| p.watch.clone())
             .collect();
-        for watch in starting {
-            if self.claim(&watch, now) {
-                self.start_check(watch);
-            }
+        for watch in self.claim_due(starting, now) {
+            self.start_check(watch);
         }
     }
 
@@ -395,6 +396,8 @@ impl Daemon {
                 if let Some(name) = self.task_watch.remove(&error.id()) {
                     tracing::error!(watch = %name, %error, "a check task failed");
                     self.in_flight.remove(&name);
+                    // Let go without marking it done: another node may run it.
+                    self.release(&name, false);
                     // Their stream ends short, which they report as an error.
                     self.check_waiters.remove(&name);
                     let now = Utc::now();
@@ -455,7 +458,7 @@ impl Daemon {
     /// that keeps failing (once) or has recovered (once), and plans its next run.
     fn finish(&mut self, report: &CheckReport) {
         self.in_flight.remove(&report.watch);
-        self.release(&report.watch);
+        self.release(&report.watch, true);
         self.checks += 1;
         self.metrics
             .record_check(matches!(report.outcome, Outcome::Failed { .. }));
@@ -759,6 +762,7 @@ impl Daemon {
             }
             self.finish_joined(joined);
         }
+        self.give_back_leases();
         let store = self.store.clone();
         if let Ok(Err(error)) = tokio::task::spawn_blocking(move || store.flush()).await {
             tracing::error!(%error, "store flush failed");
@@ -813,6 +817,9 @@ impl Daemon {
             self.tasks.abort_all();
             while self.tasks.join_next().await.is_some() {}
         }
+        // Checks that finished while draining are recorded as done; the
+        // leases of aborted ones go when the node stops.
+        self.give_back_leases();
         // Checks asked for by clients that never started are not coming:
         // their streams end short and the clients say so.
         self.check_waiters.clear();

@@ -5,10 +5,8 @@
 //! database.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio_util::sync::CancellationToken;
 
 use super::Daemon;
 use crate::config::Watch;
@@ -17,6 +15,10 @@ use crate::store::{CheckClaim, Node, Store};
 
 /// Checks this node claimed, by watch: the due time each claim was for.
 pub(super) type Leased = HashMap<String, DateTime<Utc>>;
+
+/// Leases of finished checks not yet given back: the due time each check
+/// ran for, or none when it did not run to the end.
+pub(super) type Finished = Vec<(String, Option<DateTime<Utc>>)>;
 
 /// Gives a shared store this process's node identity and records it.
 pub(super) async fn join(store: Store, config: &Config) -> anyhow::Result<Store> {
@@ -32,119 +34,132 @@ pub(super) async fn join(store: Store, config: &Config) -> anyhow::Result<Store>
     Ok(store)
 }
 
-/// The heartbeat task: a beat every sixth of a lease (at most every 10 s),
-/// so that `tidings status` shows a dead node as silent well before its
-/// claims run out.
-pub(super) struct Heartbeat {
-    stop: CancellationToken,
-    task: Option<tokio::task::JoinHandle<()>>,
-    store: Store,
-}
-
-impl Heartbeat {
-    pub(super) fn start(store: &Store) -> Self {
-        let stop = CancellationToken::new();
-        let task = store.node().map(|node| {
-            let every = (node.lease / 6).clamp(Duration::from_millis(500), Duration::from_secs(10));
-            let store = store.clone();
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        () = stop.cancelled() => return,
-                        () = tokio::time::sleep(every) => {}
-                    }
-                    let beating = store.clone();
-                    match tokio::task::spawn_blocking(move || beating.heartbeat()).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(error)) => tracing::warn!(%error, "heartbeat failed"),
-                        Err(error) => tracing::warn!(%error, "heartbeat task failed"),
-                    }
-                }
-            })
-        });
-        Self {
-            stop,
-            task,
-            store: store.clone(),
-        }
-    }
-
-    /// Stops beating and lets go of every claim, so other nodes take over
-    /// at once rather than after the lease.
-    pub(super) async fn stop(mut self) {
-        self.stop.cancel();
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-            let store = self.store.clone();
-            match tokio::task::spawn_blocking(move || store.node_stopped()).await {
-                Ok(Ok(())) => tracing::info!("left the shared store"),
-                Ok(Err(error)) => tracing::warn!(%error, "could not record this node's stop"),
-                Err(error) => tracing::warn!(%error, "could not record this node's stop"),
-            }
-        }
-    }
-}
-
 impl Daemon {
-    /// Claims a due watch's check for this node. False when another node
-    /// holds it or has run it; its plan is moved on accordingly.
-    pub(super) fn claim(&mut self, watch: &Watch, now: DateTime<Utc>) -> bool {
-        if self.store.node().is_none() {
-            return true;
+    /// Claims the checks of a turn's due watches for this node, all in one
+    /// round trip, and returns those this node runs. The others have their
+    /// plan moved on: to their next run when another node checked them for
+    /// this due time, to the end of the holder's lease when another node
+    /// holds them (by then it has run the check, or it has died and this
+    /// node runs it).
+    pub(super) fn claim_due(&mut self, due: Vec<Watch>, now: DateTime<Utc>) -> Vec<Watch> {
+        if self.store.node().is_none() || due.is_empty() {
+            return due;
         }
-        let Some(due) = self.plan.get(&watch.name).map(|p| p.due) else {
-            return false;
-        };
-        // Planned from the store as it was; another node may have checked
-        // since (a watch never checked is due at each node's own "now").
-        let fresh = tokio::task::block_in_place(|| self.plan_next(watch, now));
-        if fresh > now {
-            self.plan.set_due(&watch.name, fresh);
-            return false;
-        }
-        // A short blocking call on the loop: one indexed row, one round trip.
-        let claim = tokio::task::block_in_place(|| self.store.claim_check(&watch.name, due));
-        tracing::debug!(watch = %watch.name, %due, ?claim, "claim");
-        let next = match claim {
-            Ok(CheckClaim::Granted) => {
-                // Planned again under the claim: a node that checked and
-                // let go meanwhile (or died after storing its check) has
-                // moved the watch's next run on.
-                let fresh = tokio::task::block_in_place(|| self.plan_next(watch, now));
-                tracing::debug!(watch = %watch.name, %fresh, "granted; fresh plan");
-                if fresh <= now {
-                    self.leased.insert(watch.name.clone(), due);
-                    return true;
-                }
-                let _ = tokio::task::block_in_place(|| self.store.finish_check(&watch.name, due));
-                fresh
-            }
-            Ok(CheckClaim::Done) => self.plan_next(watch, now),
-            // Looked at again when the holder's claim runs out: by then it
-            // has run the check (and this node moves on) or it has died
-            // (and this node runs it).
-            Ok(CheckClaim::Held(until)) => until,
+        let wanted: Vec<(String, DateTime<Utc>)> = due
+            .iter()
+            .filter_map(|watch| {
+                self.plan
+                    .get(&watch.name)
+                    .map(|planned| (watch.name.clone(), planned.due))
+            })
+            .collect();
+        // Short blocking calls on the loop, a few per turn however many
+        // watches are due: the claims, then the planning inputs of those
+        // granted or done, then the leases given back.
+        let claims = match tokio::task::block_in_place(|| self.store.claim_checks(&wanted)) {
+            Ok(claims) => claims,
             Err(error) => {
-                tracing::warn!(watch = %watch.name, %error, "cannot claim the check; trying again shortly");
-                now + chrono::Duration::seconds(5)
+                tracing::warn!(%error, watches = wanted.len(), "cannot claim due checks; trying again shortly");
+                for (name, _) in &wanted {
+                    self.plan.set_due(name, now + chrono::Duration::seconds(5));
+                }
+                return Vec::new();
             }
         };
-        // Never the same due time again: that would ask once per loop.
-        self.plan.set_due(
-            &watch.name,
-            next.max(now + chrono::Duration::milliseconds(200)),
-        );
-        false
+        let claims: HashMap<String, CheckClaim> = claims.into_iter().collect();
+        tracing::debug!(watches = claims.len(), ?claims, "claims");
+        // Planned from the store as it was: another node may have checked
+        // these since (a watch never checked is due at each node's own
+        // "now"), so those granted are planned again under the claim, and
+        // those another node checked for this due time are planned on.
+        let replan: Vec<&str> = claims
+            .iter()
+            .filter(|(_, claim)| matches!(claim, CheckClaim::Granted | CheckClaim::Done))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        let fresh = if replan.is_empty() {
+            Ok(Default::default())
+        } else {
+            tokio::task::block_in_place(|| self.store.plan_inputs(&replan))
+        };
+        let (states, paused) = match fresh {
+            Ok(found) => found,
+            Err(error) => {
+                // Without a fresh plan a granted check might repeat one
+                // another node just ran: give every lease back and retry.
+                tracing::warn!(%error, "cannot read the claimed watches' state; trying again shortly");
+                let back: Vec<(String, Option<DateTime<Utc>>)> = claims
+                    .iter()
+                    .filter(|(_, claim)| matches!(claim, CheckClaim::Granted))
+                    .map(|(name, _)| (name.clone(), None))
+                    .collect();
+                let _ = tokio::task::block_in_place(|| self.store.finish_checks(&back));
+                for (name, _) in &wanted {
+                    self.plan.set_due(name, now + chrono::Duration::seconds(5));
+                }
+                return Vec::new();
+            }
+        };
+        let wanted: HashMap<String, DateTime<Utc>> = wanted.into_iter().collect();
+        let mut run = Vec::new();
+        let mut give_back = Vec::new();
+        for watch in due {
+            let (Some(claim), Some(&due_at)) = (claims.get(&watch.name), wanted.get(&watch.name))
+            else {
+                continue;
+            };
+            let next = match claim {
+                CheckClaim::Granted | CheckClaim::Done => self.due_from(
+                    &watch,
+                    states.get(&watch.name),
+                    paused.contains(&watch.name),
+                    now,
+                ),
+                CheckClaim::Held(until) => *until,
+            };
+            if matches!(claim, CheckClaim::Granted) {
+                if next <= now {
+                    self.leased.insert(watch.name.clone(), due_at);
+                    run.push(watch);
+                    continue;
+                }
+                // A node that checked and let go meanwhile (or died after
+                // storing its check) has moved the watch's next run on.
+                give_back.push((watch.name.clone(), Some(due_at)));
+            }
+            // Never the same due time again: that would ask once per loop.
+            self.plan.set_due(
+                &watch.name,
+                next.max(now + chrono::Duration::milliseconds(200)),
+            );
+        }
+        if let Err(error) = tokio::task::block_in_place(|| self.store.finish_checks(&give_back)) {
+            tracing::warn!(%error, "cannot give back claimed checks; their leases run out instead");
+        }
+        run
     }
 
-    /// Records that this node ran the check it claimed.
-    pub(super) fn release(&mut self, watch: &str) {
+    /// Notes that this node is done with the check it claimed of `watch`
+    /// (ran it to the end when `ran`); the leases are given back together
+    /// by [`Self::give_back_leases`].
+    pub(super) fn release(&mut self, watch: &str, ran: bool) {
         if let Some(due) = self.leased.remove(watch) {
-            let store = &self.store;
-            if let Err(error) = tokio::task::block_in_place(|| store.finish_check(watch, due)) {
-                tracing::warn!(%watch, %error, "cannot record the check as done; its lease runs out instead");
-            }
+            self.finished_leases
+                .push((watch.to_owned(), ran.then_some(due)));
+        }
+    }
+
+    /// Gives back, in one round trip, the leases of the checks that
+    /// finished since the last call: a check that ran is recorded as done
+    /// for its due time, so no node runs it again for that time.
+    pub(super) fn give_back_leases(&mut self) {
+        if self.finished_leases.is_empty() {
+            return;
+        }
+        let finished = std::mem::take(&mut self.finished_leases);
+        let store = &self.store;
+        if let Err(error) = tokio::task::block_in_place(|| store.finish_checks(&finished)) {
+            tracing::warn!(%error, checks = finished.len(), "cannot record checks as done; their leases run out instead");
         }
     }
 }

@@ -168,6 +168,19 @@ impl Kv {
         }
     }
 
+    /// The values of several keys of one tree, in the order asked (one
+    /// round trip on PostgreSQL).
+    pub(crate) fn get_many(
+        &self,
+        tree: Tree,
+        keys: &[&[u8]],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        match self {
+            Kv::Sled(kv) => keys.iter().map(|key| kv.get(tree, key)).collect(),
+            Kv::Pg(kv) => kv.get_many(tree, keys),
+        }
+    }
+
     /// Writes a key; returns whether it was new.
     pub(crate) fn insert(&self, tree: Tree, key: &[u8], value: &[u8]) -> Result<bool, StoreError> {
         match self {

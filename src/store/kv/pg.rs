@@ -444,6 +444,28 @@ impl PgKv {
         })
     }
 
+    pub(crate) fn get_many(
+        &self,
+        tree: Tree,
+        keys: &[&[u8]],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut found: std::collections::HashMap<Vec<u8>, Vec<u8>> = self.with_conn(|conn| {
+            Ok(conn
+                .client
+                .query(
+                    "SELECT key, value FROM tidings_kv WHERE tree = $1 AND key = ANY($2)",
+                    &[&tree.name(), &keys],
+                )?
+                .into_iter()
+                .map(|row| (row.get(0), row.get(1)))
+                .collect())
+        })?;
+        Ok(keys.iter().map(|key| found.remove(*key)).collect())
+    }
+
     pub(crate) fn insert(&self, tree: Tree, key: &[u8], value: &[u8]) -> Result<bool, StoreError> {
         // Whether the key was new, read and written in one transaction.
         self.transaction("record", |tx| {

@@ -139,83 +139,156 @@ impl PgKv {
         })
     }
 
-    /// Claims the check of `watch` due at `due` for `node_id`, for `ttl`
-    /// seconds. One transaction, the lease row locked: two nodes asking at
-    /// once get one `Granted` between them.
-    pub(crate) fn claim_check(
+    /// Claims the checks of `wanted` (a watch and the due time its check
+    /// is for) for `node_id`, for `ttl` seconds, in one statement: each
+    /// lease row is inserted, or taken over when it has lapsed or is this
+    /// node's already, and only while its "done for this due time" marker
+    /// is older than the due time asked for. `on_demand` (`tidings check`
+    /// from the command line) ignores that marker: its check is for no due
+    /// time, and it only needs nobody else to be running the watch.
+    ///
+    /// `INSERT … ON CONFLICT DO UPDATE … WHERE` decides on the latest
+    /// committed row and locks it, so two nodes asking at once get one
+    /// grant between them. Rows are taken in name order, so two nodes
+    /// claiming overlapping batches never wait on each other in a cycle.
+    ///
+    /// Returns, for each distinct watch asked for, what its claim found and
+    /// the node holding it when that is another node.
+    pub(crate) fn claim_checks(
         &self,
-        watch: &str,
-        due: DateTime<Utc>,
+        wanted: &[(String, DateTime<Utc>)],
         node_id: &str,
         ttl: f64,
-    ) -> Result<CheckClaim, StoreError> {
-        // PostgreSQL keeps microseconds: compared with what it gives back,
-        // a due time with nanoseconds would never be "done".
-        let due = due.trunc_subsecs(6);
+        on_demand: bool,
+    ) -> Result<Vec<(String, CheckClaim, Option<String>)>, StoreError> {
+        // Sorted and distinct: one row may be affected once per statement.
+        let mut wanted: Vec<(&str, DateTime<Utc>)> = wanted
+            .iter()
+            // PostgreSQL keeps microseconds: compared with what it gives
+            // back, a due time with nanoseconds would never be "done".
+            .map(|(watch, due)| (watch.as_str(), due.trunc_subsecs(6)))
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup_by(|a, b| a.0 == b.0);
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let watches: Vec<&str> = wanted.iter().map(|(watch, _)| *watch).collect();
+        let dues: Vec<DateTime<Utc>> = wanted.iter().map(|(_, due)| *due).collect();
         self.with_conn(|conn| {
             let mut attempt = 0;
             loop {
-                let result = (|| {
-                    let mut tx = conn.client.transaction()?;
-                    tx.execute(
-                        "INSERT INTO tidings_leases (watch, node_id, expires_at, due_at, done_due_at)
-                         VALUES ($1, '', now(), $2, NULL) ON CONFLICT (watch) DO NOTHING",
-                        &[&watch, &due],
-                    )?;
-                    let Some(row) = tx.query_opt(
-                        "SELECT node_id, expires_at, done_due_at, expires_at > now()
-                         FROM tidings_leases WHERE watch = $1 FOR UPDATE SKIP LOCKED",
-                        &[&watch],
-                    )?
-                    else {
-                        // Another node is deciding about it this instant.
-                        tx.commit()?;
-                        return Ok(CheckClaim::Held(Utc::now() + chrono::Duration::seconds(1)));
-                    };
-                    let holder: String = row.get(0);
-                    let expires: DateTime<Utc> = row.get(1);
-                    let done: Option<DateTime<Utc>> = row.get(2);
-                    let live: bool = row.get(3);
-                    if done.is_some_and(|done| done >= due) {
-                        tx.commit()?;
-                        return Ok(CheckClaim::Done);
-                    }
-                    if live && holder != node_id {
-                        tx.commit()?;
-                        return Ok(CheckClaim::Held(expires));
-                    }
-                    tx.execute(
-                        "UPDATE tidings_leases
-                         SET node_id = $2, due_at = $3, expires_at = now() + $4::float8 * interval '1 second'
-                         WHERE watch = $1",
-                        &[&watch, &node_id, &due, &ttl],
-                    )?;
-                    tx.commit()?;
-                    Ok(CheckClaim::Granted)
-                })();
+                let result = conn.client.query(
+                    "WITH wanted AS (
+                         SELECT w.watch, w.due_at
+                         FROM unnest($1::text[], $2::timestamptz[]) AS w (watch, due_at)
+                     ),
+                     granted AS (
+                         INSERT INTO tidings_leases AS l (watch, node_id, expires_at, due_at, done_due_at)
+                         SELECT watch, $3, now() + $4::float8 * interval '1 second', due_at, NULL
+                         FROM wanted ORDER BY watch
+                         ON CONFLICT (watch) DO UPDATE
+                         SET node_id = excluded.node_id, due_at = excluded.due_at,
+                             expires_at = excluded.expires_at
+                         WHERE (l.expires_at <= now() OR l.node_id = excluded.node_id)
+                           AND ($5 OR l.done_due_at IS NULL OR l.done_due_at < excluded.due_at)
+                         RETURNING l.watch
+                     )
+                     SELECT w.watch, w.due_at, g.watch IS NOT NULL,
+                            l.node_id, l.expires_at, l.done_due_at, l.expires_at > now()
+                     FROM wanted w
+                     LEFT JOIN granted g ON g.watch = w.watch
+                     LEFT JOIN tidings_leases l ON l.watch = w.watch",
+                    &[&watches, &dues, &node_id, &ttl, &on_demand],
+                );
                 match result {
                     Err(e) if super::pg::retryable(&e) && attempt < 10 => attempt += 1,
-                    other => return other,
+                    Err(e) => return Err(e),
+                    Ok(rows) => {
+                        return Ok(rows
+                            .iter()
+                            .map(|row| {
+                                let watch: String = row.get(0);
+                                let due: DateTime<Utc> = row.get(1);
+                                if row.get::<_, bool>(2) {
+                                    return (watch, CheckClaim::Granted, None);
+                                }
+                                // The row as it was when the statement
+                                // began, which may predate what refused the
+                                // claim (another node's claim committed
+                                // meanwhile): then ask again in a second.
+                                let holder: Option<String> = row.get(3);
+                                let expires: Option<DateTime<Utc>> = row.get(4);
+                                let done: Option<DateTime<Utc>> = row.get(5);
+                                let live: Option<bool> = row.get(6);
+                                let soon = Utc::now() + chrono::Duration::seconds(1);
+                                let claim = if !on_demand && done.is_some_and(|done| done >= due)
+                                {
+                                    CheckClaim::Done
+                                } else if live == Some(true)
+                                    && holder.as_deref() != Some(node_id)
+                                {
+                                    CheckClaim::Held(expires.unwrap_or(soon))
+                                } else {
+                                    CheckClaim::Held(soon)
+                                };
+                                let holder = holder.filter(|holder| holder != node_id);
+                                (watch, claim, holder)
+                            })
+                            .collect());
+                    }
                 }
             }
         })
     }
 
-    /// Records that the check due at `due` ran, and lets go of the lease.
-    pub(crate) fn finish_check(
+    /// Lets go of leases this node holds, in one statement. A watch given
+    /// a due time is recorded as checked for it (never moved back); one
+    /// given none (a check that did not run to the end, or one run from
+    /// the command line) is only let go.
+    pub(crate) fn finish_checks(
         &self,
-        watch: &str,
-        due: DateTime<Utc>,
+        finished: &[(String, Option<DateTime<Utc>>)],
         node_id: &str,
     ) -> Result<(), StoreError> {
-        let due = due.trunc_subsecs(6);
+        if finished.is_empty() {
+            return Ok(());
+        }
+        let watches: Vec<&str> = finished.iter().map(|(watch, _)| watch.as_str()).collect();
+        let dues: Vec<Option<DateTime<Utc>>> = finished
+            .iter()
+            .map(|(_, due)| due.map(|due| due.trunc_subsecs(6)))
+            .collect();
         self.with_conn(|conn| {
             conn.client.execute(
-                "UPDATE tidings_leases SET done_due_at = $2, expires_at = now()
-                 WHERE watch = $1 AND node_id = $3",
-                &[&watch, &due, &node_id],
+                "UPDATE tidings_leases AS l
+                 SET expires_at = now(),
+                     done_due_at = CASE
+                         WHEN f.due_at IS NULL THEN l.done_due_at
+                         WHEN l.done_due_at IS NOT NULL AND l.done_due_at >= f.due_at
+                             THEN l.done_due_at
+                         ELSE f.due_at
+                     END
+                 FROM unnest($1::text[], $2::timestamptz[]) AS f (watch, due_at)
+                 WHERE l.watch = f.watch AND l.node_id = $3",
+                &[&watches, &dues, &node_id],
             )?;
             Ok(())
+        })
+    }
+
+    /// Lets go of everything a node holds and forgets it: for `tidings
+    /// check` from the command line, a node only while it runs.
+    pub(crate) fn node_left(&self, node_id: &str) -> Result<(), StoreError> {
+        self.with_conn(|conn| {
+            let mut tx = conn.client.transaction()?;
+            tx.execute(
+                "UPDATE tidings_leases SET expires_at = now() WHERE node_id = $1 AND expires_at > now()",
+                &[&node_id],
+            )?;
+            tx.execute("DELETE FROM tidings_claims WHERE node_id = $1", &[&node_id])?;
+            tx.execute("DELETE FROM tidings_nodes WHERE node_id = $1", &[&node_id])?;
+            tx.commit()
         })
     }
 
