@@ -3,8 +3,9 @@
 //! scan in the same byte order sled uses.
 //!
 //! The SQL is plain on purpose (no extensions, no advisory locks, no
-//! `LISTEN`), so that engines speaking PostgreSQL's protocol with a
-//! distributed storage layer run it too.
+//! `LISTEN`, no `SKIP LOCKED`), so that engines speaking PostgreSQL's
+//! protocol with a distributed storage layer can run it too; what was
+//! checked (by reading only) is in `docs/postgres.md`.
 //!
 //! The store's API is synchronous and is called from async tasks, from
 //! blocking threads and from tests. The `postgres` client runs its own
@@ -296,7 +297,13 @@ impl PgKv {
         self.with_conn(|conn| {
             let exists = conn
                 .client
-                .query_one("SELECT to_regclass('tidings_schema') IS NOT NULL", &[])?
+                // information_schema rather than `to_regclass`: every
+                // engine that speaks PostgreSQL's protocol has it.
+                .query_one(
+                    "SELECT count(*) > 0 FROM information_schema.tables
+                     WHERE table_schema = current_schema() AND table_name = 'tidings_schema'",
+                    &[],
+                )?
                 .get::<_, bool>(0);
             if !exists {
                 return Ok(0);
@@ -332,14 +339,21 @@ impl PgKv {
                             &[],
                         )?
                         .get(0);
+                    // Every step's DDL first, then one write of the
+                    // version: CockroachDB refuses a schema change after a
+                    // write in the same transaction.
+                    let mut reached = before;
                     for (version, sql) in MIGRATIONS {
                         if *version > before {
                             tx.batch_execute(sql)?;
-                            tx.execute(
-                                "UPDATE tidings_schema SET version = $1 WHERE id = 1",
-                                &[version],
-                            )?;
+                            reached = *version;
                         }
+                    }
+                    if reached > before {
+                        tx.execute(
+                            "UPDATE tidings_schema SET version = $1 WHERE id = 1",
+                            &[&reached],
+                        )?;
                     }
                     tx.commit()?;
                     Ok((before, before.max(SCHEMA_VERSION)))
