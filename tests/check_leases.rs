@@ -210,3 +210,34 @@ fn a_node_finds_a_watch_held_while_a_command_line_check_runs_it() {
         CheckClaim::Granted
     );
 }
+
+#[test]
+fn each_live_node_claims_its_share_of_a_batch() {
+    let Some(db) = pg::database("claim_share") else {
+        return;
+    };
+    let nodes: Vec<Store> = (0..3).map(|_| node(&db, Duration::from_secs(60))).collect();
+    for store in &nodes {
+        store.register_node().expect("register");
+    }
+    let due = Utc::now();
+    let batch: Vec<(String, chrono::DateTime<Utc>)> =
+        (0..9).map(|i| (format!("w{i}"), due)).collect();
+    let granted = |store: &Store| -> Vec<String> {
+        store
+            .claim_checks(&batch)
+            .expect("claim")
+            .into_iter()
+            .filter(|(_, claim)| *claim == CheckClaim::Granted)
+            .map(|(name, _)| name)
+            .collect()
+    };
+    // Three live nodes: the first to ask takes a third, not the batch.
+    let first = granted(&nodes[0]);
+    assert_eq!(first.len(), 3, "{first:?}");
+    // Once the others have stopped, the one left takes the rest.
+    nodes[1].node_stopped().expect("stop");
+    nodes[2].node_stopped().expect("stop");
+    let rest = granted(&nodes[0]);
+    assert_eq!(rest.len(), 9, "its own three again and the other six: {rest:?}");
+}

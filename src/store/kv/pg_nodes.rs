@@ -152,6 +152,14 @@ impl PgKv {
     /// grant between them. Rows are taken in name order, so two nodes
     /// claiming overlapping batches never wait on each other in a cycle.
     ///
+    /// A node asks for its share of a batch only: the batch divided by the
+    /// nodes whose heartbeat is younger than a lease (itself included, at
+    /// least one), the watches chosen by a hash of the watch and the node's
+    /// id, so each node prefers different ones. Otherwise the node whose
+    /// statement came first would take every due check each turn, and the
+    /// others would idle. What is left out comes back `Held` for a second:
+    /// by then another node has taken it, or this node asks again.
+    ///
     /// Returns, for each distinct watch asked for, what its claim found and
     /// the node holding it when that is another node.
     pub(crate) fn claim_checks(
@@ -183,10 +191,23 @@ impl PgKv {
                          SELECT w.watch, w.due_at
                          FROM unnest($1::text[], $2::timestamptz[]) AS w (watch, due_at)
                      ),
+                     live AS (
+                         SELECT greatest(count(*), 1) AS nodes FROM tidings_nodes
+                         WHERE NOT stopped
+                           AND heartbeat_at > now() - $4::float8 * interval '1 second'
+                     ),
+                     chosen AS (
+                         SELECT watch, due_at FROM wanted
+                         ORDER BY md5(watch || $3)
+                         LIMIT (SELECT CASE WHEN $5 THEN count(*)
+                                       ELSE ceil(count(*)::float8 / (SELECT nodes FROM live))::bigint
+                                       END
+                                FROM wanted)
+                     ),
                      granted AS (
                          INSERT INTO tidings_leases AS l (watch, node_id, expires_at, due_at, done_due_at)
                          SELECT watch, $3, now() + $4::float8 * interval '1 second', due_at, NULL
-                         FROM wanted ORDER BY watch
+                         FROM chosen ORDER BY watch
                          ON CONFLICT (watch) DO UPDATE
                          SET node_id = excluded.node_id, due_at = excluded.due_at,
                              expires_at = excluded.expires_at
@@ -194,9 +215,10 @@ impl PgKv {
                            AND ($5 OR l.done_due_at IS NULL OR l.done_due_at < excluded.due_at)
                          RETURNING l.watch
                      )
-                     SELECT w.watch, w.due_at, g.watch IS NOT NULL,
+                     SELECT w.watch, w.due_at, g.watch IS NOT NULL, c.watch IS NOT NULL,
                             l.node_id, l.expires_at, l.done_due_at, l.expires_at > now()
                      FROM wanted w
+                     LEFT JOIN chosen c ON c.watch = w.watch
                      LEFT JOIN granted g ON g.watch = w.watch
                      LEFT JOIN tidings_leases l ON l.watch = w.watch",
                     &[&watches, &dues, &node_id, &ttl, &on_demand],
@@ -213,15 +235,21 @@ impl PgKv {
                                 if row.get::<_, bool>(2) {
                                     return (watch, CheckClaim::Granted, None);
                                 }
+                                let soon = Utc::now() + chrono::Duration::seconds(1);
+                                if !row.get::<_, bool>(3) {
+                                    // Left to the other live nodes' share;
+                                    // asked for again in a second if none
+                                    // of them took it.
+                                    return (watch, CheckClaim::Held(soon), None);
+                                }
                                 // The row as it was when the statement
                                 // began, which may predate what refused the
                                 // claim (another node's claim committed
                                 // meanwhile): then ask again in a second.
-                                let holder: Option<String> = row.get(3);
-                                let expires: Option<DateTime<Utc>> = row.get(4);
-                                let done: Option<DateTime<Utc>> = row.get(5);
-                                let live: Option<bool> = row.get(6);
-                                let soon = Utc::now() + chrono::Duration::seconds(1);
+                                let holder: Option<String> = row.get(4);
+                                let expires: Option<DateTime<Utc>> = row.get(5);
+                                let done: Option<DateTime<Utc>> = row.get(6);
+                                let live: Option<bool> = row.get(7);
                                 let claim = if !on_demand && done.is_some_and(|done| done >= due)
                                 {
                                     CheckClaim::Done
