@@ -84,7 +84,9 @@ fn batched_claims_from_racing_nodes_grant_each_due_check_once() {
             names.iter().map(|n| (n.clone(), later)).collect();
         let claims = nodes[1].claim_checks(&next).expect("claim later");
         assert!(
-            claims.iter().all(|(_, claim)| *claim == CheckClaim::Granted),
+            claims
+                .iter()
+                .all(|(_, claim)| *claim == CheckClaim::Granted),
             "{claims:?}"
         );
     }
@@ -168,7 +170,10 @@ fn a_node_finds_a_watch_held_while_a_command_line_check_runs_it() {
         return;
     };
     let site = Site::start();
-    site.set_html("/slow", "<main><h1>Slow</h1><p>Kendal and Penrith.</p></main>");
+    site.set_html(
+        "/slow",
+        "<main><h1>Slow</h1><p>Kendal and Penrith.</p></main>",
+    );
     let ws = Workspace::with_config(&format!(
         "{}\n{}",
         config_text(&[WatchDef::new("slow", site.url("/slow"))]),
@@ -239,5 +244,9 @@ fn each_live_node_claims_its_share_of_a_batch() {
     nodes[1].node_stopped().expect("stop");
     nodes[2].node_stopped().expect("stop");
     let rest = granted(&nodes[0]);
-    assert_eq!(rest.len(), 9, "its own three again and the other six: {rest:?}");
+    assert_eq!(
+        rest.len(),
+        9,
+        "its own three again and the other six: {rest:?}"
+    );
 }
