@@ -154,7 +154,7 @@ impl PgKv {
     ///
     /// A node asks for its share of a batch only: the batch divided by the
     /// nodes whose heartbeat is younger than a lease (itself included, at
-    /// least one), the watches chosen by a hash of the watch and the node's
+    /// least one; `tidings check` from the command line not counted), the watches chosen by a hash of the watch and the node's
     /// id, so each node prefers different ones. Otherwise the node whose
     /// statement came first would take every due check each turn, and the
     /// others would idle. What is left out comes back `Held` for a second:
@@ -195,6 +195,8 @@ impl PgKv {
                          SELECT greatest(count(*), 1) AS nodes FROM tidings_nodes
                          WHERE NOT stopped
                            AND heartbeat_at > now() - $4::float8 * interval '1 second'
+                           -- A command-line check runs no due checks.
+                           AND node_id NOT LIKE 'check@%'
                      ),
                      chosen AS (
                          SELECT watch, due_at FROM wanted
