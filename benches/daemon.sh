@@ -36,7 +36,7 @@ SHARED="$(cd "$SHARED" && pwd)"
 PORT="${BENCH_PORT:-18181}"
 WORK="${BENCH_WORK:-$(mktemp -d /tmp/tidings-daemon-bench.XXXXXX)}"
 RESULTS="$REPO/benches/results"
-TIDINGS="$REPO/target/release/tidings"
+TIDINGS="${TIDINGS:-$REPO/target/release/tidings}"   # TIDINGS=path: another binary (then SKIP_BUILD=1)
 
 if [ ! -f "$SHARED/bench/pageserver.py" ]; then
   echo "daemon.sh: $SHARED/bench/pageserver.py not found; set TIDINGS_SHARED" >&2

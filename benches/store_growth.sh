@@ -5,8 +5,9 @@
 # of ~80 KB from the loopback page server of ../shared/bench, a first
 # cycle, then CYCLES-1 cycles each after FRACTION of the pages changed.
 # After every cycle: the store's bytes on disk (apparent size of every file
-# under store.sled/, and of store.sled/blobs/), the versions stored and the
-# bytes per version, so the table shows whether it levels off.
+# under store.sled/, of sled's store.sled/blobs/ and of the text packs in
+# store.sled/texts/), the versions stored and the bytes per version, so the
+# table shows whether it levels off.
 #
 # Run as root for a loopback-only network namespace (BENCH_NETNS=0 to use
 # the host namespace). Environment: TIDINGS_SHARED (<repo>/../shared),
@@ -50,8 +51,8 @@ OUT="$REPO/benches/results/store_growth.md"
 {
   echo "$("$TIDINGS" --version) ($(git -C "$REPO" describe --always --dirty)), N=$N, $F changed per cycle, $(date -u +%FT%TZ)"
   echo
-  echo "| cycle | NEW | CHANGED | versions | store.sled bytes | of which blobs/ | bytes per version |"
-  echo "|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| cycle | NEW | CHANGED | versions | store.sled bytes | of which blobs/ | of which texts/ | bytes per version |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
 } | tee "$OUT"
 versions=0
 for ((c = 1; c <= CYCLES; c++)); do
@@ -65,5 +66,6 @@ for ((c = 1; c <= CYCLES; c++)); do
   versions=$((versions + new + changed))
   bytes=$(du -sb --apparent-size state/store.sled | cut -f1)
   blobs=$(du -sb --apparent-size state/store.sled/blobs 2>/dev/null | cut -f1 || echo 0)
-  echo "| $c | $new | $changed | $versions | $bytes | $blobs | $((bytes / versions)) |" | tee -a "$OUT"
+  texts=$(du -sb --apparent-size state/store.sled/texts 2>/dev/null | cut -f1 || echo 0)
+  echo "| $c | $new | $changed | $versions | $bytes | $blobs | $texts | $((bytes / versions)) |" | tee -a "$OUT"
 done

@@ -158,6 +158,8 @@ fn copy_from_sled_moves_every_record_and_ids_continue() {
         )
     };
     assert_eq!(pending.len(), 4);
+    // The sled store keeps its texts in packs; the copy reads them there.
+    assert!(sled_dir.join("store.sled/texts/pack-00000001").exists());
 
     let run = ws.run(&[
         "store",

@@ -286,7 +286,7 @@ pub(crate) fn lenient_state_dir(location: &Location) -> Option<PathBuf> {
     }
     let path = config_path(location)?;
     let text = std::fs::read_to_string(&path).ok()?;
-    let value: toml::Table = text.parse().ok()?;
+    let value = store_location(&text)?;
     let dir = value.get("state_dir")?.as_str()?;
     Some(path.parent().unwrap_or_else(|| Path::new(".")).join(dir))
 }
@@ -299,7 +299,7 @@ pub(crate) fn lenient_embedded_state_dir(location: &Location) -> Option<PathBuf>
     let table = path
         .as_deref()
         .and_then(|path| std::fs::read_to_string(path).ok())
-        .and_then(|text| text.parse::<toml::Table>().ok());
+        .and_then(|text| store_location(&text));
     let backend = table
         .as_ref()
         .and_then(|table| table.get("store"))
@@ -314,6 +314,39 @@ pub(crate) fn lenient_embedded_state_dir(location: &Location) -> Option<PathBuf>
     let dir = table?.get("state_dir")?.as_str()?.to_owned();
     let path = path?;
     Some(path.parent().unwrap_or_else(|| Path::new(".")).join(dir))
+}
+
+/// The parts of a config's text that say where its store is: the top-level
+/// keys (they come before the first table header) and the `[store]` table.
+/// Parsing only these keeps `status` quick on a config of 100,000 watches
+/// (parsing the whole file into a table took about 0.7 CPU s and 200 MB).
+/// A text this cut could misread (multi-line strings, whose lines might
+/// look like headers), or whose cut does not parse, is parsed whole.
+fn store_location(text: &str) -> Option<toml::Table> {
+    if text.contains("\"\"\"") || text.contains("'''") {
+        return text.parse().ok();
+    }
+    let mut kept = String::new();
+    let mut keep = true;
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('[') {
+            // A header, perhaps with spaces and a comment: `[ store ] # …`.
+            let header: String = trimmed
+                .split('#')
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            keep = header == "[store]";
+        }
+        if keep {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    kept.parse().ok().or_else(|| text.parse().ok())
 }
 
 /// One side of `tidings diff`.
@@ -371,4 +404,27 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .max_blocking_threads(cores * 2)
         .build()
         .context("cannot start the async runtime")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::store_location;
+
+    #[test]
+    fn the_store_location_is_read_from_the_top_and_the_store_table_only() {
+        let text = "contact = \"a@example.org\"\nstate_dir = \"here\"\n\n[limits]\nper_host = 8\n\n\
+                    [ store ] # shared\nbackend = \"postgres\"\n\n[[watch]]\nname = \"state_dir\"\nurl = \"http://example.org/\"\n";
+        let table = store_location(text).expect("parsed");
+        assert_eq!(table["state_dir"].as_str(), Some("here"));
+        assert_eq!(table["store"]["backend"].as_str(), Some("postgres"));
+        assert!(table.get("watch").is_none() && table.get("limits").is_none());
+    }
+
+    #[test]
+    fn a_text_with_multi_line_strings_is_parsed_whole() {
+        let text = "state_dir = \"\"\"\n[store]\n\"\"\"\n[store]\nbackend = \"sled\"\n";
+        let table = store_location(text).expect("parsed");
+        assert_eq!(table["state_dir"].as_str(), Some("[store]\n"));
+        assert_eq!(table["store"]["backend"].as_str(), Some("sled"));
+    }
 }

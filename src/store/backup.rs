@@ -8,6 +8,10 @@
 //! it reads, so it never sees half of a multi-tree transaction (a snapshot,
 //! its change record and the briefings it owes are all in or all out).
 //!
+//! The `texts` tree is written with the texts themselves, read from the
+//! store's pack files (see `kv::packs`), so an archive holds every text
+//! whatever the layout it came from; a restore writes them into new packs.
+//!
 //! A restore writes into `store.sled.restoring` beside the store, checks
 //! the checksum, and only then moves the old store aside (to
 //! `store.sled.before-restore-TIME`) and the new one into place.
@@ -159,6 +163,7 @@ impl Store {
             };
             let db = &kv.db;
             let default_name = db.name();
+            let texts_name = super::kv::Tree::Texts.name().as_bytes();
             for name in db.tree_names() {
                 let tree = if name == default_name {
                     (**db).clone()
@@ -179,7 +184,11 @@ impl Store {
                     })?;
                     out.put(b"E").map_err(io)?;
                     out.field(&key).map_err(io)?;
-                    out.field(&value).map_err(io)?;
+                    if &*name == texts_name {
+                        out.field(&kv.packs.resolve(&key, &value)?).map_err(io)?;
+                    } else {
+                        out.field(&value).map_err(io)?;
+                    }
                     summary.entries += 1;
                 }
                 summary.trees += 1;
@@ -285,6 +294,11 @@ fn read_into(path: &Path, input: impl Read, label: &Path) -> Result<BackupSummar
         path: path.to_path_buf(),
         source,
     };
+    // Texts go to packs, as a store of this build keeps them; synced once
+    // at the end, before sled's flush makes their references durable.
+    let packs = super::kv::Packs::open(path.join("texts"))?;
+    let mut packed = 0u64;
+    let mut in_texts = false;
     let mut summary = BackupSummary::default();
     let mut tree: Option<sled::Tree> = None;
     loop {
@@ -292,6 +306,7 @@ fn read_into(path: &Path, input: impl Read, label: &Path) -> Result<BackupSummar
         match mark[0] {
             b'T' => {
                 let name = input.field().map_err(broken)?;
+                in_texts = name == super::kv::Tree::Texts.name().as_bytes();
                 tree = Some(if name.is_empty() {
                     (*db).clone()
                 } else {
@@ -304,6 +319,14 @@ fn read_into(path: &Path, input: impl Read, label: &Path) -> Result<BackupSummar
                 let value = input.field().map_err(broken)?;
                 let Some(tree) = &tree else {
                     return Err(format("an entry before any tree".to_owned()));
+                };
+                // A text is a zstd frame; anything else (a reference, from a
+                // hand-made archive) is kept as it is and checked on read.
+                let value = if in_texts && !value.starts_with(b"{") {
+                    packed += 1;
+                    packs.write(&key, &value, false)?
+                } else {
+                    value
                 };
                 tree.insert(key, value).map_err(store_io)?;
                 summary.entries += 1;
@@ -320,6 +343,13 @@ fn read_into(path: &Path, input: impl Read, label: &Path) -> Result<BackupSummar
             "the checksum does not match: the file is damaged".to_owned(),
         ));
     }
+    if packed > 0 {
+        packs.sync()?;
+        // The store now keeps texts in packs, whatever format the archive
+        // came from: an older tidings must refuse it.
+        db.insert("format", &FORMAT_VERSION.to_be_bytes())
+            .map_err(store_io)?;
+    }
     db.flush().map_err(store_io)?;
     Ok(summary)
 }
@@ -327,6 +357,7 @@ fn read_into(path: &Path, input: impl Read, label: &Path) -> Result<BackupSummar
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::model::{Block, BlockKind};
     use crate::core::subscriptions::{Cadence, Subscriber};
 
     fn subscriber(address: &str) -> Subscriber {
@@ -353,6 +384,19 @@ mod tests {
             .put_subscriber(&subscriber("ada@example.org"))
             .expect("put");
         store.pause_watch("a", chrono::Utc::now()).expect("pause");
+        let text = vec![Block::new(BlockKind::Paragraph, "Kept in a pack")];
+        let version = crate::store::NewVersion {
+            seen_at: chrono::Utc::now(),
+            blocks: &text,
+            extractor_version: 1,
+            change: None,
+            facts: None,
+            notify: None,
+        };
+        store
+            .commit_version("a", &version, &crate::store::WatchState::default())
+            .expect("commit");
+        assert!(source.join("store.sled/texts/pack-00000001").exists());
         let mut bytes = Vec::new();
         let written = store
             .backup_to(&mut bytes, Path::new("mem"))
@@ -386,6 +430,10 @@ mod tests {
                 .is_none()
         );
         assert!(restored.paused_since("a").expect("read").is_some());
+        // The text came through the archive into a pack of the new store.
+        assert!(target.join("store.sled/texts/pack-00000001").exists());
+        let (_, restored_text) = restored.latest("a").expect("latest").expect("some");
+        assert_eq!(restored_text, text);
 
         let mut damaged = bytes.clone();
         let middle = damaged.len() / 2;

@@ -48,9 +48,17 @@ pub use outbox::{
 };
 pub use subscribers::Forgotten;
 
-/// The on-disk layout this build writes. A store with a newer layout is
-/// refused rather than misread.
-const FORMAT_VERSION: u32 = 1;
+/// The newest on-disk layout this build reads, and the one it writes on
+/// sled. A store with a newer layout is refused rather than misread.
+///
+/// 1: every text inside sled's `texts` tree. 2 (sled only): texts in pack
+/// files, the tree holding references (older texts stay inline and still
+/// read). A format-1 sled store is marked 2 when this build opens it, so an
+/// older tidings refuses it instead of misreading a reference as a text.
+const FORMAT_VERSION: u32 = 2;
+/// The layout PostgreSQL stores are written in: unchanged by packs, so
+/// nodes of an older build can share the database.
+const PG_FORMAT_VERSION: u32 = 1;
 /// zstd level 1: page text still compresses about 3.5:1, at half the CPU of
 /// zstd's default level, which matters on a first pass over a thousand pages.
 const ZSTD_LEVEL: i32 = 1;
@@ -129,6 +137,15 @@ pub enum StoreError {
         found: i32,
         /// The version this build writes.
         wanted: i32,
+    },
+    /// A version text kept outside sled, in a pack file of the store
+    /// directory, could not be written or read back.
+    #[error("store text file {path}: {detail}")]
+    TextFile {
+        /// The pack file (or the directory of packs).
+        path: PathBuf,
+        /// What is wrong, and what to do.
+        detail: String,
     },
     /// The store was written by a newer tidings.
     #[error(
@@ -291,7 +308,8 @@ impl Store {
             .path(dir.join("store.sled"))
             .cache_capacity(CACHE_BYTES)
             .flush_every_ms(Some(500));
-        Self::from_config(dir, &config)
+        let packs = kv::Packs::open(dir.join("store.sled").join("texts"))?;
+        Self::from_config(dir, &config, packs)
     }
 
     /// A store that lives in a temporary directory and vanishes on drop.
@@ -299,10 +317,14 @@ impl Store {
         let config = sled::Config::new()
             .temporary(true)
             .cache_capacity(CACHE_BYTES);
-        Self::from_config(Path::new("<temporary>"), &config)
+        Self::from_config(Path::new("<temporary>"), &config, kv::Packs::temporary()?)
     }
 
-    fn from_config(dir: &Path, config: &sled::Config) -> Result<Self, StoreError> {
+    fn from_config(
+        dir: &Path,
+        config: &sled::Config,
+        packs: kv::Packs,
+    ) -> Result<Self, StoreError> {
         // sled indexes its files without checking them, so a damaged file
         // makes it panic rather than return an error. That panic is caught
         // here and reported as what it is, with what to do about it; sled's
@@ -313,7 +335,7 @@ impl Store {
         let hook = std::panic::take_hook();
         std::panic::set_hook(Box::new(|_| {}));
         let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            Self::open_trees(dir, config)
+            Self::open_trees(dir, config, packs)
         }));
         std::panic::set_hook(hook);
         match opened {
@@ -335,7 +357,7 @@ impl Store {
         }
     }
 
-    fn open_trees(dir: &Path, config: &sled::Config) -> Result<Self, StoreError> {
+    fn open_trees(dir: &Path, config: &sled::Config, packs: kv::Packs) -> Result<Self, StoreError> {
         let path = dir.to_path_buf();
         // sled drops what it cannot read back when it recovers a damaged
         // file, which would make a damaged store look new and empty: a
@@ -347,7 +369,7 @@ impl Store {
             source,
         })?;
         let store = Self {
-            kv: Kv::Sled(kv::SledKv::new(path.clone(), db)?),
+            kv: Kv::Sled(kv::SledKv::new(path.clone(), db, packs)?),
             node: None,
             gate: std::sync::Arc::default(),
             path,
@@ -424,6 +446,10 @@ impl Store {
     }
 
     fn check_format(&self, had_data: bool) -> Result<(), StoreError> {
+        let writes = match self.kv {
+            Kv::Sled(_) => FORMAT_VERSION,
+            Kv::Pg(_) => PG_FORMAT_VERSION,
+        };
         match self.kv.get(Tree::Meta, b"format")? {
             Some(bytes) => {
                 let found = <[u8; 4]>::try_from(bytes.as_slice())
@@ -435,6 +461,13 @@ impl Store {
                         found,
                     });
                 }
+                if found < writes {
+                    // Texts written from now on go to packs: mark the store
+                    // so that an older tidings refuses it.
+                    self.kv
+                        .insert(Tree::Meta, b"format", &writes.to_be_bytes())?;
+                    self.kv.flush()?;
+                }
             }
             None if had_data => {
                 return Err(StoreError::Damaged {
@@ -445,7 +478,7 @@ impl Store {
             }
             None => {
                 self.kv
-                    .insert_new(Tree::Meta, b"format", &FORMAT_VERSION.to_be_bytes())?;
+                    .insert_new(Tree::Meta, b"format", &writes.to_be_bytes())?;
                 // Durable at once, so that a store killed in its first
                 // moments is never taken for a damaged one.
                 self.kv.flush()?;
@@ -508,6 +541,9 @@ impl Store {
         });
         let compressed = zstd::bulk::compress(&text_json, ZSTD_LEVEL)
             .map_err(|e| self.corrupt("text", format!("compression failed: {e}")))?;
+        // On sled the text is written to a pack and synced here, before the
+        // transaction that refers to it (which may run more than once).
+        let text_value = self.kv.stage_text(hash.as_bytes(), compressed)?;
         let text_bytes: u64 = version
             .blocks
             .iter()
@@ -538,7 +574,7 @@ impl Store {
             };
             let number = previous.map_or(1, |n| n + 1);
             if tx.get(Tree::Texts, hash.as_bytes())?.is_none() {
-                tx.insert(Tree::Texts, hash.as_bytes(), compressed.as_slice())?;
+                tx.insert(Tree::Texts, hash.as_bytes(), text_value.as_slice())?;
             }
             if let Some(facts_json) = &facts_json {
                 tx.insert(Tree::Facts, hash.as_bytes(), facts_json.as_slice())?;
@@ -845,6 +881,135 @@ mod tests {
         assert_eq!(
             (old.changed_words, old.detail),
             (3, serde_json::json!({"old": true}))
+        );
+    }
+
+    /// The pack files of a store in `dir`.
+    fn packs_in(dir: &Path) -> Vec<std::path::PathBuf> {
+        match std::fs::read_dir(dir.join("store.sled").join("texts")) {
+            Ok(entries) => entries.map(|e| e.expect("entry").path()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn texts_go_to_packs_and_a_store_with_texts_inside_sled_still_reads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old = blocks(&["Written by an older tidings"]);
+        {
+            let store = Store::open(dir.path()).expect("open");
+            commit(&store, "w", &old, None);
+            assert_eq!(packs_in(dir.path()).len(), 1, "the text went to a pack");
+            // Turn it into the layout before packs: the text inline in the
+            // tree, format 1, no pack files.
+            let inline = zstd::bulk::compress(&text_json(&old), ZSTD_LEVEL).expect("zstd");
+            let hash = blake3::hash(&text_json(&old));
+            store
+                .kv
+                .insert(Tree::Texts, hash.as_bytes(), &inline)
+                .expect("insert");
+            store
+                .kv
+                .insert(Tree::Meta, b"format", &1u32.to_be_bytes())
+                .expect("format");
+            store.flush().expect("flush");
+        }
+        std::fs::remove_dir_all(dir.path().join("store.sled").join("texts")).expect("remove");
+
+        let store = Store::open(dir.path()).expect("open an old store");
+        let (_, text) = store.latest("w").expect("latest").expect("some");
+        assert_eq!(text, old);
+        assert_eq!(
+            store.kv.get(Tree::Meta, b"format").expect("get"),
+            Some(FORMAT_VERSION.to_be_bytes().to_vec()),
+            "marked so that an older tidings refuses it"
+        );
+        let new = blocks(&["Written now"]);
+        let change = NewChange {
+            changed_words: 2,
+            detail: serde_json::json!({}),
+        };
+        commit(&store, "w", &new, Some(change));
+        assert_eq!(packs_in(dir.path()).len(), 1);
+        let history = store.history("w").expect("history");
+        assert_eq!(store.text(&history[0]).expect("old text"), old);
+        assert_eq!(store.text(&history[1]).expect("new text"), new);
+        assert_eq!(store.stats().expect("stats").texts, 2);
+    }
+
+    #[test]
+    fn a_text_written_but_never_committed_leaves_no_reference() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = blocks(&["Staged, then the process died"]);
+        let json = text_json(&text);
+        let hash = blake3::hash(&json);
+        {
+            let store = Store::open(dir.path()).expect("open");
+            // The first half of a commit: the text is in a pack, durably;
+            // the transaction that would refer to it never runs.
+            let compressed = zstd::bulk::compress(&json, ZSTD_LEVEL).expect("zstd");
+            store
+                .kv
+                .stage_text(hash.as_bytes(), compressed)
+                .expect("stage");
+            store.flush().expect("flush");
+        }
+        assert_eq!(packs_in(dir.path()).len(), 1);
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(
+            store.kv.get(Tree::Texts, hash.as_bytes()).expect("get"),
+            None
+        );
+        assert!(store.history("w").expect("history").is_empty());
+        assert_eq!(store.stats().expect("stats").texts, 0);
+        // Committing it again works and reads back.
+        commit(&store, "w", &text, None);
+        let (_, read) = store.latest("w").expect("latest").expect("some");
+        assert_eq!(read, text);
+    }
+
+    #[test]
+    fn a_text_that_cannot_be_written_commits_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        // Where the packs go is taken by a file: the text cannot be written.
+        std::fs::write(dir.path().join("store.sled").join("texts"), b"in the way").expect("write");
+        let version = NewVersion {
+            seen_at: Utc::now(),
+            blocks: &blocks(&["Carlisle"]),
+            extractor_version: 1,
+            change: None,
+            facts: None,
+            notify: None,
+        };
+        let error = store
+            .commit_version("w", &version, &WatchState::default())
+            .expect_err("no pack");
+        assert!(matches!(error, StoreError::TextFile { .. }), "{error}");
+        assert!(error.to_string().contains("texts"), "{error}");
+        assert!(store.history("w").expect("history").is_empty());
+        assert_eq!(store.watch_state("w").expect("state").latest_version, None);
+        assert_eq!(store.kv.len(Tree::Texts).expect("count"), 0);
+    }
+
+    #[test]
+    fn a_missing_pack_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            commit(&store, "w", &blocks(&["Carlisle"]), None);
+            store.flush().expect("flush");
+        }
+        let packs = packs_in(dir.path());
+        assert_eq!(packs.len(), 1);
+        std::fs::remove_file(&packs[0]).expect("remove");
+        let store = Store::open(dir.path()).expect("reopen");
+        let error = store.latest("w").expect_err("missing pack");
+        let message = error.to_string();
+        assert!(matches!(error, StoreError::TextFile { .. }), "{message}");
+        assert!(
+            message.contains(&packs[0].display().to_string()) && message.contains("missing"),
+            "{message}"
         );
     }
 

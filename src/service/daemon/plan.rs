@@ -45,12 +45,21 @@ impl Plan {
         self.by_name.keys()
     }
 
-    /// Adds a watch, or replaces its entry.
+    /// Adds a watch, or replaces its entry. A reload replaces every entry,
+    /// mostly with the same due time: then the due index is left alone.
     pub(super) fn insert(&mut self, watch: Watch, due: DateTime<Utc>) {
-        let name = watch.name.clone();
-        if let Some(old) = self.by_name.insert(name.clone(), Planned { watch, due }) {
-            self.by_due.remove(&(old.due, name.clone()));
+        if let Some(planned) = self.by_name.get_mut(&watch.name) {
+            let old = planned.due;
+            *planned = Planned { watch, due };
+            if old != due {
+                let name = planned.watch.name.clone();
+                self.by_due.remove(&(old, name.clone()));
+                self.by_due.insert((due, name));
+            }
+            return;
         }
+        let name = watch.name.clone();
+        self.by_name.insert(name.clone(), Planned { watch, due });
         self.by_due.insert((due, name));
     }
 
@@ -132,6 +141,11 @@ mod tests {
         assert_eq!(names(&plan, t(35), &none), ["a"]);
         plan.insert(watch("a"), t(50));
         assert_eq!(plan.next_due(&none), Some(t(40)));
+        assert_eq!(plan.len(), 2);
+        // Replacing an entry with the same due time (a reload) keeps it due.
+        plan.insert(watch("b"), t(40));
+        assert_eq!(names(&plan, t(45), &none), ["b"]);
+        assert_eq!(names(&plan, t(55), &none), ["b", "a"]);
         assert_eq!(plan.len(), 2);
     }
 }

@@ -11,10 +11,12 @@ use std::ops::ControlFlow;
 
 use super::StoreError;
 
+mod packs;
 pub(crate) mod pg;
 mod pg_nodes;
 mod sled_kv;
 
+pub(crate) use packs::Packs;
 pub(crate) use pg::{PgKv, PgSettings};
 pub use pg_nodes::{CheckClaim, NodeRow};
 pub(crate) use sled_kv::SledKv;
@@ -27,6 +29,11 @@ pub(crate) enum Tree {
     Meta,
     Watches,
     Versions,
+    /// Content-addressed compressed texts. On sled the tree holds a
+    /// reference into a pack file (see [`packs`]), and reads through
+    /// [`Kv::get`] and [`Kv::scan`] return the text; a write must go
+    /// through [`Kv::stage_text`] first, and a transaction's `get` sees the
+    /// stored value (used only to learn whether a text is there).
     Texts,
     Facts,
     Changes,
@@ -199,6 +206,17 @@ impl Kv {
         match self {
             Kv::Sled(kv) => kv.insert_new(tree, key, value),
             Kv::Pg(kv) => kv.insert_new(tree, key, value),
+        }
+    }
+
+    /// What a transaction writes into [`Tree::Texts`] for `key`: on sled,
+    /// the text is written to a pack and synced (unless already stored) and
+    /// its reference returned, so that the transaction that refers to it
+    /// commits after it is durable; on PostgreSQL, the text itself.
+    pub(crate) fn stage_text(&self, key: &[u8], text: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        match self {
+            Kv::Sled(kv) => kv.stage_text(key, &text),
+            Kv::Pg(_) => Ok(text),
         }
     }
 

@@ -1,11 +1,14 @@
-//! The embedded backend: one sled tree per [`Tree`].
+//! The embedded backend: one sled tree per [`Tree`], and the version
+//! texts in pack files beside them (see [`super::packs`]).
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
+use super::packs::Packs;
 use super::{Tree, Tx, TxError, Visit, prefix_end};
 use crate::store::StoreError;
 
@@ -15,10 +18,12 @@ pub(crate) struct SledKv {
     pub(crate) db: sled::Db,
     /// Indexed by [`Tree::index`]; the first is the default tree.
     trees: Vec<sled::Tree>,
+    /// The texts that the `texts` tree refers to.
+    pub(crate) packs: Arc<Packs>,
 }
 
 impl SledKv {
-    pub(crate) fn new(path: PathBuf, db: sled::Db) -> Result<Self, StoreError> {
+    pub(crate) fn new(path: PathBuf, db: sled::Db, packs: Packs) -> Result<Self, StoreError> {
         let mut trees = Vec::with_capacity(Tree::ALL.len());
         for tree in Tree::ALL {
             trees.push(match tree {
@@ -31,7 +36,12 @@ impl SledKv {
                     })?,
             });
         }
-        Ok(Self { path, db, trees })
+        Ok(Self {
+            path,
+            db,
+            trees,
+            packs: Arc::new(packs),
+        })
     }
 
     fn io(&self, source: sled::Error) -> StoreError {
@@ -45,12 +55,25 @@ impl SledKv {
         &self.trees[tree.index()]
     }
 
+    /// A value; for `texts`, the text itself, read from its pack.
     pub(crate) fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .tree(tree)
-            .get(key)
-            .map_err(|e| self.io(e))?
-            .map(|v| v.to_vec()))
+        let Some(value) = self.tree(tree).get(key).map_err(|e| self.io(e))? else {
+            return Ok(None);
+        };
+        match tree {
+            Tree::Texts => self.packs.resolve(key, &value).map(Some),
+            _ => Ok(Some(value.to_vec())),
+        }
+    }
+
+    /// The value to write into `texts` for `key`: the text goes to a pack
+    /// first, durably, unless the tree already holds it, and the reference
+    /// is returned (or the value already there).
+    pub(crate) fn stage_text(&self, key: &[u8], text: &[u8]) -> Result<Vec<u8>, StoreError> {
+        if let Some(value) = self.tree(Tree::Texts).get(key).map_err(|e| self.io(e))? {
+            return Ok(value.to_vec());
+        }
+        self.packs.write(key, text, true)
     }
 
     pub(crate) fn insert(&self, tree: Tree, key: &[u8], value: &[u8]) -> Result<bool, StoreError> {
@@ -100,6 +123,7 @@ impl SledKv {
         reverse: bool,
         visit: &mut Visit<'_>,
     ) -> Result<(), StoreError> {
+        let texts = tree == Tree::Texts;
         let tree = self.tree(tree);
         let iter = match high {
             Some(end) => tree.range(low..end),
@@ -107,6 +131,9 @@ impl SledKv {
         };
         let mut step = |entry: sled::Result<(sled::IVec, sled::IVec)>| {
             let (key, value) = entry.map_err(|e| self.io(e))?;
+            if texts {
+                return visit(&key, &self.packs.resolve(&key, &value)?);
+            }
             visit(&key, &value)
         };
         if reverse {
@@ -162,6 +189,6 @@ impl SledKv {
     }
 
     pub(crate) fn size_on_disk(&self) -> Result<u64, StoreError> {
-        self.db.size_on_disk().map_err(|e| self.io(e))
+        Ok(self.db.size_on_disk().map_err(|e| self.io(e))? + self.packs.size_on_disk()?)
     }
 }
