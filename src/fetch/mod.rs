@@ -597,6 +597,31 @@ mod tests {
     }
 
     #[test]
+    fn the_byte_count_of_junk_matches_the_char_reading() {
+        let slow = |text: &str| {
+            let total = text.chars().count();
+            let junk = text
+                .chars()
+                .filter(|&c| {
+                    c == '\u{fffd}'
+                        || (c.is_control() && !matches!(c, '\t' | '\n' | '\r' | '\u{c}'))
+                })
+                .count();
+            (total, junk)
+        };
+        for text in [
+            "",
+            "plain <p>text</p>\n\t\r\u{c}",
+            "\u{0}\u{1b}[2J\u{7f}",
+            "Caf\u{e9} \u{80}\u{9f}\u{a0}\u{85} \u{2014}",
+            "\u{fffd}\u{fffe}\u{ffef}\u{efbf}\u{bfbd}",
+            "东京、大阪，名古屋 \u{1f600}",
+        ] {
+            assert_eq!(decode::junk_count(text), slow(text), "{text:?}");
+        }
+    }
+
+    #[test]
     fn an_impossible_header_charset_gives_way_to_the_meta_one() {
         let page =
             "<html><head><meta charset=\"utf-8\"></head><body><p>Caf\u{e9}</p></body></html>";
