@@ -127,8 +127,15 @@ const MAX_JUNK_PER_MILLE: usize = 20;
 /// replacement characters.
 pub(super) fn implausible(text: &str) -> Option<String> {
     // A page holds no byte that can start a junk character (the usual
-    // case): nothing to count. The test is one pass the compiler vectorises.
-    if !text.bytes().any(may_start_junk) {
+    // case): nothing to count. The test runs over blocks of 64 bytes
+    // without an early exit inside a block, which the compiler vectorises;
+    // a byte-at-a-time `any` was still 3 % of a first cycle.
+    let clean = text.as_bytes().chunks(64).all(|block| {
+        !block
+            .iter()
+            .fold(false, |seen, &b| seen | may_start_junk(b))
+    });
+    if clean {
         return None;
     }
     let (total, junk) = junk_count(text);

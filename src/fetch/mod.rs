@@ -619,6 +619,21 @@ mod tests {
         ] {
             assert_eq!(decode::junk_count(text), slow(text), "{text:?}");
         }
+        // The 64-byte blocks of the clean-page test: junk at either end of
+        // a block, or past the last whole block, is still found.
+        let filler = "a".repeat(200);
+        for at in [0, 63, 64, 127, 128, 190, 199] {
+            for junk in ["\u{1}", "\u{85}", "\u{fffd}", "\u{7f}"] {
+                // Five junk characters in up to 225: above the 2 % line.
+                let text = format!("{}{}{}", &filler[..at], junk.repeat(5), &filler[..20]);
+                let (total, bad) = slow(&text);
+                let expected = bad * 1000 > total * 20;
+                assert!(expected, "{at} {junk:?}");
+                assert!(implausible(&text).is_some(), "{at} {junk:?}");
+                assert_eq!(decode::junk_count(&text), (total, bad), "{at} {junk:?}");
+            }
+        }
+        assert_eq!(implausible(&filler), None);
     }
 
     #[test]
