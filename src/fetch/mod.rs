@@ -597,6 +597,46 @@ mod tests {
     }
 
     #[test]
+    fn the_byte_count_of_junk_matches_the_char_reading() {
+        let slow = |text: &str| {
+            let total = text.chars().count();
+            let junk = text
+                .chars()
+                .filter(|&c| {
+                    c == '\u{fffd}'
+                        || (c.is_control() && !matches!(c, '\t' | '\n' | '\r' | '\u{c}'))
+                })
+                .count();
+            (total, junk)
+        };
+        for text in [
+            "",
+            "plain <p>text</p>\n\t\r\u{c}",
+            "\u{0}\u{1b}[2J\u{7f}",
+            "Caf\u{e9} \u{80}\u{9f}\u{a0}\u{85} \u{2014}",
+            "\u{fffd}\u{fffe}\u{ffef}\u{efbf}\u{bfbd}",
+            "东京、大阪，名古屋 \u{1f600}",
+        ] {
+            assert_eq!(decode::junk_count(text), slow(text), "{text:?}");
+        }
+        // The 64-byte blocks of the clean-page test: junk at either end of
+        // a block, or past the last whole block, is still found.
+        let filler = "a".repeat(200);
+        for at in [0, 63, 64, 127, 128, 190, 199] {
+            for junk in ["\u{1}", "\u{85}", "\u{fffd}", "\u{7f}"] {
+                // Five junk characters in up to 225: above the 2 % line.
+                let text = format!("{}{}{}", &filler[..at], junk.repeat(5), &filler[..20]);
+                let (total, bad) = slow(&text);
+                let expected = bad * 1000 > total * 20;
+                assert!(expected, "{at} {junk:?}");
+                assert!(implausible(&text).is_some(), "{at} {junk:?}");
+                assert_eq!(decode::junk_count(&text), (total, bad), "{at} {junk:?}");
+            }
+        }
+        assert_eq!(implausible(&filler), None);
+    }
+
+    #[test]
     fn an_impossible_header_charset_gives_way_to_the_meta_one() {
         let page =
             "<html><head><meta charset=\"utf-8\"></head><body><p>Caf\u{e9}</p></body></html>";

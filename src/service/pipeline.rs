@@ -374,12 +374,7 @@ fn suspicion(
     blocks: &[Block],
     hash: &str,
 ) -> Result<Option<String>, StoreError> {
-    let words = |blocks: &[Block]| -> usize {
-        blocks
-            .iter()
-            .map(|b| b.text.split_whitespace().count())
-            .sum()
-    };
+    let words = |blocks: &[Block]| -> usize { blocks.iter().map(|b| word_count(&b.text)).sum() };
     let (before, after) = (words(previous), words(blocks));
     if before >= SUSPECT_MIN_WORDS && after * SUSPECT_LOSS_RATIO < before {
         let lost = 100 - after * 100 / before.max(1);
@@ -411,6 +406,24 @@ fn suspicion(
         }
     }
     Ok(None)
+}
+
+/// `text.split_whitespace().count()`, read byte by byte when the text is
+/// ASCII (most pages): this runs over both versions of every changed page.
+fn word_count(text: &str) -> usize {
+    if !text.is_ascii() {
+        return text.split_whitespace().count();
+    }
+    // ASCII whitespace as `char::is_whitespace` knows it: tab to carriage
+    // return, and space.
+    let mut words = 0;
+    let mut in_word = false;
+    for &b in text.as_bytes() {
+        let space = matches!(b, b' ' | b'\t'..=b'\r');
+        words += usize::from(in_word && space);
+        in_word = !space;
+    }
+    words + usize::from(in_word)
 }
 
 /// Records a failed check: the error and the failure count, nothing else.
@@ -451,6 +464,88 @@ pub struct Pipeline {
     /// are cores. More only adds parsed pages (and per-thread regex caches)
     /// in memory at the same time, without finishing any sooner.
     cpu: Arc<Semaphore>,
+    /// The threads that read pages (extract, facts, diff, store), as many
+    /// as `cpu` allows at once.
+    workers: CpuPool,
+}
+
+/// A fixed set of threads for the CPU-bound work of a check.
+///
+/// Why not tokio's blocking pool: it hands each job to whichever of its
+/// many threads is free (store reads and flushes run there too), and the
+/// `regex` crate keeps a lazy-DFA cache per thread that uses a pattern. A
+/// changed pass spread its fact reading over four or more threads, each
+/// warming its own caches of the large fact patterns from cold: CPU spent
+/// again per thread, and megabytes of caches per thread. A pool of as many
+/// threads as pages may be read at once bounds both.
+#[derive(Debug)]
+struct CpuPool {
+    jobs: Mutex<std::sync::mpsc::Sender<Job>>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+impl CpuPool {
+    fn new(threads: usize) -> Self {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..threads.max(1) {
+            let queue = Arc::clone(&queue);
+            // A thread that cannot start leaves the others to do the work;
+            // with none at all, `run` reports every job as failed.
+            let _ = std::thread::Builder::new()
+                .name(format!("tidings-cpu-{i}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only to take one job.
+                        let job = match queue.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            // The pipeline is gone.
+                            Err(_) => return,
+                        }
+                    }
+                });
+        }
+        Self {
+            jobs: Mutex::new(jobs),
+        }
+    }
+
+    /// Runs `work` on one of the pool's threads, turning a panic or an
+    /// error into a message, as [`run_blocking`] does.
+    async fn run<T, E>(
+        &self,
+        work: impl FnOnce() -> Result<T, E> + Send + 'static,
+    ) -> Result<T, String>
+    where
+        T: Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+            let _ = done.send(match outcome {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(error)) => Err(error.to_string()),
+                Err(_) => Err("internal error: a page's check panicked".to_owned()),
+            });
+        });
+        let sent = self
+            .jobs
+            .lock()
+            .map_err(|_| "internal error: the worker pool is poisoned".to_owned())?
+            .send(job);
+        if sent.is_err() {
+            return Err("internal error: no worker thread is running".to_owned());
+        }
+        result
+            .await
+            .unwrap_or_else(|_| Err("internal error: no worker thread is running".to_owned()))
+    }
 }
 
 impl Pipeline {
@@ -469,13 +564,13 @@ impl Pipeline {
             retries: limits.retries,
             ..FetchSettings::default()
         };
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
         Ok(Self {
             fetcher: Fetcher::new(settings)?,
             store,
             global: Arc::new(Semaphore::new(limits.concurrency)),
-            cpu: Arc::new(Semaphore::new(
-                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
-            )),
+            cpu: Arc::new(Semaphore::new(cores)),
+            workers: CpuPool::new(cores),
             limits,
             per_host: Mutex::new(HashMap::new()),
             next_turn: Mutex::new(HashMap::new()),
@@ -624,27 +719,36 @@ impl Pipeline {
                 let url = watch.url.to_string();
                 let tags = watch.tags.clone();
                 let _cpu_permit = self.cpu.acquire().await;
-                let result = run_blocking(move || {
-                    let fetched = FetchedPage {
-                        html: &page.html,
-                        fetched_at: now,
-                        validators: page.validators.clone(),
-                        audience: Some(Audience {
-                            url: &url,
-                            tags: &tags,
-                        }),
-                    };
-                    match apply_page(&store, &name, &rules, &fact_rules, &fetched, &diff_options) {
-                        Ok(outcome) => Ok(outcome),
-                        Err(ApplyError::Store(e)) => Err(e),
-                        Err(other) => {
-                            let error = format!("{}: {other}", page.final_url);
-                            record_failure(&store, &name, now, &error)?;
-                            Ok(Outcome::Failed { error })
+                let result = self
+                    .workers
+                    .run(move || {
+                        let fetched = FetchedPage {
+                            html: &page.html,
+                            fetched_at: now,
+                            validators: page.validators.clone(),
+                            audience: Some(Audience {
+                                url: &url,
+                                tags: &tags,
+                            }),
+                        };
+                        match apply_page(
+                            &store,
+                            &name,
+                            &rules,
+                            &fact_rules,
+                            &fetched,
+                            &diff_options,
+                        ) {
+                            Ok(outcome) => Ok(outcome),
+                            Err(ApplyError::Store(e)) => Err(e),
+                            Err(other) => {
+                                let error = format!("{}: {other}", page.final_url);
+                                record_failure(&store, &name, now, &error)?;
+                                Ok(Outcome::Failed { error })
+                            }
                         }
-                    }
-                })
-                .await;
+                    })
+                    .await;
                 result.unwrap_or_else(|error| Outcome::Failed { error })
             }
             Err(fetch_error) => {
@@ -786,3 +890,46 @@ impl<'a> CheckSummary<'a> {
 
 // ---------------------------------------------------------------------------
 // history, show
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_count_matches_split_whitespace() {
+        for text in [
+            "",
+            "   ",
+            "one",
+            " one  two\tthree\nfour\r\x0bfive\x0c ",
+            "a,b c",
+            "Caf\u{e9}\u{a0}au lait \u{2003} ok",
+        ] {
+            assert_eq!(
+                word_count(text),
+                text.split_whitespace().count(),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn the_cpu_pool_runs_work_and_reports_failures() {
+        let pool = CpuPool::new(2);
+        let name = pool
+            .run(|| Ok::<_, String>(std::thread::current().name().unwrap_or_default().to_owned()))
+            .await;
+        assert!(
+            name.as_deref().is_ok_and(|n| n.starts_with("tidings-cpu-")),
+            "{name:?}"
+        );
+        let failed = pool.run(|| Err::<(), _>("no text")).await;
+        assert_eq!(failed, Err("no text".to_owned()));
+        let panicked = pool
+            .run(|| -> Result<(), String> { panic!("a bad page") })
+            .await;
+        assert!(panicked.is_err());
+        // The pool survives a panicking job.
+        assert_eq!(pool.run(|| Ok::<_, String>(7)).await, Ok(7));
+    }
+}

@@ -86,8 +86,10 @@ pub(super) fn cap_depth(html: &str, max_depth: usize) -> Cow<'_, str> {
 /// The byte ranges of the start and end tags to leave out, in order.
 fn tags_to_drop(html: &str, max_depth: usize) -> Vec<(usize, usize)> {
     let bytes = html.as_bytes();
-    // Open elements, by name as written.
-    let mut open: Vec<&str> = Vec::new();
+    // Open elements, by name as written, with their group (read once per
+    // element: the implied-close search below looks at up to 32 of them for
+    // every `<p>`, `<li>` or `<td>`).
+    let mut open: Vec<(&str, Option<u8>)> = Vec::new();
     // Start tags left out and not yet closed, by lower-cased name.
     let mut dropped: HashMap<String, usize> = HashMap::new();
     let mut foreign = 0usize; // <svg>/<math> open: `/>` closes there
@@ -118,12 +120,19 @@ fn tags_to_drop(html: &str, max_depth: usize) -> Vec<(usize, usize)> {
         let (end, self_closing) = tag_end(bytes, name_end);
         i = end;
         if closing {
-            let key = name.to_ascii_lowercase();
-            if let Some(count) = dropped.get_mut(&key).filter(|c| **c > 0) {
+            // Nothing was left out on almost every page: no name to look up.
+            let left_out = if dropped.is_empty() {
+                None
+            } else {
+                dropped
+                    .get_mut(&name.to_ascii_lowercase())
+                    .filter(|c| **c > 0)
+            };
+            if let Some(count) = left_out {
                 *count -= 1;
                 drop.push((start, end));
-            } else if let Some(at) = open.iter().rposition(|o| o.eq_ignore_ascii_case(name)) {
-                for closed in open.drain(at..) {
+            } else if let Some(at) = open.iter().rposition(|(o, _)| o.eq_ignore_ascii_case(name)) {
+                for (closed, _) in open.drain(at..) {
                     if is_foreign(closed) {
                         foreign = foreign.saturating_sub(1);
                     }
@@ -139,11 +148,12 @@ fn tags_to_drop(html: &str, max_depth: usize) -> Vec<(usize, usize)> {
             i = raw_text_end(bytes, end, name).unwrap_or(bytes.len());
             continue;
         }
-        if let Some(g) = group(name) {
+        let own_group = group(name);
+        if let Some(g) = own_group {
             let reach = open.len().saturating_sub(IMPLIED_CLOSE_REACH);
             if let Some(at) = open[reach..]
                 .iter()
-                .rposition(|o| group(o) == Some(g))
+                .rposition(|(_, o)| *o == Some(g))
                 .map(|p| reach + p)
             {
                 open.truncate(at);
@@ -157,7 +167,7 @@ fn tags_to_drop(html: &str, max_depth: usize) -> Vec<(usize, usize)> {
         if is_foreign(name) {
             foreign += 1;
         }
-        open.push(name);
+        open.push((name, own_group));
     }
     drop
 }
@@ -167,15 +177,11 @@ fn is_foreign(name: &str) -> bool {
 }
 
 fn memchr_lt(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == b'<')
+    memchr::memchr(b'<', bytes)
 }
 
 fn find(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    bytes
-        .get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| from + p)
+    memchr::memmem::find(bytes.get(from..)?, needle).map(|p| from + p)
 }
 
 /// The end of a tag whose name ends at `i` (one past its `>`), and whether
@@ -186,10 +192,7 @@ fn tag_end(bytes: &[u8], mut i: usize) -> (usize, bool) {
         match bytes[i] {
             b'>' => return (i + 1, last == b'/'),
             quote @ (b'"' | b'\'') if last == b'=' => {
-                i = bytes[i + 1..]
-                    .iter()
-                    .position(|&b| b == quote)
-                    .map_or(bytes.len(), |p| i + 1 + p);
+                i = memchr::memchr(quote, &bytes[i + 1..]).map_or(bytes.len(), |p| i + 1 + p);
                 last = quote;
             }
             b if b.is_ascii_whitespace() => {}

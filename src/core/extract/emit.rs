@@ -153,7 +153,7 @@ impl<'f, 'a> Emitter<'f, 'a> {
                 j += 1;
             }
             self.pending_space = false;
-            let raw = std::mem::take(&mut self.buffer);
+            let raw = self.take_buffer();
             let text = self.cut_ignored(raw);
             if !text.is_empty() {
                 cells.push(text);
@@ -171,8 +171,10 @@ impl<'f, 'a> Emitter<'f, 'a> {
         let mut rest = text;
         while let Some(c) = rest.chars().next() {
             // A run of printable ASCII (never whitespace, never invisible)
-            // is copied whole: most of a page's text, at memcpy speed.
-            let run = rest.bytes().take_while(u8::is_ascii_graphic).count();
+            // is copied whole: most of a page's text, at memcpy speed. Single
+            // spaces between printable characters belong to the run: they
+            // are what the collapsing below would write anyway.
+            let run = ascii_run(rest.as_bytes());
             if run > 0 {
                 if self.pending_space && !self.buffer.is_empty() {
                     self.buffer.push(' ');
@@ -197,6 +199,15 @@ impl<'f, 'a> Emitter<'f, 'a> {
         }
     }
 
+    /// Takes the text gathered so far, leaving the buffer empty but with its
+    /// room: blocks are built in one buffer that grows once per page, and
+    /// each block's text is allocated once at its own size.
+    fn take_buffer(&mut self) -> String {
+        let text = self.buffer.as_str().to_owned();
+        self.buffer.clear();
+        text
+    }
+
     /// Appends preformatted text, keeping its line breaks.
     pub(super) fn push_pre(&mut self, text: &str) {
         for c in text.chars() {
@@ -214,7 +225,7 @@ impl<'f, 'a> Emitter<'f, 'a> {
         if self.buffer.is_empty() {
             return;
         }
-        let raw = std::mem::take(&mut self.buffer);
+        let raw = self.take_buffer();
         let text = if kind == BlockKind::Preformatted {
             let lines: Vec<&str> = raw.lines().map(str::trim_end).collect();
             let first = lines.iter().position(|l| !l.trim().is_empty());
@@ -255,6 +266,25 @@ impl<'f, 'a> Emitter<'f, 'a> {
         }
         normalise(&text)
     }
+}
+
+/// The length of the leading run of `bytes` that is printable ASCII with
+/// at most single spaces inside it: it starts and ends on a printable byte.
+fn ascii_run(bytes: &[u8]) -> usize {
+    let mut run = 0;
+    while run < bytes.len() {
+        if bytes[run].is_ascii_graphic() {
+            run += 1;
+        } else if bytes[run] == b' '
+            && run > 0
+            && bytes.get(run + 1).is_some_and(u8::is_ascii_graphic)
+        {
+            run += 2;
+        } else {
+            break;
+        }
+    }
+    run
 }
 
 /// A whole block that carries no content: a label left by an ad slot or a
@@ -350,4 +380,52 @@ pub(super) fn normalise(text: &str) -> String {
         out.push_str(&word);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `push_text` one character at a time, as it was before runs of ASCII
+    /// were copied whole.
+    fn push_text_slowly(buffer: &mut String, pending_space: &mut bool, text: &str) {
+        for c in text.chars() {
+            if c.is_whitespace() {
+                *pending_space = true;
+            } else if is_invisible(c) {
+                continue;
+            } else {
+                if *pending_space && !buffer.is_empty() {
+                    buffer.push(' ');
+                }
+                *pending_space = false;
+                buffer.push(c);
+            }
+        }
+    }
+
+    #[test]
+    fn ascii_runs_give_the_same_text_as_one_char_at_a_time() {
+        let flat = Flat::empty();
+        let pieces = [
+            "plain words here",
+            "  leading and trailing  ",
+            "a b  c\td\ne",
+            " x ",
+            "tabs\tand\u{a0}nbsp \u{200b}zero width",
+            "ctrl\u{1b}[1m x\u{7f}y",
+            "Caf\u{e9} \u{2014} na\u{ef}ve",
+            "",
+            " ",
+            "end.",
+        ];
+        let mut emitter = Emitter::new(&flat, &[]);
+        let (mut slow, mut pending) = (String::new(), false);
+        for piece in pieces {
+            emitter.push_text(piece);
+            push_text_slowly(&mut slow, &mut pending, piece);
+            assert_eq!(emitter.buffer, slow, "after {piece:?}");
+            assert_eq!(emitter.pending_space, pending, "after {piece:?}");
+        }
+    }
 }

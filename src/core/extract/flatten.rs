@@ -28,6 +28,11 @@ pub(super) struct FlatNode<'a> {
     pub(super) weight: i8,
     /// Hash of the class attribute, to find siblings styled like the content.
     pub(super) class_hash: u32,
+    /// A text node's non-whitespace characters and commas, counted once
+    /// when the tree is flattened (every measuring pass reads them); zero
+    /// for elements and for text that is never content (`JUNK_HARD`).
+    pub(super) chars: u32,
+    pub(super) commas: u32,
 }
 
 /// The page as a pre-ordered array, with per-node facts gathered on the way.
@@ -53,6 +58,9 @@ impl<'a> Flat<'a> {
             .map(|element| normalise(&element.text().collect::<String>()))
             .filter(|text| !text.is_empty());
         let mut select_hits = vec![0usize; rules.select.len()];
+        // What the class and id patterns say of each distinct name on the
+        // page: pages repeat the same few class names on most elements.
+        let mut names = NameVerdicts::default();
         // Open elements: (flat index, inherited flags).
         let mut open: Vec<(u32, u8)> = Vec::with_capacity(64);
         let mut body = None;
@@ -78,14 +86,22 @@ impl<'a> Flat<'a> {
             match cur.value() {
                 // Text outside any element (before <html>) is not page text.
                 Node::Text(text) if parent != u32::MAX => {
+                    let flags = inherited & (JUNK_HARD | JUNK_CLASS | IN_LINK);
+                    let (chars, commas) = if flags & JUNK_HARD == 0 {
+                        count_text(&text.text)
+                    } else {
+                        (0, 0)
+                    };
                     nodes.push(FlatNode {
                         tag: Tag::Text,
                         text: &text.text,
                         parent,
                         end: nodes.len() as u32 + 1,
-                        flags: inherited & (JUNK_HARD | JUNK_CLASS | IN_LINK),
+                        flags,
                         weight: 0,
                         class_hash: 0,
+                        chars,
+                        commas,
                     });
                 }
                 Node::Element(element) => {
@@ -109,7 +125,9 @@ impl<'a> Flat<'a> {
                             }
                         }
                         let (weight, class_hash, own) =
-                            inspect_attrs(element, &mut tag, chrome, || first_text(&element_ref));
+                            inspect_attrs(element, &mut tag, chrome, &mut names, || {
+                                first_text(&element_ref)
+                            });
                         flags |= own;
                         if chrome && chrome_tag(name) && tag != Tag::Main {
                             flags |= JUNK_HARD;
@@ -131,6 +149,8 @@ impl<'a> Flat<'a> {
                             flags,
                             weight,
                             class_hash,
+                            chars: 0,
+                            commas: 0,
                         });
                         // Only boilerplate and link flags pass to the subtree.
                         open.push((idx, flags & (JUNK_HARD | JUNK_CLASS | IN_LINK)));
@@ -202,6 +222,8 @@ impl<'a> Flat<'a> {
                 flags: 0,
                 weight: 0,
                 class_hash: 0,
+                chars: 0,
+                commas: 0,
             }],
             body: 0,
             title: None,
@@ -269,7 +291,7 @@ impl<'a> Flat<'a> {
             }
             match node.tag {
                 Tag::Text => {
-                    let (chars, commas) = count_text(node.text);
+                    let (chars, commas) = (node.chars, node.commas);
                     let s = &mut stats[i];
                     s.text = chars;
                     s.commas = commas;
@@ -355,10 +377,11 @@ pub(super) fn first_text(element: &ElementRef<'_>) -> String {
 /// Reads an element's attributes once: class weight, class hash, and flags
 /// for hidden or chrome-like elements. Turns `role="heading"` elements into
 /// headings of their `aria-level` (2 when absent, as ARIA says).
-pub(super) fn inspect_attrs(
-    element: &scraper::node::Element,
+pub(super) fn inspect_attrs<'a>(
+    element: &'a scraper::node::Element,
     tag: &mut Tag,
     chrome: bool,
+    names: &mut NameVerdicts<'a>,
     text: impl FnOnce() -> String,
 ) -> (i8, u32, u8) {
     let mut heading_role = false;
@@ -416,20 +439,18 @@ pub(super) fn inspect_attrs(
             if name.is_empty() {
                 continue;
             }
-            if POSITIVE.is_match(name) {
+            let verdict = names.of(name);
+            if verdict & POSITIVE_NAME != 0 {
                 weight = weight.saturating_add(25);
             }
-            if NEGATIVE.is_match(name) {
+            if verdict & NEGATIVE_NAME != 0 {
                 weight = weight.saturating_sub(25);
             }
-            if !protected
-                && (CHROME_NAME.is_match(name)
-                    || (UNLIKELY.is_match(name) && !MAYBE_CONTENT.is_match(name)))
-            {
+            if !protected && verdict & (CHROME_WORD | UNLIKELY_NAME) != 0 {
                 flags |= JUNK_CLASS | CLASS_OWN;
             }
         }
-        if !protected && !label.is_empty() && CHROME_NAME.is_match(label) {
+        if !protected && !label.is_empty() && names.of(label) & CHROME_WORD != 0 {
             flags |= JUNK_HARD;
         }
         if tag == Tag::A && href.starts_with('#') && is_skip_text(&text()) {
@@ -437,6 +458,40 @@ pub(super) fn inspect_attrs(
         }
     }
     (weight, class_hash, flags)
+}
+
+/// What the class and id patterns say of a name: bits of [`NameVerdicts`].
+const POSITIVE_NAME: u8 = 1; // POSITIVE matches
+const NEGATIVE_NAME: u8 = 2; // NEGATIVE matches
+const CHROME_WORD: u8 = 4; // CHROME_NAME matches
+const UNLIKELY_NAME: u8 = 8; // UNLIKELY matches and MAYBE_CONTENT does not
+
+/// The class and id patterns' verdicts on each distinct name of one page,
+/// so that each pattern runs once per name rather than once per element.
+#[derive(Default)]
+pub(super) struct NameVerdicts<'a> {
+    seen: std::collections::HashMap<&'a str, u8>,
+}
+
+impl<'a> NameVerdicts<'a> {
+    fn of(&mut self, name: &'a str) -> u8 {
+        *self.seen.entry(name).or_insert_with(|| {
+            let mut verdict = 0;
+            if POSITIVE.is_match(name) {
+                verdict |= POSITIVE_NAME;
+            }
+            if NEGATIVE.is_match(name) {
+                verdict |= NEGATIVE_NAME;
+            }
+            if CHROME_NAME.is_match(name) {
+                verdict |= CHROME_WORD;
+            }
+            if UNLIKELY.is_match(name) && !MAYBE_CONTENT.is_match(name) {
+                verdict |= UNLIKELY_NAME;
+            }
+            verdict
+        })
+    }
 }
 
 /// Per-subtree sums, boilerplate left out.

@@ -604,16 +604,26 @@ fn number_value(word: &str) -> Option<u64> {
     if let Ok(n) = word.parse::<u64>() {
         return Some(n);
     }
-    let lower = word.to_ascii_lowercase();
-    if let Some(n) = NUMBER_WORDS.iter().position(|w| *w == lower) {
+    // Compared without lower-casing a copy: this runs on every word of
+    // every block that has no digit (`has_number_word`).
+    if let Some(n) = NUMBER_WORDS
+        .iter()
+        .position(|w| w.eq_ignore_ascii_case(word))
+    {
         return Some(n as u64);
     }
-    let (tens, units) = lower.split_once(['-', ' ']).unwrap_or((lower.as_str(), ""));
-    let tens = TENS.iter().position(|w| !w.is_empty() && *w == tens)? as u64 * 10;
+    let (tens, units) = word.split_once(['-', ' ']).unwrap_or((word, ""));
+    let tens = TENS
+        .iter()
+        .position(|w| !w.is_empty() && w.eq_ignore_ascii_case(tens))? as u64
+        * 10;
     let units = if units.is_empty() {
         0
     } else {
-        NUMBER_WORDS[1..10].iter().position(|w| *w == units)? as u64 + 1
+        NUMBER_WORDS[1..10]
+            .iter()
+            .position(|w| w.eq_ignore_ascii_case(units))? as u64
+            + 1
     };
     Some(tens + units)
 }
