@@ -41,11 +41,18 @@ pub(super) struct Heartbeat {
     store: Store,
 }
 
+/// How often a node beats, and reads the shared pauses again: a sixth of
+/// a lease, between half a second and 10 s. `None` off a shared store.
+pub(super) fn beat_every(store: &Store) -> Option<Duration> {
+    store
+        .node()
+        .map(|node| (node.lease / 6).clamp(Duration::from_millis(500), Duration::from_secs(10)))
+}
+
 impl Heartbeat {
     pub(super) fn start(store: &Store) -> Self {
         let stop = CancellationToken::new();
-        let task = store.node().map(|node| {
-            let every = (node.lease / 6).clamp(Duration::from_millis(500), Duration::from_secs(10));
+        let task = beat_every(store).map(|every| {
             let store = store.clone();
             let stop = stop.clone();
             tokio::spawn(async move {
@@ -96,9 +103,17 @@ impl Daemon {
         let Some(due) = self.plan.get(&watch.name).map(|p| p.due) else {
             return false;
         };
+        // A check an admin asked for now is due whatever the schedule and
+        // the stored state say; its due time (the moment it was asked) is
+        // claimed like any other, so one node runs it.
+        let asked = self.asked_now.remove(&watch.name);
         // Planned from the store as it was; another node may have checked
         // since (a watch never checked is due at each node's own "now").
-        let fresh = tokio::task::block_in_place(|| self.plan_next(watch, now));
+        let fresh = if asked {
+            now
+        } else {
+            tokio::task::block_in_place(|| self.plan_next(watch, now))
+        };
         if fresh > now {
             self.plan.set_due(&watch.name, fresh);
             return false;
@@ -107,6 +122,10 @@ impl Daemon {
         let claim = tokio::task::block_in_place(|| self.store.claim_check(&watch.name, due));
         tracing::debug!(watch = %watch.name, %due, ?claim, "claim");
         let next = match claim {
+            Ok(CheckClaim::Granted) if asked => {
+                self.leased.insert(watch.name.clone(), due);
+                return true;
+            }
             Ok(CheckClaim::Granted) => {
                 // Planned again under the claim: a node that checked and
                 // let go meanwhile (or died after storing its check) has
@@ -126,6 +145,9 @@ impl Daemon {
             // (and this node runs it).
             Ok(CheckClaim::Held(until)) => until,
             Err(error) => {
+                if asked {
+                    self.asked_now.insert(watch.name.clone());
+                }
                 tracing::warn!(watch = %watch.name, %error, "cannot claim the check; trying again shortly");
                 now + chrono::Duration::seconds(5)
             }
@@ -136,6 +158,34 @@ impl Daemon {
             next.max(now + chrono::Duration::milliseconds(200)),
         );
         false
+    }
+
+    /// Plans again the watches whose pause changed in the shared store:
+    /// `tidings pause` and `resume` write the database from any machine, and
+    /// no node is asked, so each node looks every [`beat_every`]. (A watch
+    /// paused elsewhere would be skipped at its claim anyway; a resumed one
+    /// would otherwise stay unplanned until a restart.)
+    pub(super) fn sync_pauses(&mut self) {
+        let paused = match tokio::task::block_in_place(|| self.store.paused()) {
+            Ok(paused) => paused,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the pauses of the shared store");
+                return;
+            }
+        };
+        let stale: Vec<Watch> = self
+            .plan
+            .values()
+            .filter(|p| (p.due == DateTime::<Utc>::MAX_UTC) != paused.contains_key(&p.watch.name))
+            .map(|p| p.watch.clone())
+            .collect();
+        let now = Utc::now();
+        for watch in stale {
+            let due = tokio::task::block_in_place(|| self.plan_next(&watch, now));
+            tracing::debug!(watch = %watch.name, %due, "pause changed in the shared store");
+            self.asked_now.remove(&watch.name);
+            self.plan.set_due(&watch.name, due);
+        }
     }
 
     /// Records that this node ran the check it claimed.
