@@ -7,8 +7,15 @@
 //! between passes), and checks the promise: the store still opens, and every
 //! `NEW:`/`CHANGED:` reported before the kill is stored with the text that
 //! was served. A final uninterrupted pass must then finish cleanly.
+//!
+//! On sled (`NAME::sled`) and on a PostgreSQL database of its own
+//! (`NAME::postgres`, skipped with a printed reason without PostgreSQL),
+//! where a kill mid-transaction must leave nothing half-committed either.
 
 mod common;
+#[macro_use]
+#[path = "common/pg.rs"]
+mod pg;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -16,7 +23,10 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::{CheckLine, Site, WatchDef, Workspace, command, partnership_page};
+use pg::Backend;
 use tidings::store::Store;
+
+on_both_backends!(reported_checks_survive_kill_9);
 
 const PAGES: usize = 60;
 
@@ -50,9 +60,12 @@ struct Stored {
 
 /// Opens the store (as a crashed daemon's successor would) and reads every
 /// watch's history and latest text.
-fn read_store(dir: &std::path::Path) -> HashMap<String, Stored> {
-    let store =
-        Store::open(dir).unwrap_or_else(|e| panic!("the store does not open after a kill: {e}"));
+fn read_store(backend: &Backend, dir: &std::path::Path) -> HashMap<String, Stored> {
+    let store = match backend {
+        Backend::Sled => Store::open(dir),
+        Backend::Postgres(db) => Store::open_postgres(&db.settings(), false),
+    }
+    .unwrap_or_else(|e| panic!("the store does not open after a kill: {e}"));
     let mut all = HashMap::new();
     for i in 0..PAGES {
         let watch = name(i);
@@ -120,8 +133,7 @@ fn check_and_kill(ws: &Workspace, kill_after: usize) -> (Vec<String>, bool) {
     (lines, killed)
 }
 
-#[test]
-fn reported_checks_survive_kill_9() {
+fn reported_checks_survive_kill_9(backend: &Backend) {
     let site = Site::start();
     // Enough latency that a pass takes a while, so kills land mid-pass.
     site.set_delay(Duration::from_millis(30));
@@ -134,7 +146,7 @@ fn reported_checks_survive_kill_9() {
         .collect();
     let text = common::config_text(&watches)
         .replace("[limits]\n", "[limits]\nper_host = 4\nconcurrency = 8\n");
-    let ws = Workspace::with_config(&text);
+    let ws = Workspace::with_config_on(&backend.store_toml(), &text);
 
     let mut before: HashMap<String, Stored> =
         (0..PAGES).map(|i| (name(i), Stored::default())).collect();
@@ -175,7 +187,7 @@ fn reported_checks_survive_kill_9() {
         );
         let shown_versions = common::history_rows(&history.stdout).len();
 
-        let after = read_store(ws.path());
+        let after = read_store(backend, ws.path());
         assert_eq!(after[sample.as_str()].versions, shown_versions);
         for (i, &revision) in revisions.iter().enumerate() {
             let watch = name(i);
@@ -248,7 +260,7 @@ fn reported_checks_survive_kill_9() {
     let lines = last.check_lines();
     assert_eq!(lines.len(), PAGES, "{last}");
     assert!(lines.iter().all(|l| l.label != "ERROR"), "{last}");
-    let after = read_store(ws.path());
+    let after = read_store(backend, ws.path());
     for (i, &revision) in revisions.iter().enumerate() {
         let watch = name(i);
         let stored = &after[&watch];

@@ -7,19 +7,39 @@
 //! it through `tidings status --json`, which asks it over its Unix socket.
 //! Every wait is a bounded poll for a condition; nothing asserts on timing
 //! beyond "a handful of requests in a second".
+//!
+//! Every scenario runs twice, on sled (`NAME::sled`) and on a PostgreSQL
+//! database of its own (`NAME::postgres`, skipped with a printed reason
+//! without PostgreSQL). On PostgreSQL the daemon is a node: it claims each
+//! check, and after a kill -9 its successor waits out the short test lease.
 
 mod common;
 #[path = "common/daemon.rs"]
 mod harness;
+#[macro_use]
+#[path = "common/pg.rs"]
+mod pg;
 
 use std::time::Duration;
 
 use common::{Site, WatchDef, Workspace, page};
 use harness::{Daemon, daemon_config, daemon_status, find, names, write};
+use pg::Backend;
 use tidings::service::status::{StatusReport, WatchStatus};
 
+on_both_backends!(
+    pages_change_and_the_changes_are_recorded,
+    sighup_adds_a_watch,
+    sighup_with_an_invalid_config_keeps_the_old_one,
+    sigterm_drains_flushes_and_exits_zero,
+    kill_9_mid_run_leaves_a_store_that_opens_and_a_daemon_that_restarts,
+    a_bad_config_at_start_exits_78_and_says_why,
+    a_failing_watch_backs_off_and_the_admin_is_told_once,
+    a_missed_run_runs_once_after_downtime,
+);
+
 /// Two served pages, `a` and `b`, watched every second.
-fn two_pages() -> (Site, Workspace, Vec<WatchDef>) {
+fn two_pages(backend: &Backend) -> (Site, Workspace, Vec<WatchDef>) {
     let site = Site::start();
     site.set_html("/a", page("Partnership A", "Jane Smith"));
     site.set_html("/b", page("Partnership B", "Amir Khan"));
@@ -27,7 +47,7 @@ fn two_pages() -> (Site, Workspace, Vec<WatchDef>) {
         WatchDef::new("a", site.url("/a")),
         WatchDef::new("b", site.url("/b")),
     ];
-    let ws = Workspace::with_config(&daemon_config(&watches, ""));
+    let ws = Workspace::with_config_on(&backend.store_toml(), &daemon_config(&watches, ""));
     (site, ws, watches)
 }
 
@@ -35,9 +55,8 @@ fn at_version(n: u64) -> impl Fn(&WatchStatus) -> bool {
     move |w| w.latest_version == Some(n)
 }
 
-#[test]
-fn pages_change_and_the_changes_are_recorded() {
-    let (site, ws, _) = two_pages();
+fn pages_change_and_the_changes_are_recorded(backend: &Backend) {
+    let (site, ws, _) = two_pages(backend);
     let mut daemon = Daemon::start(&ws);
     daemon.wait_for_watch(&ws.config, "a", "version 1", at_version(1));
     daemon.wait_for_watch(&ws.config, "b", "version 1", at_version(1));
@@ -58,9 +77,8 @@ fn pages_change_and_the_changes_are_recorded() {
     assert!(report.changes >= 1, "{report:?}");
 }
 
-#[test]
-fn sighup_adds_a_watch() {
-    let (site, ws, mut watches) = two_pages();
+fn sighup_adds_a_watch(backend: &Backend) {
+    let (site, ws, mut watches) = two_pages(backend);
     let mut daemon = Daemon::start(&ws);
     daemon.wait_for_watch(&ws.config, "a", "version 1", at_version(1));
 
@@ -84,9 +102,8 @@ fn sighup_adds_a_watch() {
     );
 }
 
-#[test]
-fn sighup_with_an_invalid_config_keeps_the_old_one() {
-    let (_site, ws, watches) = two_pages();
+fn sighup_with_an_invalid_config_keeps_the_old_one(backend: &Backend) {
+    let (_site, ws, watches) = two_pages(backend);
     let mut daemon = Daemon::start(&ws);
     daemon.wait_for_watch(&ws.config, "a", "version 1", at_version(1));
     daemon.wait_for_watch(&ws.config, "b", "version 1", at_version(1));
@@ -95,7 +112,7 @@ fn sighup_with_an_invalid_config_keeps_the_old_one() {
     // directory, so once the daemon's file is broken, status is asked with a
     // valid copy naming the same state directory.
     let status_config = ws.path().join("status.toml");
-    std::fs::write(&status_config, daemon_config(&watches, "")).expect("write");
+    ws.write_file(&status_config, &daemon_config(&watches, ""));
 
     let mut broken = daemon_config(&watches, "");
     broken.push_str("\n[[watch]]\nname = \"c\"\nurl = \"not a url\"\n");
@@ -122,9 +139,8 @@ fn sighup_with_an_invalid_config_keeps_the_old_one() {
     assert!(daemon.exited().is_none());
 }
 
-#[test]
-fn sigterm_drains_flushes_and_exits_zero() {
-    let (site, ws, _) = two_pages();
+fn sigterm_drains_flushes_and_exits_zero(backend: &Backend) {
+    let (site, ws, _) = two_pages(backend);
     let mut daemon = Daemon::start(&ws);
     daemon.wait_for_watch(&ws.config, "a", "version 1", at_version(1));
     daemon.wait_for_watch(&ws.config, "b", "version 1", at_version(1));
@@ -168,8 +184,7 @@ fn chair(i: usize, who: &str) -> String {
     format!("{who} of partnership {i}")
 }
 
-#[test]
-fn kill_9_mid_run_leaves_a_store_that_opens_and_a_daemon_that_restarts() {
+fn kill_9_mid_run_leaves_a_store_that_opens_and_a_daemon_that_restarts(backend: &Backend) {
     const WATCHES: usize = 6;
     let site = Site::start();
     let path = |i: usize| format!("/p/{i}");
@@ -183,7 +198,7 @@ fn kill_9_mid_run_leaves_a_store_that_opens_and_a_daemon_that_restarts() {
         })
         .collect();
     site.set_delay(Duration::from_millis(300));
-    let ws = Workspace::with_config(&daemon_config(&watches, ""));
+    let ws = Workspace::with_config_on(&backend.store_toml(), &daemon_config(&watches, ""));
 
     let mut daemon = Daemon::start(&ws);
     for i in 0..WATCHES {
@@ -236,15 +251,14 @@ fn kill_9_mid_run_leaves_a_store_that_opens_and_a_daemon_that_restarts() {
     assert!(ws.show(&format!("{changed}@latest")).contains("Chris Doe"));
 }
 
-#[test]
-fn a_bad_config_at_start_exits_78_and_says_why() {
+fn a_bad_config_at_start_exits_78_and_says_why(backend: &Backend) {
     let site = Site::start();
     let mut text = daemon_config(&[WatchDef::new("a", site.url("/a"))], "");
     text.push_str(
         "\n[[watch]]\nname = \"b\"\nurl = \"https://example.org/b\"\nschedule = \"every day\"\n",
     );
     let line = text.lines().count();
-    let ws = Workspace::with_config(&text);
+    let ws = Workspace::with_config_on(&backend.store_toml(), &text);
 
     let mut daemon = Daemon::spawn(&ws);
     let status = daemon.wait_exit();
@@ -256,8 +270,7 @@ fn a_bad_config_at_start_exits_78_and_says_why() {
     assert!(site.requests().is_empty(), "nothing is checked");
 }
 
-#[test]
-fn a_failing_watch_backs_off_and_the_admin_is_told_once() {
+fn a_failing_watch_backs_off_and_the_admin_is_told_once(backend: &Backend) {
     let site = Site::start();
     site.set_html("/ok", page("Partnership OK", "Jane Smith"));
     site.set_page(
@@ -271,10 +284,13 @@ fn a_failing_watch_backs_off_and_the_admin_is_told_once() {
         WatchDef::new("ok", site.url("/ok")),
         WatchDef::new("flaky", site.url("/flaky")),
     ];
-    let ws = Workspace::with_config(&daemon_config(
-        &watches,
-        "alert_after_failures = 2\nbackoff_base = \"1s\"\nbackoff_max = \"2s\"\nadmin_email = \"ops@example.org\"\n",
-    ));
+    let ws = Workspace::with_config_on(
+        &backend.store_toml(),
+        &daemon_config(
+            &watches,
+            "alert_after_failures = 2\nbackoff_base = \"1s\"\nbackoff_max = \"2s\"\nadmin_email = \"ops@example.org\"\n",
+        ),
+    );
     let mut daemon = Daemon::start(&ws);
 
     let alerts = |log: &str| {
@@ -354,11 +370,13 @@ fn a_failing_watch_backs_off_and_the_admin_is_told_once() {
     );
 }
 
-#[test]
-fn a_missed_run_runs_once_after_downtime() {
+fn a_missed_run_runs_once_after_downtime(backend: &Backend) {
     let site = Site::start();
     site.set_html("/a", page("Partnership A", "Jane Smith"));
-    let ws = Workspace::with_config(&daemon_config(&[WatchDef::new("a", site.url("/a"))], ""));
+    let ws = Workspace::with_config_on(
+        &backend.store_toml(),
+        &daemon_config(&[WatchDef::new("a", site.url("/a"))], ""),
+    );
 
     let mut daemon = Daemon::start(&ws);
     daemon.wait_for_watch(&ws.config, "a", "version 1", at_version(1));

@@ -3,6 +3,11 @@
 //! `diff WATCH@N` and `check` ask the daemon over its control socket, and
 //! their output and exit statuses are those of the same commands run on
 //! the store once the daemon has stopped.
+//!
+//! Sled only: the daemon answers these commands because sled lets one
+//! process hold the store. On PostgreSQL every command opens the database
+//! itself while nodes run (`tests/store_postgres_cli.rs`, and the
+//! PostgreSQL twins of `tests/delivery_daemon.rs` and `tests/admin.rs`).
 
 mod common;
 #[path = "common/daemon.rs"]

@@ -3,10 +3,18 @@
 //! admin commands while the daemon holds the store; and a kill -9 in the
 //! middle of a delivery run loses nothing and re-sends at most the one
 //! briefing in flight, with the same Message-ID.
+//!
+//! Every scenario runs on sled (`NAME::sled`) and on a PostgreSQL database
+//! of its own (`NAME::postgres`, skipped with a printed reason without
+//! PostgreSQL). On PostgreSQL the restarted daemon is a new node: it sends
+//! what the killed one had claimed once the short test lease runs out.
 
 mod common;
 #[path = "common/daemon.rs"]
 mod harness;
+#[macro_use]
+#[path = "common/pg.rs"]
+mod pg;
 #[path = "common/smtp.rs"]
 mod smtp;
 
@@ -15,18 +23,25 @@ use std::time::Duration;
 
 use common::{Site, WatchDef, Workspace, partnership_page};
 use harness::{Daemon, daemon_config, write};
+use pg::Backend;
 use smtp::{Script, SmtpServer};
+
+on_both_backends!(
+    a_page_change_becomes_a_briefing_and_the_outbox_answers_while_running,
+    kill_9_during_delivery_loses_nothing_and_duplicates_no_message_id,
+    with_the_web_endpoint_briefings_link_to_the_change_and_unsubscribe_in_one_click,
+);
 
 const PLACES: &[&str] = &["Allerdale", "Carlisle", "Eden"];
 const MORE_PLACES: &[&str] = &["Allerdale", "Carlisle", "Eden", "Copeland"];
 
 /// A workspace watching one page every second, mailing through `smtp`.
-fn setup(smtp: &SmtpServer) -> (Site, Workspace) {
-    setup_with(smtp, "")
+fn setup(backend: &Backend, smtp: &SmtpServer) -> (Site, Workspace) {
+    setup_with(backend, smtp, "")
 }
 
 /// [`setup`] with more config appended.
-fn setup_with(smtp: &SmtpServer, extra: &str) -> (Site, Workspace) {
+fn setup_with(backend: &Backend, smtp: &SmtpServer, extra: &str) -> (Site, Workspace) {
     let site = Site::start();
     site.set_html(
         "/ncumbria",
@@ -34,7 +49,7 @@ fn setup_with(smtp: &SmtpServer, extra: &str) -> (Site, Workspace) {
     );
     let watches =
         [WatchDef::new("ncumbria", site.url("/ncumbria")).with("tags = [\"North Cumbria\"]")];
-    let ws = Workspace::new(&watches);
+    let ws = Workspace::with_config_on(&backend.store_toml(), &common::config_text(&watches));
     let mail = format!(
         "\n[mail]\nfrom = \"Briefings <briefings@example.org>\"\ntransport = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\ntimeout = \"5s\"\nretry_base = \"200ms\"\nretry_max = \"1s\"\n",
         smtp.port()
@@ -77,10 +92,9 @@ fn ids_by_recipient(server: &SmtpServer) -> HashMap<String, Vec<String>> {
     by
 }
 
-#[test]
-fn a_page_change_becomes_a_briefing_and_the_outbox_answers_while_running() {
+fn a_page_change_becomes_a_briefing_and_the_outbox_answers_while_running(backend: &Backend) {
     let server = SmtpServer::start(Script::default());
-    let (site, ws) = setup(&server);
+    let (site, ws) = setup(backend, &server);
     add_subscribers(&ws, 2);
     let mut daemon = Daemon::start(&ws);
     daemon.wait_for_watch(&ws.config, "ncumbria", "a first version", |w| {
@@ -144,15 +158,14 @@ fn a_page_change_becomes_a_briefing_and_the_outbox_answers_while_running() {
     assert!(daemon.wait_exit().success());
 }
 
-#[test]
-fn kill_9_during_delivery_loses_nothing_and_duplicates_no_message_id() {
+fn kill_9_during_delivery_loses_nothing_and_duplicates_no_message_id(backend: &Backend) {
     const READERS: usize = 40;
     // Slow enough that the kill lands mid-run: 40 × 60 ms.
     let server = SmtpServer::start(Script {
         data_delay: Duration::from_millis(60),
         ..Script::default()
     });
-    let (site, ws) = setup(&server);
+    let (site, ws) = setup(backend, &server);
     let readers = add_subscribers(&ws, READERS);
     let mut daemon = Daemon::start(&ws);
     daemon.wait_for_watch(&ws.config, "ncumbria", "a first version", |w| {
@@ -221,14 +234,15 @@ fn http(method: reqwest::Method, url: &str, body: Option<&str>) -> (u16, String)
     })
 }
 
-#[test]
-fn with_the_web_endpoint_briefings_link_to_the_change_and_unsubscribe_in_one_click() {
+fn with_the_web_endpoint_briefings_link_to_the_change_and_unsubscribe_in_one_click(
+    backend: &Backend,
+) {
     let server = SmtpServer::start(Script::default());
     let port = smtp::closed_port();
     let web = format!(
         "\n[web]\nenabled = true\nlisten = \"127.0.0.1:{port}\"\nbase_url = \"https://briefings.example.org\"\nsecret_file = \"web.secret\"\n"
     );
-    let (site, ws) = setup_with(&server, &web);
+    let (site, ws) = setup_with(backend, &server, &web);
     std::fs::write(ws.path().join("web.secret"), [7u8; 48]).expect("secret");
     add_subscribers(&ws, 1);
     let mut daemon = Daemon::start(&ws);

@@ -341,6 +341,8 @@ fn a_flip_back_is_confirmed_even_when_the_server_answers_304() {
     assert_eq!(ws.history_count("held"), 3);
 }
 
+/// Sled only: a damaged `store.sled` file is the embedded store's failure;
+/// PostgreSQL keeps its own files.
 #[test]
 fn a_damaged_store_says_so_and_exits_2() {
     let site = Site::start();

@@ -1,22 +1,29 @@
 //! Three real `tidings run` nodes on one PostgreSQL store, each with its
-//! own state directory. Pages change twice; one node is SIGKILLed while it
-//! holds checks and another while it holds briefings to send. Every change
-//! must be recorded once, every subscriber briefed about each (none lost,
-//! none sent again under a new Message-ID), no page fetched twice for one
-//! due time, and the survivors must stop cleanly on SIGTERM. Skipped
-//! (saying so) without PostgreSQL.
+//! own state directory and its own loopback SMTP server. Pages change
+//! twice; one node is SIGKILLed while it holds checks, and another mid-send:
+//! its SMTP server holds the answer to a briefing's end of DATA (the whole
+//! message has arrived, the node waits for the 250) until the test has
+//! killed it. Every change must be recorded once, every subscriber briefed
+//! about each (none lost, the held one included, and none sent again under
+//! a new Message-ID), no page fetched twice for one due time, and the
+//! survivor must stop cleanly on SIGTERM. Skipped (saying so) without
+//! PostgreSQL.
 
 mod common;
 #[path = "common/daemon.rs"]
 mod harness;
 #[path = "common/pg.rs"]
 mod pg;
+#[path = "common/smtp.rs"]
+mod smtp;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Site, WatchDef, Workspace, config_text};
 use harness::Daemon;
+use smtp::{Script, SmtpServer, Stall};
 use tidings::store::{DeliveryState, Store};
 
 const PAGES: usize = 6;
@@ -56,25 +63,25 @@ fn all_at(store: &Store, n: u64) -> Option<()> {
         .then_some(())
 }
 
-fn message_ids(dir: &std::path::Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
-        .filter_map(|e| {
-            let text = std::fs::read_to_string(e.path()).ok()?;
-            text.lines()
-                .find_map(|l| l.strip_prefix("Message-ID: "))
-                .map(|id| id.trim().to_owned())
-        })
+/// The Message-ID of every message the servers accepted.
+fn message_ids(servers: &[SmtpServer]) -> Vec<String> {
+    servers
+        .iter()
+        .flat_map(SmtpServer::received)
+        .map(|m| m.header("Message-ID").expect("a Message-ID"))
         .collect()
+}
+
+fn all_sent(store: &Store) -> Option<Vec<tidings::store::Delivery>> {
+    let rows = store.deliveries().ok()?;
+    rows.iter()
+        .all(|d| d.state == DeliveryState::Sent)
+        .then_some(rows)
 }
 
 #[test]
 fn three_nodes_share_checks_and_briefings_and_survive_kills() {
-    let Some(db) = pg::database("multinode") else {
+    let Some(db) = pg::database("three_nodes_share_checks_and_briefings_and_survive_kills") else {
         return;
     };
     let site = Site::start();
@@ -86,12 +93,31 @@ fn three_nodes_share_checks_and_briefings_and_survive_kills() {
                 .with("schedule = \"*/3 * * * * *\"")
         })
         .collect();
-    let text = format!(
-        "{}\n[daemon]\nmax_jitter = \"0s\"\nshutdown_deadline = \"10s\"\n\n[mail]\nmax_per_second = 2\n\n{}lease = \"{LEASE}\"\n",
-        config_text(&watches),
-        db.store_toml()
-    );
-    let nodes_ws: Vec<Workspace> = (0..3).map(|_| Workspace::with_config(&text)).collect();
+    // One SMTP server per node, so that a held message names its sender;
+    // one stall shared by the three.
+    let stall = Arc::new(Stall::default());
+    let servers: Vec<SmtpServer> = (0..3)
+        .map(|_| {
+            SmtpServer::start(Script {
+                stall: Some(Arc::clone(&stall)),
+                ..Script::default()
+            })
+        })
+        .collect();
+    let nodes_ws: Vec<Workspace> = servers
+        .iter()
+        .map(|server| {
+            Workspace::with_config(&format!(
+                "{}\n[daemon]\nmax_jitter = \"0s\"\nshutdown_deadline = \"10s\"\n\n\
+                 [mail]\nfrom = \"Briefings <briefings@example.org>\"\ntransport = \"smtp\"\n\
+                 host = \"127.0.0.1\"\nport = {}\ntls = \"none\"\ntimeout = \"5s\"\n\
+                 retry_base = \"200ms\"\nretry_max = \"1s\"\nmax_per_second = 2\n\n{}lease = \"{LEASE}\"\n",
+                config_text(&watches),
+                server.port(),
+                db.store_toml()
+            ))
+        })
+        .collect();
     let run = nodes_ws[0].run(&["store", "migrate"]);
     assert_eq!(run.code, 0, "{run}");
     for address in SUBSCRIBERS {
@@ -144,34 +170,36 @@ fn three_nodes_share_checks_and_briefings_and_survive_kills() {
         killed_at.elapsed().as_secs_f64()
     );
 
-    // Round 2: node 1 killed while it holds briefings to send (two a
-    // second per node, so there is a queue).
+    // Round 2: once round 1's briefings are all out, the next briefing to
+    // reach the end of its DATA is held there, and its node is killed while
+    // it waits for the server's answer.
+    wait_until("round 1's briefings sent", Duration::from_secs(60), || {
+        all_sent(&store)
+    });
+    stall.arm();
     site.set_delay(Duration::ZERO);
     for i in 0..PAGES {
         site.set_html(&format!("/p{i}"), page(2, i));
     }
-    let victim = &nodes_ws[1];
-    wait_until(
-        "node 1 to send a briefing of round 2",
-        Duration::from_secs(90),
-        || {
-            (all_at(&store, 3).is_some()
-                && !message_ids(&victim.path().join("mail")).is_empty()
-                && store
-                    .deliveries()
-                    .ok()?
-                    .iter()
-                    .any(|d| d.state == DeliveryState::Pending))
-            .then_some(())
-        },
+    let (port, held) = stall
+        .wait_held(Duration::from_secs(60))
+        .expect("a briefing of round 2 reached the end of its DATA");
+    let held_id = held.header("Message-ID").expect("a Message-ID");
+    let victim = servers
+        .iter()
+        .position(|s| s.port() == port)
+        .expect("one of the servers");
+    assert_ne!(victim, 0, "node 0 is dead already");
+    assert!(
+        nodes[victim].exited().is_none(),
+        "node {victim} is alive, waiting for its answer"
     );
-    nodes[1].signal("-KILL");
-    nodes[1].wait_exit();
+    nodes[victim].signal("-KILL");
+    nodes[victim].wait_exit();
+    stall.release();
+    let survivor = 3 - victim;
     let rows = wait_until("every briefing sent", Duration::from_secs(90), || {
-        let rows = store.deliveries().ok()?;
-        rows.iter()
-            .all(|d| d.state == DeliveryState::Sent)
-            .then_some(rows)
+        all_sent(&store)
     });
 
     // Every change recorded once: three versions per page, no more.
@@ -195,14 +223,23 @@ fn three_nodes_share_checks_and_briefings_and_survive_kills() {
     // a kill may repeat a message, never under a new id.
     let expected: BTreeSet<String> = rows
         .iter()
-        .map(|d| tidings::mail::message_id(&d.key, "localhost"))
+        .map(|d| tidings::mail::message_id(&d.key, "example.org"))
         .collect();
     let mut sent: BTreeMap<String, usize> = BTreeMap::new();
-    for ws in &nodes_ws {
-        for id in message_ids(&ws.path().join("mail")) {
-            *sent.entry(id).or_default() += 1;
-        }
+    for id in message_ids(&servers) {
+        *sent.entry(id).or_default() += 1;
     }
+    assert!(
+        sent.contains_key(&held_id),
+        "the briefing held mid-send ({held_id}) was never sent again"
+    );
+    assert!(
+        servers[survivor]
+            .received()
+            .iter()
+            .any(|m| m.header("Message-ID").as_deref() == Some(held_id.as_str())),
+        "the survivor, node {survivor}, sent the held briefing ({held_id})"
+    );
     for id in sent.keys() {
         assert!(expected.contains(id), "a message under an unknown id {id}");
     }
@@ -216,7 +253,7 @@ fn three_nodes_share_checks_and_briefings_and_survive_kills() {
     );
     let repeated: usize = sent.values().map(|n| n - 1).sum();
     eprintln!(
-        "figure: {} briefings, {repeated} re-sent under the same Message-ID after the kill",
+        "figure: {} briefings; node {victim} killed mid-send (its server held the answer to the end of DATA of {held_id}), which node {survivor} sent again (the held copy was never accepted); {repeated} accepted twice under the same Message-ID, none under a new one",
         expected.len()
     );
     // No page fetched twice for one due time: the watches fire every 3 s,
@@ -245,18 +282,18 @@ fn three_nodes_share_checks_and_briefings_and_survive_kills() {
     eprintln!("figure: {} checks across the three nodes", slots.len());
 
     // The survivor stops cleanly.
-    nodes[2].signal("-TERM");
-    let status = nodes[2].wait_exit();
+    nodes[survivor].signal("-TERM");
+    let status = nodes[survivor].wait_exit();
     assert!(
         status.success(),
-        "node 2 exited {status}\n{}",
-        nodes[2].log()
+        "node {survivor} exited {status}\n{}",
+        nodes[survivor].log()
     );
     let stopped = store.nodes().expect("nodes");
     assert!(
         stopped
             .iter()
-            .any(|n| n.pid == i64::from(nodes[2].child.id()) && n.stopped),
+            .any(|n| n.pid == i64::from(nodes[survivor].child.id()) && n.stopped),
         "{stopped:?}"
     );
 }

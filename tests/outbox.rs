@@ -3,8 +3,15 @@
 //! worker hands them to a real SMTP conversation on loopback, through
 //! every failure the issue lists (server down then up, 451 then OK, 550
 //! for one recipient, 535, a server that never answers).
+//!
+//! Every scenario runs on a temporary sled store (`NAME::sled`) and on a
+//! PostgreSQL database of its own (`NAME::postgres`, skipped with a printed
+//! reason without PostgreSQL).
 
 mod common;
+#[macro_use]
+#[path = "common/pg.rs"]
+mod pg;
 #[path = "common/smtp.rs"]
 mod smtp;
 
@@ -12,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use pg::Backend;
 use smtp::{Script, SmtpServer, closed_port};
 use tidings::config::{MailSettings, MailTransport, PasswordSource, SmtpSettings, SmtpTls};
 use tidings::core::brief::Templates;
@@ -24,6 +32,19 @@ use tidings::service::delivery::{Deliverer, Links, OutboxCommand, outbox_command
 use tidings::service::pipeline::{Audience, FetchedPage, Outcome, apply_page};
 use tidings::store::{Cadence, DeliveryState, Store, Subscriber, Suppression, change_key};
 use tokio_util::sync::CancellationToken;
+
+on_both_backends!(
+    async
+    a_change_reaches_each_matching_subscriber_exactly_once,
+    a_digest_gathers_changes_into_one_mail_when_its_schedule_fires,
+    a_server_that_is_down_then_up_gets_everything_exactly_once,
+    a_451_is_retried_and_then_delivered,
+    a_550_fails_one_recipient_and_not_the_others,
+    a_535_pauses_the_queue_until_the_settings_are_fixed,
+    a_server_that_never_answers_is_a_temporary_failure,
+    leaving_cancels_what_waits_and_forget_erases_it,
+    an_admin_can_cancel_a_briefing_before_it_goes,
+);
 
 const PLACES: &[&str] = &["Allerdale", "Carlisle", "Eden"];
 const MORE_PLACES: &[&str] = &["Allerdale", "Carlisle", "Eden", "Copeland"];
@@ -113,6 +134,16 @@ fn settings(port: u16) -> MailSettings {
     }
 }
 
+/// A pass goes on while rows are due, and a retried row falls due again
+/// after its first retry wait (80 to 100 % of `retry_base`). For tests that
+/// count one pass's attempts, a wait long enough that one pass tries each
+/// row once even on a slow store (a loaded machine, PostgreSQL).
+fn one_try_per_pass(mut mail: MailSettings) -> MailSettings {
+    mail.retry_base = Duration::from_millis(500);
+    mail.retry_max = Duration::from_secs(1);
+    mail
+}
+
 fn deliverer(store: &Store, settings: &MailSettings) -> Deliverer {
     let mailer = Mailer::new(settings, store.path()).expect("mailer");
     Deliverer::new(
@@ -158,9 +189,8 @@ fn state_of(store: &Store, address: &str) -> DeliveryState {
         .unwrap_or_else(|| panic!("no row for {address}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_change_reaches_each_matching_subscriber_exactly_once() {
-    let store = Store::temporary().expect("store");
+async fn a_change_reaches_each_matching_subscriber_exactly_once(backend: &Backend) {
+    let store = backend.open();
     let everyone = subscriber("ada@example.org", Cadence::Immediate);
     let mut leaders_only = subscriber("lee@example.org", Cadence::Immediate);
     leaders_only.kinds = vec![Kind::Leaders];
@@ -241,9 +271,8 @@ async fn a_change_reaches_each_matching_subscriber_exactly_once() {
     assert_eq!(state_of(&store, "ada@example.org"), DeliveryState::Sent);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_digest_gathers_changes_into_one_mail_when_its_schedule_fires() {
-    let store = Store::temporary().expect("store");
+async fn a_digest_gathers_changes_into_one_mail_when_its_schedule_fires(backend: &Backend) {
+    let store = backend.open();
     // Every second: the schedule has always just fired.
     let digest = Cadence::Digest {
         cron: "* * * * * *".to_owned(),
@@ -278,9 +307,8 @@ async fn a_digest_gathers_changes_into_one_mail_when_its_schedule_fires() {
     assert_eq!(pass(&mut worker).await.sent, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_that_is_down_then_up_gets_everything_exactly_once() {
-    let store = Store::temporary().expect("store");
+async fn a_server_that_is_down_then_up_gets_everything_exactly_once(backend: &Backend) {
+    let store = backend.open();
     for address in ["a@example.org", "b@example.org", "c@example.org"] {
         store
             .put_subscriber(&subscriber(address, Cadence::Immediate))
@@ -288,7 +316,7 @@ async fn a_server_that_is_down_then_up_gets_everything_exactly_once() {
     }
     boundary_change(&store, "ncumbria");
     let port = closed_port();
-    let mut worker = deliverer(&store, &settings(port));
+    let mut worker = deliverer(&store, &one_try_per_pass(settings(port)));
     let round = pass(&mut worker).await;
     assert_eq!((round.sent, round.retried), (0, 3), "{round:?}");
     for row in store.deliveries().expect("rows") {
@@ -297,7 +325,7 @@ async fn a_server_that_is_down_then_up_gets_everything_exactly_once() {
         assert!(row.last_error.is_some());
     }
     // Still down at the first retry.
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
     pass(&mut worker).await;
 
     let server = SmtpServer::start_on(port, Script::default());
@@ -313,9 +341,8 @@ async fn a_server_that_is_down_then_up_gets_everything_exactly_once() {
     assert_eq!(ids.len(), 3, "three distinct briefings");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_451_is_retried_and_then_delivered() {
-    let store = Store::temporary().expect("store");
+async fn a_451_is_retried_and_then_delivered(backend: &Backend) {
+    let store = backend.open();
     store
         .put_subscriber(&subscriber("a@example.org", Cadence::Immediate))
         .expect("put");
@@ -324,7 +351,7 @@ async fn a_451_is_retried_and_then_delivered() {
         rcpt_first: vec!["451 4.7.1 try again later".to_owned()],
         ..Script::default()
     });
-    let mut worker = deliverer(&store, &settings(server.port()));
+    let mut worker = deliverer(&store, &one_try_per_pass(settings(server.port())));
     let first = pass(&mut worker).await;
     assert_eq!((first.sent, first.retried), (0, 1), "{first:?}");
     let row = &store.deliveries().expect("rows")[0];
@@ -338,9 +365,8 @@ async fn a_451_is_retried_and_then_delivered() {
     assert_eq!((row.state, row.attempts), (DeliveryState::Sent, 2));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_550_fails_one_recipient_and_not_the_others() {
-    let store = Store::temporary().expect("store");
+async fn a_550_fails_one_recipient_and_not_the_others(backend: &Backend) {
+    let store = backend.open();
     for address in ["good@example.org", "gone@example.org"] {
         store
             .put_subscriber(&subscriber(address, Cadence::Immediate))
@@ -376,10 +402,9 @@ async fn a_550_fails_one_recipient_and_not_the_others() {
     assert_eq!(state_of(&store, "gone@example.org"), DeliveryState::Pending);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_535_pauses_the_queue_until_the_settings_are_fixed() {
+async fn a_535_pauses_the_queue_until_the_settings_are_fixed(backend: &Backend) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path()).expect("store");
+    let store = backend.open();
     for address in ["a@example.org", "b@example.org"] {
         store
             .put_subscriber(&subscriber(address, Cadence::Immediate))
@@ -419,9 +444,8 @@ async fn a_535_pauses_the_queue_until_the_settings_are_fixed() {
     assert_eq!(round.sent, 2, "{round:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_that_never_answers_is_a_temporary_failure() {
-    let store = Store::temporary().expect("store");
+async fn a_server_that_never_answers_is_a_temporary_failure(backend: &Backend) {
+    let store = backend.open();
     store
         .put_subscriber(&subscriber("a@example.org", Cadence::Immediate))
         .expect("put");
@@ -430,7 +454,7 @@ async fn a_server_that_never_answers_is_a_temporary_failure() {
         silent: true,
         ..Script::default()
     });
-    let mut mail = settings(server.port());
+    let mut mail = one_try_per_pass(settings(server.port()));
     mail.timeout = Duration::from_millis(500);
     let mut worker = deliverer(&store, &mail);
     let started = std::time::Instant::now();
@@ -444,9 +468,8 @@ async fn a_server_that_never_answers_is_a_temporary_failure() {
     assert_eq!(row.state, DeliveryState::Pending);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn leaving_cancels_what_waits_and_forget_erases_it() {
-    let store = Store::temporary().expect("store");
+async fn leaving_cancels_what_waits_and_forget_erases_it(backend: &Backend) {
+    let store = backend.open();
     for address in ["stay@example.org", "leave@example.org", "erase@example.org"] {
         store
             .put_subscriber(&subscriber(address, Cadence::Immediate))
@@ -475,9 +498,8 @@ async fn leaving_cancels_what_waits_and_forget_erases_it() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_admin_can_cancel_a_briefing_before_it_goes() {
-    let store = Store::temporary().expect("store");
+async fn an_admin_can_cancel_a_briefing_before_it_goes(backend: &Backend) {
+    let store = backend.open();
     store
         .put_subscriber(&subscriber("a@example.org", Cadence::Immediate))
         .expect("put");

@@ -1,10 +1,12 @@
 //! The PostgreSQL store from the command line: `validate` names what is
 //! wrong with `[store]`, `store migrate` brings the schema up to date,
-//! `check` and `history` work on it, and `store copy --from-sled` moves an
-//! embedded store into it with every record. Skipped (saying so) without
-//! PostgreSQL.
+//! `check` and `history` work on it, `run` brings a fresh database's
+//! schema up at start, and `store copy --from-sled` moves an embedded store
+//! into it with every record. Skipped (saying so) without PostgreSQL.
 
 mod common;
+#[path = "common/daemon.rs"]
+mod harness;
 #[path = "common/pg.rs"]
 mod pg;
 
@@ -21,7 +23,8 @@ fn pg_workspace(db: &pg::TestDb, watches: &[WatchDef]) -> Workspace {
 
 #[test]
 fn validate_names_each_store_problem_and_migrate_fixes_the_schema() {
-    let Some(db) = pg::database("validate") else {
+    let Some(db) = pg::database("validate_names_each_store_problem_and_migrate_fixes_the_schema")
+    else {
         return;
     };
     let ws = pg_workspace(&db, &[]);
@@ -71,7 +74,7 @@ fn validate_names_each_store_problem_and_migrate_fixes_the_schema() {
 
 #[test]
 fn check_and_history_run_on_the_database() {
-    let Some(db) = pg::database("check") else {
+    let Some(db) = pg::database("check_and_history_run_on_the_database") else {
         return;
     };
     let site = Site::start();
@@ -92,13 +95,42 @@ fn check_and_history_run_on_the_database() {
     assert!(!ws.path().join("store.sled").exists());
 }
 
+/// The scenarios on both stores start from a migrated database, as
+/// `store migrate` leaves it; `run` must also do it itself.
+#[test]
+fn run_migrates_a_fresh_database_at_start() {
+    let Some(db) = pg::database("run_migrates_a_fresh_database_at_start") else {
+        return;
+    };
+    let site = Site::start();
+    site.set_html(
+        "/a",
+        "<main><h1>Partners</h1><p>Allerdale and Eden.</p></main>",
+    );
+    let ws = Workspace::with_config_on(
+        &db.store_toml(),
+        &harness::daemon_config(&[WatchDef::new("a", site.url("/a"))], ""),
+    );
+    let run = ws.run(&["validate"]);
+    assert_eq!(run.code, 78, "no schema yet: {run}");
+    let mut daemon = harness::Daemon::start(&ws);
+    daemon.wait_for_watch(&ws.config, "a", "a first version", |w| {
+        w.latest_version == Some(1)
+    });
+    daemon.signal("-TERM");
+    assert!(daemon.wait_exit().success(), "{}", daemon.log());
+    let run = ws.run(&["validate"]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(run.stdout.contains("schema current"), "{run}");
+}
+
 fn blocks(text: &str) -> Vec<Block> {
     vec![Block::new(BlockKind::Paragraph, text)]
 }
 
 #[test]
 fn copy_from_sled_moves_every_record_and_ids_continue() {
-    let Some(db) = pg::database("copy") else {
+    let Some(db) = pg::database("copy_from_sled_moves_every_record_and_ids_continue") else {
         return;
     };
     let ws = pg_workspace(&db, &[]);

@@ -6,11 +6,19 @@
 //! forms without a matching token are refused; rate limits answer 429; the
 //! reply to a subscribe request is the same whatever the address's state;
 //! every response carries the security headers; page text is escaped.
+//!
+//! Every scenario with a server runs on sled (`NAME::sled`) and on a
+//! PostgreSQL database of its own (`NAME::postgres`, skipped with a printed
+//! reason without PostgreSQL).
 
 #[path = "common/web.rs"]
 mod harness;
+#[macro_use]
+#[path = "common/pg.rs"]
+mod pg;
 
 use harness::{Harness, link, watches_toml};
+use pg::Backend;
 use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap};
 use tidings::core::token;
@@ -106,6 +114,24 @@ fn unescape_slashes(html: &str) -> String {
     html.replace("&#x2f;", "/")
 }
 
+on_both_backends!(
+    async
+    subscribing_sends_a_link_that_only_a_post_confirms,
+    get_never_unsubscribes_and_the_button_does,
+    one_click_unsubscribe_needs_no_form_token,
+    forms_without_a_matching_token_are_refused,
+    subscribe_is_rate_limited_per_client_and_per_address,
+    the_reply_is_the_same_whatever_the_address_state,
+    bad_addresses_are_refused_with_a_clear_message,
+    every_response_carries_the_security_headers_and_bodies_are_capped,
+    the_change_page_shows_facts_and_an_escaped_diff,
+    feeds_are_atom_with_the_right_entries,
+    metrics_and_health,
+    preferences_are_prefilled_and_saved,
+    broken_and_expired_links_explain_themselves,
+    a_confirmation_that_cannot_be_sent_now_waits_in_the_outbox,
+);
+
 const LANCS: &str = "Lancashire and South Cumbria";
 
 fn two_watches() -> String {
@@ -113,6 +139,11 @@ fn two_watches() -> String {
         ("lsc-ics", "https://example.org/lsc", &[LANCS]),
         ("wnec", "https://example.org/wnec", &["North Cumbria"]),
     ])
+}
+
+/// A server watching [`two_watches`] on `backend`, with these `[web]` lines.
+async fn start(backend: &Backend, web_extra: &str) -> Harness {
+    Harness::start_on(&two_watches(), web_extra, &backend.store_toml()).await
 }
 
 fn confirmed(address: &str) -> Subscriber {
@@ -140,9 +171,8 @@ fn page(places: &[&str], extra: &str) -> String {
     )
 }
 
-#[tokio::test]
-async fn subscribing_sends_a_link_that_only_a_post_confirms() {
-    let server = Harness::start(&two_watches(), "").await;
+async fn subscribing_sends_a_link_that_only_a_post_confirms(backend: &Backend) {
+    let server = start(backend, "").await;
     let mut client = Client::new();
     let reply = client
         .submit(
@@ -217,9 +247,8 @@ async fn subscribing_sends_a_link_that_only_a_post_confirms() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn get_never_unsubscribes_and_the_button_does() {
-    let server = Harness::start(&two_watches(), "").await;
+async fn get_never_unsubscribes_and_the_button_does(backend: &Backend) {
+    let server = start(backend, "").await;
     server
         .store
         .put_subscriber(&confirmed("bob@example.org"))
@@ -266,9 +295,8 @@ async fn get_never_unsubscribes_and_the_button_does() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn one_click_unsubscribe_needs_no_form_token() {
-    let server = Harness::start(&two_watches(), "").await;
+async fn one_click_unsubscribe_needs_no_form_token(backend: &Backend) {
+    let server = start(backend, "").await;
     let http = reqwest::Client::new();
     for (address, content_type, body) in [
         (
@@ -330,9 +358,8 @@ async fn one_click_unsubscribe_needs_no_form_token() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn forms_without_a_matching_token_are_refused() {
-    let server = Harness::start(&two_watches(), "").await;
+async fn forms_without_a_matching_token_are_refused(backend: &Backend) {
+    let server = start(backend, "").await;
     let subscribe = server.url("/subscribe");
     let fields = [("address", "mallory@example.org"), ("cadence", "immediate")];
 
@@ -398,10 +425,9 @@ async fn forms_without_a_matching_token_are_refused() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn subscribe_is_rate_limited_per_client_and_per_address() {
-    let server = Harness::start(
-        &two_watches(),
+async fn subscribe_is_rate_limited_per_client_and_per_address(backend: &Backend) {
+    let server = start(
+        backend,
         "trust_forwarded = true\nsubscribe_per_ip = 3\nsubscribe_per_address = 1",
     )
     .await;
@@ -464,9 +490,8 @@ async fn subscribe_is_rate_limited_per_client_and_per_address() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn the_reply_is_the_same_whatever_the_address_state() {
-    let server = Harness::start(&two_watches(), "").await;
+async fn the_reply_is_the_same_whatever_the_address_state(backend: &Backend) {
+    let server = start(backend, "").await;
     server
         .store
         .put_subscriber(&confirmed("known@example.org"))
@@ -531,9 +556,8 @@ async fn the_reply_is_the_same_whatever_the_address_state() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn bad_addresses_are_refused_with_a_clear_message() {
-    let server = Harness::start(&two_watches(), "").await;
+async fn bad_addresses_are_refused_with_a_clear_message(backend: &Backend) {
+    let server = start(backend, "").await;
     for bad in [
         "not-an-address",
         "ada@localhost",
@@ -574,9 +598,8 @@ async fn bad_addresses_are_refused_with_a_clear_message() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn every_response_carries_the_security_headers_and_bodies_are_capped() {
-    let server = Harness::start(&two_watches(), "").await;
+async fn every_response_carries_the_security_headers_and_bodies_are_capped(backend: &Backend) {
+    let server = start(backend, "").await;
     let http = reqwest::Client::new();
     let mut responses = Vec::new();
     for path in [
@@ -618,9 +641,8 @@ async fn every_response_carries_the_security_headers_and_bodies_are_capped() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn the_change_page_shows_facts_and_an_escaped_diff() {
-    let server = Harness::start(&two_watches(), "").await;
+async fn the_change_page_shows_facts_and_an_escaped_diff(backend: &Backend) {
+    let server = start(backend, "").await;
     // Text that reads as markup: the extractor drops real <script>
     // elements, so the page spells the tag out in its text.
     let script = "<p>Notice: &lt;script&gt;alert('x')&lt;/script&gt; read the plan &amp; more.</p>";
@@ -664,9 +686,8 @@ async fn the_change_page_shows_facts_and_an_escaped_diff() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn feeds_are_atom_with_the_right_entries() {
-    let server = Harness::start(&two_watches(), "").await;
+async fn feeds_are_atom_with_the_right_entries(backend: &Backend) {
+    let server = start(backend, "").await;
     server.apply("wnec", &page(&["Allerdale", "Carlisle", "Eden"], ""));
     server.apply("wnec", &page(&["Allerdale", "Carlisle"], ""));
     server.apply("lsc-ics", &page(&["Blackpool", "Fylde"], ""));
@@ -755,9 +776,8 @@ async fn feeds_are_atom_with_the_right_entries() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn metrics_and_health() {
-    let server = Harness::start(&two_watches(), "").await;
+async fn metrics_and_health(backend: &Backend) {
+    let server = start(backend, "").await;
     server.metrics.record_check(true);
     server
         .metrics
@@ -789,9 +809,8 @@ async fn metrics_and_health() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn preferences_are_prefilled_and_saved() {
-    let server = Harness::start(&two_watches(), "").await;
+async fn preferences_are_prefilled_and_saved(backend: &Backend) {
+    let server = start(backend, "").await;
     let mut ada = confirmed("ada@example.org");
     ada.watches = vec!["wnec".to_owned()];
     ada.cadence = Cadence::Digest {
@@ -851,9 +870,8 @@ async fn preferences_are_prefilled_and_saved() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn broken_and_expired_links_explain_themselves() {
-    let server = Harness::start(&two_watches(), "").await;
+async fn broken_and_expired_links_explain_themselves(backend: &Backend) {
+    let server = start(backend, "").await;
     let expired = token::confirm_token(
         &server.key,
         "ada@example.org",
@@ -877,7 +895,7 @@ async fn broken_and_expired_links_explain_themselves() {
 }
 
 /// The commented `[web]` example in the shipped config is valid once
-/// uncommented.
+/// uncommented. (No server and no store: one test, not a twin.)
 #[test]
 fn the_shipped_web_example_validates() {
     let shipped = std::fs::read_to_string(
@@ -907,14 +925,13 @@ fn the_shipped_web_example_validates() {
     );
 }
 
-#[tokio::test]
-async fn a_confirmation_that_cannot_be_sent_now_waits_in_the_outbox() {
+async fn a_confirmation_that_cannot_be_sent_now_waits_in_the_outbox(backend: &Backend) {
     use std::sync::Arc;
     use tidings::core::brief::Templates;
     use tidings::service::delivery::{Deliverer, Links};
     use tidings::store::DeliveryState;
 
-    let server = Harness::start(&two_watches(), "").await;
+    let server = start(backend, "").await;
     // The mail directory cannot be made (a file is in its way): every send
     // fails as a temporary error, as with an SMTP server that is down.
     std::fs::write(&server.mail_dir, "in the way").expect("block the mail dir");

@@ -49,7 +49,8 @@ async fn submit(url: &str, fields: &[(&str, &str)]) -> (reqwest::StatusCode, Str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_started_on_one_node_is_confirmed_on_another() {
-    let Some(db) = pg::database("web") else {
+    let Some(db) = pg::database("a_subscription_started_on_one_node_is_confirmed_on_another")
+    else {
         return;
     };
     let watches = watches_toml(&[("wnec", "https://example.org/wnec", &["North Cumbria"])]);

@@ -21,12 +21,21 @@ pub struct Heartbeat {
     store: Store,
 }
 
+/// How often a node beats (and the daemon reads the shared pauses again):
+/// a sixth of a lease, between half a second and 10 s, so a dead node
+/// shows as silent well before its leases run out. `None` off a shared
+/// store.
+pub fn beat_every(store: &Store) -> Option<Duration> {
+    store
+        .node()
+        .map(|node| (node.lease / 6).clamp(Duration::from_millis(500), Duration::from_secs(10)))
+}
+
 impl Heartbeat {
     /// Starts beating for the store's node (nothing without one).
     pub fn start(store: &Store) -> Self {
         let stop = CancellationToken::new();
-        let task = store.node().map(|node| {
-            let every = (node.lease / 6).clamp(Duration::from_millis(500), Duration::from_secs(10));
+        let task = beat_every(store).map(|every| {
             let store = store.clone();
             let stop = stop.clone();
             tokio::spawn(async move {

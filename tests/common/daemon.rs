@@ -38,8 +38,9 @@ pub fn daemon_config(watches: &[WatchDef], daemon_extra: &str) -> String {
     )
 }
 
+/// Rewrites the workspace's config (with its `[store]` section).
 pub fn write(ws: &Workspace, text: &str) {
-    std::fs::write(&ws.config, text).expect("write config");
+    ws.write_text(text);
 }
 
 /// A running `tidings run`, killed on drop so a failing test leaves no

@@ -279,10 +279,13 @@ fn toml_str(text: &str) -> String {
     format!("{text:?}")
 }
 
-/// A temporary directory holding `tidings.toml` and the store.
+/// A temporary directory holding `tidings.toml` and, on sled, the store.
 pub struct Workspace {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
+    /// The `[store]` section every config written here ends with (empty:
+    /// sled in the directory), so a scenario runs on either backend.
+    pub store: String,
 }
 
 impl Workspace {
@@ -293,10 +296,21 @@ impl Workspace {
 
     /// A workspace with this config text.
     pub fn with_config(text: &str) -> Self {
+        Self::with_config_on("", text)
+    }
+
+    /// A workspace whose configs (this text, and any written later with
+    /// [`Workspace::write_text`]) end with the `[store]` section `store`.
+    pub fn with_config_on(store: &str, text: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("tidings.toml");
-        std::fs::write(&config, text).expect("write config");
-        Self { dir, config }
+        let ws = Self {
+            dir,
+            config,
+            store: store.to_owned(),
+        };
+        ws.write_text(text);
+        ws
     }
 
     pub fn path(&self) -> &Path {
@@ -305,7 +319,23 @@ impl Workspace {
 
     /// Rewrites the config.
     pub fn write_config(&self, watches: &[WatchDef]) {
-        std::fs::write(&self.config, config_text(watches)).expect("write config");
+        self.write_text(&config_text(watches));
+    }
+
+    /// Rewrites the config with this text and the workspace's `[store]`
+    /// section after it (last, so that line numbers in the text hold).
+    pub fn write_text(&self, text: &str) {
+        self.write_file(&self.config, text);
+    }
+
+    /// Writes another config file, with the workspace's `[store]` section.
+    pub fn write_file(&self, path: &Path, text: &str) {
+        let text = if self.store.is_empty() {
+            text.to_owned()
+        } else {
+            format!("{text}\n{}", self.store)
+        };
+        std::fs::write(path, text).expect("write config");
     }
 
     /// Runs `tidings ARGS --config CONFIG` in the workspace.

@@ -13,8 +13,8 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 /// What the server answers to each command.
 #[derive(Clone, Debug)]
@@ -35,6 +35,80 @@ pub struct Script {
     pub silent: bool,
     /// Wait this long before answering DATA's final dot.
     pub data_delay: Duration,
+    /// Holds the answer to one DATA's final dot, on whichever server
+    /// sharing it gets there first once it is armed (see [`Stall`]).
+    pub stall: Option<Arc<Stall>>,
+}
+
+/// A message held mid-send: its whole text has reached the server, whose
+/// answer the sender now waits for. A test arms the stall, waits for a
+/// message to be held, kills the sender, then releases it. The held message
+/// is not accepted: its sender never heard the server take it (RFC 5321
+/// makes the server responsible only once it has answered 250), so it must
+/// be sent again.
+#[derive(Debug, Default)]
+pub struct Stall {
+    state: Mutex<StallState>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+enum StallState {
+    #[default]
+    Off,
+    Armed,
+    /// The port of the server holding it, and the message.
+    Holding(u16, Received),
+    Released,
+}
+
+impl Stall {
+    /// The next DATA to end on a server with this stall is held.
+    pub fn arm(&self) {
+        *lock(&self.state) = StallState::Armed;
+    }
+
+    /// Waits (at most `timeout`) for a message to be held: the port of the
+    /// server holding it, and the message.
+    pub fn wait_held(&self, timeout: Duration) -> Option<(u16, Received)> {
+        let deadline = Instant::now() + timeout;
+        let mut state = lock(&self.state);
+        loop {
+            if let StallState::Holding(port, message) = &*state {
+                return Some((*port, message.clone()));
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            state = self
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Lets the held session go on (its sender is gone by now).
+    pub fn release(&self) {
+        *lock(&self.state) = StallState::Released;
+        self.changed.notify_all();
+    }
+
+    /// Holds `message` if armed; returns once released. False when the
+    /// stall was not armed (the message goes through as usual).
+    fn hold(&self, port: u16, message: &Received) -> bool {
+        let mut state = lock(&self.state);
+        if !matches!(*state, StallState::Armed) {
+            return false;
+        }
+        *state = StallState::Holding(port, message.clone());
+        self.changed.notify_all();
+        while matches!(*state, StallState::Holding(..)) {
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        true
+    }
 }
 
 impl Default for Script {
@@ -48,6 +122,7 @@ impl Default for Script {
             rcpt_first: Vec::new(),
             silent: false,
             data_delay: Duration::ZERO,
+            stall: None,
         }
     }
 }
@@ -187,6 +262,7 @@ fn session(
     script: &Mutex<Script>,
     inbox: &Mutex<Vec<Received>>,
 ) -> std::io::Result<()> {
+    let port = stream.local_addr()?.port();
     let mut out = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     let mut reply = |line: &str| out.write_all(format!("{line}\r\n").as_bytes());
@@ -246,16 +322,22 @@ fn session(
                         .unwrap_or(&body_line);
                     data.push_str(body_line);
                 }
-                let (answer, delay) = {
+                let (answer, delay, stall) = {
                     let script = lock(script);
-                    (script.data.clone(), script.data_delay)
+                    (script.data.clone(), script.data_delay, script.stall.clone())
                 };
                 std::thread::sleep(delay);
+                let message = Received {
+                    rcpt: rcpt.clone(),
+                    data,
+                };
+                if stall.is_some_and(|stall| stall.hold(port, &message)) {
+                    // Never accepted: the sender is gone, or about to be.
+                    let _ = reply("451 4.3.0 held by the test");
+                    return Ok(());
+                }
                 if answer.starts_with('2') {
-                    lock(inbox).push(Received {
-                        rcpt: rcpt.clone(),
-                        data,
-                    });
+                    lock(inbox).push(message);
                 }
                 reply(&answer)?;
             }

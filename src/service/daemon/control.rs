@@ -243,6 +243,7 @@ impl Daemon {
                 output.code = 1;
             } else if self.plan.contains_key(name) {
                 self.plan.set_due(name, now);
+                self.asked_now.insert(name.clone());
                 output.stdout.push_str(&format!(
                     "checking {name} now; `tidings status` shows the result\n"
                 ));
@@ -257,6 +258,7 @@ impl Daemon {
     fn replan(&mut self, watches: &[String]) {
         let now = Utc::now();
         for name in watches {
+            self.asked_now.remove(name);
             if let Some(watch) = self.plan.get(name).map(|p| p.watch.clone()) {
                 let due = self.plan_next(&watch, now);
                 self.plan.set_due(name, due);

@@ -213,6 +213,9 @@ struct Daemon {
     leased: node::Leased,
     /// Leases of checks that finished, given back once per batch.
     finished_leases: node::Finished,
+    /// Watches an admin asked to check now (`check-now`): on a shared
+    /// store their claim does not wait for the schedule (see [`node`]).
+    asked_now: HashSet<String>,
     /// When freed memory was last handed back to the system.
     last_trim: Option<std::time::Instant>,
 }
@@ -262,6 +265,7 @@ impl Daemon {
             check_waiters: HashMap::new(),
             leased: node::Leased::new(),
             finished_leases: node::Finished::new(),
+            asked_now: HashSet::new(),
             last_trim: None,
         };
         let now = Utc::now();
@@ -624,6 +628,7 @@ impl Daemon {
         drop(names);
         for name in &removed {
             self.plan.remove(name);
+            self.asked_now.remove(name);
         }
         let (mut added, mut changed) = (0, 0);
         let daemon_settings_changed = config.daemon != self.config.daemon;
@@ -685,6 +690,8 @@ impl Daemon {
         let watchdog_every = sd_notify::watchdog_enabled().map(|interval| interval / 2);
         let mut watchdog =
             tokio::time::interval(watchdog_every.unwrap_or(Duration::from_secs(3600)));
+        let sync_every = crate::service::lease::beat_every(&self.store);
+        let mut pause_sync = tokio::time::interval(sync_every.unwrap_or(Duration::from_secs(3600)));
 
         loop {
             let now = Utc::now();
@@ -728,6 +735,7 @@ impl Daemon {
                 _ = watchdog.tick(), if watchdog_every.is_some() => {
                     notify(&[sd_notify::NotifyState::Watchdog]);
                 }
+                _ = pause_sync.tick(), if sync_every.is_some() => self.sync_pauses(),
             }
         }
         self.shut_down().await

@@ -108,7 +108,13 @@ impl Daemon {
             else {
                 continue;
             };
+            // A check an admin asked for now (`check-now`) is due whatever
+            // the schedule and the stored state say: its due time, the
+            // moment it was asked, is claimed like any other, so one node
+            // runs it.
+            let asked = self.asked_now.remove(&watch.name);
             let next = match claim {
+                CheckClaim::Granted if asked => now,
                 CheckClaim::Granted | CheckClaim::Done => self.due_from(
                     &watch,
                     states.get(&watch.name),
@@ -137,6 +143,34 @@ impl Daemon {
             tracing::warn!(%error, "cannot give back claimed checks; their leases run out instead");
         }
         run
+    }
+
+    /// Plans again the watches whose pause changed in the shared store:
+    /// `tidings pause` and `resume` write the database from any machine, and
+    /// no node is asked, so each node looks every heartbeat. (A watch
+    /// paused elsewhere would be skipped at its claim anyway; a resumed one
+    /// would otherwise stay unplanned until a restart.)
+    pub(super) fn sync_pauses(&mut self) {
+        let paused = match tokio::task::block_in_place(|| self.store.paused()) {
+            Ok(paused) => paused,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the pauses of the shared store");
+                return;
+            }
+        };
+        let stale: Vec<Watch> = self
+            .plan
+            .values()
+            .filter(|p| (p.due == DateTime::<Utc>::MAX_UTC) != paused.contains_key(&p.watch.name))
+            .map(|p| p.watch.clone())
+            .collect();
+        let now = Utc::now();
+        for watch in stale {
+            let due = tokio::task::block_in_place(|| self.plan_next(&watch, now));
+            tracing::debug!(watch = %watch.name, %due, "pause changed in the shared store");
+            self.asked_now.remove(&watch.name);
+            self.plan.set_due(&watch.name, due);
+        }
     }
 
     /// Notes that this node is done with the check it claimed of `watch`
