@@ -15,13 +15,11 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use std::collections::BTreeSet;
-
 use crate::config::{Limits, Watch};
 use crate::core::classify::{self, Assessment};
 use crate::core::diff::{self, DiffOptions, TextDiff};
 use crate::core::extract::{self, EXTRACTOR_VERSION};
-use crate::core::facts::{self, Fact, FactRule};
+use crate::core::facts::{self, FactRule};
 use crate::core::model::Block;
 use crate::fetch::{FetchOutcome, FetchSettings, Fetcher, Validators};
 use crate::store::{self, NewChange, NewVersion, Store, StoreError, Suspect, WatchState};
@@ -243,7 +241,7 @@ pub fn apply_extracted(
         state.suspect = None;
         // Facts are read when a change needs them, not for every baseline:
         // on a first pass over a thousand pages that is a third of the work.
-        let version = new_version(page, blocks, None, None);
+        let version = new_version(page, blocks, None);
         let number = store.commit_version(watch, &version, &state)?;
         return Ok(Outcome::New { version: number });
     };
@@ -259,7 +257,7 @@ pub fn apply_extracted(
         // The same page read by a newer extractor is not news: store it as
         // the new baseline, with no change record.
         state.suspect = None;
-        let version = new_version(page, blocks, None, None);
+        let version = new_version(page, blocks, None);
         let number = store.commit_version(watch, &version, &state)?;
         return Ok(Outcome::Rebaselined { version: number });
     }
@@ -305,7 +303,11 @@ pub fn apply_extracted(
         changed_words: text_diff.changed_words() as u64,
         detail,
     };
-    let mut version = new_version(page, blocks, Some(change), Some(&new_facts));
+    // The facts themselves are not stored: the change record keeps the ones
+    // that were added, removed or changed, and an old text's facts are read
+    // again with today's rules when it is next compared (above), so a stored
+    // copy would only be read by nobody at about 2 KB a version.
+    let mut version = new_version(page, blocks, Some(change));
     if let Some(audience) = &page.audience {
         version.notify = recipients(store, watch, audience, &assessment.kinds())?;
     }
@@ -351,16 +353,13 @@ fn new_version<'a>(
     page: &FetchedPage<'_>,
     blocks: &'a [Block],
     change: Option<NewChange>,
-    facts: Option<&BTreeSet<Fact>>,
 ) -> NewVersion<'a> {
     NewVersion {
         seen_at: page.fetched_at,
         blocks,
         extractor_version: EXTRACTOR_VERSION,
         change,
-        facts: facts
-            .and_then(|facts| serde_json::to_value(facts).ok())
-            .map(|value| (facts::FACTS_VERSION, value)),
+        facts: None,
         notify: None,
     }
 }
