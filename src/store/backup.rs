@@ -8,9 +8,10 @@
 //! it reads, so it never sees half of a multi-tree transaction (a snapshot,
 //! its change record and the briefings it owes are all in or all out).
 //!
-//! The `texts` tree is written with the texts themselves, read from the
-//! store's pack files (see `kv::packs`), so an archive holds every text
-//! whatever the layout it came from; a restore writes them into new packs.
+//! The `texts` and `changes` trees are written with the texts and records
+//! themselves, read from the store's pack files (see `kv::packs`), so an
+//! archive holds every one whatever the layout it came from; a restore
+//! writes them into new packs.
 //!
 //! A restore writes into `store.sled.restoring` beside the store, checks
 //! the checksum, and only then moves the old store aside (to
@@ -163,7 +164,6 @@ impl Store {
             };
             let db = &kv.db;
             let default_name = db.name();
-            let texts_name = super::kv::Tree::Texts.name().as_bytes();
             for name in db.tree_names() {
                 let tree = if name == default_name {
                     (**db).clone()
@@ -177,6 +177,7 @@ impl Store {
                 // The default tree is written with an empty name.
                 out.field(if name == default_name { &[] } else { &name })
                     .map_err(io)?;
+                let packed = packed_tree(&name);
                 for entry in tree.iter() {
                     let (key, value) = entry.map_err(|e| StoreError::Io {
                         path: self.path.clone(),
@@ -184,10 +185,9 @@ impl Store {
                     })?;
                     out.put(b"E").map_err(io)?;
                     out.field(&key).map_err(io)?;
-                    if &*name == texts_name {
-                        out.field(&kv.packs.resolve(&key, &value)?).map_err(io)?;
-                    } else {
-                        out.field(&value).map_err(io)?;
+                    match packed {
+                        Some(tree) => out.field(&kv.resolve(tree, &key, &value)?).map_err(io)?,
+                        None => out.field(&value).map_err(io)?,
                     }
                     summary.entries += 1;
                 }
@@ -256,6 +256,16 @@ impl Store {
     }
 }
 
+/// The first bytes of a zstd frame.
+const ZSTD_FRAME: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+
+/// The tree of this name if its values live in packs on sled.
+fn packed_tree(name: &[u8]) -> Option<super::kv::Tree> {
+    [super::kv::Tree::Texts, super::kv::Tree::Changes]
+        .into_iter()
+        .find(|tree| tree.name().as_bytes() == name)
+}
+
 /// Reads a backup into a new sled database at `path`.
 fn read_into(path: &Path, input: impl Read, label: &Path) -> Result<BackupSummary, BackupError> {
     let format = |reason: String| BackupError::Format {
@@ -294,11 +304,12 @@ fn read_into(path: &Path, input: impl Read, label: &Path) -> Result<BackupSummar
         path: path.to_path_buf(),
         source,
     };
-    // Texts go to packs, as a store of this build keeps them; synced once
-    // at the end, before sled's flush makes their references durable.
+    // Texts and change records go to packs, as a store of this build keeps
+    // them; synced once at the end, before sled's flush makes their
+    // references durable.
     let packs = super::kv::Packs::open(path.join("texts"))?;
     let mut packed = 0u64;
-    let mut in_texts = false;
+    let mut in_packs = None;
     let mut summary = BackupSummary::default();
     let mut tree: Option<sled::Tree> = None;
     loop {
@@ -306,7 +317,7 @@ fn read_into(path: &Path, input: impl Read, label: &Path) -> Result<BackupSummar
         match mark[0] {
             b'T' => {
                 let name = input.field().map_err(broken)?;
-                in_texts = name == super::kv::Tree::Texts.name().as_bytes();
+                in_packs = packed_tree(&name).and_then(super::kv::packed);
                 tree = Some(if name.is_empty() {
                     (*db).clone()
                 } else {
@@ -320,13 +331,19 @@ fn read_into(path: &Path, input: impl Read, label: &Path) -> Result<BackupSummar
                 let Some(tree) = &tree else {
                     return Err(format("an entry before any tree".to_owned()));
                 };
-                // A text is a zstd frame; anything else (a reference, from a
-                // hand-made archive) is kept as it is and checked on read.
-                let value = if in_texts && !value.starts_with(b"{") {
-                    packed += 1;
-                    packs.write(&key, &value, false)?
-                } else {
-                    value
+                // A text or a compressed change record is a zstd frame;
+                // anything else (a reference, from a hand-made archive, or a
+                // change record from before compression) is kept as it is
+                // and checked on read.
+                let value = match in_packs {
+                    Some(kind) if value.starts_with(&ZSTD_FRAME) => {
+                        packed += 1;
+                        packs
+                            .write_all(&[(kind, &key, &value)], false)?
+                            .pop()
+                            .unwrap_or_default()
+                    }
+                    _ => value,
                 };
                 tree.insert(key, value).map_err(store_io)?;
                 summary.entries += 1;
@@ -345,8 +362,8 @@ fn read_into(path: &Path, input: impl Read, label: &Path) -> Result<BackupSummar
     }
     if packed > 0 {
         packs.sync()?;
-        // The store now keeps texts in packs, whatever format the archive
-        // came from: an older tidings must refuse it.
+        // The store now keeps texts (and change records) in packs, whatever
+        // format the archive came from: an older tidings must refuse it.
         db.insert("format", &FORMAT_VERSION.to_be_bytes())
             .map_err(store_io)?;
     }
@@ -396,6 +413,19 @@ mod tests {
         store
             .commit_version("a", &version, &crate::store::WatchState::default())
             .expect("commit");
+        let changed = vec![Block::new(BlockKind::Paragraph, "Changed in a pack")];
+        let detail = serde_json::json!({"added": ["Changed"]});
+        let second = crate::store::NewVersion {
+            blocks: &changed,
+            change: Some(crate::store::NewChange {
+                changed_words: 2,
+                detail: detail.clone(),
+            }),
+            ..version.clone()
+        };
+        store
+            .commit_version("a", &second, &crate::store::WatchState::default())
+            .expect("commit a change");
         assert!(source.join("store.sled/texts/pack-00000001").exists());
         let mut bytes = Vec::new();
         let written = store
@@ -433,7 +463,12 @@ mod tests {
         // The text came through the archive into a pack of the new store.
         assert!(target.join("store.sled/texts/pack-00000001").exists());
         let (_, restored_text) = restored.latest("a").expect("latest").expect("some");
-        assert_eq!(restored_text, text);
+        assert_eq!(restored_text, changed);
+        let first = restored.version("a", 1).expect("read").expect("some");
+        assert_eq!(restored.text(&first).expect("text"), text);
+        // So did the change record, read back from the new store's pack.
+        let change = restored.change("a", 2).expect("read").expect("some");
+        assert_eq!(change.detail, detail);
 
         let mut damaged = bytes.clone();
         let middle = damaged.len() / 2;

@@ -53,15 +53,20 @@ pub use subscribers::Forgotten;
 ///
 /// 1: every text inside sled's `texts` tree. 2 (sled only): texts in pack
 /// files, the tree holding references (older texts stay inline and still
-/// read). A format-1 sled store is marked 2 when this build opens it, so an
-/// older tidings refuses it instead of misreading a reference as a text.
-const FORMAT_VERSION: u32 = 2;
+/// read). 3 (sled only): change records in packs too, the `changes` tree
+/// holding references (older records stay inline and still read). An older
+/// sled store is marked 3 when this build opens it, so an older tidings
+/// refuses it instead of misreading a reference as a record.
+const FORMAT_VERSION: u32 = 3;
 /// The layout PostgreSQL stores are written in: unchanged by packs, so
 /// nodes of an older build can share the database.
 const PG_FORMAT_VERSION: u32 = 1;
 /// zstd level 1: page text still compresses about 3.5:1, at half the CPU of
 /// zstd's default level, which matters on a first pass over a thousand pages.
 const ZSTD_LEVEL: i32 = 1;
+/// How often a commit stages its entries again when the watch's latest
+/// version moved under it (another writer on a shared store).
+const COMMIT_ATTEMPTS: usize = 8;
 /// sled's page cache. Its default (1 GiB) is far more than a monitor of a few
 /// thousand pages needs; the store is read a few records per check.
 const CACHE_BYTES: u64 = 4 * 1024 * 1024;
@@ -541,9 +546,6 @@ impl Store {
         });
         let compressed = zstd::bulk::compress(&text_json, ZSTD_LEVEL)
             .map_err(|e| self.corrupt("text", format!("compression failed: {e}")))?;
-        // On sled the text is written to a pack and synced here, before the
-        // transaction that refers to it (which may run more than once).
-        let text_value = self.kv.stage_text(hash.as_bytes(), compressed)?;
         let text_bytes: u64 = version
             .blocks
             .iter()
@@ -562,60 +564,93 @@ impl Store {
             None => Vec::new(),
         };
 
-        let _gate = self.transaction_gate();
-        self.kv.transaction("watch", |tx| {
-            let previous = match tx.get(Tree::Watches, watch.as_bytes())? {
-                Some(bytes) => {
-                    decode::<WatchRecord>(&bytes)
-                        .map_err(TxError::Abort)?
-                        .latest_version
-                }
-                None => None,
-            };
-            let number = previous.map_or(1, |n| n + 1);
-            if tx.get(Tree::Texts, hash.as_bytes())?.is_none() {
-                tx.insert(Tree::Texts, hash.as_bytes(), text_value.as_slice())?;
-            }
-            if let Some(facts_json) = &facts_json {
-                tx.insert(Tree::Facts, hash.as_bytes(), facts_json.as_slice())?;
-            }
-            let record = VersionRecord {
-                v: 1,
-                seen_at: version.seen_at,
-                hash: hash.to_hex().to_string(),
-                text_bytes,
-                blocks: version.blocks.len() as u64,
-                extractor_version: version.extractor_version,
-                changed_words: version.change.as_ref().map(|c| c.changed_words),
-            };
-            tx.insert(
-                Tree::Versions,
-                &version_key(watch, number),
-                &encode(&record),
-            )?;
-            if let (Some(change), Some(from_version)) = (&version.change, previous) {
-                let change_record = ChangeRecordV1 {
+        // The change record names the version it leads to, and on sled it
+        // is written to a pack before the transaction, so the number is
+        // read first and checked inside: if another writer got in between
+        // (it cannot on sled, where one process holds the store), the
+        // staged entries are left as dead bytes and staged again.
+        let mut previous = self.watch_state(watch)?.latest_version;
+        for _ in 0..COMMIT_ATTEMPTS {
+            let change_record = match (&version.change, previous) {
+                (Some(change), Some(from_version)) => Some(encode_compressed(&ChangeRecordV1 {
                     v: 2,
                     from_version,
-                    to_version: number,
+                    to_version: from_version + 1,
                     detected_at: version.seen_at,
                     changed_words: change.changed_words,
                     detail: change.detail.clone(),
-                };
-                tx.insert(
-                    Tree::Changes,
-                    &version_key(watch, number),
-                    &encode_compressed(&change_record),
-                )?;
-                if let Some(notify) = notify {
-                    outbox::queue(tx, watch, number, version.seen_at, notify, &ids)?;
-                }
+                })),
+                _ => None,
+            };
+            let number = previous.map_or(1, |n| n + 1);
+            let change_key = version_key(watch, number);
+            let mut staged = vec![kv::Staged {
+                tree: Tree::Texts,
+                key: hash.as_bytes(),
+                value: &compressed,
+            }];
+            if let Some(record) = &change_record {
+                staged.push(kv::Staged {
+                    tree: Tree::Changes,
+                    key: &change_key,
+                    value: record,
+                });
             }
-            let mut watch_record = WatchRecord::from(state);
-            watch_record.latest_version = Some(number);
-            tx.insert(Tree::Watches, watch.as_bytes(), &encode(&watch_record))?;
-            Ok(number)
-        })
+            // On sled the text and the change record are written to a pack
+            // and synced here, before the transaction that refers to them
+            // (which may run more than once).
+            let values = self.kv.stage(&staged)?;
+            let (text_value, change_value) = (&values[0], values.get(1));
+
+            let _gate = self.transaction_gate();
+            let committed = self.kv.transaction("watch", |tx| {
+                let found = match tx.get(Tree::Watches, watch.as_bytes())? {
+                    Some(bytes) => {
+                        decode::<WatchRecord>(&bytes)
+                            .map_err(TxError::Abort)?
+                            .latest_version
+                    }
+                    None => None,
+                };
+                if found != previous {
+                    return Ok(Err(found));
+                }
+                if tx.get(Tree::Texts, hash.as_bytes())?.is_none() {
+                    tx.insert(Tree::Texts, hash.as_bytes(), text_value)?;
+                }
+                if let Some(facts_json) = &facts_json {
+                    tx.insert(Tree::Facts, hash.as_bytes(), facts_json.as_slice())?;
+                }
+                let record = VersionRecord {
+                    v: 1,
+                    seen_at: version.seen_at,
+                    hash: hash.to_hex().to_string(),
+                    text_bytes,
+                    blocks: version.blocks.len() as u64,
+                    extractor_version: version.extractor_version,
+                    changed_words: version.change.as_ref().map(|c| c.changed_words),
+                };
+                tx.insert(Tree::Versions, &change_key, &encode(&record))?;
+                if let Some(change_value) = change_value {
+                    tx.insert(Tree::Changes, &change_key, change_value)?;
+                    if let Some(notify) = notify {
+                        outbox::queue(tx, watch, number, version.seen_at, notify, &ids)?;
+                    }
+                }
+                let mut watch_record = WatchRecord::from(state);
+                watch_record.latest_version = Some(number);
+                tx.insert(Tree::Watches, watch.as_bytes(), &encode(&watch_record))?;
+                Ok(Ok(number))
+            })?;
+            match committed {
+                Ok(number) => return Ok(number),
+                Err(found) => previous = found,
+            }
+        }
+        Err(self.corrupt(
+            "watch",
+            format!("`{watch}` kept changing while a new version was committed"),
+        ))
     }
 
     /// All versions of a watch, oldest first.
@@ -843,8 +878,9 @@ mod tests {
     }
 
     #[test]
-    fn changes_and_facts_are_stored_compressed_and_plain_v1_records_still_read() {
-        let store = Store::temporary().expect("store");
+    fn changes_go_to_packs_and_inline_records_of_both_older_kinds_still_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
         commit(&store, "w", &blocks(&["Carlisle"]), None);
         let detail = serde_json::json!({"removed": vec!["Eden"; 200]});
         let change = NewChange {
@@ -852,21 +888,50 @@ mod tests {
             detail: detail.clone(),
         };
         commit(&store, "w", &blocks(&["Penrith"]), Some(change));
-        let raw = store
+        let Kv::Sled(sled) = &store.kv else {
+            panic!("a sled store");
+        };
+        let raw = sled
+            .db
+            .open_tree("changes")
+            .expect("tree")
+            .get(version_key("w", 2))
+            .expect("get")
+            .expect("stored");
+        assert!(raw.starts_with(b"{\"v\":1,\"pack\":1"), "a reference");
+        // Read through the store, it is the compressed record itself.
+        let record = store
             .kv
             .get(Tree::Changes, &version_key("w", 2))
             .expect("get")
             .expect("stored");
-        assert!(raw.starts_with(&[0x28, 0xB5, 0x2F, 0xFD]), "zstd frame");
-        assert!(raw.len() < serde_json::to_vec(&detail).expect("json").len() / 4);
-        assert_eq!(
-            store.change("w", 2).expect("read").expect("some").detail,
-            detail
-        );
+        assert!(record.starts_with(&[0x28, 0xB5, 0x2F, 0xFD]), "zstd frame");
+        assert!(record.len() < serde_json::to_vec(&detail).expect("json").len() / 4);
+        let read = store.change("w", 2).expect("read").expect("some");
+        assert_eq!((read.from_version, read.to_version), (1, 2));
+        assert_eq!(read.detail, detail);
         let info = store.version("w", 2).expect("read").expect("some");
         assert_eq!(store.facts(&info).expect("facts").map(|f| f.0), Some(1));
 
-        // A record written before compression: plain JSON, version 1.
+        // A record written inline before packs: compressed (version 2)...
+        let inline = encode_compressed(&ChangeRecordV1 {
+            v: 2,
+            from_version: 1,
+            to_version: 2,
+            detected_at: Utc::now(),
+            changed_words: 4,
+            detail: serde_json::json!({"inline": true}),
+        });
+        store
+            .kv
+            .insert(Tree::Changes, &version_key("w", 2), &inline)
+            .expect("insert");
+        let old = store.change("w", 2).expect("read").expect("some");
+        assert_eq!(
+            (old.changed_words, old.detail),
+            (4, serde_json::json!({"inline": true}))
+        );
+        // ...or before compression: plain JSON, version 1.
         let plain = serde_json::json!({"v": 1, "from_version": 1, "to_version": 2,
             "detected_at": "2026-11-28T12:00:00Z", "changed_words": 3, "detail": {"old": true}});
         store
@@ -882,6 +947,76 @@ mod tests {
             (old.changed_words, old.detail),
             (3, serde_json::json!({"old": true}))
         );
+        let listed = store.latest_changes("w", 5, |_| true).expect("scan");
+        assert_eq!(listed.len(), 1);
+    }
+
+    #[test]
+    fn a_change_record_whose_pack_is_missing_or_cut_short_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            commit(&store, "w", &blocks(&["Carlisle"]), None);
+            let change = NewChange {
+                changed_words: 1,
+                detail: serde_json::json!({"added": ["Penrith"]}),
+            };
+            commit(&store, "w", &blocks(&["Penrith"]), Some(change));
+            store.flush().expect("flush");
+        }
+        let packs = packs_in(dir.path());
+        assert_eq!(packs.len(), 1);
+        // The pack cut in the middle of the last entry (the change record).
+        let bytes = std::fs::read(&packs[0]).expect("read");
+        std::fs::write(&packs[0], &bytes[..bytes.len() - 8]).expect("cut");
+        let store = Store::open(dir.path()).expect("reopen");
+        let error = store.change("w", 2).expect_err("cut short");
+        let message = error.to_string();
+        assert!(matches!(error, StoreError::TextFile { .. }), "{message}");
+        assert!(
+            message.contains(&packs[0].display().to_string()) && message.contains("cut short"),
+            "{message}"
+        );
+        drop(store);
+        std::fs::remove_file(&packs[0]).expect("remove");
+        let store = Store::open(dir.path()).expect("reopen");
+        let message = store.change("w", 2).expect_err("missing").to_string();
+        assert!(message.contains("missing"), "{message}");
+    }
+
+    #[test]
+    fn a_change_staged_but_never_committed_leaves_no_record_and_the_next_commit_skips_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            commit(&store, "w", &blocks(&["Carlisle"]), None);
+            // The first half of a commit of version 2: its change record is
+            // in a pack, durably; the transaction never runs.
+            let key = version_key("w", 2);
+            store
+                .kv
+                .stage(&[kv::Staged {
+                    tree: Tree::Changes,
+                    key: &key,
+                    value: b"\x28\xB5\x2F\xFD staged",
+                }])
+                .expect("stage");
+            // And a torn append after it, as a kill during a write leaves.
+            let pack = &packs_in(dir.path())[0];
+            let mut bytes = std::fs::read(pack).expect("read");
+            bytes.extend_from_slice(b"TPK1 torn");
+            std::fs::write(pack, &bytes).expect("write");
+            store.flush().expect("flush");
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        assert!(store.change("w", 2).expect("read").is_none());
+        let change = NewChange {
+            changed_words: 1,
+            detail: serde_json::json!({"added": ["Penrith"]}),
+        };
+        assert_eq!(commit(&store, "w", &blocks(&["Penrith"]), Some(change)), 2);
+        let read = store.change("w", 2).expect("read").expect("some");
+        assert_eq!(read.detail["added"][0], "Penrith");
     }
 
     /// The pack files of a store in `dir`.

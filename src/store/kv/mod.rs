@@ -19,7 +19,7 @@ mod sled_kv;
 pub(crate) use packs::Packs;
 pub(crate) use pg::{PgKv, PgSettings};
 pub use pg_nodes::{CheckClaim, NodeRow};
-pub(crate) use sled_kv::SledKv;
+pub(crate) use sled_kv::{SledKv, packed};
 
 /// The store's trees. Their names are sled's tree names (stores written
 /// before the seam open unchanged) and the `tree` column in PostgreSQL.
@@ -32,10 +32,13 @@ pub(crate) enum Tree {
     /// Content-addressed compressed texts. On sled the tree holds a
     /// reference into a pack file (see [`packs`]), and reads through
     /// [`Kv::get`] and [`Kv::scan`] return the text; a write must go
-    /// through [`Kv::stage_text`] first, and a transaction's `get` sees the
+    /// through [`Kv::stage`] first, and a transaction's `get` sees the
     /// stored value (used only to learn whether a text is there).
     Texts,
     Facts,
+    /// The change record that led to each version. On sled, as for
+    /// `texts`, a record written since format 3 is a reference into a pack
+    /// (written through [`Kv::stage`]) and reads return the record.
     Changes,
     Subscribers,
     Suppressed,
@@ -161,6 +164,14 @@ pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// A value to be written by a later transaction (see [`Kv::stage`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Staged<'a> {
+    pub(crate) tree: Tree,
+    pub(crate) key: &'a [u8],
+    pub(crate) value: &'a [u8],
+}
+
 /// A key and its value.
 pub(crate) type Entry = (Vec<u8>, Vec<u8>);
 
@@ -213,10 +224,26 @@ impl Kv {
     /// the text is written to a pack and synced (unless already stored) and
     /// its reference returned, so that the transaction that refers to it
     /// commits after it is durable; on PostgreSQL, the text itself.
+    #[cfg(test)]
     pub(crate) fn stage_text(&self, key: &[u8], text: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        let mut values = self.stage(&[Staged {
+            tree: Tree::Texts,
+            key,
+            value: &text,
+        }])?;
+        Ok(values.pop().unwrap_or_default())
+    }
+
+    /// What a transaction writes for each item, in order: on sled, the
+    /// values of [`Tree::Texts`] and [`Tree::Changes`] go to a pack first
+    /// (one append and one sync for all of them; a text already stored is
+    /// not written again) and their references are returned, so that the
+    /// transaction that refers to them commits after they are durable; any
+    /// other value, and every value on PostgreSQL, is returned as it is.
+    pub(crate) fn stage(&self, items: &[Staged<'_>]) -> Result<Vec<Vec<u8>>, StoreError> {
         match self {
-            Kv::Sled(kv) => kv.stage_text(key, &text),
-            Kv::Pg(_) => Ok(text),
+            Kv::Sled(kv) => kv.stage(items),
+            Kv::Pg(_) => Ok(items.iter().map(|item| item.value.to_vec()).collect()),
         }
     }
 

@@ -1,5 +1,5 @@
-//! The embedded store's version texts, kept in append-only pack files
-//! beside sled's trees rather than inside them.
+//! The embedded store's version texts and change records, kept in
+//! append-only pack files beside sled's trees rather than inside them.
 //!
 //! Why: a compressed text is about 11 KB. In sled's `texts` tree, leaves
 //! hold up to 16 of them and are rewritten whole, a segment is cleaned only
@@ -7,30 +7,41 @@
 //! whatever its capacity: texts in the tree cost about twice their size on
 //! disk and some 30 MB of memory on a cycle of 1,000 pages. In a pack a text
 //! costs its own bytes and a 40-byte header, and is read only when asked
-//! for.
+//! for. A change record (about 2 KB compressed, one per changed version)
+//! costs the same twice-over in the tree, so it is packed too (format 3).
 //!
 //! Layout: `store.sled/texts/pack-NNNNNNNN` (numbered from 1). Each entry
 //! is a header (the 4 bytes `TPK1`, the 32-byte key of the `texts` tree,
 //! the text's length as u32 big-endian) and then the compressed text. The
-//! `texts` tree maps each key to a [`TextRef`] (a versioned JSON record:
+//! `texts` tree maps each key to a [`PackRef`] (a versioned JSON record:
 //! pack, offset of the text, length) instead of the text itself. A value
 //! that is a zstd frame is a text stored inline by an older tidings, and is
 //! read as it is: stores written before packs open unchanged.
 //!
+//! A change record's entry has the same header, with the BLAKE3 hash of its
+//! `changes` key (watch and version number, longer than 32 bytes) in place
+//! of the key; the `changes` tree maps the key to a [`PackRef`]. A record
+//! stored inline (a zstd frame, or plain JSON from before compression) has
+//! no `pack` field and is read as it is.
+//!
 //! Crash rules:
-//! - a text is written and `fdatasync`ed before its reference is handed
+//! - an entry is written and `fdatasync`ed before its reference is handed
 //!   out, so before any transaction that refers to it can commit: after a
 //!   power cut, a committed reference never points past what is durable;
 //! - a transaction that is retried, fails or is never committed leaves at
 //!   most an unreferenced entry (dead bytes, never read): texts are
-//!   content-addressed, so nothing else can point at them;
+//!   content-addressed, and a change record's reference is written only by
+//!   the transaction that staged it (one per new version), so nothing else
+//!   can point at them;
 //! - an append torn by a kill is never referenced, and the next write goes
 //!   after it;
 //! - a referenced entry that is missing, cut short or whose header does not
-//!   match its key is an error naming the pack file, never a wrong text.
+//!   match its key is an error naming the pack file, never a wrong text
+//!   or record.
 //!
-//! Nothing deletes versions, so nothing deletes texts: packs only grow, and
-//! there is no garbage to collect beyond the dead entries above.
+//! Nothing deletes versions, so nothing deletes texts or change records:
+//! packs only grow, and there is no garbage to collect beyond the dead
+//! entries above.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -48,12 +59,35 @@ const HEADER: usize = 4 + 32 + 4;
 /// without bound (a copy or a backup tool handles many moderate files
 /// better than one huge one).
 const PACK_LIMIT: u64 = 256 * 1024 * 1024;
-/// The newest [`TextRef`] version this build writes and reads.
+/// The newest [`PackRef`] version this build writes and reads.
 const REF_VERSION: u32 = 1;
 
-/// Where a text is in the packs: the value of the `texts` tree.
+/// What a pack entry holds, which decides the key in its header and how a
+/// tree's value is told apart from an inline one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Packed {
+    /// A compressed text, under its 32-byte content hash.
+    Text,
+    /// A compressed change record, under its `changes` key.
+    Change,
+}
+
+impl Packed {
+    /// The 32 bytes of an entry's header that tie it to its key.
+    fn header_key(self, key: &[u8]) -> [u8; 32] {
+        match self {
+            Packed::Text => key_bytes(key),
+            // A change key (watch name, version number) can be longer than
+            // 32 bytes, and cutting it would lose the number.
+            Packed::Change => *blake3::hash(key).as_bytes(),
+        }
+    }
+}
+
+/// Where an entry is in the packs: the value of the `texts` tree, and of
+/// the `changes` tree for a record written since format 3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub(crate) struct TextRef {
+pub(crate) struct PackRef {
     v: u32,
     /// The pack's number.
     pack: u32,
@@ -63,7 +97,7 @@ pub(crate) struct TextRef {
     len: u32,
 }
 
-impl TextRef {
+impl PackRef {
     fn encode(&self) -> Vec<u8> {
         // A struct of numbers always serialises.
         serde_json::to_vec(self).unwrap_or_default()
@@ -157,21 +191,45 @@ impl Packs {
     /// Appends `text` under `key` and returns the reference to store in the
     /// `texts` tree. With `durable`, the bytes are synced to disk first (a
     /// restore passes false and calls [`Packs::sync`] once at the end).
+    #[cfg(test)]
     pub(crate) fn write(
         &self,
         key: &[u8],
         text: &[u8],
         durable: bool,
     ) -> Result<Vec<u8>, StoreError> {
-        let len = u32::try_from(text.len()).map_err(|_| StoreError::TextFile {
-            path: self.dir.clone(),
-            detail: format!("a text of {} bytes is too large", text.len()),
-        })?;
-        let mut entry = Vec::with_capacity(HEADER + text.len());
-        entry.extend_from_slice(MAGIC);
-        entry.extend_from_slice(&key_bytes(key));
-        entry.extend_from_slice(&len.to_be_bytes());
-        entry.extend_from_slice(text);
+        let mut refs = self.write_all(&[(Packed::Text, key, text)], durable)?;
+        Ok(refs.pop().unwrap_or_default())
+    }
+
+    /// Appends several entries in one write (and, with `durable`, one
+    /// sync), and returns their references in order: a commit's text and
+    /// change record cost one append and at most one `fdatasync` together.
+    pub(crate) fn write_all(
+        &self,
+        entries: &[(Packed, &[u8], &[u8])],
+        durable: bool,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let total: usize = entries
+            .iter()
+            .map(|(_, _, bytes)| HEADER + bytes.len())
+            .sum();
+        let mut buffer = Vec::with_capacity(total);
+        let mut placed = Vec::with_capacity(entries.len());
+        for (kind, key, bytes) in entries {
+            let len = u32::try_from(bytes.len()).map_err(|_| StoreError::TextFile {
+                path: self.dir.clone(),
+                detail: format!("an entry of {} bytes is too large", bytes.len()),
+            })?;
+            buffer.extend_from_slice(MAGIC);
+            buffer.extend_from_slice(&kind.header_key(key));
+            buffer.extend_from_slice(&len.to_be_bytes());
+            placed.push((buffer.len() as u64, len));
+            buffer.extend_from_slice(bytes);
+        }
+        if buffer.is_empty() {
+            return Ok(Vec::new());
+        }
 
         let (file, number, at, end) = {
             let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
@@ -182,21 +240,26 @@ impl Packs {
                 unreachable!("roll opens a pack");
             };
             let at = writer.len;
-            file.write_all_at(&entry, at)
+            file.write_all_at(&buffer, at)
                 .map_err(|e| file_error(&self.pack_path(writer.number), e))?;
-            writer.len += entry.len() as u64;
+            writer.len += buffer.len() as u64;
             (file, writer.number, at, writer.len)
         };
         if durable {
             self.sync_through(&file, number, end)?;
         }
-        Ok(TextRef {
-            v: REF_VERSION,
-            pack: number,
-            at: at + HEADER as u64,
-            len,
-        }
-        .encode())
+        Ok(placed
+            .into_iter()
+            .map(|(offset, len)| {
+                PackRef {
+                    v: REF_VERSION,
+                    pack: number,
+                    at: at + offset,
+                    len,
+                }
+                .encode()
+            })
+            .collect())
     }
 
     /// Opens the pack to append to: the newest one if it has room (its
@@ -269,20 +332,39 @@ impl Packs {
     /// The text that a `texts` value stands for: read from its pack when the
     /// value is a reference, or the value itself when it is a text stored
     /// inline (the layout before packs).
+    #[cfg(test)]
     pub(crate) fn resolve(&self, key: &[u8], value: &[u8]) -> Result<Vec<u8>, StoreError> {
+        self.resolve_as(Packed::Text, key, value)
+    }
+
+    /// What a value of the tree holding `kind` stands for: the entry it
+    /// refers to, or the value itself when it is stored inline.
+    pub(crate) fn resolve_as(
+        &self,
+        kind: Packed,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<Vec<u8>, StoreError> {
         if !value.starts_with(b"{") {
             return Ok(value.to_vec());
         }
-        let reference: TextRef =
-            serde_json::from_slice(value).map_err(|e| StoreError::TextFile {
-                path: self.dir.clone(),
-                detail: format!("unreadable text reference: {e}"),
-            })?;
+        let reference: PackRef = match (kind, serde_json::from_slice(value)) {
+            (_, Ok(reference)) => reference,
+            // An inline change record from before compression is JSON
+            // too, but it has no `pack` field.
+            (Packed::Change, Err(_)) => return Ok(value.to_vec()),
+            (Packed::Text, Err(e)) => {
+                return Err(StoreError::TextFile {
+                    path: self.dir.clone(),
+                    detail: format!("unreadable text reference: {e}"),
+                });
+            }
+        };
         if reference.v > REF_VERSION {
             return Err(StoreError::TextFile {
                 path: self.dir.clone(),
                 detail: format!(
-                    "text reference version {} is newer than this tidings reads ({REF_VERSION})",
+                    "pack reference version {} is newer than this tidings reads ({REF_VERSION})",
                     reference.v
                 ),
             });
@@ -305,7 +387,7 @@ impl Packs {
             path: path.clone(),
             detail: if e.kind() == std::io::ErrorKind::UnexpectedEof {
                 format!(
-                    "the text at offset {} ({} bytes) is cut short: the file is damaged; restore from a backup",
+                    "the entry at offset {} ({} bytes) is cut short: the file is damaged; restore from a backup",
                     reference.at, reference.len
                 )
             } else {
@@ -313,13 +395,17 @@ impl Packs {
             },
         })?;
         let header_ok = entry.starts_with(MAGIC)
-            && entry[4..36] == key_bytes(key)
+            && entry[4..36] == kind.header_key(key)
             && entry[36..40] == reference.len.to_be_bytes();
         if !header_ok {
             return Err(StoreError::TextFile {
                 path,
                 detail: format!(
-                    "the entry at offset {start} is not the text it should be: the file is damaged; restore from a backup"
+                    "the entry at offset {start} is not the {} it should be: the file is damaged; restore from a backup",
+                    match kind {
+                        Packed::Text => "text",
+                        Packed::Change => "change record",
+                    }
                 ),
             });
         }
@@ -336,7 +422,7 @@ impl Packs {
         let file = File::open(path).map_err(|e| StoreError::TextFile {
             path: path.to_path_buf(),
             detail: if e.kind() == std::io::ErrorKind::NotFound {
-                "missing: a stored version refers to a text in it; restore the store from a backup"
+                "missing: a stored version refers to an entry in it; restore the store from a backup"
                     .to_owned()
             } else {
                 e.to_string()

@@ -1,5 +1,6 @@
 //! The embedded backend: one sled tree per [`Tree`], and the version
-//! texts in pack files beside them (see [`super::packs`]).
+//! texts and change records in pack files beside them (see
+//! [`super::packs`]).
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -8,8 +9,8 @@ use std::sync::Arc;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use super::packs::Packs;
-use super::{Tree, Tx, TxError, Visit, prefix_end};
+use super::packs::{Packed, Packs};
+use super::{Staged, Tree, Tx, TxError, Visit, prefix_end};
 use crate::store::StoreError;
 
 #[derive(Debug, Clone)]
@@ -18,7 +19,8 @@ pub(crate) struct SledKv {
     pub(crate) db: sled::Db,
     /// Indexed by [`Tree::index`]; the first is the default tree.
     trees: Vec<sled::Tree>,
-    /// The texts that the `texts` tree refers to.
+    /// The texts and change records that the `texts` and `changes` trees
+    /// refer to.
     pub(crate) packs: Arc<Packs>,
 }
 
@@ -55,25 +57,57 @@ impl SledKv {
         &self.trees[tree.index()]
     }
 
-    /// A value; for `texts`, the text itself, read from its pack.
+    /// A value; for `texts` and `changes`, the entry itself, read from its
+    /// pack.
     pub(crate) fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let Some(value) = self.tree(tree).get(key).map_err(|e| self.io(e))? else {
             return Ok(None);
         };
-        match tree {
-            Tree::Texts => self.packs.resolve(key, &value).map(Some),
-            _ => Ok(Some(value.to_vec())),
+        self.resolve(tree, key, &value).map(Some)
+    }
+
+    /// What a stored value stands for: for the trees whose entries live in
+    /// packs, the entry its reference points at.
+    pub(crate) fn resolve(
+        &self,
+        tree: Tree,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<Vec<u8>, StoreError> {
+        match packed(tree) {
+            Some(kind) => self.packs.resolve_as(kind, key, value),
+            None => Ok(value.to_vec()),
         }
     }
 
-    /// The value to write into `texts` for `key`: the text goes to a pack
-    /// first, durably, unless the tree already holds it, and the reference
-    /// is returned (or the value already there).
-    pub(crate) fn stage_text(&self, key: &[u8], text: &[u8]) -> Result<Vec<u8>, StoreError> {
-        if let Some(value) = self.tree(Tree::Texts).get(key).map_err(|e| self.io(e))? {
-            return Ok(value.to_vec());
+    /// The values to write for `items`: each entry goes to a pack first,
+    /// in one append and one sync, and its reference is returned; a text
+    /// the tree already holds is not written again (its value is returned).
+    pub(crate) fn stage(&self, items: &[Staged<'_>]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut values: Vec<Option<Vec<u8>>> = Vec::with_capacity(items.len());
+        let mut to_write = Vec::with_capacity(items.len());
+        for item in items {
+            let existing = match item.tree {
+                Tree::Texts => self
+                    .tree(Tree::Texts)
+                    .get(item.key)
+                    .map_err(|e| self.io(e))?,
+                _ => None,
+            };
+            match (existing, packed(item.tree)) {
+                (Some(value), _) => values.push(Some(value.to_vec())),
+                (None, Some(kind)) => {
+                    values.push(None);
+                    to_write.push((kind, item.key, item.value));
+                }
+                (None, None) => values.push(Some(item.value.to_vec())),
+            }
         }
-        self.packs.write(key, text, true)
+        let mut written = self.packs.write_all(&to_write, true)?.into_iter();
+        Ok(values
+            .into_iter()
+            .map(|value| value.or_else(|| written.next()).unwrap_or_default())
+            .collect())
     }
 
     pub(crate) fn insert(&self, tree: Tree, key: &[u8], value: &[u8]) -> Result<bool, StoreError> {
@@ -123,7 +157,7 @@ impl SledKv {
         reverse: bool,
         visit: &mut Visit<'_>,
     ) -> Result<(), StoreError> {
-        let texts = tree == Tree::Texts;
+        let kind = packed(tree);
         let tree = self.tree(tree);
         let iter = match high {
             Some(end) => tree.range(low..end),
@@ -131,8 +165,8 @@ impl SledKv {
         };
         let mut step = |entry: sled::Result<(sled::IVec, sled::IVec)>| {
             let (key, value) = entry.map_err(|e| self.io(e))?;
-            if texts {
-                return visit(&key, &self.packs.resolve(&key, &value)?);
+            if let Some(kind) = kind {
+                return visit(&key, &self.packs.resolve_as(kind, &key, &value)?);
             }
             visit(&key, &value)
         };
@@ -190,5 +224,14 @@ impl SledKv {
 
     pub(crate) fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.db.size_on_disk().map_err(|e| self.io(e))? + self.packs.size_on_disk()?)
+    }
+}
+
+/// What the packs hold for a tree whose values are pack references.
+pub(crate) fn packed(tree: Tree) -> Option<Packed> {
+    match tree {
+        Tree::Texts => Some(Packed::Text),
+        Tree::Changes => Some(Packed::Change),
+        _ => None,
     }
 }
