@@ -439,9 +439,15 @@ fn record_failure(
     store.record_check(watch, &state)
 }
 
-/// Records a 304: the page is as it was.
-fn record_not_modified(store: &Store, watch: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
-    let mut state: WatchState = store.watch_state(watch)?;
+/// Records a 304: the page is as it was. `state` is the one read before the
+/// fetch (a watch has one check at a time, so nothing else wrote it since):
+/// reading it again would double the store work of an unchanged pass.
+fn record_not_modified(
+    store: &Store,
+    watch: &str,
+    mut state: WatchState,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
     state.last_check = Some(at);
     state.last_success = Some(at);
     state.last_error = None;
@@ -689,7 +695,7 @@ impl Pipeline {
         let name = watch.name.clone();
         match fetched {
             Ok(FetchOutcome::NotModified) => {
-                match run_blocking(move || record_not_modified(&store, &name, now)).await {
+                match run_blocking(move || record_not_modified(&store, &name, state, now)).await {
                     Ok(()) => Outcome::Unchanged { not_modified: true },
                     Err(error) => Outcome::Failed { error },
                 }
@@ -765,7 +771,8 @@ impl Pipeline {
 
     /// Checks every watch concurrently within the limits. `on_done` is called
     /// as each check finishes, after the store has been flushed, so a check
-    /// reported done survives a crash.
+    /// reported done survives a crash (a 304 is reported without a flush of
+    /// its own: it changed nothing the report depends on).
     pub async fn check_all(
         self: &Arc<Self>,
         watches: &[Watch],
@@ -784,8 +791,22 @@ impl Pipeline {
             while let Some(more) = tasks.try_join_next() {
                 batch.push(more);
             }
-            let store = self.store.clone();
-            let flushed = run_blocking(move || store.flush()).await;
+            // A 304 stores nothing the line reports (only when the page was
+            // asked for), so a batch of nothing else needs no flush of its
+            // own: losing its writes to a kill leaves the store saying what
+            // the line said, the page as stored. The next flush, or the
+            // one at the end of the pass, takes them to disk; on a cycle of
+            // unchanged pages that is most of the pass's system time.
+            let needs_flush = batch.iter().any(|joined| {
+                !matches!(joined, Ok(report)
+                    if matches!(report.outcome, Outcome::Unchanged { not_modified: true }))
+            });
+            let flushed = if needs_flush {
+                let store = self.store.clone();
+                run_blocking(move || store.flush()).await
+            } else {
+                Ok(())
+            };
             for joined in batch {
                 let mut report = match joined {
                     Ok(report) => report,
