@@ -455,6 +455,10 @@ fn record_not_modified(
     store.record_check(watch, &state)
 }
 
+/// The least time between two flushes of [`Pipeline::check_all`] while
+/// checks are still running: short beside a pass, long beside a commit.
+const FLUSH_GAP: std::time::Duration = std::time::Duration::from_millis(25);
+
 /// Fetches and checks watches, within the configured concurrency bounds.
 #[derive(Debug)]
 pub struct Pipeline {
@@ -785,6 +789,7 @@ impl Pipeline {
             tasks.spawn(async move { pipeline.check(&watch).await });
         }
         let mut reports = Vec::with_capacity(watches.len());
+        let mut last_flush: Option<tokio::time::Instant> = None;
         while let Some(joined) = tasks.join_next().await {
             let mut batch = vec![joined];
             // Checks that finished together share one flush.
@@ -801,8 +806,23 @@ impl Pipeline {
                 !matches!(joined, Ok(report)
                     if matches!(report.outcome, Outcome::Unchanged { not_modified: true }))
             });
+            // And while checks are still running, flushes are at least
+            // FLUSH_GAP apart: a line waits a moment, and a first pass over
+            // many pages (a commit every few milliseconds) pays for a
+            // fraction of the flushes, each a write and a sync of sled's
+            // log.
+            if let Some(last) = last_flush.filter(|_| needs_flush && !tasks.is_empty()) {
+                let next = last + FLUSH_GAP;
+                if tokio::time::Instant::now() < next {
+                    tokio::time::sleep_until(next).await;
+                    while let Some(more) = tasks.try_join_next() {
+                        batch.push(more);
+                    }
+                }
+            }
             let flushed = if needs_flush {
                 let store = self.store.clone();
+                last_flush = Some(tokio::time::Instant::now());
                 run_blocking(move || store.flush()).await
             } else {
                 Ok(())
