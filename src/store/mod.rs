@@ -65,8 +65,11 @@ const PG_FORMAT_VERSION: u32 = 1;
 /// zstd's default level, which matters on a first pass over a thousand pages.
 const ZSTD_LEVEL: i32 = 1;
 /// How often a commit stages its entries again when the watch's latest
-/// version moved under it (another writer on a shared store).
-const COMMIT_ATTEMPTS: usize = 8;
+/// version moved under it (another writer committed to the same watch, which
+/// the daemon's one-check-per-watch rule and leases make rare). Each retry
+/// follows another writer's commit, so the bound is only against a store
+/// that keeps changing without end.
+const COMMIT_ATTEMPTS: usize = 10_000;
 /// sled's page cache. Its default (1 GiB) is far more than a monitor of a few
 /// thousand pages needs; the store is read a few records per check.
 const CACHE_BYTES: u64 = 4 * 1024 * 1024;
