@@ -22,7 +22,10 @@ use crate::core::extract::{self, EXTRACTOR_VERSION};
 use crate::core::facts::{self, FactRule};
 use crate::core::model::Block;
 use crate::fetch::{FetchOutcome, FetchSettings, Fetcher, Validators};
-use crate::store::{self, NewChange, NewVersion, Store, StoreError, Suspect, WatchState};
+use crate::store::{self, NewChange, NewVersion, Store, StoreError, Suspect};
+
+mod record;
+use record::{record_failure, record_not_modified, run_blocking};
 
 /// What one check found.
 #[derive(Debug, Clone, Serialize)]
@@ -425,40 +428,6 @@ fn word_count(text: &str) -> usize {
     words + usize::from(in_word)
 }
 
-/// Records a failed check: the error and the failure count, nothing else.
-fn record_failure(
-    store: &Store,
-    watch: &str,
-    at: DateTime<Utc>,
-    error: &str,
-) -> Result<(), StoreError> {
-    let mut state = store.watch_state(watch)?;
-    state.last_check = Some(at);
-    state.last_error = Some(error.to_owned());
-    state.consecutive_failures = state.consecutive_failures.saturating_add(1);
-    store.record_check(watch, &state)
-}
-
-/// Records a 304: the page is as it was. `state` is the one read before the
-/// fetch (a watch has one check at a time, so nothing else wrote it since):
-/// reading it again would double the store work of an unchanged pass.
-fn record_not_modified(
-    store: &Store,
-    watch: &str,
-    mut state: WatchState,
-    at: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    state.last_check = Some(at);
-    state.last_success = Some(at);
-    state.last_error = None;
-    state.consecutive_failures = 0;
-    store.record_check(watch, &state)
-}
-
-/// The least time between two flushes of [`Pipeline::check_all`] while
-/// checks are still running: short beside a pass, long beside a commit.
-const FLUSH_GAP: std::time::Duration = std::time::Duration::from_millis(25);
-
 /// Fetches and checks watches, within the configured concurrency bounds.
 #[derive(Debug)]
 pub struct Pipeline {
@@ -789,40 +758,22 @@ impl Pipeline {
             tasks.spawn(async move { pipeline.check(&watch).await });
         }
         let mut reports = Vec::with_capacity(watches.len());
-        let mut last_flush: Option<tokio::time::Instant> = None;
+        let mut flushes = record::Flushes::default();
         while let Some(joined) = tasks.join_next().await {
             let mut batch = vec![joined];
             // Checks that finished together share one flush.
             while let Some(more) = tasks.try_join_next() {
                 batch.push(more);
             }
-            // A 304 stores nothing the line reports (only when the page was
-            // asked for), so a batch of nothing else needs no flush of its
-            // own: losing its writes to a kill leaves the store saying what
-            // the line said, the page as stored. The next flush, or the
-            // one at the end of the pass, takes them to disk; on a cycle of
-            // unchanged pages that is most of the pass's system time.
-            let needs_flush = batch.iter().any(|joined| {
-                !matches!(joined, Ok(report)
-                    if matches!(report.outcome, Outcome::Unchanged { not_modified: true }))
-            });
-            // And while checks are still running, flushes are at least
-            // FLUSH_GAP apart: a line waits a moment, and a first pass over
-            // many pages (a commit every few milliseconds) pays for a
-            // fraction of the flushes, each a write and a sync of sled's
-            // log.
-            if let Some(last) = last_flush.filter(|_| needs_flush && !tasks.is_empty()) {
-                let next = last + FLUSH_GAP;
-                if tokio::time::Instant::now() < next {
-                    tokio::time::sleep_until(next).await;
-                    while let Some(more) = tasks.try_join_next() {
-                        batch.push(more);
-                    }
+            let needs_flush = record::needs_flush(&batch);
+            if needs_flush && !tasks.is_empty() && flushes.wait_turn().await {
+                while let Some(more) = tasks.try_join_next() {
+                    batch.push(more);
                 }
             }
             let flushed = if needs_flush {
                 let store = self.store.clone();
-                last_flush = Some(tokio::time::Instant::now());
+                flushes.started();
                 run_blocking(move || store.flush()).await
             } else {
                 Ok(())
@@ -883,21 +834,6 @@ fn same_site(asked: &url::Url, landed: &url::Url, allowed: &[String]) -> bool {
             .any(|origin| *origin == landed.origin().ascii_serialization())
 }
 
-/// Runs sync work (sled, parsing) on the blocking pool, turning a panic or
-/// an error into a message.
-async fn run_blocking<T, E>(
-    work: impl FnOnce() -> Result<T, E> + Send + 'static,
-) -> Result<T, String>
-where
-    T: Send + 'static,
-    E: std::fmt::Display + Send + 'static,
-{
-    match tokio::task::spawn_blocking(work).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(error.to_string()),
-        Err(join_error) => Err(format!("internal error: {join_error}")),
-    }
-}
 /// The JSON report of `tidings check --json`.
 #[derive(Debug, serde::Serialize)]
 pub struct CheckSummary<'a> {
