@@ -30,6 +30,7 @@
 #   BENCH_PORT       page server port             (default: 18080)
 #   URLWATCH_REPS    repetitions for urlwatch     (default: REPS)
 #   SKIP_TIDINGS=1 / SKIP_URLWATCH=1 / SKIP_PIPELINE=1   leave a step out
+#   SKIP_BUILD=1     use target/release/tidings as it is; TIDINGS=path: that binary
 #
 # Examples:
 #   benches/peers.sh                      # the full run, ~10 min with urlwatch
@@ -80,12 +81,12 @@ mkdir -p "$RESULTS" "$BENCH_WORK"
 [ -x "$BENCH/run_peer.sh" ] || { echo "no harness at $BENCH/run_peer.sh (set TIDINGS_SHARED)" >&2; exit 2; }
 echo "# N=$N fraction=$F reps=$REPS (urlwatch: $UW_REPS); work dir $BENCH_WORK; results $RESULTS"
 
-# 1. build
-(cd "$REPO" && cargo build --release)
+# 1. build (unless SKIP_BUILD=1 or TIDINGS= names a binary)
+[ -n "${SKIP_BUILD:-}${TIDINGS:-}" ] || (cd "$REPO" && cargo build --release)
 # A private copy, so that a rebuild in the shared target dir during the run
 # cannot swap the binary between cycles.
 mkdir -p "$BENCH_WORK/bin"
-cp "$REPO/target/release/tidings" "$BENCH_WORK/bin/tidings"
+cp "${TIDINGS:-$REPO/target/release/tidings}" "$BENCH_WORK/bin/tidings"
 TIDINGS="$BENCH_WORK/bin/tidings"
 REV="$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)"
 TIDINGS_VERSION="$("$TIDINGS" --version) ($REV)"
