@@ -38,7 +38,8 @@ pub(crate) enum Tree {
     Facts,
     /// The change record that led to each version. On sled, as for
     /// `texts`, a record written since format 3 is a reference into a pack
-    /// (written through [`Kv::stage`]) and reads return the record.
+    /// (written through [`Kv::stage`]): reads through [`Kv::get`] and
+    /// [`Kv::scan`] return the record, a transaction's `get` the reference.
     Changes,
     Subscribers,
     Suppressed,
