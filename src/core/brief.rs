@@ -349,8 +349,8 @@ pub fn sample_changes(seen_at: DateTime<Utc>) -> Vec<BriefChange> {
         Block::new(BlockKind::ListItem, "Blackpool Council"),
     ];
     let text_diff = crate::core::diff::diff(&old, &new, &crate::core::diff::DiffOptions::default());
-    let (old_facts, new_facts) = crate::core::facts::page_facts_pair(&old, &new, &[]);
-    crate::core::classify::classify(&text_diff, &old_facts, &new_facts)
+    let fact_changes = crate::core::facts::fact_changes(&old, &new, &[]);
+    crate::core::classify::classify_changes(&text_diff, &fact_changes)
         .changes
         .into_iter()
         .map(|change| BriefChange {
@@ -634,8 +634,8 @@ mod tests {
             Block::new(BlockKind::ListItem, "Blackburn with Darwen Borough Council"),
         ];
         let text_diff = diff(&old, &new, &DiffOptions::default());
-        let (old_facts, new_facts) = facts::page_facts_pair(&old, &new, &[]);
-        let assessment = classify::classify(&text_diff, &old_facts, &new_facts);
+        let assessment =
+            classify::classify_changes(&text_diff, &facts::fact_changes(&old, &new, &[]));
         assert!(!assessment.changes.is_empty());
         let seen_at = Utc.with_ymd_and_hms(2025, 7, 14, 7, 5, 0).unwrap();
         assessment

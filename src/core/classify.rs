@@ -194,10 +194,37 @@ pub fn classify(
     old_facts: &BTreeSet<Fact>,
     new_facts: &BTreeSet<Fact>,
 ) -> Assessment {
-    let added: Vec<Fact> = new_facts.difference(old_facts).cloned().collect();
-    let removed: Vec<Fact> = old_facts.difference(new_facts).cloned().collect();
+    classify_changes(
+        diff,
+        &facts::FactChanges {
+            added: new_facts.difference(old_facts).cloned().collect(),
+            removed: old_facts.difference(new_facts).cloned().collect(),
+        },
+    )
+}
+
+/// Classifies a diff, given the facts only the new version states and
+/// those only the old one states ([`facts::fact_changes`]): all that is
+/// read of the versions' facts.
+pub fn classify_changes(diff: &TextDiff, fact_changes: &facts::FactChanges) -> Assessment {
+    let added: Vec<Fact> = fact_changes.added.iter().cloned().collect();
+    let removed: Vec<Fact> = fact_changes.removed.iter().cloned().collect();
+    // Each changed block's own facts, read once: the evidence and the
+    // renames below both need them.
+    let block_facts: Vec<(BTreeSet<Fact>, BTreeSet<Fact>)> = diff
+        .changes
+        .iter()
+        .map(|change| {
+            let read = |block: Option<&crate::core::model::Block>| {
+                block
+                    .map(|b| facts::block_facts(b, &[]))
+                    .unwrap_or_default()
+            };
+            (read(change.old.as_ref()), read(change.new.as_ref()))
+        })
+        .collect();
     let (mut changed, mut added, removed) = pair_value_changes(added, removed);
-    rename_in_place(diff, &mut changed, &mut added);
+    rename_in_place(diff, &block_facts, &mut changed, &mut added);
 
     // Tie each block change to the page-level fact changes it shows.
     let moving: BTreeSet<&Fact> = added
@@ -206,19 +233,9 @@ pub fn classify(
         .chain(changed.iter().flat_map(|c| [&c.from, &c.to]))
         .collect();
     let mut evidence_by_kind: Vec<(Kind, BlockChange)> = Vec::new();
-    for block_change in &diff.changes {
-        let before = block_change
-            .old
-            .as_ref()
-            .map(|b| facts::block_facts(b, &[]))
-            .unwrap_or_default();
-        let after = block_change
-            .new
-            .as_ref()
-            .map(|b| facts::block_facts(b, &[]))
-            .unwrap_or_default();
+    for (block_change, (before, after)) in diff.changes.iter().zip(&block_facts) {
         let mut kinds: BTreeSet<Kind> = before
-            .symmetric_difference(&after)
+            .symmetric_difference(after)
             .filter(|fact| moving.contains(fact))
             .map(|fact| Kind::from_group(fact.group()))
             .collect();
@@ -231,7 +248,7 @@ pub fn classify(
                 .or(block_change.old.as_ref())
                 .is_some_and(|b| b.kind == BlockKind::ListItem);
             let named = before
-                .union(&after)
+                .union(after)
                 .map(|f| Kind::from_group(f.group()))
                 .filter(|k| *k != Kind::Narrative)
                 .min();
@@ -301,19 +318,24 @@ pub fn classify(
 /// rename, even when the old name still appears elsewhere on the page (in a
 /// contact line, say): "NHS North Cumbria CCG → NHS North East and North
 /// Cumbria ICB".
-fn rename_in_place(diff: &TextDiff, changed: &mut Vec<ValueChange>, added: &mut Vec<Fact>) {
-    let removed_names: Vec<Fact> = diff
+fn rename_in_place(
+    diff: &TextDiff,
+    block_facts: &[(BTreeSet<Fact>, BTreeSet<Fact>)],
+    changed: &mut Vec<ValueChange>,
+    added: &mut Vec<Fact>,
+) {
+    let removed_names: Vec<&Fact> = diff
         .changes
         .iter()
-        .filter(|c| c.kind != ChangeKind::Added)
-        .filter_map(|c| c.old.as_ref())
-        .flat_map(|b| facts::block_facts(b, &[]))
+        .zip(block_facts)
+        .filter(|(c, _)| c.kind != ChangeKind::Added && c.old.is_some())
+        .flat_map(|(_, (before, _))| before)
         .filter(|f| matches!(f, Fact::Organisation { .. }))
         .collect();
     let mut i = 0;
     while i < added.len() {
         let partner = match &added[i] {
-            Fact::Organisation { name } => removed_names.iter().find(|old| match old {
+            Fact::Organisation { name } => removed_names.iter().copied().find(|old| match old {
                 Fact::Organisation { name: old_name } => {
                     old_name != name && names_are_close(old_name, name)
                 }

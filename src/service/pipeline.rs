@@ -290,10 +290,11 @@ pub fn apply_extracted(
     state.suspect = None;
 
     // The old text's facts are read again with today's rules, so a rule
-    // added to the config compares like with like; blocks the two versions
-    // share are read once.
-    let (old_facts, new_facts) = facts::page_facts_pair(&previous_blocks, blocks, fact_rules);
-    let assessment = classify::classify(&text_diff, &old_facts, &new_facts);
+    // added to the config compares like with like. Only the facts that one
+    // version states and the other does not are read: the blocks that
+    // changed, and of the rest only those that could state one of them.
+    let fact_changes = facts::fact_changes(&previous_blocks, blocks, fact_rules);
+    let assessment = classify::classify_changes(&text_diff, &fact_changes);
     state.last_change = Some(page.fetched_at);
     let detail = serde_json::json!({
         "kinds": assessment.kinds(),

@@ -114,6 +114,8 @@ pub struct Gazetteer {
     entries: Vec<Entry>,
     /// For each pattern, the entry it names.
     pattern_entry: Vec<usize>,
+    /// The patterns, for [`Gazetteer::spellings`].
+    patterns: Vec<String>,
     matcher: AhoCorasick,
 }
 
@@ -164,6 +166,7 @@ impl Gazetteer {
         Self {
             entries,
             pattern_entry,
+            patterns,
             matcher,
         }
     }
@@ -191,6 +194,17 @@ impl Gazetteer {
                 end: m.end(),
             })
             .collect()
+    }
+
+    /// Every spelling that [`Gazetteer::find`] reads as an entry with this
+    /// canonical name: a text in which it finds one contains one of these,
+    /// up to ASCII case.
+    pub fn spellings<'g>(&'g self, name: &'g str) -> impl Iterator<Item = &'g str> {
+        self.pattern_entry
+            .iter()
+            .zip(&self.patterns)
+            .filter(move |(entry, _)| self.entries[**entry].name == name)
+            .map(|(_, pattern)| pattern.as_str())
     }
 
     /// The entry a name refers to, if it is in the gazetteer (whole name,

@@ -5,15 +5,17 @@
 //! Pure: no I/O. Facts are sets, so a reordered list yields the same facts,
 //! and the change layer (`classify`) diffs them as sets.
 
+pub mod delta;
 pub mod gazetteer;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::LazyLock;
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use crate::core::model::{Block, BlockKind};
+pub use delta::{FactChanges, fact_changes};
 use gazetteer::{EntryKind, gazetteer};
 
 /// Bumped whenever the same text can yield different facts, so stored facts
@@ -171,31 +173,6 @@ pub fn page_facts(blocks: &[Block], rules: &[FactRule]) -> BTreeSet<Fact> {
         .iter()
         .flat_map(|block| block_facts(block, rules))
         .collect()
-}
-
-/// Facts of two versions of a page, reading each distinct block once: the
-/// versions share most of their blocks.
-pub fn page_facts_pair(
-    old: &[Block],
-    new: &[Block],
-    rules: &[FactRule],
-) -> (BTreeSet<Fact>, BTreeSet<Fact>) {
-    let mut cache: HashMap<&Block, BTreeSet<Fact>> = HashMap::new();
-    let mut old_facts = BTreeSet::new();
-    for block in old {
-        let found = cache
-            .entry(block)
-            .or_insert_with(|| block_facts(block, rules));
-        old_facts.extend(found.iter().cloned());
-    }
-    let mut new_facts = BTreeSet::new();
-    for block in new {
-        match cache.get(block) {
-            Some(found) => new_facts.extend(found.iter().cloned()),
-            None => new_facts.extend(block_facts(block, rules)),
-        }
-    }
-    (old_facts, new_facts)
 }
 
 /// Facts in one block.
@@ -361,6 +338,9 @@ struct Cues {
     event: bool,
 }
 
+/// The tag of the cue words that wake the population reader.
+const POPULATION_READER: u8 = 1;
+
 /// Cue words, each tagged with the reader it wakes.
 const CUE_WORDS: [(&str, u8); 45] = [
     ("Trust", 0),
@@ -426,7 +406,7 @@ impl Cues {
         for found in CUES.find_overlapping_iter(text) {
             match CUE_WORDS[found.pattern().as_usize()].1 {
                 0 => cues.organisation = true,
-                1 => cues.population = true,
+                POPULATION_READER => cues.population = true,
                 3 => cues.role = true,
                 _ => cues.event = true,
             }

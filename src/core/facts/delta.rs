@@ -1,0 +1,398 @@
+//! The facts one version of a page states and the other does not, read
+//! without reading the facts of the whole page.
+//!
+//! With C the blocks both versions share, A the blocks only the new one has
+//! and R those only the old one has, the versions' facts are F(C) ∪ F(A) and
+//! F(C) ∪ F(R), so exactly
+//!
+//! ```text
+//! added   = F(A) − F(R) − F(C)
+//! removed = F(R) − F(A) − F(C)
+//! ```
+//!
+//! F(C), the facts of all that did not change, was most of the cost of a
+//! changed page, yet it is needed only to ask whether a handful of candidate
+//! facts are in it. Every fact has literals one of which the block stating
+//! it must contain ([`needles`]), so of the shared blocks only those holding
+//! a candidate's literal are read.
+
+use std::collections::{BTreeSet, HashSet};
+
+use memchr::memmem::Finder;
+
+use super::{
+    CUE_WORDS, Fact, FactRule, NUMBER_WORDS, POPULATION_READER, TENS, block_facts,
+    gazetteer::gazetteer,
+};
+use crate::core::model::Block;
+
+/// Facts only in the new version and facts only in the old.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FactChanges {
+    /// In the new version's facts and not the old's.
+    pub added: BTreeSet<Fact>,
+    /// In the old version's facts and not the new's.
+    pub removed: BTreeSet<Fact>,
+}
+
+/// `page_facts(new) − page_facts(old)` and `page_facts(old) −
+/// page_facts(new)`, reading the facts of only the blocks that changed and
+/// of the unchanged blocks that could state one of those facts.
+pub fn fact_changes(old: &[Block], new: &[Block], rules: &[FactRule]) -> FactChanges {
+    let in_old: HashSet<&Block> = old.iter().collect();
+    let in_new: HashSet<&Block> = new.iter().collect();
+    let mut seen: HashSet<&Block> = HashSet::with_capacity(in_old.len());
+    let mut shared = Vec::new();
+    let mut gone = BTreeSet::new();
+    for block in old {
+        if !seen.insert(block) {
+            continue;
+        }
+        if in_new.contains(block) {
+            shared.push(block);
+        } else {
+            gone.extend(block_facts(block, rules));
+        }
+    }
+    let mut come = BTreeSet::new();
+    for block in new {
+        if !in_old.contains(block) && seen.insert(block) {
+            come.extend(block_facts(block, rules));
+        }
+    }
+    let mut changes = FactChanges {
+        added: come.difference(&gone).cloned().collect(),
+        removed: gone.difference(&come).cloned().collect(),
+    };
+    drop_shared(&shared, rules, &mut changes);
+    changes
+}
+
+/// A candidate fact and the literals a block stating it contains one of.
+struct Candidate {
+    fact: Fact,
+    /// `None`: no literal is known, so every shared block is read.
+    needles: Option<Vec<Finder<'static>>>,
+}
+
+/// Takes out of `changes` the facts that shared blocks state too.
+fn drop_shared(shared: &[&Block], rules: &[FactRule], changes: &mut FactChanges) {
+    let mut open: Vec<Candidate> = changes
+        .added
+        .iter()
+        .chain(&changes.removed)
+        .map(|fact| Candidate {
+            fact: fact.clone(),
+            needles: needles(fact).map(|literals| {
+                literals
+                    .iter()
+                    .map(|literal| Finder::new(literal.as_bytes()).into_owned())
+                    .collect()
+            }),
+        })
+        .collect();
+    let mut lower: Vec<u8> = Vec::new();
+    for block in shared {
+        if open.is_empty() {
+            break;
+        }
+        lower.clear();
+        lower.extend(block.text.bytes().map(|b| b.to_ascii_lowercase()));
+        let may_state = |candidate: &Candidate| {
+            candidate
+                .needles
+                .as_ref()
+                .is_none_or(|needles| needles.iter().any(|needle| needle.find(&lower).is_some()))
+        };
+        if !open.iter().any(may_state) {
+            continue;
+        }
+        let stated = block_facts(block, rules);
+        open.retain(|candidate| {
+            if !stated.contains(&candidate.fact) {
+                return true;
+            }
+            changes.added.remove(&candidate.fact);
+            changes.removed.remove(&candidate.fact);
+            false
+        });
+    }
+}
+
+/// Literals, in ASCII lower case, one of which (up to ASCII case) is in the
+/// text of any block whose facts include `fact`; `None` when there is no
+/// such literal. Each arm follows the reader that makes the fact, and must
+/// change with it (the `needles_are_in_the_blocks_that_state_them` test
+/// checks every fact of the fixtures).
+fn needles(fact: &Fact) -> Option<Vec<String>> {
+    let literals: Vec<String> = match fact {
+        // A gazetteer match (the canonical name of whichever spelling was
+        // found), a name as written, or a list item's whole text.
+        Fact::Place { name, .. } | Fact::Organisation { name } => std::iter::once(name.as_str())
+            .chain(gazetteer().spellings(name))
+            .map(str::to_owned)
+            .collect(),
+        // The population reader runs only on a population cue word.
+        Fact::Population { .. } => CUE_WORDS
+            .iter()
+            .filter(|(_, reader)| *reader == POPULATION_READER)
+            .map(|(cue, _)| (*cue).to_owned())
+            .collect(),
+        // The count's digits (leading zeros aside), or its number word: the
+        // word itself up to twenty, its tens word above (`number_value`
+        // reads only those spellings).
+        Fact::Count { value, .. } => {
+            let mut literals = vec![value.to_string()];
+            let word = usize::try_from(*value).ok().and_then(|v| match v {
+                1..=20 => NUMBER_WORDS.get(v),
+                21..=99 => TENS.get(v / 10),
+                _ => None,
+            });
+            literals.extend(word.map(|w| (*w).to_owned()));
+            literals
+        }
+        // The name's last word: the reader blanks out some articles before
+        // matching, but only ever to spaces, so a word of the name is in the
+        // text as it stands.
+        Fact::Person { name, .. } => vec![name.split_whitespace().next_back()?.to_owned()],
+        // "Royal Assent" stands for any spelling of it; other events are the
+        // matched text.
+        Fact::Event { what } if what == "Royal Assent" => vec!["royal".to_owned()],
+        Fact::Event { what } => vec![what.clone()],
+        Fact::Custom { value, .. } => vec![value.clone()],
+    };
+    if literals.iter().any(String::is_empty) {
+        return None;
+    }
+    Some(
+        literals
+            .into_iter()
+            .map(|literal| literal.to_ascii_lowercase())
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::facts::page_facts;
+    use crate::core::model::BlockKind;
+
+    /// Texts that state facts of every kind, and some near misses.
+    const TEXTS: [&str; 34] = [
+        "The STP (which covers Carlisle, Allerdale, Copeland and Eden) is known as",
+        "Cumbria County Council",
+        "Cumbria Partnership NHS Foundation Trust",
+        "NHS North Cumbria Clinical Commissioning Group",
+        "NHS North Cumbria CCG",
+        "NHS North East and North Cumbria Integrated Care Board",
+        "North West Ambulance Service",
+        "Healthwatch Cumbria",
+        "Our Integrated health and Care System covers a population of 327,000:",
+        "Our system covers a population of 274,000:",
+        "Allerdale 96,471 residents",
+        "Eden 52,630 residents.",
+        "the 1.8 million people living in Lancashire and South Cumbria",
+        "partnerships in 44 areas covering all of England",
+        "partnerships in forty-four areas covering all of England",
+        "there have previously been five place-based partnerships",
+        "align to the FOUR local authority boundaries",
+        "Kevin Lavery, chief executive of NHS Lancashire and South Cumbria Integrated Care Board, said:",
+        "County Councillor Michael Green, cabinet member for health and wellbeing, said",
+        "Chief Executive: Jane Smith",
+        "Chief Executive: Amir Khan",
+        "The Partnership Lead is Jane Smith.",
+        "Amir Khan has been appointed as Chief Officer.",
+        "The work is led by Peter Brown.",
+        "statutory footing, which takes place from 1 July 2022.",
+        "the Health and Care Bill received Royal Assent",
+        "the bill got ROYAL   ASSENT today",
+        "board meeting on 27 July",
+        "Fylde Coast",
+        "Morecambe Bay",
+        "Blackburn with Darwen",
+        "Members are Cumbria County Council and Lancashire County Council.",
+        "London Borough of Enfield",
+        "We run 12 clinics across 3 districts of Westmorland and Furness.",
+    ];
+
+    fn rules() -> Vec<FactRule> {
+        vec![FactRule {
+            name: "board meeting".into(),
+            pattern: regex::Regex::new(r"board meeting on (\d+ \w+)").expect("regex"),
+        }]
+    }
+
+    /// Every block the tests draw from: each text as a paragraph and as a
+    /// list item (which read places differently), and a named value.
+    fn pool() -> Vec<Block> {
+        let mut blocks: Vec<Block> = TEXTS
+            .iter()
+            .flat_map(|text| {
+                [
+                    Block::new(BlockKind::Paragraph, *text),
+                    Block::new(BlockKind::ListItem, *text),
+                ]
+            })
+            .collect();
+        blocks.push(Block::new(BlockKind::Named, "lead: Jane Smith"));
+        blocks.push(Block::new(BlockKind::Named, ""));
+        blocks
+    }
+
+    /// Pages extracted from the fixtures, for real blocks.
+    fn fixture_blocks() -> Vec<Block> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/partnerships");
+        let mut blocks = Vec::new();
+        let mut paths: Vec<_> = std::fs::read_dir(dir)
+            .expect("fixtures directory")
+            .map(|entry| entry.expect("fixture").path())
+            .filter(|path| path.extension().is_some_and(|e| e == "html"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let html = std::fs::read_to_string(&path).expect("fixture reads");
+            let rules = crate::core::extract::Rules::default();
+            if let Ok(extracted) = crate::core::extract::extract(&html, &rules) {
+                blocks.extend(extracted.blocks);
+            }
+        }
+        blocks
+    }
+
+    #[test]
+    fn needles_are_in_the_blocks_that_state_them() {
+        let rules = rules();
+        let blocks: Vec<Block> = pool().into_iter().chain(fixture_blocks()).collect();
+        let mut checked = 0;
+        for block in &blocks {
+            let lower = block.text.to_ascii_lowercase();
+            for fact in block_facts(block, &rules) {
+                if let Some(needles) = needles(&fact) {
+                    assert!(
+                        needles.iter().any(|n| lower.contains(n.as_str())),
+                        "{fact:?} from {block:?}: none of {needles:?}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 100, "only {checked} facts checked");
+    }
+
+    /// A small deterministic generator, so the property runs the same way
+    /// every time and needs no seed handling.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            usize::try_from(self.0 >> 33).expect("fits") % n.max(1)
+        }
+    }
+
+    #[test]
+    fn the_same_as_diffing_whole_page_facts() {
+        let rules = rules();
+        let mut blocks = pool();
+        blocks.extend(fixture_blocks());
+        let mut random = Lcg(14);
+        for round in 0..400 {
+            let len = 1 + random.below(40);
+            let old: Vec<Block> = (0..len)
+                .map(|_| blocks[random.below(blocks.len())].clone())
+                .collect();
+            // Edit the old page: drop, add, duplicate and move blocks.
+            let mut new = Vec::new();
+            for block in &old {
+                match random.below(6) {
+                    0 => {}
+                    1 => new.push(blocks[random.below(blocks.len())].clone()),
+                    2 => {
+                        new.push(block.clone());
+                        new.push(block.clone());
+                    }
+                    _ => new.push(block.clone()),
+                }
+            }
+            if round % 3 == 0 && !new.is_empty() {
+                let at = random.below(new.len());
+                let moved = new.remove(at);
+                new.insert(random.below(new.len() + 1), moved);
+            }
+            let rules: &[FactRule] = if round % 2 == 0 { &rules } else { &[] };
+            let (before, after) = (page_facts(&old, rules), page_facts(&new, rules));
+            let want = FactChanges {
+                added: after.difference(&before).cloned().collect(),
+                removed: before.difference(&after).cloned().collect(),
+            };
+            assert_eq!(fact_changes(&old, &new, rules), want, "round {round}");
+        }
+    }
+
+    /// Every pair of consecutive versions in the evaluation histories, when
+    /// `TIDINGS_EVAL_HISTORIES` names their directory (they are not in the
+    /// repository).
+    #[test]
+    fn the_same_over_the_eval_histories() {
+        let Some(dir) = std::env::var_os("TIDINGS_EVAL_HISTORIES") else {
+            return;
+        };
+        let rules = crate::core::extract::Rules::default();
+        let mut pairs = 0;
+        for history in std::fs::read_dir(dir).expect("histories directory") {
+            let history = history.expect("history").path();
+            let mut pages: Vec<_> = std::fs::read_dir(&history)
+                .expect("history directory")
+                .map(|entry| entry.expect("page").path())
+                .filter(|path| path.extension().is_some_and(|e| e == "html"))
+                .collect();
+            pages.sort();
+            let versions: Vec<Vec<Block>> = pages
+                .iter()
+                .filter_map(|path| {
+                    let html = std::fs::read_to_string(path).ok()?;
+                    Some(crate::core::extract::extract(&html, &rules).ok()?.blocks)
+                })
+                .collect();
+            for pair in versions.windows(2) {
+                let (before, after) = (page_facts(&pair[0], &[]), page_facts(&pair[1], &[]));
+                let want = FactChanges {
+                    added: after.difference(&before).cloned().collect(),
+                    removed: before.difference(&after).cloned().collect(),
+                };
+                assert_eq!(fact_changes(&pair[0], &pair[1], &[]), want, "{history:?}");
+                pairs += 1;
+            }
+        }
+        assert!(pairs > 0, "no pairs of versions read");
+    }
+
+    #[test]
+    fn a_fact_still_stated_elsewhere_has_not_moved() {
+        let para = |text: &str| Block::new(BlockKind::Paragraph, text);
+        let old = vec![
+            para("Members include Cumbria County Council."),
+            para("Cumbria County Council runs the service."),
+        ];
+        let new = vec![para("Cumbria County Council runs the service.")];
+        assert_eq!(fact_changes(&old, &new, &[]), FactChanges::default());
+        let new = vec![para("Members include Lancashire County Council.")];
+        let changes = fact_changes(&old, &new, &[]);
+        assert_eq!(
+            changes.removed,
+            BTreeSet::from([Fact::Organisation {
+                name: "Cumbria County Council".into()
+            }])
+        );
+        assert_eq!(
+            changes.added,
+            BTreeSet::from([Fact::Organisation {
+                name: "Lancashire County Council".into()
+            }])
+        );
+    }
+}
