@@ -6,6 +6,7 @@
 //! allowed. Validation collects all errors rather than stopping at the first,
 //! so `tidings validate` shows everything wrong in one go.
 
+mod fingerprint;
 mod mail;
 mod raw;
 mod store;
@@ -22,6 +23,7 @@ use serde::Deserialize;
 use crate::core::extract;
 use crate::core::facts::FactRule;
 pub use crate::core::schedule::{DEFAULT_TIMEZONE, Schedule};
+pub use fingerprint::Fingerprint;
 use mail::validate_mail;
 pub use mail::{DEFAULT_FROM, MailSettings, MailTransport, PasswordSource, SmtpSettings, SmtpTls};
 use raw::*;
@@ -371,7 +373,16 @@ impl SourceFile {
 
 /// Reads and validates a daemon configuration file and the files it includes.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    load_fingerprinted(path).map(|(config, _)| config)
+}
+
+/// [`load`], and the [`Fingerprint`] of the files it read.
+pub fn load_fingerprinted(path: &Path) -> Result<(Config, Fingerprint), ConfigErrors> {
+    let mut fingerprint = Fingerprint::default();
     let file = read(path).map_err(|e| ConfigErrors(vec![e]))?;
+    fingerprint
+        .files
+        .push((path.to_path_buf(), blake3::hash(file.text.as_bytes())));
     let raw: RawDaemon = parse(&file).map_err(|e| ConfigErrors(vec![e]))?;
     let mut errors = Vec::new();
 
@@ -435,6 +446,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     validate_watches(&file, raw.watch, &defaults, &mut watches, &mut errors);
     for pattern in &raw.include {
         let full = base.join(pattern.get_ref());
+        fingerprint.patterns.push(full.clone());
         let Some(full_text) = full.to_str() else {
             errors.push(file.error(Some(&pattern.span()), "include", "path is not valid UTF-8"));
             continue;
@@ -454,9 +466,12 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         for entry in paths {
             matched = true;
             match entry {
-                Ok(included) => match read(&included)
-                    .and_then(|f| parse::<RawWatchFile>(&f).map(|raw| (f, raw)))
-                {
+                Ok(included) => match read(&included).and_then(|f| {
+                    fingerprint
+                        .files
+                        .push((included.clone(), blake3::hash(f.text.as_bytes())));
+                    parse::<RawWatchFile>(&f).map(|raw| (f, raw))
+                }) {
                     Ok((included_file, raw_file)) => validate_watches(
                         &included_file,
                         raw_file.watch,
@@ -487,18 +502,21 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         watch.rules = std::mem::take(&mut watch.rules).with_budget(limits.budget());
     }
     if errors.is_empty() {
-        Ok(Config {
-            source: path.to_path_buf(),
-            state_dir,
-            store,
-            contact,
-            limits,
-            daemon,
-            watches,
-            mail,
-            web,
-            tag_titles,
-        })
+        Ok((
+            Config {
+                source: path.to_path_buf(),
+                state_dir,
+                store,
+                contact,
+                limits,
+                daemon,
+                watches,
+                mail,
+                web,
+                tag_titles,
+            },
+            fingerprint,
+        ))
     } else {
         Err(ConfigErrors(errors))
     }

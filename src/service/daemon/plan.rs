@@ -14,6 +14,9 @@ use crate::config::Watch;
 pub(super) struct Planned {
     pub(super) watch: Watch,
     pub(super) due: DateTime<Utc>,
+    /// The last check, kept here so that `tidings status` can name the
+    /// oldest without reading every watch's state from the store.
+    pub(super) last_check: Option<DateTime<Utc>>,
 }
 
 /// Every planned watch by name, and the same entries ordered by due time.
@@ -50,7 +53,11 @@ impl Plan {
     pub(super) fn insert(&mut self, watch: Watch, due: DateTime<Utc>) {
         if let Some(planned) = self.by_name.get_mut(&watch.name) {
             let old = planned.due;
-            *planned = Planned { watch, due };
+            *planned = Planned {
+                watch,
+                due,
+                last_check: planned.last_check,
+            };
             if old != due {
                 let name = planned.watch.name.clone();
                 self.by_due.remove(&(old, name.clone()));
@@ -59,8 +66,22 @@ impl Plan {
             return;
         }
         let name = watch.name.clone();
-        self.by_name.insert(name.clone(), Planned { watch, due });
+        self.by_name.insert(
+            name.clone(),
+            Planned {
+                watch,
+                due,
+                last_check: None,
+            },
+        );
         self.by_due.insert((due, name));
+    }
+
+    /// Records a watch's last check; unknown names are ignored.
+    pub(super) fn set_last_check(&mut self, name: &str, checked: Option<DateTime<Utc>>) {
+        if let Some(planned) = self.by_name.get_mut(name) {
+            planned.last_check = checked;
+        }
     }
 
     pub(super) fn remove(&mut self, name: &str) {
@@ -92,6 +113,17 @@ impl Plan {
             .take_while(move |(due, _)| *due <= now)
             .filter(move |(_, name)| !running.contains(name))
             .filter_map(|(_, name)| self.by_name.get(name))
+    }
+
+    /// The earliest due time of a watch not in `running`, and its name.
+    pub(super) fn next_due_named(
+        &self,
+        running: &HashSet<String>,
+    ) -> Option<(DateTime<Utc>, &str)> {
+        self.by_due
+            .iter()
+            .find(|(due, name)| !running.contains(name) && *due < DateTime::<Utc>::MAX_UTC)
+            .map(|(due, name)| (*due, name.as_str()))
     }
 
     /// The earliest due time of a watch not in `running`.
