@@ -48,7 +48,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from daemon_bench import (  # noqa: E402
-    cpu_seconds, daemon_status, http_get, status_fields, stop_daemon, wait_for,
+    cpu_seconds, http_get, status_fields, stop_daemon, wait_for,
 )
 
 

@@ -13,6 +13,11 @@ pub struct Fingerprint {
     pub(super) files: Vec<(PathBuf, blake3::Hash)>,
     /// The include patterns, resolved against the main file's folder.
     pub(super) patterns: Vec<PathBuf>,
+    /// The hash of the main file's text outside its `[[watch]]` blocks
+    /// (see `split.rs`), when it was cut into blocks.
+    pub(super) rest: Option<blake3::Hash>,
+    /// Each `[[watch]]` block's text, hashed, and the watch it holds.
+    pub(super) blocks: std::collections::HashMap<blake3::Hash, String>,
 }
 
 impl Fingerprint {
@@ -96,5 +101,63 @@ mod tests {
         let taken = fingerprint(&main);
         std::fs::remove_file(&main).expect("rm");
         assert!(!taken.unchanged(), "a file that cannot be read is a change");
+    }
+
+    #[test]
+    fn a_reload_takes_unchanged_blocks_as_they_were_and_reads_the_rest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let main = dir.path().join("tidings.toml");
+        let text = |b_url: &str, schedule: &str| {
+            format!(
+                "[limits]\nper_host = 4\n\n[[watch]]\nname = \"a\"\nurl = \"http://127.0.0.1/a\"\n\n[[watch]]\nname = \"b\"\nurl = \"{b_url}\"\n\n[[watch]]\nname = \"c\"\nurl = \"http://127.0.0.1/c\"\n\n[defaults]\nschedule = \"{schedule}\"\n"
+            )
+        };
+        std::fs::write(&main, text("http://127.0.0.1/b", "0 9 * * *")).expect("write");
+        let (before, taken) = crate::config::load_fingerprinted(&main).expect("valid");
+        let asked = std::cell::RefCell::new(Vec::new());
+        let lookup = |name: &str| {
+            asked.borrow_mut().push(name.to_owned());
+            before.watch(name).cloned()
+        };
+        let reuse = crate::config::Reuse {
+            fingerprint: &taken,
+            watch: &lookup,
+        };
+
+        // One block edited: only it is read again.
+        std::fs::write(&main, text("http://127.0.0.1/b2", "0 9 * * *")).expect("write");
+        let (after, _) = crate::config::load_reusing(&main, Some(&reuse)).expect("valid");
+        assert_eq!(*asked.borrow(), ["a", "c"]);
+        let names: Vec<&str> = after.watches.iter().map(|w| w.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"], "file order kept");
+        assert_eq!(
+            after.watch("b").expect("b").url.as_str(),
+            "http://127.0.0.1/b2"
+        );
+
+        // A default changed: every block is read again.
+        asked.borrow_mut().clear();
+        std::fs::write(&main, text("http://127.0.0.1/b", "0 10 * * *")).expect("write");
+        let (after, _) = crate::config::load_reusing(&main, Some(&reuse)).expect("valid");
+        assert!(asked.borrow().is_empty(), "{:?}", asked.borrow());
+        assert_eq!(
+            after.watch("a").expect("a").schedule.expression,
+            "0 10 * * *"
+        );
+
+        // A block copied: the second is a duplicate, with its line.
+        let doubled = text("http://127.0.0.1/b", "0 9 * * *").replace(
+            "[defaults]",
+            "[[watch]]\nname = \"a\"\nurl = \"http://127.0.0.1/a\"\n\n[defaults]",
+        );
+        std::fs::write(&main, doubled).expect("write");
+        let errors = crate::config::load_reusing(&main, Some(&reuse))
+            .map(|_| ())
+            .expect_err("a duplicate name");
+        let message = errors.to_string();
+        assert!(
+            message.contains(":17:") && message.contains("`a`"),
+            "{message}"
+        );
     }
 }

@@ -509,11 +509,14 @@ pub fn offline_status(config: &Config, store: &Store, config_path: &Path) -> Sta
         backoff_base: config.daemon.backoff_base,
         backoff_max: config.daemon.backoff_max,
     };
+    // One pass over each tree: a lookup per watch pulls a leaf each time.
+    let mut states = store.watch_states().unwrap_or_default();
+    let paused = store.paused().unwrap_or_default();
     let watches = config
         .watches
         .iter()
         .map(|watch| {
-            let state = store.watch_state(&watch.name).unwrap_or_default();
+            let state = states.remove(&watch.name).unwrap_or_default();
             let history = History {
                 last_check: state.last_check,
                 consecutive_failures: state.consecutive_failures,
@@ -534,16 +537,20 @@ pub fn offline_status(config: &Config, store: &Store, config_path: &Path) -> Sta
                 consecutive_failures: state.consecutive_failures,
                 latest_version: state.latest_version,
                 in_flight: false,
-                paused_since: store.paused_since(&watch.name).unwrap_or_default(),
+                paused_since: paused.get(&watch.name).copied(),
             }
         })
         .collect();
-    StatusReport {
+    let mut report = StatusReport {
         daemon_running: false,
         config: config_path.display().to_string(),
         watches,
         ..StatusReport::default()
-    }
+    };
+    let mut summary = status::StatusSummary::of(&report);
+    summary.store_bytes = store.disk_bytes().ok();
+    report.summary = Some(summary);
+    report
 }
 
 /// Subscribers read per page of an export.

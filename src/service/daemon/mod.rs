@@ -57,7 +57,7 @@ pub struct DaemonOptions {
 
 /// Runs the daemon until SIGTERM or SIGINT. Returns the exit status.
 pub async fn run(options: DaemonOptions) -> anyhow::Result<u8> {
-    let (config, fingerprint) = match load(&options) {
+    let (config, fingerprint) = match load(&options, None) {
         Ok(loaded) => loaded,
         Err(errors) => {
             for error in &errors.0 {
@@ -165,8 +165,11 @@ fn lock_state_dir(state_dir: &Path) -> anyhow::Result<std::fs::File> {
     Ok(file)
 }
 
-fn load(options: &DaemonOptions) -> Result<(Config, config::Fingerprint), config::ConfigErrors> {
-    let (mut config, fingerprint) = config::load_fingerprinted(&options.config)?;
+fn load(
+    options: &DaemonOptions,
+    reuse: Option<&config::Reuse<'_>>,
+) -> Result<(Config, config::Fingerprint), config::ConfigErrors> {
+    let (mut config, fingerprint) = config::load_reusing(&options.config, reuse)?;
     if let Some(state) = &options.state {
         config.state_dir.clone_from(state);
     }

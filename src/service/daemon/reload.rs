@@ -36,7 +36,16 @@ impl Daemon {
             self.publish_status();
             return;
         }
-        match load(&self.options) {
+        // Watches whose block of the file is as it was are taken from the
+        // plan as they are, not parsed and validated again.
+        let plan = &self.plan;
+        let lookup = |name: &str| plan.get(name).map(|planned| planned.watch.clone());
+        let reuse = crate::config::Reuse {
+            fingerprint: &self.fingerprint,
+            watch: &lookup,
+        };
+        let loaded = load(&self.options, Some(&reuse));
+        match loaded {
             Err(errors) => {
                 for error in &errors.0 {
                     tracing::error!("{error}");
