@@ -282,9 +282,10 @@ impl Daemon {
         let stored = daemon.stored();
         // The plan holds the watches from here on; a second copy in the
         // config would cost tens of MB at 100,000 watches.
+        let mut batch = plan::Batch::new(now, daemon.timing());
         for watch in std::mem::take(&mut daemon.config.watches) {
             let state = stored.states.get(&watch.name);
-            let due = daemon.due_from(&watch, state, stored.paused.contains_key(&watch.name), now);
+            let due = batch.due(&watch, state, stored.paused.contains_key(&watch.name));
             let name = watch.name.clone();
             daemon.plan.insert(watch, due);
             daemon.remember(&name, state);

@@ -8,6 +8,56 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use chrono::{DateTime, Utc};
 
 use crate::config::Watch;
+use crate::core::schedule::{Around, History, Timing};
+use crate::store::WatchState;
+
+/// Due times for many watches at one instant (start-up, a reload): the
+/// fires around that instant are found once per schedule, not walked
+/// again for each of 100,000 watches that share it.
+pub(super) struct Batch {
+    now: DateTime<Utc>,
+    timing: Timing,
+    around: std::collections::HashMap<(usize, chrono_tz::Tz), Around>,
+}
+
+impl Batch {
+    pub(super) fn new(now: DateTime<Utc>, timing: Timing) -> Self {
+        Self {
+            now,
+            timing,
+            around: std::collections::HashMap::new(),
+        }
+    }
+
+    /// When `watch` is due, from its stored state; never while paused.
+    pub(super) fn due(
+        &mut self,
+        watch: &Watch,
+        state: Option<&WatchState>,
+        paused: bool,
+    ) -> DateTime<Utc> {
+        if paused {
+            // Paused: never due until `tidings resume`.
+            return DateTime::<Utc>::MAX_UTC;
+        }
+        let history = History {
+            last_check: state.and_then(|s| s.last_check),
+            consecutive_failures: state.map_or(0, |s| s.consecutive_failures),
+        };
+        let schedule = &watch.schedule;
+        // Watches share one parsed schedule per expression (an `Arc`), so
+        // its address names it; a schedule parsed apart gets its own entry.
+        let key = (
+            std::sync::Arc::as_ptr(&schedule.cron) as usize,
+            schedule.timezone,
+        );
+        let (now, timing) = (self.now, self.timing);
+        self.around
+            .entry(key)
+            .or_insert_with(|| Around::new(schedule, now, &timing))
+            .due(&watch.name, history, &timing)
+    }
+}
 
 /// A watch and when it is next due.
 #[derive(Debug, Clone)]

@@ -142,14 +142,14 @@ impl Daemon {
         self.config = config;
         // Read in one pass, and only if some watch needs planning anew.
         let mut stored: Option<Stored> = None;
+        let mut batch = super::plan::Batch::new(now, self.timing());
         for watch in watches {
             match self.plan.get(&watch.name) {
                 None => {
                     added += 1;
                     let stored = stored.get_or_insert_with(|| self.stored());
                     let state = stored.states.get(&watch.name);
-                    let due =
-                        self.due_from(&watch, state, stored.paused.contains_key(&watch.name), now);
+                    let due = batch.due(&watch, state, stored.paused.contains_key(&watch.name));
                     let name = watch.name.clone();
                     self.plan.insert(watch, due);
                     self.remember(&name, state);
@@ -166,11 +166,10 @@ impl Daemon {
                     }
                     let due = if schedule_changed || daemon_settings_changed {
                         let stored = stored.get_or_insert_with(|| self.stored());
-                        self.due_from(
+                        batch.due(
                             &watch,
                             stored.states.get(&watch.name),
                             stored.paused.contains_key(&watch.name),
-                            now,
                         )
                     } else {
                         planned.due
