@@ -135,6 +135,17 @@ mod tests {
             "http://127.0.0.1/b2"
         );
 
+        // A watch added (lines shift): the others are still taken.
+        asked.borrow_mut().clear();
+        let added = text("http://127.0.0.1/b2", "0 9 * * *").replace(
+            "[defaults]",
+            "[[watch]]\nname = \"d\"\nurl = \"http://127.0.0.1/d\"\n\n[defaults]",
+        );
+        std::fs::write(&main, added).expect("write");
+        let (after, _) = crate::config::load_reusing(&main, Some(&reuse)).expect("valid");
+        assert_eq!(*asked.borrow(), ["a", "c"]);
+        assert_eq!(after.watches.len(), 4);
+
         // A default changed: every block is read again.
         asked.borrow_mut().clear();
         std::fs::write(&main, text("http://127.0.0.1/b", "0 10 * * *")).expect("write");
@@ -156,7 +167,7 @@ mod tests {
             .expect_err("a duplicate name");
         let message = errors.to_string();
         assert!(
-            message.contains(":17:") && message.contains("`a`"),
+            message.contains(":16:") && message.contains("`a`"),
             "{message}"
         );
     }

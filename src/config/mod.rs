@@ -410,7 +410,7 @@ pub fn load_reusing(
         .files
         .push((path.to_path_buf(), blake3::hash(whole.text.as_bytes())));
     let cut = split::split(&whole.text);
-    let (file, blocks) = match cut {
+    let (file, blocks, rest_hash) = match cut {
         Some(cut) => (
             SourceFile {
                 path: whole.path.clone(),
@@ -418,8 +418,9 @@ pub fn load_reusing(
                 first_line: 0,
             },
             cut.blocks,
+            cut.rest_hash,
         ),
-        None => (whole.clone(), Vec::new()),
+        None => (whole.clone(), Vec::new(), fingerprint.files[0].1),
     };
     let raw: RawDaemon = parse(&file).map_err(|e| ConfigErrors(vec![e]))?;
     if !blocks.is_empty() && !raw.watch.is_empty() {
@@ -428,7 +429,6 @@ pub fn load_reusing(
         let error = parse::<RawDaemon>(&whole).err();
         return Err(ConfigErrors(error.into_iter().collect()));
     }
-    let rest_hash = blake3::hash(file.text.as_bytes());
     fingerprint.rest = Some(rest_hash);
     let reuse = reuse.filter(|r| r.fingerprint.rest == Some(rest_hash));
     let mut errors = Vec::new();

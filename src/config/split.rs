@@ -20,6 +20,10 @@ pub(super) struct Split {
     /// Each `[[watch]]` block (its header, keys and `[[watch.…]]`
     /// sub-tables), as a byte range of the text, in order.
     pub(super) blocks: Vec<Range<usize>>,
+    /// The hash of the text outside the blocks, without the newlines kept
+    /// for them: adding or removing a watch leaves it as it was, so a
+    /// reload still takes every other block as validated before.
+    pub(super) rest_hash: blake3::Hash,
 }
 
 /// Where one line's header leads.
@@ -90,16 +94,23 @@ pub(super) fn split(text: &str) -> Option<Split> {
         blocks.push(start..bytes.len());
     }
     let mut rest = String::with_capacity(text.len() / 8);
+    let mut hasher = blake3::Hasher::new();
     let mut at = 0;
     for block in &blocks {
         rest.push_str(&text[at..block.start]);
+        hasher.update(text[at..block.start].as_bytes());
         for _ in text[block.clone()].bytes().filter(|&b| b == b'\n') {
             rest.push('\n');
         }
         at = block.end;
     }
     rest.push_str(&text[at..]);
-    Some(Split { rest, blocks })
+    hasher.update(text[at..].as_bytes());
+    Some(Split {
+        rest,
+        blocks,
+        rest_hash: hasher.finalize(),
+    })
 }
 
 /// Walks from `i` to just past the end of its line, or of the last line of
