@@ -9,8 +9,8 @@ every check fails at once and the run measures the daemon, not the pages:
 start-up (spawn to "tidings daemon started"), RSS after start-up and after
 every watch has been checked once, `tidings status` (the summary) and
 `tidings status --all` (the streamed table; wall, CPU, RSS of the CLI),
-SIGHUP reloads with the file unchanged and with a comment appended (so the
-whole file is read again), three times each, VmHWM (the peak), the
+SIGHUP reloads with the file unchanged, with a comment appended (every
+`[[watch]]` block read again) and with a watch appended, three times each, VmHWM (the peak), the
 restart on the full store, and `validate`. Prints one JSON object. See docs/benchmarks.md, "One node
 at scale". Make the config with, for example:
 
@@ -46,6 +46,7 @@ out["status_all"] = [timed([tidings, "status", "--all", "--config", str(config),
                      for _ in range(3)]
 out["reload_s"] = [round(reload_once(p.pid, log, None), 3) for _ in range(3)]
 out["reload_changed_s"] = [round(reload_once(p.pid, log, config), 3) for _ in range(3)]
+out["reload_added_s"] = [round(reload_once(p.pid, log, config, add_watch=True), 3) for _ in range(3)]
 out["vmhwm_end_kib"] = status_fields(p.pid)["VmHWM"]
 out["rss_end_kib"] = status_fields(p.pid)["VmRSS"]
 out["stop"] = stop_daemon(p, 120)

@@ -140,37 +140,53 @@ impl Daemon {
         // 100,000 of them is made, and none kept in the config.
         let watches = std::mem::take(&mut config.watches);
         self.config = config;
-        // Read in one pass, and only if some watch needs planning anew.
-        let mut stored: Option<Stored> = None;
+        // Only watches added, or whose schedule or timing changed, are
+        // planned anew, from their stored state: read for just those when
+        // they are few (one round trip), in one pass over the tree when
+        // many. A reload that adds one watch to 100,000 must not read all.
+        let schedule_changed = |old: &crate::config::Watch, new: &crate::config::Watch| {
+            old.schedule.expression != new.schedule.expression
+                || old.schedule.timezone != new.schedule.timezone
+        };
+        let anew: Vec<&str> = watches
+            .iter()
+            .filter(|watch| match self.plan.get(&watch.name) {
+                None => true,
+                Some(planned) => daemon_settings_changed || schedule_changed(&planned.watch, watch),
+            })
+            .map(|watch| watch.name.as_str())
+            .collect();
+        let (states, paused) = if anew.is_empty() {
+            Default::default()
+        } else if anew.len() <= watches.len() / 10 {
+            self.store.plan_inputs(&anew).unwrap_or_default()
+        } else {
+            let Stored { states, paused } = self.stored();
+            (states, paused.into_keys().collect())
+        };
+        drop(anew);
         let mut batch = super::plan::Batch::new(now, self.timing());
         for watch in watches {
+            let state = states.get(&watch.name);
+            let is_paused = paused.contains(&watch.name);
             match self.plan.get(&watch.name) {
                 None => {
                     added += 1;
-                    let stored = stored.get_or_insert_with(|| self.stored());
-                    let state = stored.states.get(&watch.name);
-                    let due = batch.due(&watch, state, stored.paused.contains_key(&watch.name));
+                    let due = batch.due(&watch, state, is_paused);
                     let name = watch.name.clone();
                     self.plan.insert(watch, due);
                     self.remember(&name, state);
                 }
                 Some(planned) => {
-                    let schedule_changed = planned.watch.schedule.expression
-                        != watch.schedule.expression
-                        || planned.watch.schedule.timezone != watch.schedule.timezone;
-                    if schedule_changed
+                    let rescheduled = schedule_changed(&planned.watch, &watch);
+                    if rescheduled
                         || planned.watch.url != watch.url
                         || planned.watch.tags != watch.tags
                     {
                         changed += 1;
                     }
-                    let due = if schedule_changed || daemon_settings_changed {
-                        let stored = stored.get_or_insert_with(|| self.stored());
-                        batch.due(
-                            &watch,
-                            stored.states.get(&watch.name),
-                            stored.paused.contains_key(&watch.name),
-                        )
+                    let due = if rescheduled || daemon_settings_changed {
+                        batch.due(&watch, state, is_paused)
                     } else {
                         planned.due
                     };
