@@ -105,6 +105,9 @@ pub struct StatusSummary {
     pub never_checked: usize,
     /// Failing watches, most failures first, at most [`SUMMARY_FAILING`].
     pub failing_watches: Vec<WatchStatus>,
+    /// Paused watches by name, at most [`SUMMARY_FAILING`].
+    #[serde(default)]
+    pub paused_watches: Vec<String>,
     /// The next watch due, and when (not counting running ones).
     pub next_due: Option<(DateTime<Utc>, String)>,
     /// The watch checked longest ago, and when.
@@ -125,6 +128,9 @@ impl StatusSummary {
         for watch in &report.watches {
             if watch.paused_since.is_some() {
                 summary.paused += 1;
+                if summary.paused_watches.len() < SUMMARY_FAILING {
+                    summary.paused_watches.push(watch.name.clone());
+                }
             }
             if watch.last_check.is_none() {
                 summary.never_checked += 1;
@@ -521,6 +527,19 @@ pub fn render_summary(report: &StatusReport, summary: &StatusSummary) -> String 
     };
     let _ = writeln!(out, "next due: {}", named(&summary.next_due));
     let _ = writeln!(out, "oldest check: {}", named(&summary.oldest_check));
+    if !summary.paused_watches.is_empty() {
+        let more = summary.paused - summary.paused_watches.len();
+        let _ = writeln!(
+            out,
+            "PAUSED until `tidings resume`: {}{}",
+            summary.paused_watches.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        );
+    }
     if let Some(bytes) = summary.store_bytes {
         let size = if bytes >= 1_000_000 {
             format!("{:.1} MB", bytes as f64 / 1e6)

@@ -144,6 +144,12 @@ impl Daemon {
             watches: self.plan.len(),
             failing: self.failing.len(),
             paused: paused.keys().filter(|n| self.plan.contains_key(n)).count(),
+            paused_watches: paused
+                .keys()
+                .filter(|n| self.plan.contains_key(n))
+                .take(status::SUMMARY_FAILING)
+                .cloned()
+                .collect(),
             next_due: self
                 .plan
                 .next_due_named(&self.in_flight)
