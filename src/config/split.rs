@@ -20,9 +20,10 @@ pub(super) struct Split {
     /// Each `[[watch]]` block (its header, keys and `[[watch.…]]`
     /// sub-tables), as a byte range of the text, in order.
     pub(super) blocks: Vec<Range<usize>>,
-    /// The hash of the text outside the blocks, without the newlines kept
-    /// for them: adding or removing a watch leaves it as it was, so a
-    /// reload still takes every other block as validated before.
+    /// The hash of what the text outside the blocks means: its lines
+    /// without the blocks, blank lines and comment lines. Adding or
+    /// removing a watch (with a blank line or a comment) leaves it as it
+    /// was, so a reload still takes every other block as validated before.
     pub(super) rest_hash: blake3::Hash,
 }
 
@@ -61,6 +62,7 @@ fn header(line: &str) -> Option<Header> {
 pub(super) fn split(text: &str) -> Option<Split> {
     let bytes = text.as_bytes();
     let mut blocks: Vec<Range<usize>> = Vec::new();
+    let mut hasher = blake3::Hasher::new();
     let mut open: Option<usize> = None;
     let mut depth: usize = 0;
     let mut i = 0;
@@ -82,30 +84,37 @@ pub(super) fn split(text: &str) -> Option<Split> {
                     if let Some(start) = open.take() {
                         blocks.push(start..i);
                     }
+                    hasher.update(line.trim().as_bytes());
+                    hasher.update(b"\n");
                 }
             }
             i = line_end + 1;
             continue;
         }
-        // Otherwise walk the line's value, which may run over lines.
+        // Otherwise walk the line's value, which may run over lines. What
+        // is outside the blocks is hashed without blank and comment lines:
+        // they mean nothing, and a watch added with a blank line before
+        // it must not make a reload read every other block again.
+        let start = i;
         i = walk(bytes, i, &mut depth)?;
+        let trimmed = line.trim();
+        if open.is_none() && !trimmed.is_empty() && !trimmed.starts_with('#') {
+            hasher.update(&bytes[start..i]);
+        }
     }
     if let Some(start) = open.take() {
         blocks.push(start..bytes.len());
     }
     let mut rest = String::with_capacity(text.len() / 8);
-    let mut hasher = blake3::Hasher::new();
     let mut at = 0;
     for block in &blocks {
         rest.push_str(&text[at..block.start]);
-        hasher.update(text[at..block.start].as_bytes());
         for _ in text[block.clone()].bytes().filter(|&b| b == b'\n') {
             rest.push('\n');
         }
         at = block.end;
     }
     rest.push_str(&text[at..]);
-    hasher.update(text[at..].as_bytes());
     Some(Split {
         rest,
         blocks,
@@ -226,5 +235,21 @@ mod tests {
         assert_eq!(split("[\"watch\"]\nname = \"a\"\n"), None);
         assert_eq!(split("[watch.fact]\nname = \"a\"\n"), None);
         assert_eq!(split("[[watch]]\nname = \"a\n"), None, "an open string");
+    }
+
+    #[test]
+    fn the_rest_hash_ignores_blocks_blank_lines_and_comments_but_not_values() {
+        let hash = |text: &str| split(text).expect("split").rest_hash;
+        let base = "[limits]\nper_host = 4\n\n[[watch]]\nname = \"a\"\n\n[defaults]\nschedule = \"0 9 * * *\"\n";
+        let added = base.replace(
+            "[defaults]",
+            "# a new one\n\n[[watch]]\nname = \"b\"\n\n[defaults]",
+        );
+        assert_eq!(hash(base), hash(&added));
+        assert_eq!(hash(base), hash(&format!("{base}\n# reload\n\n")));
+        assert_ne!(hash(base), hash(&base.replace("0 9", "0 10")));
+        // Blank lines inside a multi-line string are part of its value.
+        let text = "[mail]\nfooter = \"\"\"\nx\n\"\"\"\n";
+        assert_ne!(hash(text), hash(&text.replace("x\n", "x\n\n")));
     }
 }
