@@ -188,6 +188,27 @@ impl Daemon {
         }
     }
 
+    /// One watch's status row, from its plan entry and stored state.
+    fn row(
+        &self,
+        planned: &super::plan::Planned,
+        state: crate::store::WatchState,
+        paused: &std::collections::BTreeMap<String, DateTime<Utc>>,
+    ) -> WatchStatus {
+        WatchStatus {
+            name: planned.watch.name.clone(),
+            url: planned.watch.url.to_string(),
+            last_check: state.last_check,
+            next_run: Some(planned.due).filter(|due| *due < DateTime::<Utc>::MAX_UTC),
+            last_change: state.last_change,
+            last_error: state.last_error,
+            consecutive_failures: state.consecutive_failures,
+            latest_version: state.latest_version,
+            in_flight: self.in_flight.contains(&planned.watch.name),
+            paused_since: paused.get(&planned.watch.name).copied(),
+        }
+    }
+
     /// The status rows of some watches, their stored state read in one
     /// round trip.
     fn rows_for(
@@ -201,18 +222,7 @@ impl Daemon {
             .filter_map(|name| self.plan.get(name))
             .map(|planned| {
                 let state = states.remove(&planned.watch.name).unwrap_or_default();
-                WatchStatus {
-                    name: planned.watch.name.clone(),
-                    url: planned.watch.url.to_string(),
-                    last_check: state.last_check,
-                    next_run: Some(planned.due).filter(|due| *due < DateTime::<Utc>::MAX_UTC),
-                    last_change: state.last_change,
-                    last_error: state.last_error,
-                    consecutive_failures: state.consecutive_failures,
-                    latest_version: state.latest_version,
-                    in_flight: self.in_flight.contains(&planned.watch.name),
-                    paused_since: paused.get(&planned.watch.name).copied(),
-                }
+                self.row(planned, state, paused)
             })
             .collect()
     }
@@ -328,18 +338,7 @@ impl Daemon {
                     .states
                     .remove(&planned.watch.name)
                     .unwrap_or_default();
-                WatchStatus {
-                    name: planned.watch.name.clone(),
-                    url: planned.watch.url.to_string(),
-                    last_check: state.last_check,
-                    next_run: Some(planned.due).filter(|due| *due < DateTime::<Utc>::MAX_UTC),
-                    last_change: state.last_change,
-                    last_error: state.last_error,
-                    consecutive_failures: state.consecutive_failures,
-                    latest_version: state.latest_version,
-                    in_flight: self.in_flight.contains(&planned.watch.name),
-                    paused_since: stored.paused.get(&planned.watch.name).copied(),
-                }
+                self.row(planned, state, &stored.paused)
             })
             .collect();
         let mut report = StatusReport {

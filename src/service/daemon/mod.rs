@@ -34,7 +34,7 @@ use tokio::task::JoinSet;
 
 use crate::config::{self, Config, Watch};
 use crate::core::metrics::Metrics;
-use crate::core::schedule::{self, History, Timing};
+use crate::core::schedule::Timing;
 use crate::service::delivery::WorkerEvent;
 use crate::service::pipeline::{CheckReport, Outcome, Pipeline};
 use crate::service::status::{self};
@@ -331,15 +331,7 @@ impl Daemon {
         paused: bool,
         now: DateTime<Utc>,
     ) -> DateTime<Utc> {
-        if paused {
-            // Paused: never due until `tidings resume`.
-            return DateTime::<Utc>::MAX_UTC;
-        }
-        let history = History {
-            last_check: state.and_then(|s| s.last_check),
-            consecutive_failures: state.map_or(0, |s| s.consecutive_failures),
-        };
-        schedule::due(&watch.schedule, &watch.name, history, now, &self.timing())
+        plan::Batch::new(now, self.timing()).due(watch, state, paused)
     }
 
     /// Every watch's stored state and every pause, each read in one pass:
