@@ -39,6 +39,7 @@ import datetime as dt
 import json
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -47,8 +48,56 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from daemon_bench import (  # noqa: E402
-    cpu_seconds, daemon_status, http_get, status_fields, stop_daemon, wait_for,
+    cpu_seconds, http_get, status_fields, stop_daemon, wait_for,
 )
+
+
+def daemon_summary(state: Path, timeout: float = 10.0) -> dict | None:
+    """The daemon's summary (counters, no per-watch table), or None.
+
+    daemon_bench.daemon_status sends nothing, so the daemon waits a second
+    for a request and then builds the full report of every watch: costly at
+    100,000 watches, and this script asks every few samples."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(str(state / "tidings.sock"))
+        sock.sendall(b'{"request":"summary"}\n')
+        chunks = []
+        while True:
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return json.loads(b"".join(chunks))
+    except (OSError, ValueError):
+        return None
+    finally:
+        sock.close()
+
+
+def reload_once(pid: int, log: Path, config: Path | None, add_watch: bool = False) -> float:
+    """One SIGHUP, timed to the "configuration reloaded" log line.
+
+    Without a config the file is unchanged (the daemon skips it). With one,
+    either a comment is appended, which changes the text outside the
+    `[[watch]]` blocks, so every block is parsed and validated again (the
+    worst case), or (add_watch) a new watch is appended, the usual edit:
+    the other blocks are taken as they were."""
+    if config is not None:
+        text = config.read_text()
+        with config.open("a") as fh:
+            if add_watch:
+                url = next(line.split("=", 1)[1].strip() for line in text.splitlines()
+                           if line.startswith("url ="))
+                fh.write(f'\n[[watch]]\nname = "reload-added-{time.time_ns()}"\nurl = {url}\n')
+            else:
+                fh.write(f"# reload {time.time()}\n")
+    before = log.read_text(errors="replace").count("configuration reloaded")
+    r0 = time.monotonic()
+    os.kill(pid, signal.SIGHUP)
+    wait_for(lambda: log_has(log, "configuration reloaded", before + 1), timeout=120, every=0.01)
+    return time.monotonic() - r0
 
 
 def timed(cmd: list[str], **kw) -> dict:
@@ -142,7 +191,10 @@ def one_scale(args, n: int) -> dict:
     first_pass = None
     bumped = False
     status_cli: list[dict] = []
+    status_all: list[dict] = []
     reloads: list[float] = []
+    reloads_changed: list[float] = []
+    reloads_added: list[float] = []
     last = {"checks": 0}
     # CPU the daemon spent answering this script's status requests: taken
     # out of the per-check figures (a 100,000-watch report is not free).
@@ -168,7 +220,7 @@ def one_scale(args, n: int) -> dict:
             log_offset += cut
             if first_pass is not None and len(samples) % args.status_every == 0:
                 c0 = cpu_seconds(pid)
-                report = daemon_status(state, timeout=60) or last
+                report = daemon_summary(state, timeout=60) or last
                 status_cpu += cpu_seconds(pid) - c0
                 last = report
                 sample.update(checks=report.get("checks", 0), changes=report.get("changes", 0),
@@ -176,7 +228,7 @@ def one_scale(args, n: int) -> dict:
             samples.append(sample)
             if first_pass is None and stored >= n:
                 c0 = cpu_seconds(pid)
-                last = daemon_status(state, timeout=60) or last
+                last = daemon_summary(state, timeout=60) or last
                 status_cpu += cpu_seconds(pid) - c0
                 first_pass = {"seconds": round(now, 1), "cpu_s": round(sample["cpu_s"], 2),
                               "status_cpu_s": round(status_cpu, 2),
@@ -188,13 +240,15 @@ def one_scale(args, n: int) -> dict:
                 for _ in range(args.repeat):
                     status_cli.append(timed([args.tidings, "status", "--config", str(config),
                                              "--state", str(state)]))
-                for i in range(args.repeat):
-                    before = log.read_text(errors="replace").count("configuration reloaded")
-                    r0 = time.monotonic()
-                    os.kill(pid, signal.SIGHUP)
-                    wait_for(lambda: log_has(log, "configuration reloaded", before + 1),
-                             timeout=120, every=0.01)
-                    reloads.append(time.monotonic() - r0)
+                for _ in range(args.repeat):
+                    status_all.append(timed([args.tidings, "status", "--all", "--config",
+                                             str(config), "--state", str(state)]))
+                for _ in range(args.repeat):
+                    reloads.append(reload_once(pid, log, None))
+                for _ in range(args.repeat):
+                    reloads_changed.append(reload_once(pid, log, config))
+                for _ in range(args.repeat):
+                    reloads_added.append(reload_once(pid, log, config, add_watch=True))
                 status_cpu += cpu_seconds(pid) - c0
                 http_get(args.port, f"/control/bump?n={pages}&fraction={args.bump_fraction}")
                 bumped = True
@@ -202,9 +256,14 @@ def one_scale(args, n: int) -> dict:
                 break
         end = samples[-1]
         end_cpu = end["cpu_s"] - status_cpu
-        final = daemon_status(state, timeout=60) or last
+        final = daemon_summary(state, timeout=60) or last
         status_after = [timed([args.tidings, "status", "--config", str(config), "--state", str(state)])
                         for _ in range(args.repeat)]
+        status_all += [timed([args.tidings, "status", "--all", "--config", str(config),
+                              "--state", str(state)]) for _ in range(args.repeat)]
+        reloads_changed += [reload_once(pid, log, config) for _ in range(args.repeat)]
+        reloads_added += [reload_once(pid, log, config, add_watch=True) for _ in range(args.repeat)]
+        hwm_before_stop = status_fields(pid).get("VmHWM")
         stop = stop_daemon(proc, timeout=120)
     finally:
         if proc.poll() is None:
@@ -236,10 +295,17 @@ def one_scale(args, n: int) -> dict:
         "rss_max_kib": max(s["VmRSS"] for s in samples),
         "rss_end_kib": end["VmRSS"],
         "vmhwm_kib": end.get("VmHWM"),
+        "vmhwm_end_kib": hwm_before_stop,
         "store_bytes_end": store_end,
         "status_cli": status_cli + status_after,
         "status_cli_wall": spread([s["wall_s"] for s in status_cli + status_after]) if status_cli else None,
         "reload_s": spread(reloads) if reloads else None,
+        "reload_changed_s": spread(reloads_changed) if reloads_changed else None,
+        "reload_added_s": spread(reloads_added) if reloads_added else None,
+        "status_all_cli": status_all,
+        "status_all_wall": spread([s["wall_s"] for s in status_all]) if status_all else None,
+        "status_all_cpu": spread([s["cpu_s"] for s in status_all]) if status_all else None,
+        "status_cli_cpu": spread([s["cpu_s"] for s in status_cli + status_after]) if status_cli else None,
         "validate_wall": spread([v["wall_s"] for v in validate]),
         "validate_cpu": spread([v["cpu_s"] for v in validate]),
         "startup_warm_s": round(startup_warm, 3),
@@ -292,8 +358,14 @@ def markdown(results: list[dict]) -> str:
     row("store after the first pass / at the end",
         lambda r: f"{r['first_pass']['store_bytes'] / 1e6:.1f} / {r['store_bytes_end'] / 1e6:.1f} MB")
     row("store per watch at the end", lambda r: f"{r['store_bytes_end'] / r['watches'] / 1e3:.1f} KB")
-    row("`tidings status` wall", lambda r: mmm(r["status_cli_wall"]))
-    row("SIGHUP reload", lambda r: mmm(r["reload_s"]))
+    row("VmHWM (peak RSS) at the end", lambda r: mib(r["vmhwm_end_kib"]))
+    row("`tidings status` (summary) wall", lambda r: mmm(r["status_cli_wall"]))
+    row("`tidings status` (summary) CLI CPU", lambda r: mmm(r["status_cli_cpu"]))
+    row("`tidings status --all` wall", lambda r: mmm(r["status_all_wall"]))
+    row("`tidings status --all` CLI CPU", lambda r: mmm(r["status_all_cpu"]))
+    row("SIGHUP reload, file unchanged", lambda r: mmm(r["reload_s"]))
+    row("SIGHUP reload, a comment appended (every block read)", lambda r: mmm(r["reload_changed_s"]))
+    row("SIGHUP reload, a watch appended", lambda r: mmm(r["reload_added_s"]))
     row("SIGTERM to exit", lambda r: f"{r['stop']['stop_seconds']} s, exit {r['stop']['exit_code']}")
     return "\n".join(out)
 

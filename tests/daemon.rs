@@ -1,7 +1,8 @@
 //! `tidings run` as a real process: checks on schedule, SIGHUP reloads (good
 //! and bad), SIGTERM drains and exits 0, kill -9 leaves a store that opens,
 //! a bad config exits 78, failing watches back off and alert once, and a
-//! missed run is caught up once after downtime.
+//! missed run is caught up once after downtime; `tidings status` sums up
+//! and lists the watches only when asked.
 //!
 //! The daemon holds the sled store's lock, so while it runs the tests watch
 //! it through `tidings status --json`, which asks it over its Unix socket.
@@ -36,6 +37,7 @@ on_both_backends!(
     a_bad_config_at_start_exits_78_and_says_why,
     a_failing_watch_backs_off_and_the_admin_is_told_once,
     a_missed_run_runs_once_after_downtime,
+    status_summarises_and_lists_every_watch_only_when_asked,
 );
 
 /// Two served pages, `a` and `b`, watched every second.
@@ -402,4 +404,93 @@ fn a_missed_run_runs_once_after_downtime(backend: &Backend) {
     );
     daemon.signal("-TERM");
     assert_eq!(daemon.wait_exit().code(), Some(0), "{}", daemon.log());
+}
+
+/// `tidings status`'s stdout and exit status.
+fn status_output(ws: &Workspace, args: &[&str]) -> (String, Option<i32>) {
+    let dir = ws.config.parent().expect("config dir");
+    let output = common::command(dir)
+        .arg("status")
+        .args(args)
+        .args(["--config", ws.config.to_str().expect("utf-8 path")])
+        .output()
+        .expect("run tidings status");
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr),
+        output.status.code(),
+    )
+}
+
+/// The watch names a table lists, in order.
+fn listed(table: &str) -> Vec<String> {
+    table
+        .lines()
+        .skip_while(|line| !line.starts_with("WATCH "))
+        .skip(1)
+        .take_while(|line| !line.trim().is_empty())
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn status_summarises_and_lists_every_watch_only_when_asked(backend: &Backend) {
+    let site = Site::start();
+    site.set_html("/a", page("Partnership A", "Jane Smith"));
+    site.set_html("/b", page("Partnership B", "Amir Khan"));
+    site.set_page(
+        "/broken",
+        common::Page {
+            status: 500,
+            ..common::Page::html("<html><body><p>Internal error</p></body></html>")
+        },
+    );
+    let watches = [
+        WatchDef::new("a", site.url("/a")),
+        WatchDef::new("b", site.url("/b")),
+        WatchDef::new("broken", site.url("/broken")),
+    ];
+    let ws = Workspace::with_config_on(&backend.store_toml(), &daemon_config(&watches, ""));
+    let mut daemon = Daemon::start(&ws);
+    daemon.wait_for_watch(&ws.config, "a", "version 1", at_version(1));
+    daemon.wait_for_watch(&ws.config, "b", "version 1", at_version(1));
+    daemon.wait_for_watch(&ws.config, "broken", "a failure", |w| {
+        w.consecutive_failures > 0
+    });
+
+    // By default: counts, and only the failing watch by name.
+    let (summary, code) = status_output(&ws, &[]);
+    assert_eq!(code, Some(0), "{summary}");
+    assert!(
+        summary.contains("watches 3: 2 ok, 1 failing, 0 never checked, 0 paused"),
+        "{summary}"
+    );
+    assert_eq!(listed(&summary), ["broken"], "{summary}");
+    assert!(summary.contains("next due: "), "{summary}");
+    assert!(summary.contains("oldest check: "), "{summary}");
+
+    // `--all`: every watch, in name order.
+    let (table, code) = status_output(&ws, &["--all"]);
+    assert_eq!(code, Some(0), "{table}");
+    assert_eq!(listed(&table), ["a", "b", "broken"], "{table}");
+
+    // `--watch`: those named; an unknown name is an error naming it.
+    let (one, code) = status_output(&ws, &["--watch", "b"]);
+    assert_eq!(code, Some(0), "{one}");
+    assert_eq!(listed(&one), ["b"], "{one}");
+    let (unknown, code) = status_output(&ws, &["--watch", "nope"]);
+    assert_ne!(code, Some(0), "{unknown}");
+    assert!(unknown.contains("`nope`"), "{unknown}");
+
+    // `--json` is the full report still, the summary in it.
+    let report = daemon_status(&ws.config).expect("status");
+    assert_eq!(names(&report), ["a", "b", "broken"], "{report:?}");
+    let summary = report.summary.expect("summary in the full report");
+    assert_eq!((summary.ok, summary.failing), (2, 1), "{summary:?}");
+
+    // A SIGHUP with the file as it was has nothing to read.
+    daemon.signal("-HUP");
+    daemon.wait_for("the reload", |d| {
+        d.log().contains("unchanged=true").then_some(())
+    });
 }

@@ -239,12 +239,22 @@ pub enum Command {
         #[command(flatten)]
         location: Location,
     },
-    /// Show every watch's last check, next run, last change, last error and
-    /// failures, from the running daemon (or from the store when none runs).
+    /// Show a summary (watches by state, the failing ones first, the next
+    /// due, the oldest check, store size, outbox) from the running daemon,
+    /// or from the store when none runs; `--all` or `--watch` for the
+    /// per-watch table of last check, next run, last change, failures and
+    /// last error.
     Status {
-        /// Print the report as JSON.
+        /// Print the full report, every watch included, as JSON (with
+        /// `--watch`, only those watches' rows).
         #[arg(long)]
         json: bool,
+        /// List every watch, one line each, streamed as the daemon reads them.
+        #[arg(long, conflicts_with = "watch")]
+        all: bool,
+        /// List this watch (repeat for more).
+        #[arg(long, value_name = "NAME")]
+        watch: Vec<String>,
         #[command(flatten)]
         location: Location,
     },

@@ -142,7 +142,12 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::EvalExtract { dir, json } => eval_extract::eval_extract_command(&dir, json),
         Command::EvalHistories { dir, json } => eval_histories::eval_histories_command(&dir, json),
         Command::Run { location } => run::run_command(&location),
-        Command::Status { json, location } => status::status_command(json, &location),
+        Command::Status {
+            json,
+            all,
+            watch,
+            location,
+        } => status::status_command(status::Show::from_flags(json, all, watch), &location),
         Command::Subscribers { command } => subscribers::subscribers_command(command),
         Command::SendTest { address, location } => {
             send_test::send_test_command(&address, &location)

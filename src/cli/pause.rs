@@ -15,7 +15,14 @@ pub(crate) fn pause_command(watches: Vec<String>, location: &Location) -> anyhow
         watches: watches.clone(),
     };
     let output = through_daemon(&config, &request, |store| {
-        Ok(watch_admin::pause(store, &config, &watches, Utc::now()))
+        let known = |name: &str| config.watch(name).is_some();
+        Ok(watch_admin::pause(
+            store,
+            &config.source,
+            known,
+            &watches,
+            Utc::now(),
+        ))
     })?;
     print(&output)
 }
@@ -26,7 +33,8 @@ pub(crate) fn resume_command(watches: Vec<String>, location: &Location) -> anyho
         watches: watches.clone(),
     };
     let output = through_daemon(&config, &request, |store| {
-        Ok(watch_admin::resume(store, &config, &watches))
+        let known = |name: &str| config.watch(name).is_some();
+        Ok(watch_admin::resume(store, &config.source, known, &watches))
     })?;
     print(&output)
 }

@@ -6,8 +6,10 @@
 //! allowed. Validation collects all errors rather than stopping at the first,
 //! so `tidings validate` shows everything wrong in one go.
 
+mod fingerprint;
 mod mail;
 mod raw;
+mod split;
 mod store;
 mod validate;
 mod web;
@@ -22,6 +24,7 @@ use serde::Deserialize;
 use crate::core::extract;
 use crate::core::facts::FactRule;
 pub use crate::core::schedule::{DEFAULT_TIMEZONE, Schedule};
+pub use fingerprint::Fingerprint;
 use mail::validate_mail;
 pub use mail::{DEFAULT_FROM, MailSettings, MailTransport, PasswordSource, SmtpSettings, SmtpTls};
 use raw::*;
@@ -339,9 +342,13 @@ fn bounded_duration(text: &str, min: Duration, max: Duration) -> Result<Duration
 pub const DEFAULT_SCHEDULE: &str = "0 */6 * * *";
 
 /// One file's text, for turning byte spans into line numbers.
+#[derive(Clone)]
 struct SourceFile {
     path: PathBuf,
     text: String,
+    /// Lines before `text` in the file: a `[[watch]]` block is parsed on
+    /// its own, and its errors still name the file's line.
+    first_line: usize,
 }
 
 impl SourceFile {
@@ -352,6 +359,7 @@ impl SourceFile {
             .filter(|&&b| b == b'\n')
             .count()
             + 1
+            + self.first_line
     }
 
     fn error(
@@ -371,8 +379,58 @@ impl SourceFile {
 
 /// Reads and validates a daemon configuration file and the files it includes.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let file = read(path).map_err(|e| ConfigErrors(vec![e]))?;
+    load_fingerprinted(path).map(|(config, _)| config)
+}
+
+/// [`load`], and the [`Fingerprint`] of the files it read.
+pub fn load_fingerprinted(path: &Path) -> Result<(Config, Fingerprint), ConfigErrors> {
+    load_reusing(path, None)
+}
+
+/// What a reload may take from the config loaded before it: the watches of
+/// `[[watch]]` blocks whose text it validated then, when nothing outside the
+/// blocks (defaults, limits) changed either.
+pub struct Reuse<'a> {
+    /// The fingerprint of that load.
+    pub fingerprint: &'a Fingerprint,
+    /// A watch of it, by name, as validated then.
+    pub watch: &'a dyn Fn(&str) -> Option<Watch>,
+}
+
+/// [`load_fingerprinted`], reusing what `reuse` offers: a reload of a
+/// 100,000-watch file with one watch edited parses and validates that
+/// one block, not the whole file.
+pub fn load_reusing(
+    path: &Path,
+    reuse: Option<&Reuse<'_>>,
+) -> Result<(Config, Fingerprint), ConfigErrors> {
+    let mut fingerprint = Fingerprint::default();
+    let whole = read(path).map_err(|e| ConfigErrors(vec![e]))?;
+    fingerprint
+        .files
+        .push((path.to_path_buf(), blake3::hash(whole.text.as_bytes())));
+    let cut = split::split(&whole.text);
+    let (file, blocks, rest_hash) = match cut {
+        Some(cut) => (
+            SourceFile {
+                path: whole.path.clone(),
+                text: cut.rest,
+                first_line: 0,
+            },
+            cut.blocks,
+            cut.rest_hash,
+        ),
+        None => (whole.clone(), Vec::new(), fingerprint.files[0].1),
+    };
     let raw: RawDaemon = parse(&file).map_err(|e| ConfigErrors(vec![e]))?;
+    if !blocks.is_empty() && !raw.watch.is_empty() {
+        // `watch = [...]` beside `[[watch]]` tables: let the whole-file
+        // parse say what is wrong.
+        let error = parse::<RawDaemon>(&whole).err();
+        return Err(ConfigErrors(error.into_iter().collect()));
+    }
+    fingerprint.rest = Some(rest_hash);
+    let reuse = reuse.filter(|r| r.fingerprint.rest == Some(rest_hash));
     let mut errors = Vec::new();
 
     let base = path.parent().unwrap_or_else(|| Path::new("."));
@@ -432,9 +490,68 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     }
 
     let mut watches = Vec::new();
-    validate_watches(&file, raw.watch, &defaults, &mut watches, &mut errors);
+    let mut seen = std::collections::HashSet::new();
+    validate_watches(
+        &file,
+        raw.watch,
+        &defaults,
+        &mut watches,
+        &mut seen,
+        &mut errors,
+    );
+    // Each block on its own, in file order; a block validated before (same
+    // text, same everything else) is taken as it was.
+    let mut line = 0;
+    let mut counted = 0;
+    for block in blocks {
+        line += memchr::memchr_iter(b'\n', &whole.text.as_bytes()[counted..block.start]).count();
+        counted = block.start;
+        let text = &whole.text[block.clone()];
+        let hash = blake3::hash(text.as_bytes());
+        let reused = reuse.and_then(|r| {
+            let name = r.fingerprint.blocks.get(&hash)?;
+            (r.watch)(name)
+        });
+        if let Some(watch) = reused {
+            if seen.insert(watch.name.clone()) {
+                fingerprint.blocks.insert(hash, watch.name.clone());
+                watches.push(watch);
+            } else {
+                errors.push(ConfigError {
+                    file: whole.path.clone(),
+                    line: Some(line + 1),
+                    field: Some(format!("watch name `{}`", watch.name)),
+                    message: "is used by another watch; names must be unique".to_owned(),
+                });
+            }
+            continue;
+        }
+        let block_file = SourceFile {
+            path: whole.path.clone(),
+            text: text.to_owned(),
+            first_line: line,
+        };
+        match parse::<RawWatchFile>(&block_file) {
+            Ok(raw_block) => {
+                let before = watches.len();
+                validate_watches(
+                    &block_file,
+                    raw_block.watch,
+                    &defaults,
+                    &mut watches,
+                    &mut seen,
+                    &mut errors,
+                );
+                if let [watch] = &watches[before..] {
+                    fingerprint.blocks.insert(hash, watch.name.clone());
+                }
+            }
+            Err(error) => errors.push(error),
+        }
+    }
     for pattern in &raw.include {
         let full = base.join(pattern.get_ref());
+        fingerprint.patterns.push(full.clone());
         let Some(full_text) = full.to_str() else {
             errors.push(file.error(Some(&pattern.span()), "include", "path is not valid UTF-8"));
             continue;
@@ -454,14 +571,18 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         for entry in paths {
             matched = true;
             match entry {
-                Ok(included) => match read(&included)
-                    .and_then(|f| parse::<RawWatchFile>(&f).map(|raw| (f, raw)))
-                {
+                Ok(included) => match read(&included).and_then(|f| {
+                    fingerprint
+                        .files
+                        .push((included.clone(), blake3::hash(f.text.as_bytes())));
+                    parse::<RawWatchFile>(&f).map(|raw| (f, raw))
+                }) {
                     Ok((included_file, raw_file)) => validate_watches(
                         &included_file,
                         raw_file.watch,
                         &defaults,
                         &mut watches,
+                        &mut seen,
                         &mut errors,
                     ),
                     Err(e) => errors.push(e),
@@ -487,18 +608,21 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         watch.rules = std::mem::take(&mut watch.rules).with_budget(limits.budget());
     }
     if errors.is_empty() {
-        Ok(Config {
-            source: path.to_path_buf(),
-            state_dir,
-            store,
-            contact,
-            limits,
-            daemon,
-            watches,
-            mail,
-            web,
-            tag_titles,
-        })
+        Ok((
+            Config {
+                source: path.to_path_buf(),
+                state_dir,
+                store,
+                contact,
+                limits,
+                daemon,
+                watches,
+                mail,
+                web,
+                tag_titles,
+            },
+            fingerprint,
+        ))
     } else {
         Err(ConfigErrors(errors))
     }
@@ -509,6 +633,7 @@ fn read(path: &Path) -> Result<SourceFile, ConfigError> {
         .map(|text| SourceFile {
             path: path.to_path_buf(),
             text,
+            first_line: 0,
         })
         .map_err(|e| ConfigError {
             file: path.to_path_buf(),

@@ -279,9 +279,9 @@ pub(super) fn validate_watches(
     raw_watches: Vec<RawWatch>,
     defaults: &Defaults,
     watches: &mut Vec<Watch>,
+    seen: &mut HashSet<String>,
     errors: &mut Vec<ConfigError>,
 ) {
-    let mut seen: HashSet<String> = watches.iter().map(|w| w.name.clone()).collect();
     for raw in raw_watches {
         let name = raw.name.get_ref().clone();
         let field = |f: &str| format!("watch `{name}`: {f}");

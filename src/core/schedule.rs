@@ -206,22 +206,79 @@ pub fn due(
     now: DateTime<Utc>,
     timing: &Timing,
 ) -> DateTime<Utc> {
-    let Some(last_check) = history.last_check else {
-        return now;
-    };
-    if history.consecutive_failures > 0 {
-        // Tried again when the backoff ends, whatever the schedule: a
-        // weekday-morning watch whose first check failed is retried after
-        // 5 minutes, not on the next weekday; an every-minute watch that
-        // keeps failing is slowed to the backoff.
-        return shifted(last_check, backoff(history.consecutive_failures, timing)).max(now);
+    Around::new(schedule, now, timing).due(watch, history, timing)
+}
+
+/// One schedule's fire times around one instant, found once: planning
+/// 100,000 watches on one schedule (a restart, a reload that changed the
+/// daemon's timing) then searches this short list per watch, where
+/// [`previous_run`] and [`next_run`] walk the cron iterator four times
+/// each (about 3 s of a 100,000-watch restart). Every watch's jitter is
+/// under the cap, so the fires that matter to any of them are: the last
+/// before `now - cap`, and those from there to the first after `now`.
+#[derive(Debug, Clone)]
+pub struct Around {
+    now: DateTime<Utc>,
+    cap: Duration,
+    /// In order, in UTC.
+    fires: Vec<DateTime<Utc>>,
+}
+
+impl Around {
+    /// The fires of `schedule` around `now`.
+    pub fn new(schedule: &Schedule, now: DateTime<Utc>, timing: &Timing) -> Self {
+        let cap = jitter_cap(schedule, now, timing);
+        // A second earlier than the earliest shifted `now`: cron's `after`
+        // is strict both ways, and a fire exactly there must be listed.
+        let start = sub_saturating(now, cap.saturating_add(Duration::from_secs(1)))
+            .with_timezone(&schedule.timezone);
+        let mut fires: Vec<DateTime<Utc>> = schedule
+            .cron
+            .after(&start)
+            .next_back()
+            .map(|fire| fire.with_timezone(&Utc))
+            .into_iter()
+            .collect();
+        for fire in schedule.cron.after(&start) {
+            let fire = fire.with_timezone(&Utc);
+            fires.push(fire);
+            if fire > now {
+                break;
+            }
+        }
+        Self { now, cap, fires }
     }
-    if let Some(previous) = previous_run(schedule, watch, now, timing)
-        && previous > last_check
-    {
-        return now;
+
+    /// [`due`] for one watch on this schedule, at this instant: the same
+    /// answer, from the list.
+    pub fn due(&self, watch: &str, history: History, timing: &Timing) -> DateTime<Utc> {
+        let now = self.now;
+        let Some(last_check) = history.last_check else {
+            return now;
+        };
+        if history.consecutive_failures > 0 {
+            // Tried again when the backoff ends, whatever the schedule: a
+            // weekday-morning watch whose first check failed is retried after
+            // 5 minutes, not on the next weekday; an every-minute watch that
+            // keeps failing is slowed to the backoff.
+            return shifted(last_check, backoff(history.consecutive_failures, timing)).max(now);
+        }
+        let offset = jitter(watch, self.cap);
+        let back = sub_saturating(now, offset);
+        // As `previous_run`: the last fire strictly before `back`, shifted.
+        let previous = self.fires.iter().rev().find(|fire| **fire < back);
+        if let Some(previous) = previous
+            && shifted(*previous, offset) > last_check
+        {
+            return now;
+        }
+        // As `next_run`: the first fire strictly after `back`, shifted.
+        self.fires
+            .iter()
+            .find(|fire| **fire > back)
+            .map(|fire| shifted(*fire, offset))
+            .unwrap_or_else(|| shifted(now, timing.backoff_max))
     }
-    next_run(schedule, watch, now, timing).unwrap_or_else(|| shifted(now, timing.backoff_max))
 }
 
 #[cfg(test)]
@@ -363,5 +420,69 @@ mod tests {
             next - now <= chrono::Duration::milliseconds(2_200),
             "{next}"
         );
+    }
+
+    /// The answer `due` gave before [`Around`]: four walks of the cron
+    /// iterator per watch.
+    fn due_by_walking(
+        schedule: &Schedule,
+        watch: &str,
+        history: History,
+        now: DateTime<Utc>,
+        timing: &Timing,
+    ) -> DateTime<Utc> {
+        let Some(last_check) = history.last_check else {
+            return now;
+        };
+        if history.consecutive_failures > 0 {
+            return shifted(last_check, backoff(history.consecutive_failures, timing)).max(now);
+        }
+        if let Some(previous) = previous_run(schedule, watch, now, timing)
+            && previous > last_check
+        {
+            return now;
+        }
+        next_run(schedule, watch, now, timing).unwrap_or_else(|| shifted(now, timing.backoff_max))
+    }
+
+    #[test]
+    fn around_gives_the_answer_of_walking_the_schedule_for_every_watch() {
+        let london: chrono_tz::Tz = "Europe/London".parse().expect("zone");
+        let schedules = [
+            Schedule::parse("*/5 * * * *", DEFAULT_TIMEZONE).expect("schedule"),
+            Schedule::parse("*/15 * * * *", DEFAULT_TIMEZONE).expect("schedule"),
+            Schedule::parse("0 9 * * 1-5", london).expect("schedule"),
+            Schedule::parse("30 1 * * *", london).expect("schedule"),
+            Schedule::parse("*/10 * * * * *", DEFAULT_TIMEZONE).expect("schedule"),
+        ];
+        let timing = Timing::default();
+        // Around fire times (on them, a millisecond off, between). Not in
+        // the repeated hour of an autumn clock change: there the cron
+        // crate's answer depends on where its walk starts, and the two
+        // may pick different fires of that hour.
+        let bases = [at(9, 0, 0), at(8, 59, 59), at(12, 7, 30)];
+        for schedule in &schedules {
+            for base in bases {
+                for step_ms in [0_i64, 1, 999, 1000, 61_000, 299_999, 3_600_000] {
+                    let now = base + chrono::Duration::milliseconds(step_ms);
+                    let around = Around::new(schedule, now, &timing);
+                    for i in 0..40 {
+                        let watch = format!("watch-{i}");
+                        for back_s in [None, Some(1_i64), Some(290), Some(600), Some(86_400 * 3)] {
+                            let history = History {
+                                last_check: back_s.map(|s| now - chrono::Duration::seconds(s)),
+                                consecutive_failures: u32::from(i % 7 == 0),
+                            };
+                            assert_eq!(
+                                around.due(&watch, history, &timing),
+                                due_by_walking(schedule, &watch, history, now, &timing),
+                                "{} {watch} at {now} after {back_s:?}",
+                                schedule.expression
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -5,15 +5,21 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::config::Config;
 use crate::service::admin::{EXIT_ERROR, Output};
 use crate::store::Store;
+use std::path::Path;
 
-/// The names that no watch in the config has, as an error output.
-pub fn unknown_watches(config: &Config, names: &[String]) -> Option<Output> {
+/// The names `known` does not know, as an error output naming the config
+/// (`source`) they were looked for in. The daemon asks its plan, the CLI
+/// its config.
+pub fn unknown_watches(
+    source: &Path,
+    names: &[String],
+    known: impl Fn(&str) -> bool,
+) -> Option<Output> {
     let unknown: Vec<&str> = names
         .iter()
-        .filter(|name| config.watch(name).is_none())
+        .filter(|name| !known(name))
         .map(String::as_str)
         .collect();
     if names.is_empty() {
@@ -27,7 +33,7 @@ pub fn unknown_watches(config: &Config, names: &[String]) -> Option<Output> {
                 .map(|n| format!("`{n}`"))
                 .collect::<Vec<_>>()
                 .join(", "),
-            config.source.display()
+            source.display()
         ))
     })
 }
@@ -41,8 +47,14 @@ fn error(message: String) -> Output {
 }
 
 /// Pauses watches; says which were paused already.
-pub fn pause(store: &Store, config: &Config, names: &[String], now: DateTime<Utc>) -> Output {
-    if let Some(unknown) = unknown_watches(config, names) {
+pub fn pause(
+    store: &Store,
+    source: &Path,
+    known: impl Fn(&str) -> bool,
+    names: &[String],
+    now: DateTime<Utc>,
+) -> Output {
+    if let Some(unknown) = unknown_watches(source, names, known) {
         return unknown;
     }
     let mut out = Output::default();
@@ -57,8 +69,13 @@ pub fn pause(store: &Store, config: &Config, names: &[String], now: DateTime<Utc
 }
 
 /// Resumes watches; a watch that was not paused is reported with exit 1.
-pub fn resume(store: &Store, config: &Config, names: &[String]) -> Output {
-    if let Some(unknown) = unknown_watches(config, names) {
+pub fn resume(
+    store: &Store,
+    source: &Path,
+    known: impl Fn(&str) -> bool,
+    names: &[String],
+) -> Output {
+    if let Some(unknown) = unknown_watches(source, names, known) {
         return unknown;
     }
     let mut out = Output::default();

@@ -92,3 +92,11 @@ impl Store {
         Ok((states, paused))
     }
 }
+
+impl Store {
+    /// The store's size on disk, without counting its records (which
+    /// [`Store::stats`] does, a pass over every tree).
+    pub fn disk_bytes(&self) -> Result<u64, StoreError> {
+        self.kv.size_on_disk()
+    }
+}

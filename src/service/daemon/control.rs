@@ -25,6 +25,14 @@ use crate::service::status::{self, Frame, Request, StatusReport, WatchStatus};
 use crate::service::watch_admin;
 use crate::store::Store;
 
+/// Rows per frame of a streamed status table.
+const TABLE_PAGE: usize = 500;
+
+/// Failing watches whose state a summary reads to pick the worst; more
+/// are counted but not all read, so a mass outage does not make the
+/// summary read every watch.
+const FAILING_READ: usize = 1000;
+
 /// How long one write to a client may take before the client is dropped.
 const CLIENT_WRITE: Duration = Duration::from_secs(30);
 
@@ -64,6 +72,7 @@ impl Daemon {
                 });
             }
             Request::Check { watches, json } => self.check_for_client(stream, watches, json),
+            Request::Table { watches } => self.stream_table(stream, &watches),
             Request::ExportSubscribers => {
                 let store = self.store.clone();
                 self.control.spawn(async move {
@@ -124,31 +133,185 @@ impl Daemon {
             .spawn(stream_checks(stream, receiver, names.len(), json));
     }
 
-    pub(super) fn serve_status_report(&self) -> StatusReport {
+    /// The report without its per-watch table: counts kept in memory, the
+    /// stored state of at most [`status::SUMMARY_FAILING`] failing watches,
+    /// the pauses and the store's size. Nothing here reads every watch, so
+    /// the answer costs about the same at 100 watches as at 100,000.
+    pub(super) fn serve_summary(&self) -> StatusReport {
         let now = Utc::now();
-        let mut stored = self.stored();
-        let watches = self
-            .plan
-            .values()
-            .map(|planned| {
-                let state = stored
-                    .states
-                    .remove(&planned.watch.name)
-                    .unwrap_or_default();
-                WatchStatus {
-                    name: planned.watch.name.clone(),
-                    url: planned.watch.url.to_string(),
-                    last_check: state.last_check,
-                    next_run: Some(planned.due).filter(|due| *due < DateTime::<Utc>::MAX_UTC),
-                    last_change: state.last_change,
-                    last_error: state.last_error,
-                    consecutive_failures: state.consecutive_failures,
-                    latest_version: state.latest_version,
-                    in_flight: self.in_flight.contains(&planned.watch.name),
-                    paused_since: stored.paused.get(&planned.watch.name).copied(),
+        let paused = self.store.paused().unwrap_or_default();
+        let mut summary = status::StatusSummary {
+            watches: self.plan.len(),
+            failing: self.failing.len(),
+            paused: paused.keys().filter(|n| self.plan.contains_key(n)).count(),
+            paused_watches: paused
+                .keys()
+                .filter(|n| self.plan.contains_key(n))
+                .take(status::SUMMARY_FAILING)
+                .cloned()
+                .collect(),
+            next_due: self
+                .plan
+                .next_due_named(&self.in_flight)
+                .map(|(due, name)| (due, name.to_owned())),
+            store_bytes: self.store.disk_bytes().ok(),
+            ..status::StatusSummary::default()
+        };
+        for planned in self.plan.values() {
+            match planned.last_check {
+                None => summary.never_checked += 1,
+                Some(checked) => {
+                    if summary
+                        .oldest_check
+                        .as_ref()
+                        .is_none_or(|(oldest, _)| checked < *oldest)
+                    {
+                        summary.oldest_check = Some((checked, planned.watch.name.clone()));
+                    }
                 }
+            }
+        }
+        summary.ok = summary
+            .watches
+            .saturating_sub(summary.never_checked)
+            .saturating_sub(summary.failing);
+        // Name the worst: read the state of every failing watch only when
+        // there are few; otherwise of a bounded sample, named as such.
+        let mut failing: Vec<&str> = self.failing.iter().map(String::as_str).collect();
+        failing.sort_unstable();
+        failing.truncate(FAILING_READ);
+        let rows = self.rows_for(&failing, &paused);
+        summary.failing_watches = status::worst_first(rows);
+        StatusReport {
+            summary: Some(summary),
+            ..self.report_heading(now)
+        }
+    }
+
+    /// One watch's status row, from its plan entry and stored state.
+    fn row(
+        &self,
+        planned: &super::plan::Planned,
+        state: crate::store::WatchState,
+        paused: &std::collections::BTreeMap<String, DateTime<Utc>>,
+    ) -> WatchStatus {
+        WatchStatus {
+            name: planned.watch.name.clone(),
+            url: planned.watch.url.to_string(),
+            last_check: state.last_check,
+            next_run: Some(planned.due).filter(|due| *due < DateTime::<Utc>::MAX_UTC),
+            last_change: state.last_change,
+            last_error: state.last_error,
+            consecutive_failures: state.consecutive_failures,
+            latest_version: state.latest_version,
+            in_flight: self.in_flight.contains(&planned.watch.name),
+            paused_since: paused.get(&planned.watch.name).copied(),
+        }
+    }
+
+    /// The status rows of some watches, their stored state read in one
+    /// round trip.
+    fn rows_for(
+        &self,
+        names: &[&str],
+        paused: &std::collections::BTreeMap<String, DateTime<Utc>>,
+    ) -> Vec<WatchStatus> {
+        let (mut states, _) = self.store.plan_inputs(names).unwrap_or_default();
+        names
+            .iter()
+            .filter_map(|name| self.plan.get(name))
+            .map(|planned| {
+                let state = states.remove(&planned.watch.name).unwrap_or_default();
+                self.row(planned, state, paused)
             })
-            .collect();
+            .collect()
+    }
+
+    /// Streams the per-watch table, a page of rows per frame. The plan
+    /// lives on the loop, so its part of each row (name, URL, due time) is
+    /// copied once, a few MB at 100,000 watches; a tracked task then reads
+    /// each page's stored state off the loop and sends it, so neither the
+    /// daemon nor the CLI ever holds the whole table as JSON.
+    fn stream_table(&mut self, mut stream: UnixStream, names: &[String]) {
+        if let Some(unknown) = names.iter().find(|name| !self.plan.contains_key(name)) {
+            let frame = Frame::Error(format!(
+                "no watch named `{unknown}` in the running daemon's config ({})",
+                self.options.config.display()
+            ));
+            self.control.spawn(async move {
+                write_frames(&mut stream, [frame]).await;
+            });
+            return;
+        }
+        let pick = |planned: &super::plan::Planned| WatchStatus {
+            name: planned.watch.name.clone(),
+            url: planned.watch.url.to_string(),
+            next_run: Some(planned.due).filter(|due| *due < DateTime::<Utc>::MAX_UTC),
+            in_flight: self.in_flight.contains(&planned.watch.name),
+            last_check: planned.last_check,
+            ..WatchStatus::default()
+        };
+        let rows: Vec<WatchStatus> = if names.is_empty() {
+            self.plan.values().map(pick).collect()
+        } else {
+            names
+                .iter()
+                .filter_map(|n| self.plan.get(n))
+                .map(pick)
+                .collect()
+        };
+        let store = self.store.clone();
+        self.control.spawn(async move {
+            let paused = {
+                let store = store.clone();
+                tokio::task::spawn_blocking(move || store.paused().unwrap_or_default())
+                    .await
+                    .unwrap_or_default()
+            };
+            let mut rows = rows.into_iter();
+            loop {
+                let mut page: Vec<WatchStatus> = rows.by_ref().take(TABLE_PAGE).collect();
+                if page.is_empty() {
+                    write_frames(&mut stream, [Frame::End]).await;
+                    return;
+                }
+                let reading = store.clone();
+                let names: Vec<String> = page.iter().map(|w| w.name.clone()).collect();
+                let read = tokio::task::spawn_blocking(move || {
+                    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                    reading.plan_inputs(&names).map(|(states, _)| states)
+                })
+                .await;
+                let mut states = match read {
+                    Ok(Ok(states)) => states,
+                    Ok(Err(error)) => {
+                        write_frames(&mut stream, [Frame::Error(error.to_string())]).await;
+                        return;
+                    }
+                    Err(error) => {
+                        let frame = Frame::Error(format!("the store read failed: {error}"));
+                        write_frames(&mut stream, [frame]).await;
+                        return;
+                    }
+                };
+                for row in &mut page {
+                    let state = states.remove(&row.name).unwrap_or_default();
+                    row.last_check = state.last_check.or(row.last_check);
+                    row.last_change = state.last_change;
+                    row.last_error = state.last_error;
+                    row.consecutive_failures = state.consecutive_failures;
+                    row.latest_version = state.latest_version;
+                    row.paused_since = paused.get(&row.name).copied();
+                }
+                if !write_frames(&mut stream, [Frame::Rows(page)]).await {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// The report's heading fields, with no watches.
+    fn report_heading(&self, now: DateTime<Utc>) -> StatusReport {
         StatusReport {
             daemon_running: true,
             pid: Some(std::process::id()),
@@ -160,9 +323,30 @@ impl Daemon {
             changes: self.changes,
             failures: self.failures,
             outbox: Some(self.outbox.report(&self.store)),
-            watches,
-            nodes: Vec::new(),
+            ..StatusReport::default()
         }
+    }
+
+    pub(super) fn serve_status_report(&self) -> StatusReport {
+        let now = Utc::now();
+        let mut stored = self.stored();
+        let watches = self
+            .plan
+            .values()
+            .map(|planned| {
+                let state = stored
+                    .states
+                    .remove(&planned.watch.name)
+                    .unwrap_or_default();
+                self.row(planned, state, &stored.paused)
+            })
+            .collect();
+        let mut report = StatusReport {
+            watches,
+            ..self.report_heading(now)
+        };
+        report.summary = Some(status::StatusSummary::of(&report));
+        report
     }
 
     /// Answers a control-socket request.
@@ -171,10 +355,14 @@ impl Daemon {
             status::Request::Status => {
                 serde_json::to_vec(&self.serve_status_report()).unwrap_or_default()
             }
+            status::Request::Summary => {
+                serde_json::to_vec(&self.serve_summary()).unwrap_or_default()
+            }
             // Streamed by `serve_client`, never answered as one document.
             status::Request::History { .. }
             | status::Request::Text { .. }
             | status::Request::Check { .. }
+            | status::Request::Table { .. }
             | status::Request::ExportSubscribers => serde_json::to_vec(&Frame::Error(
                 "this request is answered as a stream".to_owned(),
             ))
@@ -208,13 +396,24 @@ impl Daemon {
                 serde_json::to_vec(&output).unwrap_or_default()
             }
             status::Request::Pause { watches } => {
-                let output = watch_admin::pause(&self.store, &self.config, watches, Utc::now());
+                let output = watch_admin::pause(
+                    &self.store,
+                    &self.config.source,
+                    |name| self.plan.contains_key(name),
+                    watches,
+                    Utc::now(),
+                );
                 tracing::info!(?watches, code = output.code, "pause from the CLI");
                 self.replan(watches);
                 serde_json::to_vec(&output).unwrap_or_default()
             }
             status::Request::Resume { watches } => {
-                let output = watch_admin::resume(&self.store, &self.config, watches);
+                let output = watch_admin::resume(
+                    &self.store,
+                    &self.config.source,
+                    |name| self.plan.contains_key(name),
+                    watches,
+                );
                 tracing::info!(?watches, code = output.code, "resume from the CLI");
                 self.replan(watches);
                 serde_json::to_vec(&output).unwrap_or_default()
@@ -226,7 +425,9 @@ impl Daemon {
 
     /// Makes watches due now, unless paused or running already.
     fn check_now(&mut self, watches: &[String]) -> Output {
-        if let Some(unknown) = watch_admin::unknown_watches(&self.config, watches) {
+        if let Some(unknown) = watch_admin::unknown_watches(&self.config.source, watches, |name| {
+            self.plan.contains_key(name)
+        }) {
             return unknown;
         }
         let now = Utc::now();
@@ -313,11 +514,14 @@ pub fn offline_status(config: &Config, store: &Store, config_path: &Path) -> Sta
         backoff_base: config.daemon.backoff_base,
         backoff_max: config.daemon.backoff_max,
     };
+    // One pass over each tree: a lookup per watch pulls a leaf each time.
+    let mut states = store.watch_states().unwrap_or_default();
+    let paused = store.paused().unwrap_or_default();
     let watches = config
         .watches
         .iter()
         .map(|watch| {
-            let state = store.watch_state(&watch.name).unwrap_or_default();
+            let state = states.remove(&watch.name).unwrap_or_default();
             let history = History {
                 last_check: state.last_check,
                 consecutive_failures: state.consecutive_failures,
@@ -338,16 +542,20 @@ pub fn offline_status(config: &Config, store: &Store, config_path: &Path) -> Sta
                 consecutive_failures: state.consecutive_failures,
                 latest_version: state.latest_version,
                 in_flight: false,
-                paused_since: store.paused_since(&watch.name).unwrap_or_default(),
+                paused_since: paused.get(&watch.name).copied(),
             }
         })
         .collect();
-    StatusReport {
+    let mut report = StatusReport {
         daemon_running: false,
         config: config_path.display().to_string(),
         watches,
         ..StatusReport::default()
-    }
+    };
+    let mut summary = status::StatusSummary::of(&report);
+    summary.store_bytes = store.disk_bytes().ok();
+    report.summary = Some(summary);
+    report
 }
 
 /// Subscribers read per page of an export.

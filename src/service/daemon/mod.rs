@@ -18,6 +18,7 @@
 mod control;
 mod node;
 mod plan;
+mod reload;
 mod tasks;
 
 use std::collections::{HashMap, HashSet};
@@ -33,8 +34,8 @@ use tokio::task::JoinSet;
 
 use crate::config::{self, Config, Watch};
 use crate::core::metrics::Metrics;
-use crate::core::schedule::{self, History, Timing};
-use crate::service::delivery::{WorkerEvent, WorkerMessage};
+use crate::core::schedule::Timing;
+use crate::service::delivery::WorkerEvent;
 use crate::service::pipeline::{CheckReport, Outcome, Pipeline};
 use crate::service::status::{self};
 use crate::store::{Store, WatchState};
@@ -56,8 +57,8 @@ pub struct DaemonOptions {
 
 /// Runs the daemon until SIGTERM or SIGINT. Returns the exit status.
 pub async fn run(options: DaemonOptions) -> anyhow::Result<u8> {
-    let config = match load(&options) {
-        Ok(config) => config,
+    let (config, fingerprint) = match load(&options, None) {
+        Ok(loaded) => loaded,
         Err(errors) => {
             for error in &errors.0 {
                 tracing::error!("{error}");
@@ -90,8 +91,9 @@ pub async fn run(options: DaemonOptions) -> anyhow::Result<u8> {
         }
     };
     let mut daemon = Daemon::new(options, config, store, metrics, web)?;
+    daemon.fingerprint = fingerprint;
     tracing::info!(
-        watches = daemon.config.watches.len(),
+        watches = daemon.plan.len(),
         state = %daemon.config.state_dir.display(),
         "tidings daemon started"
     );
@@ -163,12 +165,15 @@ fn lock_state_dir(state_dir: &Path) -> anyhow::Result<std::fs::File> {
     Ok(file)
 }
 
-fn load(options: &DaemonOptions) -> Result<Config, config::ConfigErrors> {
-    let mut config = config::load(&options.config)?;
+fn load(
+    options: &DaemonOptions,
+    reuse: Option<&config::Reuse<'_>>,
+) -> Result<(Config, config::Fingerprint), config::ConfigErrors> {
+    let (mut config, fingerprint) = config::load_reusing(&options.config, reuse)?;
     if let Some(state) = &options.state {
         config.state_dir.clone_from(state);
     }
-    Ok(config)
+    Ok((config, fingerprint))
 }
 
 fn notify(states: &[sd_notify::NotifyState<'_>]) {
@@ -180,6 +185,7 @@ fn notify(states: &[sd_notify::NotifyState<'_>]) {
 
 struct Daemon {
     options: DaemonOptions,
+    /// The running config, without its watches: they live in the plan.
     config: Config,
     store: Store,
     pipeline: Arc<Pipeline>,
@@ -218,6 +224,9 @@ struct Daemon {
     asked_now: HashSet<String>,
     /// When freed memory was last handed back to the system.
     last_trim: Option<std::time::Instant>,
+    /// The files the running config was read from, so that a SIGHUP with
+    /// nothing changed costs a hash of them rather than a full load.
+    fingerprint: config::Fingerprint,
 }
 
 /// Every watch's stored state and pause, read in one pass each.
@@ -267,17 +276,19 @@ impl Daemon {
             finished_leases: node::Finished::new(),
             asked_now: HashSet::new(),
             last_trim: None,
+            fingerprint: config::Fingerprint::default(),
         };
         let now = Utc::now();
         let stored = daemon.stored();
-        for watch in daemon.config.watches.clone() {
-            let due = daemon.due_from(
-                &watch,
-                stored.states.get(&watch.name),
-                stored.paused.contains_key(&watch.name),
-                now,
-            );
+        // The plan holds the watches from here on; a second copy in the
+        // config would cost tens of MB at 100,000 watches.
+        let mut batch = plan::Batch::new(now, daemon.timing());
+        for watch in std::mem::take(&mut daemon.config.watches) {
+            let state = stored.states.get(&watch.name);
+            let due = batch.due(&watch, state, stored.paused.contains_key(&watch.name));
+            let name = watch.name.clone();
             daemon.plan.insert(watch, due);
+            daemon.remember(&name, state);
         }
         Ok(daemon)
     }
@@ -287,6 +298,16 @@ impl Daemon {
             max_jitter: self.config.daemon.max_jitter,
             backoff_base: self.config.daemon.backoff_base,
             backoff_max: self.config.daemon.backoff_max,
+        }
+    }
+
+    /// Keeps what the status summary needs of a watch's stored state in
+    /// memory: its last check, and whether it is failing.
+    fn remember(&mut self, name: &str, state: Option<&WatchState>) {
+        let Some(state) = state else { return };
+        self.plan.set_last_check(name, state.last_check);
+        if state.consecutive_failures > 0 {
+            self.failing.insert(name.to_owned());
         }
     }
 
@@ -310,15 +331,7 @@ impl Daemon {
         paused: bool,
         now: DateTime<Utc>,
     ) -> DateTime<Utc> {
-        if paused {
-            // Paused: never due until `tidings resume`.
-            return DateTime::<Utc>::MAX_UTC;
-        }
-        let history = History {
-            last_check: state.and_then(|s| s.last_check),
-            consecutive_failures: state.map_or(0, |s| s.consecutive_failures),
-        };
-        schedule::due(&watch.schedule, &watch.name, history, now, &self.timing())
+        plan::Batch::new(now, self.timing()).due(watch, state, paused)
     }
 
     /// Every watch's stored state and every pause, each read in one pass:
@@ -484,6 +497,8 @@ impl Daemon {
         } else {
             self.failing.remove(&report.watch);
         }
+        self.plan
+            .set_last_check(&report.watch, Some(report.checked_at));
         if let Ok(mut state) = self.store.watch_state(&report.watch) {
             let threshold = self.config.daemon.alert_after_failures;
             if state.consecutive_failures >= threshold && !state.failure_alerted {
@@ -545,141 +560,6 @@ impl Daemon {
             let due = self.plan_next(&watch, now);
             self.plan.set_due(&report.watch, due);
         }
-    }
-
-    /// Re-reads the config. Keeps the old one when the new one is invalid.
-    fn reload(&mut self) {
-        notify(&[sd_notify::NotifyState::Reloading]);
-        match load(&self.options) {
-            Err(errors) => {
-                for error in &errors.0 {
-                    tracing::error!("{error}");
-                }
-                tracing::error!("new configuration rejected; the running one is kept");
-            }
-            Ok(config) => self.apply(config),
-        }
-        // A reload parses the whole file again (about 200 MB at its peak
-        // for 100,000 watches) and frees the old config; with checks always
-        // in flight on a large config the idle-time trim may never come.
-        self.last_trim = None;
-        self.give_back_memory();
-        notify(&[sd_notify::NotifyState::Ready]);
-        self.publish_status();
-    }
-
-    fn apply(&mut self, config: Config) {
-        if config.state_dir != self.config.state_dir {
-            tracing::warn!(
-                "state_dir changed to {}; this takes effect only after a restart",
-                config.state_dir.display()
-            );
-        }
-        if config.limits != self.config.limits || config.contact != self.config.contact {
-            match Pipeline::new(
-                self.store.clone(),
-                config.limits.clone(),
-                config.contact.as_deref(),
-            ) {
-                // Checks in flight keep the old pipeline until they finish.
-                Ok(pipeline) => self.pipeline = Arc::new(pipeline),
-                Err(error) => {
-                    tracing::error!(%error, "new limits rejected; the running configuration is kept");
-                    return;
-                }
-            }
-        }
-        if let Some(web) = &self.web {
-            if config.web.as_ref().map(|w| w.listen) != self.config.web.as_ref().map(|w| w.listen) {
-                tracing::warn!(
-                    "[web] listen or enabled changed; this takes effect only after a restart"
-                );
-            }
-            web.state.set_config(Arc::new(config.clone()));
-        } else if config.web.is_some() {
-            tracing::warn!("[web] was enabled; the web endpoint starts only after a restart");
-        }
-        if config.mail != self.config.mail
-            || config.web != self.config.web
-            || self.outbox.broken.is_some()
-        {
-            match deliverer(&config, &self.store, &self.metrics) {
-                Ok(next) if self.outbox.task.is_some() => {
-                    let _ = self
-                        .outbox
-                        .messages
-                        .send(WorkerMessage::Reconfigure(Box::new(next)));
-                    tracing::info!("mail settings reloaded");
-                }
-                Ok(_) => self.outbox = OutboxHandle::start(&config, &self.store, &self.metrics),
-                Err(error) => {
-                    tracing::error!(error = %format!("{error:#}"), "new [mail] settings rejected; the running ones are kept");
-                }
-            }
-        }
-        let now = Utc::now();
-        let names: HashSet<&str> = config.watches.iter().map(|w| w.name.as_str()).collect();
-        let removed: Vec<String> = self
-            .plan
-            .keys()
-            .filter(|n| !names.contains(n.as_str()))
-            .cloned()
-            .collect();
-        drop(names);
-        for name in &removed {
-            self.plan.remove(name);
-            self.asked_now.remove(name);
-        }
-        let (mut added, mut changed) = (0, 0);
-        let daemon_settings_changed = config.daemon != self.config.daemon;
-        self.config = config;
-        // Read in one pass, and only if some watch needs planning anew.
-        let mut stored: Option<Stored> = None;
-        for watch in self.config.watches.clone() {
-            match self.plan.get(&watch.name) {
-                None => {
-                    added += 1;
-                    let stored = stored.get_or_insert_with(|| self.stored());
-                    let due = self.due_from(
-                        &watch,
-                        stored.states.get(&watch.name),
-                        stored.paused.contains_key(&watch.name),
-                        now,
-                    );
-                    self.plan.insert(watch, due);
-                }
-                Some(planned) => {
-                    let schedule_changed = planned.watch.schedule.expression
-                        != watch.schedule.expression
-                        || planned.watch.schedule.timezone != watch.schedule.timezone;
-                    if schedule_changed
-                        || planned.watch.url != watch.url
-                        || planned.watch.tags != watch.tags
-                    {
-                        changed += 1;
-                    }
-                    let due = if schedule_changed || daemon_settings_changed {
-                        let stored = stored.get_or_insert_with(|| self.stored());
-                        self.due_from(
-                            &watch,
-                            stored.states.get(&watch.name),
-                            stored.paused.contains_key(&watch.name),
-                            now,
-                        )
-                    } else {
-                        planned.due
-                    };
-                    self.plan.insert(watch, due);
-                }
-            }
-        }
-        tracing::info!(
-            added,
-            removed = removed.len(),
-            changed,
-            watches = self.plan.len(),
-            "configuration reloaded"
-        );
     }
 
     /// The main loop. Returns the exit status.

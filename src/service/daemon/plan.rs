@@ -8,12 +8,65 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use chrono::{DateTime, Utc};
 
 use crate::config::Watch;
+use crate::core::schedule::{Around, History, Timing};
+use crate::store::WatchState;
+
+/// Due times for many watches at one instant (start-up, a reload): the
+/// fires around that instant are found once per schedule, not walked
+/// again for each of 100,000 watches that share it.
+pub(super) struct Batch {
+    now: DateTime<Utc>,
+    timing: Timing,
+    around: std::collections::HashMap<(usize, chrono_tz::Tz), Around>,
+}
+
+impl Batch {
+    pub(super) fn new(now: DateTime<Utc>, timing: Timing) -> Self {
+        Self {
+            now,
+            timing,
+            around: std::collections::HashMap::new(),
+        }
+    }
+
+    /// When `watch` is due, from its stored state; never while paused.
+    pub(super) fn due(
+        &mut self,
+        watch: &Watch,
+        state: Option<&WatchState>,
+        paused: bool,
+    ) -> DateTime<Utc> {
+        if paused {
+            // Paused: never due until `tidings resume`.
+            return DateTime::<Utc>::MAX_UTC;
+        }
+        let history = History {
+            last_check: state.and_then(|s| s.last_check),
+            consecutive_failures: state.map_or(0, |s| s.consecutive_failures),
+        };
+        let schedule = &watch.schedule;
+        // Watches share one parsed schedule per expression (an `Arc`), so
+        // its address names it; a schedule parsed apart gets its own entry.
+        let key = (
+            std::sync::Arc::as_ptr(&schedule.cron) as usize,
+            schedule.timezone,
+        );
+        let (now, timing) = (self.now, self.timing);
+        self.around
+            .entry(key)
+            .or_insert_with(|| Around::new(schedule, now, &timing))
+            .due(&watch.name, history, &timing)
+    }
+}
 
 /// A watch and when it is next due.
 #[derive(Debug, Clone)]
 pub(super) struct Planned {
     pub(super) watch: Watch,
     pub(super) due: DateTime<Utc>,
+    /// The last check, kept here so that `tidings status` can name the
+    /// oldest without reading every watch's state from the store.
+    pub(super) last_check: Option<DateTime<Utc>>,
 }
 
 /// Every planned watch by name, and the same entries ordered by due time.
@@ -50,7 +103,11 @@ impl Plan {
     pub(super) fn insert(&mut self, watch: Watch, due: DateTime<Utc>) {
         if let Some(planned) = self.by_name.get_mut(&watch.name) {
             let old = planned.due;
-            *planned = Planned { watch, due };
+            *planned = Planned {
+                watch,
+                due,
+                last_check: planned.last_check,
+            };
             if old != due {
                 let name = planned.watch.name.clone();
                 self.by_due.remove(&(old, name.clone()));
@@ -59,8 +116,22 @@ impl Plan {
             return;
         }
         let name = watch.name.clone();
-        self.by_name.insert(name.clone(), Planned { watch, due });
+        self.by_name.insert(
+            name.clone(),
+            Planned {
+                watch,
+                due,
+                last_check: None,
+            },
+        );
         self.by_due.insert((due, name));
+    }
+
+    /// Records a watch's last check; unknown names are ignored.
+    pub(super) fn set_last_check(&mut self, name: &str, checked: Option<DateTime<Utc>>) {
+        if let Some(planned) = self.by_name.get_mut(name) {
+            planned.last_check = checked;
+        }
     }
 
     pub(super) fn remove(&mut self, name: &str) {
@@ -92,6 +163,17 @@ impl Plan {
             .take_while(move |(due, _)| *due <= now)
             .filter(move |(_, name)| !running.contains(name))
             .filter_map(|(_, name)| self.by_name.get(name))
+    }
+
+    /// The earliest due time of a watch not in `running`, and its name.
+    pub(super) fn next_due_named(
+        &self,
+        running: &HashSet<String>,
+    ) -> Option<(DateTime<Utc>, &str)> {
+        self.by_due
+            .iter()
+            .find(|(due, name)| !running.contains(name) && *due < DateTime::<Utc>::MAX_UTC)
+            .map(|(due, name)| (*due, name.as_str()))
     }
 
     /// The earliest due time of a watch not in `running`.
