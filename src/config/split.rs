@@ -252,4 +252,34 @@ mod tests {
         let text = "[mail]\nfooter = \"\"\"\nx\n\"\"\"\n";
         assert_ne!(hash(text), hash(&text.replace("x\n", "x\n\n")));
     }
+
+    /// The cut must not change what a config means: the shipped example,
+    /// with its watches written into the main file between other tables,
+    /// and a file of awkward but valid blocks, load the same whether cut or
+    /// parsed whole. A quoted header (same TOML meaning) makes the scanner
+    /// give up, which is how the whole-file parse is reached here.
+    #[test]
+    fn a_cut_file_loads_the_same_config_as_the_whole_file() {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let shipped = std::fs::read_to_string(repo.join("config/tidings.toml")).expect("config");
+        let watches = std::fs::read_to_string(repo.join("config/watches/partnerships.toml"))
+            .expect("watches");
+        let shipped = shipped
+            .replace("include = [\"watches/*.toml\"]", "")
+            .replace("[defaults]", &format!("{watches}\n[defaults]"));
+        let awkward = "[limits]\nper_host = 2\n\n[[watch]]\nname = \"a\"\nurl = \"https://example.org/a\"\nignore = [\n  \"\\\\[\\\\[watch\\\\]\\\\]\",\n  '[defaults]',\n]\ntitle = \"\"\"A [[watch]]\n[defaults] title\"\"\"\n# [[watch]] in a comment\n\n[[watch.fact]]\nname = \"beds\"\nregex = '(\\d+) beds'\n\n[[watch]]\nname = \"b\"\nurl = \"https://example.org/b\"\ntags = [\"x\"]\n\n[tags.x]\ntitle = \"X\"\n";
+        for text in [shipped.as_str(), awkward] {
+            let cut = split(text).expect("the scanner places every header here");
+            assert!(!cut.blocks.is_empty());
+            let whole = text.replacen("[limits]", "[\"limits\"]", 1);
+            assert_eq!(split(&whole), None, "a quoted header must make it give up");
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("tidings.toml");
+            let load = |text: &str| {
+                std::fs::write(&path, text).expect("write");
+                format!("{:?}", crate::config::load(&path).expect("valid config"))
+            };
+            assert_eq!(load(text), load(&whole));
+        }
+    }
 }
