@@ -764,8 +764,8 @@ impl Pipeline {
     }
 
     /// Checks every watch concurrently within the limits. `on_done` is called
-    /// as each check finishes, after the store has been flushed, so a check
-    /// reported done survives a crash.
+    /// once the store is flushed after each check, so a check reported done
+    /// survives a crash; checks that finish within FLUSH_WINDOW share a flush.
     pub async fn check_all(
         self: &Arc<Self>,
         watches: &[Watch],
@@ -780,21 +780,13 @@ impl Pipeline {
         let mut reports = Vec::with_capacity(watches.len());
         while let Some(joined) = tasks.join_next().await {
             let mut batch = vec![joined];
-            // Checks that finish within a short window share one flush:
-            // pages read one after another otherwise took a flush (an
-            // fdatasync and a wake of sled's flusher) each, 965 flushes
-            // for 1,000 new pages. A line is still printed only after the
-            // flush that covers it, at most this much later.
             let window = tokio::time::sleep(FLUSH_WINDOW);
             tokio::pin!(window);
-            loop {
-                tokio::select! {
-                    more = tasks.join_next() => match more {
-                        Some(more) => batch.push(more),
-                        None => break,
-                    },
-                    () = &mut window => break,
-                }
+            while let Some(Some(more)) = tokio::select! {
+                more = tasks.join_next() => Some(more),
+                () = &mut window => None,
+            } {
+                batch.push(more);
             }
             let store = self.store.clone();
             let flushed = run_blocking(move || store.flush()).await;
@@ -830,10 +822,7 @@ impl Pipeline {
     }
 }
 
-/// How long `check_all` gathers finished checks before flushing the store
-/// for them and reporting them: long enough that a thousand pages take tens
-/// of flushes rather than one each, short enough that a line printed late
-/// goes unnoticed.
+/// How long `check_all` gathers finished checks for one flush (not one each).
 const FLUSH_WINDOW: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Whether a redirect stayed on the same site: the same scheme, host (with

@@ -282,7 +282,10 @@ mod tests {
         assert_eq!(group("TFoot"), Some(8));
         assert_eq!(group("optgroup"), Some(5));
         for name in ["div", "frameset", "brr", "scripts", "", "optgroups", "p2"] {
-            assert!(!is_void(name) && !is_raw_text(name) && group(name).is_none(), "{name}");
+            assert!(
+                !is_void(name) && !is_raw_text(name) && group(name).is_none(),
+                "{name}"
+            );
         }
     }
 
