@@ -744,9 +744,10 @@ impl Pipeline {
     }
 
     /// Checks every watch concurrently within the limits. `on_done` is called
-    /// as each check finishes, after the store has been flushed, so a check
-    /// reported done survives a crash (a 304 is reported without a flush of
-    /// its own: it changed nothing the report depends on).
+    /// once the store is flushed after each check, so a check reported done
+    /// survives a crash; checks that finish within FLUSH_WINDOW share a flush,
+    /// and a batch of nothing but 304s needs none of its own (it changed
+    /// nothing the report depends on).
     pub async fn check_all(
         self: &Arc<Self>,
         watches: &[Watch],
@@ -759,22 +760,18 @@ impl Pipeline {
             tasks.spawn(async move { pipeline.check(&watch).await });
         }
         let mut reports = Vec::with_capacity(watches.len());
-        let mut flushes = record::Flushes::default();
         while let Some(joined) = tasks.join_next().await {
             let mut batch = vec![joined];
-            // Checks that finished together share one flush.
-            while let Some(more) = tasks.try_join_next() {
+            let window = tokio::time::sleep(FLUSH_WINDOW);
+            tokio::pin!(window);
+            while let Some(Some(more)) = tokio::select! {
+                more = tasks.join_next() => Some(more),
+                () = &mut window => None,
+            } {
                 batch.push(more);
             }
-            let needs_flush = record::needs_flush(&batch);
-            if needs_flush && !tasks.is_empty() && flushes.wait_turn().await {
-                while let Some(more) = tasks.try_join_next() {
-                    batch.push(more);
-                }
-            }
-            let flushed = if needs_flush {
+            let flushed = if record::needs_flush(&batch) {
                 let store = self.store.clone();
-                flushes.started();
                 run_blocking(move || store.flush()).await
             } else {
                 Ok(())
@@ -810,6 +807,9 @@ impl Pipeline {
         reports
     }
 }
+
+/// How long `check_all` gathers finished checks for one flush (not one each).
+const FLUSH_WINDOW: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Whether a redirect stayed on the same site: the same scheme, host (with
 /// or without `www.`) and port, or an upgrade from http to https on the

@@ -18,48 +18,83 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+/// A tag name lower-cased into a small buffer, for the name tests below:
+/// they run for every tag of every page, so they compare bytes in one
+/// `match` rather than strings one by one. `None` for names longer than any
+/// they look for.
+fn lowered(name: &str) -> Option<([u8; 8], usize)> {
+    let bytes = name.as_bytes();
+    if bytes.len() > 8 {
+        return None;
+    }
+    let mut buf = [0u8; 8];
+    for (to, from) in buf.iter_mut().zip(bytes) {
+        *to = from.to_ascii_lowercase();
+    }
+    Some((buf, bytes.len()))
+}
+
 /// Elements that never have content or an end tag.
 fn is_void(name: &str) -> bool {
-    const VOID: [&str; 16] = [
-        "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
-        "track", "wbr", "param", "keygen", "frame",
-    ];
-    VOID.iter().any(|v| v.eq_ignore_ascii_case(name))
+    let Some((buf, len)) = lowered(name) else {
+        return false;
+    };
+    matches!(
+        &buf[..len],
+        b"area"
+            | b"base"
+            | b"br"
+            | b"col"
+            | b"embed"
+            | b"hr"
+            | b"img"
+            | b"input"
+            | b"link"
+            | b"meta"
+            | b"source"
+            | b"track"
+            | b"wbr"
+            | b"param"
+            | b"keygen"
+            | b"frame"
+    )
 }
 
 /// Elements whose text is raw: no tags inside until their own end tag.
 fn is_raw_text(name: &str) -> bool {
-    const RAW: [&str; 9] = [
-        "script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes", "noscript",
-    ];
-    RAW.iter().any(|v| v.eq_ignore_ascii_case(name))
+    let Some((buf, len)) = lowered(name) else {
+        return false;
+    };
+    matches!(
+        &buf[..len],
+        b"script"
+            | b"style"
+            | b"textarea"
+            | b"title"
+            | b"xmp"
+            | b"iframe"
+            | b"noembed"
+            | b"noframes"
+            | b"noscript"
+    )
 }
 
 /// Elements whose end tag is optional: a start tag of the same group
 /// closes an open one, so they must not be counted as nesting.
 fn group(name: &str) -> Option<u8> {
-    const GROUPS: [(&str, u8); 16] = [
-        ("p", 1),
-        ("li", 2),
-        ("dt", 3),
-        ("dd", 3),
-        ("option", 4),
-        ("optgroup", 5),
-        ("tr", 6),
-        ("td", 7),
-        ("th", 7),
-        ("thead", 8),
-        ("tbody", 8),
-        ("tfoot", 8),
-        ("rb", 9),
-        ("rt", 9),
-        ("rp", 9),
-        ("rtc", 9),
-    ];
-    GROUPS
-        .iter()
-        .find(|(g, _)| g.eq_ignore_ascii_case(name))
-        .map(|&(_, id)| id)
+    let (buf, len) = lowered(name)?;
+    match &buf[..len] {
+        b"p" => Some(1),
+        b"li" => Some(2),
+        b"dt" | b"dd" => Some(3),
+        b"option" => Some(4),
+        b"optgroup" => Some(5),
+        b"tr" => Some(6),
+        b"td" | b"th" => Some(7),
+        b"thead" | b"tbody" | b"tfoot" => Some(8),
+        b"rb" | b"rt" | b"rp" | b"rtc" => Some(9),
+        _ => None,
+    }
 }
 
 /// How far down the stack an implicitly closed element is looked for: far
@@ -232,6 +267,26 @@ mod tests {
             .map(|node| node.ancestors().count())
             .max()
             .unwrap_or(0)
+    }
+
+    #[test]
+    fn name_tests_ignore_case_and_know_every_listed_name() {
+        for name in ["br", "BR", "Img", "keygen", "frame"] {
+            assert!(is_void(name), "{name}");
+        }
+        for name in ["script", "STYLE", "NoScript", "noframes", "xmp"] {
+            assert!(is_raw_text(name), "{name}");
+        }
+        assert_eq!(group("P"), Some(1));
+        assert_eq!(group("dd"), group("DT"));
+        assert_eq!(group("TFoot"), Some(8));
+        assert_eq!(group("optgroup"), Some(5));
+        for name in ["div", "frameset", "brr", "scripts", "", "optgroups", "p2"] {
+            assert!(
+                !is_void(name) && !is_raw_text(name) && group(name).is_none(),
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -184,6 +184,17 @@ impl<'f, 'a> Emitter<'f, 'a> {
                 rest = &rest[run..];
                 continue;
             }
+            // Runs of ASCII whitespace (the indentation between tags) are
+            // skipped whole: they only ask for a space.
+            let blank = rest
+                .bytes()
+                .take_while(|b| matches!(b, b' ' | b'\t'..=b'\r'))
+                .count();
+            if blank > 0 {
+                self.pending_space = true;
+                rest = &rest[blank..];
+                continue;
+            }
             rest = &rest[c.len_utf8()..];
             if c.is_whitespace() {
                 self.pending_space = true;
@@ -418,6 +429,8 @@ mod tests {
             "",
             " ",
             "end.",
+            "\n\t\t  \x0b\x0c\r\n",
+            "\u{1c}\u{1f} \u{85}x\u{3000}y \n",
         ];
         let mut emitter = Emitter::new(&flat, &[]);
         let (mut slow, mut pending) = (String::new(), false);

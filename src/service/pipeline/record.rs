@@ -36,10 +36,6 @@ pub(super) fn record_not_modified(
     store.record_check(watch, &state)
 }
 
-/// The least time between two flushes of `Pipeline::check_all` while
-/// checks are still running: short beside a pass, long beside a commit.
-const FLUSH_GAP: std::time::Duration = std::time::Duration::from_millis(25);
-
 /// Whether a batch of finished checks must be flushed before its lines are
 /// printed. A 304 stores nothing the line reports (only when the page was
 /// asked for), so a batch of nothing else needs no flush of its own: a kill
@@ -52,35 +48,6 @@ pub(super) fn needs_flush(batch: &[Result<CheckReport, tokio::task::JoinError>])
         !matches!(joined, Ok(report)
             if matches!(report.outcome, Outcome::Unchanged { not_modified: true }))
     })
-}
-
-/// The pace of `check_all`'s flushes: while checks are still running, at
-/// least [`FLUSH_GAP`] apart, so a line waits a moment and a first pass over
-/// many pages (a commit every few milliseconds) pays for a fraction of the
-/// flushes, each a write and a sync of sled's log.
-#[derive(Debug, Default)]
-pub(super) struct Flushes {
-    last: Option<tokio::time::Instant>,
-}
-
-impl Flushes {
-    /// Waits until the next flush may start; true if it waited (so more
-    /// checks may have finished meanwhile).
-    pub(super) async fn wait_turn(&self) -> bool {
-        let Some(next) = self.last.map(|last| last + FLUSH_GAP) else {
-            return false;
-        };
-        if tokio::time::Instant::now() >= next {
-            return false;
-        }
-        tokio::time::sleep_until(next).await;
-        true
-    }
-
-    /// Notes that a flush starts now.
-    pub(super) fn started(&mut self) {
-        self.last = Some(tokio::time::Instant::now());
-    }
 }
 
 /// Runs sync work (sled, parsing) on the blocking pool, turning a panic or
