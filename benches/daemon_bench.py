@@ -93,12 +93,16 @@ def http_get(port: int, path: str, timeout: float = 30.0) -> dict:
         return json.loads(resp.read())
 
 
-def daemon_status(state: Path, timeout: float = 10.0) -> dict | None:
-    """One status document from the daemon's socket, or None."""
+def daemon_status(state: Path, timeout: float = 10.0, request: bytes | None = None) -> dict | None:
+    """One status document from the daemon's socket, or None. With no
+    request the daemon waits a moment for one and then sends the full report
+    of every watch; `b'{"request":"summary"}\n'` asks for the counters only."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
         sock.connect(str(state / "tidings.sock"))
+        if request is not None:
+            sock.sendall(request)
         chunks = []
         while True:
             chunk = sock.recv(1 << 16)

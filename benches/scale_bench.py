@@ -39,7 +39,6 @@ import datetime as dt
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,32 +47,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from daemon_bench import (  # noqa: E402
-    cpu_seconds, http_get, status_fields, stop_daemon, wait_for,
+    cpu_seconds, daemon_status, http_get, status_fields, stop_daemon, wait_for,
 )
 
 
 def daemon_summary(state: Path, timeout: float = 10.0) -> dict | None:
-    """The daemon's summary (counters, no per-watch table), or None.
-
-    daemon_bench.daemon_status sends nothing, so the daemon waits a second
-    for a request and then builds the full report of every watch: costly at
-    100,000 watches, and this script asks every few samples."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        sock.connect(str(state / "tidings.sock"))
-        sock.sendall(b'{"request":"summary"}\n')
-        chunks = []
-        while True:
-            chunk = sock.recv(1 << 16)
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return json.loads(b"".join(chunks))
-    except (OSError, ValueError):
-        return None
-    finally:
-        sock.close()
+    """The daemon's summary (counters, no per-watch table), or None: the
+    full report of every watch is costly at 100,000 watches, and this script
+    asks every few samples."""
+    return daemon_status(state, timeout, b'{"request":"summary"}\n')
 
 
 def reload_once(pid: int, log: Path, config: Path | None, add_watch: bool = False) -> float:

@@ -88,11 +88,31 @@ impl Daemon {
         }
     }
 
+    /// Hands the stream back when every name is a watch of the running
+    /// config; otherwise answers the client with the first unknown name.
+    fn known_watches_only(
+        &mut self,
+        mut stream: UnixStream,
+        names: &[String],
+    ) -> Option<UnixStream> {
+        let Some(unknown) = names.iter().find(|name| !self.plan.contains_key(name)) else {
+            return Some(stream);
+        };
+        let frame = Frame::Error(format!(
+            "no watch named `{unknown}` in the running daemon's config ({})",
+            self.options.config.display()
+        ));
+        self.control.spawn(async move {
+            write_frames(&mut stream, [frame]).await;
+        });
+        None
+    }
+
     /// Runs `tidings check` for a client: every named watch (every watch
     /// when none is named) is checked now, unless a check of it is already
     /// running, whose report then serves. Each report goes to the client
     /// once the store holds it.
-    fn check_for_client(&mut self, mut stream: UnixStream, names: Vec<String>, json: bool) {
+    fn check_for_client(&mut self, stream: UnixStream, names: Vec<String>, json: bool) {
         // A pass over every watch leaves paused ones alone, as `tidings
         // check` does without a daemon; a watch named is checked all the same.
         let names: Vec<String> = if names.is_empty() {
@@ -104,16 +124,9 @@ impl Daemon {
         } else {
             names
         };
-        if let Some(unknown) = names.iter().find(|name| !self.plan.contains_key(name)) {
-            let frame = Frame::Error(format!(
-                "no watch named `{unknown}` in the running daemon's config ({})",
-                self.options.config.display()
-            ));
-            self.control.spawn(async move {
-                write_frames(&mut stream, [frame]).await;
-            });
+        let Some(stream) = self.known_watches_only(stream, &names) else {
             return;
-        }
+        };
         let (sender, receiver) = mpsc::unbounded_channel();
         for name in &names {
             self.check_waiters
@@ -232,17 +245,10 @@ impl Daemon {
     /// copied once, a few MB at 100,000 watches; a tracked task then reads
     /// each page's stored state off the loop and sends it, so neither the
     /// daemon nor the CLI ever holds the whole table as JSON.
-    fn stream_table(&mut self, mut stream: UnixStream, names: &[String]) {
-        if let Some(unknown) = names.iter().find(|name| !self.plan.contains_key(name)) {
-            let frame = Frame::Error(format!(
-                "no watch named `{unknown}` in the running daemon's config ({})",
-                self.options.config.display()
-            ));
-            self.control.spawn(async move {
-                write_frames(&mut stream, [frame]).await;
-            });
+    fn stream_table(&mut self, stream: UnixStream, names: &[String]) {
+        let Some(mut stream) = self.known_watches_only(stream, names) else {
             return;
-        }
+        };
         let pick = |planned: &super::plan::Planned| WatchStatus {
             name: planned.watch.name.clone(),
             url: planned.watch.url.to_string(),
