@@ -193,6 +193,18 @@ async fn wait_for_heading(browser: &Client, expected: &str) {
     panic!("the page's heading is {last:?}, not {expected:?}");
 }
 
+/// Waits for an element to appear, as after a form's submission.
+async fn wait_for_element(browser: &Client, css: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if browser.find(Locator::Css(css)).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no `{css}` on the page after 10 s");
+}
+
 /// The decoded body of a message's part of this content type.
 fn part(eml: &str, content_type: &str) -> String {
     use base64::Engine as _;
@@ -497,6 +509,9 @@ async fn subscribe_confirm_brief_follow_and_unsubscribe_in_chromium() {
         .click()
         .await
         .expect("compare");
+    // The click submits a form and returns before the new page is there;
+    // the history page has no `.lead`, so its arrival marks the comparison.
+    wait_for_element(&browser, ".lead").await;
     let lead = text_of(&browser, ".lead").await;
     assert!(lead.starts_with("What changed between"), "{lead}");
     let removed = text_of(&browser, ".diff").await;
