@@ -20,9 +20,14 @@
 #   PAGES           distinct pages at most           (default: 2000)
 #   WINDOW          seconds per N at most            (default: 1800)
 #   REPEAT          status / reload / validate runs  (default: 3)
+#   MINUTE_SLOTS    M: watch i fires at minutes i mod M, +M, … (default: 0, off;
+#                   30 with JITTER=1m gives N/1800 checks a second, steadily)
+#   PASSES          stop after PASSES × N checks      (default: 2)
 #   SKIP_BUILD=1    use the existing target/release/tidings
 #
-# Results: benches/results/scale_N<WATCHES>.json and .md.
+#   RESULTS_TAG     a suffix for the result files     (default: none)
+#
+# Results: benches/results/scale_N<WATCHES>[_TAG].json and .md.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,6 +35,7 @@ WATCHES="${1:-10000,100000}"
 SHARED="$(cd "${TIDINGS_SHARED:-$REPO/../shared}" && pwd)"
 WORK="${BENCH_WORK:-$(mktemp -d /tmp/tidings-scale-bench.XXXXXX)}"
 RESULTS="$REPO/benches/results"
+TAG="${RESULTS_TAG:+_$RESULTS_TAG}"
 
 if [ "${BENCH_NETNS:-1}" != 0 ] && [ -z "${_TIDINGS_IN_NETNS:-}" ] \
    && [ "$(id -u)" = 0 ] && command -v unshare >/dev/null 2>&1; then
@@ -46,5 +52,6 @@ echo "scale.sh: work dir $WORK" >&2
 python3 "$REPO/benches/scale_bench.py" --tidings "$WORK/tidings" --shared "$SHARED" \
   --work "$WORK" --port "${BENCH_PORT:-18282}" --watches "$WATCHES" \
   --schedule "${SCHEDULE:-*/5 * * * *}" --jitter "${JITTER:-5m}" \
+  --minute-slots "${MINUTE_SLOTS:-0}" --passes "${PASSES:-2}" \
   --pages "${PAGES:-2000}" --window "${WINDOW:-1800}" --repeat "${REPEAT:-3}" \
-  --json "$RESULTS/scale_N${WATCHES//,/_}.json" | tee "$RESULTS/scale_N${WATCHES//,/_}.md"
+  --json "$RESULTS/scale_N${WATCHES//,/_}${TAG}.json" | tee "$RESULTS/scale_N${WATCHES//,/_}${TAG}.md"

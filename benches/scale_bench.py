@@ -58,28 +58,75 @@ def daemon_summary(state: Path, timeout: float = 10.0) -> dict | None:
     return daemon_status(state, timeout, b'{"request":"summary"}\n')
 
 
-def reload_once(pid: int, log: Path, config: Path | None, add_watch: bool = False) -> float:
+import re  # noqa: E402
+
+
+def edit_setting(text: str, table: str, key: str, values: tuple[str, str]) -> str:
+    """`key` in `[table]` set to the one of `values` it is not now (the
+    first when it is absent): a real change of a setting outside the
+    `[[watch]]` blocks, which a comment no longer is (a reload ignores
+    comments and blank lines there)."""
+    header = f"[{table}]\n"
+    at = text.index(header) + len(header)
+    end = text.find("\n[", at)
+    end = len(text) if end < 0 else end + 1
+    section = text[at:end]
+    line = re.compile(rf"^{re.escape(key)} = (.*)$", re.M)
+    found = line.search(section)
+    if found is None:
+        section = f"{key} = {values[0]}\n" + section
+    else:
+        other = values[1] if found.group(1).strip() == values[0] else values[0]
+        section = line.sub(lambda _: f"{key} = {other}", section, count=1)
+    return text[:at] + section + text[end:]
+
+
+# What a reload can be asked to read (see reload_once), besides nothing.
+CHANGES = {
+    # A limit: every watch is taken as it was.
+    "limit": ("limits", "max_redirects", ("6", "5")),
+    # A default that reaches every watch but not its schedule.
+    "default-robots": ("defaults", "robots", ("true", "false")),
+    # The default schedule: every watch that takes it is planned anew.
+    "default-schedule": ("defaults", "schedule", ('"7,37 * * * *"', '"8,38 * * * *"')),
+}
+
+
+def reload_once(pid: int, log: Path, config: Path | None, add_watch: bool = False,
+                change: str | None = None) -> float:
     """One SIGHUP, timed to the "configuration reloaded" log line.
 
     Without a config the file is unchanged (the daemon skips it). With one,
-    either a comment is appended, which changes the text outside the
-    `[[watch]]` blocks, so every block is parsed and validated again (the
-    worst case), or (add_watch) a new watch is appended, the usual edit:
-    the other blocks are taken as they were."""
+    either a comment is appended (outside the blocks: since the fourth pass
+    a reload ignores it and takes every block as it was), or (add_watch) a
+    new watch is appended, the usual edit, or (change, a key of CHANGES) a
+    setting outside the `[[watch]]` blocks is changed."""
     if config is not None:
         text = config.read_text()
-        with config.open("a") as fh:
-            if add_watch:
-                url = next(line.split("=", 1)[1].strip() for line in text.splitlines()
-                           if line.startswith("url ="))
-                fh.write(f'\n[[watch]]\nname = "reload-added-{time.time_ns()}"\nurl = {url}\n')
-            else:
-                fh.write(f"# reload {time.time()}\n")
+        if change is not None:
+            table, key, values = CHANGES[change]
+            config.write_text(edit_setting(text, table, key, values))
+        else:
+            with config.open("a") as fh:
+                if add_watch:
+                    url = next(line.split("=", 1)[1].strip() for line in text.splitlines()
+                               if line.startswith("url ="))
+                    fh.write(f'\n[[watch]]\nname = "reload-added-{time.time_ns()}"\nurl = {url}\n')
+                else:
+                    fh.write(f"# reload {time.time()}\n")
     before = log.read_text(errors="replace").count("configuration reloaded")
     r0 = time.monotonic()
     os.kill(pid, signal.SIGHUP)
     wait_for(lambda: log_has(log, "configuration reloaded", before + 1), timeout=120, every=0.01)
     return time.monotonic() - r0
+
+
+def last_reload_log(log: Path) -> dict:
+    """The load_ms / apply_ms / added / changed of the last reload's log line."""
+    lines = [line for line in log.read_text(errors="replace").splitlines()
+             if "configuration reloaded" in line]
+    return {k: int(v) for k, v in re.findall(r"\b(load_ms|apply_ms|added|changed|removed)=(\d+)",
+                                              lines[-1] if lines else "")}
 
 
 def timed(cmd: list[str], **kw) -> dict:
@@ -125,6 +172,20 @@ def write_config(args, folder: Path, n: int) -> Path:
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     text = config.read_text().replace("[limits]\nper_host = 8\n",
                                       f"[limits]\nper_host = {args.per_host}\n", 1)
+    if args.minute_slots:
+        # One shared schedule fires every watch in the same minute, and the
+        # jitter (capped at a tenth of the gap) cannot spread them far. With
+        # slots, watch i fires at minutes i mod M, i mod M + M, …: N / M
+        # watches a minute, spread over it by a jitter of 1m, a steady rate.
+        m = args.minute_slots
+        lines, k = [], 0
+        for line in text.splitlines():
+            lines.append(line)
+            if line.startswith("url = "):
+                minutes = ",".join(str(x) for x in range(k % m, 60, m))
+                lines.append(f'schedule = "{minutes} * * * *"')
+                k += 1
+        text = "\n".join(lines) + "\n"
     text += ("\n[defaults]\n"
              f"schedule = {json.dumps(args.schedule)}\n"
              'timezone = "UTC"\n'
@@ -234,7 +295,7 @@ def one_scale(args, n: int) -> dict:
                 status_cpu += cpu_seconds(pid) - c0
                 http_get(args.port, f"/control/bump?n={pages}&fraction={args.bump_fraction}")
                 bumped = True
-            if last.get("checks", 0) >= 2 * n or now >= args.window:
+            if last.get("checks", 0) >= args.passes * n or now >= args.window:
                 break
         end = samples[-1]
         end_cpu = end["cpu_s"] - status_cpu
@@ -275,6 +336,9 @@ def one_scale(args, n: int) -> dict:
         "steady_cpu_ms_per_check": round(1000 * steady_per_check, 3) if steady_per_check else None,
         "watches_per_core_6h": int(6 * 3600 / steady_per_check) if steady_per_check else None,
         "rss_max_kib": max(s["VmRSS"] for s in samples),
+        "rss_after_first_pass_kib": spread([s["VmRSS"] for s in samples
+                                            if first_pass and s["t"] >= first_pass["seconds"]]
+                                           or [0]),
         "rss_end_kib": end["VmRSS"],
         "vmhwm_kib": end.get("VmHWM"),
         "vmhwm_end_kib": hwm_before_stop,
@@ -335,6 +399,8 @@ def markdown(results: list[dict]) -> str:
         lambda r: f"{r['status_and_reload_cpu_s']} s")
     row("watches one core sustains, 6-hourly", lambda r: f"{r['watches_per_core_6h']:,}")
     row("failures", lambda r: f"{r['failures']}")
+    row("RSS after the first pass, min / median / max",
+        lambda r: " / ".join(mib(r["rss_after_first_pass_kib"][k]) for k in ("min", "median", "max")))
     row("RSS after the first pass / max / end",
         lambda r: f"{mib(r['first_pass']['rss_kib'])} / {mib(r['rss_max_kib'])} / {mib(r['rss_end_kib'])}")
     row("store after the first pass / at the end",
@@ -364,6 +430,9 @@ def main() -> int:
     ap.add_argument("--max-kb", type=int, default=25)
     ap.add_argument("--schedule", default="*/5 * * * *")
     ap.add_argument("--jitter", default="5m")
+    ap.add_argument("--minute-slots", type=int, default=0,
+                    help="watch i fires at minutes i mod M (+M, …): a steady rate")
+    ap.add_argument("--passes", type=int, default=2, help="stop after N × watches checks")
     ap.add_argument("--per-host", type=int, default=16)
     ap.add_argument("--window", type=float, default=1800, help="seconds per N at most")
     ap.add_argument("--sample", type=float, default=2)

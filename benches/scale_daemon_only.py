@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The daemon's own costs at N watches, without a page server.
 
-benches/scale_daemon_only.py TIDINGS LABEL CONFIG WORKDIR
+benches/scale_daemon_only.py TIDINGS LABEL CONFIG WORKDIR [--reloads-only] [--repeat K]
 
 CONFIG is a config of N watches whose URLs point at a port nothing listens
 on, with `[limits] retries = 0` and `robots = false` in `[defaults]`, so
@@ -9,8 +9,10 @@ every check fails at once and the run measures the daemon, not the pages:
 start-up (spawn to "tidings daemon started"), RSS after start-up and after
 every watch has been checked once, `tidings status` (the summary) and
 `tidings status --all` (the streamed table; wall, CPU, RSS of the CLI),
-SIGHUP reloads with the file unchanged, with a comment appended (every
-`[[watch]]` block read again) and with a watch appended, three times each, VmHWM (the peak), the
+SIGHUP reloads with the file unchanged, with a comment appended, with a
+watch appended, and with a setting outside the blocks changed (a limit,
+`[defaults] robots`, the default schedule: scale_bench.CHANGES; daemon CPU
+s and the log's load/apply ms too), three times each, VmHWM (the peak), the
 restart on the full store, and `validate`. Prints one JSON object. See docs/benchmarks.md, "One node
 at scale". Make the config with, for example:
 
@@ -21,8 +23,11 @@ import os, signal, subprocess, sys, time, shutil, json
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from daemon_bench import status_fields, stop_daemon, wait_for, cpu_seconds
-from scale_bench import daemon_summary, reload_once, timed, log_has
+from scale_bench import CHANGES, daemon_summary, last_reload_log, reload_once, timed, log_has
 tidings, label, base, root = sys.argv[1:5]
+# Only the reloads (and start-up, the pass, RSS), not status/validate/restart.
+reloads_only = "--reloads-only" in sys.argv[5:]
+repeat = 3 if "--repeat" not in sys.argv else int(sys.argv[sys.argv.index("--repeat") + 1])
 work = Path(root) / label; shutil.rmtree(work, ignore_errors=True); work.mkdir(parents=True)
 config = work / "tidings.toml"; shutil.copy(base, config)
 state = work / "state"; state.mkdir(); log = work / "daemon.log"
@@ -41,15 +46,27 @@ n = config.read_text().count("[[watch]]")
 wait_for(lambda: (daemon_summary(state, 60) or {}).get("checks", 0) >= n, 900, 5)
 out["first_pass_cpu_s"] = cpu_seconds(p.pid)
 st = status_fields(p.pid); out["rss_after_pass_kib"] = st["VmRSS"]; out["vmhwm_kib"] = st["VmHWM"]
-out["status"] = [timed([tidings, "status", "--config", str(config), "--state", str(state)]) for _ in range(3)]
-out["status_all"] = [timed([tidings, "status", "--all", "--config", str(config), "--state", str(state)])
-                     for _ in range(3)]
-out["reload_s"] = [round(reload_once(p.pid, log, None), 3) for _ in range(3)]
-out["reload_changed_s"] = [round(reload_once(p.pid, log, config), 3) for _ in range(3)]
-out["reload_added_s"] = [round(reload_once(p.pid, log, config, add_watch=True), 3) for _ in range(3)]
+if not reloads_only:
+  out["status"] = [timed([tidings, "status", "--config", str(config), "--state", str(state)]) for _ in range(3)]
+  out["status_all"] = [timed([tidings, "status", "--all", "--config", str(config), "--state", str(state)])
+                       for _ in range(3)]
+out["reload_s"] = [round(reload_once(p.pid, log, None), 3) for _ in range(repeat)]
+out["reload_comment_s"] = [round(reload_once(p.pid, log, config), 3) for _ in range(repeat)]
+out["reload_added_s"] = [round(reload_once(p.pid, log, config, add_watch=True), 3) for _ in range(repeat)]
+# A setting outside the blocks changed (each of scale_bench.CHANGES),
+# REPEAT times each: wall to the log line, the daemon's CPU s over it, and
+# the log's load_ms / apply_ms.
+def reload_changed(change):
+    c0 = cpu_seconds(p.pid)
+    wall = reload_once(p.pid, log, config, change=change)
+    return {"wall_s": round(wall, 3), "cpu_s": round(cpu_seconds(p.pid) - c0, 2),
+            "loadavg": os.getloadavg()[0], **last_reload_log(log)}
+for change in CHANGES:
+    out[f"reload_{change}"] = [reload_changed(change) for _ in range(repeat)]
 out["vmhwm_end_kib"] = status_fields(p.pid)["VmHWM"]
 out["rss_end_kib"] = status_fields(p.pid)["VmRSS"]
 out["stop"] = stop_daemon(p, 120)
-p, out["startup_warm_s"] = start(); stop_daemon(p, 120)
-out["validate"] = [timed([tidings, "validate", "--config", str(config)]) for _ in range(3)]
+if not reloads_only:
+    p, out["startup_warm_s"] = start(); stop_daemon(p, 120)
+    out["validate"] = [timed([tidings, "validate", "--config", str(config)]) for _ in range(3)]
 print(json.dumps(out))

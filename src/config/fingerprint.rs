@@ -13,11 +13,12 @@ pub struct Fingerprint {
     pub(super) files: Vec<(PathBuf, blake3::Hash)>,
     /// The include patterns, resolved against the main file's folder.
     pub(super) patterns: Vec<PathBuf>,
-    /// The hash of the main file's text outside its `[[watch]]` blocks
-    /// (see `split.rs`), when it was cut into blocks.
-    pub(super) rest: Option<blake3::Hash>,
-    /// Each `[[watch]]` block's text, hashed, and the watch it holds.
-    pub(super) blocks: std::collections::HashMap<blake3::Hash, String>,
+    /// What the watches read from `[defaults]` in that load.
+    pub(super) defaults: Option<super::validate::DefaultsKey>,
+    /// Each `[[watch]]` block's text (see `split.rs`), hashed, and the
+    /// watch it holds, with the defaults that watch takes.
+    pub(super) blocks:
+        std::collections::HashMap<blake3::Hash, (String, super::validate::Inherits)>,
 }
 
 impl Fingerprint {

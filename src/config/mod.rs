@@ -388,8 +388,11 @@ pub fn load_fingerprinted(path: &Path) -> Result<(Config, Fingerprint), ConfigEr
 }
 
 /// What a reload may take from the config loaded before it: the watches of
-/// `[[watch]]` blocks whose text it validated then, when nothing outside the
-/// blocks (defaults, limits) changed either.
+/// `[[watch]]` blocks whose text it validated then. Settings outside the
+/// blocks do not stop that: `[limits]` is applied to every watch after, and
+/// a changed default is applied to the watches it reaches (see
+/// `validate::rebase`); only one that reaches their extraction rules
+/// (`exclude`, `ignore`, `main_content`) makes their blocks read again.
 pub struct Reuse<'a> {
     /// The fingerprint of that load.
     pub fingerprint: &'a Fingerprint,
@@ -410,7 +413,7 @@ pub fn load_reusing(
         .files
         .push((path.to_path_buf(), blake3::hash(whole.text.as_bytes())));
     let cut = split::split(&whole.text);
-    let (file, blocks, rest_hash) = match cut {
+    let (file, blocks) = match cut {
         Some(cut) => (
             SourceFile {
                 path: whole.path.clone(),
@@ -418,9 +421,8 @@ pub fn load_reusing(
                 first_line: 0,
             },
             cut.blocks,
-            cut.rest_hash,
         ),
-        None => (whole.clone(), Vec::new(), fingerprint.files[0].1),
+        None => (whole.clone(), Vec::new()),
     };
     let raw: RawDaemon = parse(&file).map_err(|e| ConfigErrors(vec![e]))?;
     if !blocks.is_empty() && !raw.watch.is_empty() {
@@ -429,8 +431,6 @@ pub fn load_reusing(
         let error = parse::<RawDaemon>(&whole).err();
         return Err(ConfigErrors(error.into_iter().collect()));
     }
-    fingerprint.rest = Some(rest_hash);
-    let reuse = reuse.filter(|r| r.fingerprint.rest == Some(rest_hash));
     let mut errors = Vec::new();
 
     let base = path.parent().unwrap_or_else(|| Path::new("."));
@@ -457,6 +457,7 @@ pub fn load_reusing(
     let daemon = validate_daemon(&file, &raw.daemon, &mut errors);
     let store = store::validate_store(&file, base, &raw.store, &mut errors);
     let defaults = validate_defaults(&file, &raw.defaults, &mut errors);
+    let defaults_key = defaults.key();
     let mut mail = raw.mail.as_ref().map_or_else(
         || MailSettings::defaults_for(base),
         |mail| validate_mail(&file, base, mail, &mut errors),
@@ -500,7 +501,7 @@ pub fn load_reusing(
         &mut errors,
     );
     // Each block on its own, in file order; a block validated before (same
-    // text, same everything else) is taken as it was.
+    // text) is taken as it was, with any changed default it takes applied.
     let mut line = 0;
     let mut counted = 0;
     for block in blocks {
@@ -509,12 +510,19 @@ pub fn load_reusing(
         let text = &whole.text[block.clone()];
         let hash = blake3::hash(text.as_bytes());
         let reused = reuse.and_then(|r| {
-            let name = r.fingerprint.blocks.get(&hash)?;
-            (r.watch)(name)
+            let (name, inherits) = r.fingerprint.blocks.get(&hash)?;
+            let old = r.fingerprint.defaults.as_ref()?;
+            if !inherits.rebases(old, &defaults_key) {
+                return None;
+            }
+            let watch = rebase((r.watch)(name)?, *inherits, old, &defaults)?;
+            Some((watch, *inherits))
         });
-        if let Some(watch) = reused {
+        if let Some((watch, inherits)) = reused {
             if seen.insert(watch.name.clone()) {
-                fingerprint.blocks.insert(hash, watch.name.clone());
+                fingerprint
+                    .blocks
+                    .insert(hash, (watch.name.clone(), inherits));
                 watches.push(watch);
             } else {
                 errors.push(ConfigError {
@@ -534,6 +542,7 @@ pub fn load_reusing(
         match parse::<RawWatchFile>(&block_file) {
             Ok(raw_block) => {
                 let before = watches.len();
+                let inherits = raw_block.watch.first().map(Inherits::of);
                 validate_watches(
                     &block_file,
                     raw_block.watch,
@@ -542,8 +551,10 @@ pub fn load_reusing(
                     &mut seen,
                     &mut errors,
                 );
-                if let [watch] = &watches[before..] {
-                    fingerprint.blocks.insert(hash, watch.name.clone());
+                if let ([watch], Some(inherits)) = (&watches[before..], inherits) {
+                    fingerprint
+                        .blocks
+                        .insert(hash, (watch.name.clone(), inherits));
                 }
             }
             Err(error) => errors.push(error),
@@ -603,6 +614,7 @@ pub fn load_reusing(
         }
     }
 
+    fingerprint.defaults = Some(defaults_key);
     // Every page read for a watch is held to the [limits] work budget.
     for watch in &mut watches {
         watch.rules = std::mem::take(&mut watch.rules).with_budget(limits.budget());

@@ -20,11 +20,6 @@ pub(super) struct Split {
     /// Each `[[watch]]` block (its header, keys and `[[watch.…]]`
     /// sub-tables), as a byte range of the text, in order.
     pub(super) blocks: Vec<Range<usize>>,
-    /// The hash of what the text outside the blocks means: its lines
-    /// without the blocks, blank lines and comment lines. Adding or
-    /// removing a watch (with a blank line or a comment) leaves it as it
-    /// was, so a reload still takes every other block as validated before.
-    pub(super) rest_hash: blake3::Hash,
 }
 
 /// Where one line's header leads.
@@ -62,7 +57,6 @@ fn header(line: &str) -> Option<Header> {
 pub(super) fn split(text: &str) -> Option<Split> {
     let bytes = text.as_bytes();
     let mut blocks: Vec<Range<usize>> = Vec::new();
-    let mut hasher = blake3::Hasher::new();
     let mut open: Option<usize> = None;
     let mut depth: usize = 0;
     let mut i = 0;
@@ -84,23 +78,13 @@ pub(super) fn split(text: &str) -> Option<Split> {
                     if let Some(start) = open.take() {
                         blocks.push(start..i);
                     }
-                    hasher.update(line.trim().as_bytes());
-                    hasher.update(b"\n");
                 }
             }
             i = line_end + 1;
             continue;
         }
-        // Otherwise walk the line's value, which may run over lines. What
-        // is outside the blocks is hashed without blank and comment lines:
-        // they mean nothing, and a watch added with a blank line before
-        // it must not make a reload read every other block again.
-        let start = i;
+        // Otherwise walk the line's value, which may run over lines.
         i = walk(bytes, i, &mut depth)?;
-        let trimmed = line.trim();
-        if open.is_none() && !trimmed.is_empty() && !trimmed.starts_with('#') {
-            hasher.update(&bytes[start..i]);
-        }
     }
     if let Some(start) = open.take() {
         blocks.push(start..bytes.len());
@@ -115,11 +99,7 @@ pub(super) fn split(text: &str) -> Option<Split> {
         at = block.end;
     }
     rest.push_str(&text[at..]);
-    Some(Split {
-        rest,
-        blocks,
-        rest_hash: hasher.finalize(),
-    })
+    Some(Split { rest, blocks })
 }
 
 /// Walks from `i` to just past the end of its line, or of the last line of
@@ -237,22 +217,6 @@ mod tests {
         assert_eq!(split("[[watch]]\nname = \"a\n"), None, "an open string");
     }
 
-    #[test]
-    fn the_rest_hash_ignores_blocks_blank_lines_and_comments_but_not_values() {
-        let hash = |text: &str| split(text).expect("split").rest_hash;
-        let base = "[limits]\nper_host = 4\n\n[[watch]]\nname = \"a\"\n\n[defaults]\nschedule = \"0 9 * * *\"\n";
-        let added = base.replace(
-            "[defaults]",
-            "# a new one\n\n[[watch]]\nname = \"b\"\n\n[defaults]",
-        );
-        assert_eq!(hash(base), hash(&added));
-        assert_eq!(hash(base), hash(&format!("{base}\n# reload\n\n")));
-        assert_ne!(hash(base), hash(&base.replace("0 9", "0 10")));
-        // Blank lines inside a multi-line string are part of its value.
-        let text = "[mail]\nfooter = \"\"\"\nx\n\"\"\"\n";
-        assert_ne!(hash(text), hash(&text.replace("x\n", "x\n\n")));
-    }
-
     /// The cut must not change what a config means: the shipped example,
     /// with its watches written into the main file between other tables,
     /// and a file of awkward but valid blocks, load the same whether cut or
@@ -281,5 +245,59 @@ mod tests {
             };
             assert_eq!(load(text), load(&whole));
         }
+    }
+    /// A reload after a change outside the blocks (a limit, a default, the
+    /// time zone) takes the watches from the last load, with the changed
+    /// defaults applied, and must give exactly the config, and the
+    /// fingerprint, that loading the changed file afresh gives. Each step
+    /// reuses the one before, as a run of SIGHUPs does; the count of
+    /// watches taken over says which steps read blocks again.
+    #[test]
+    fn a_reload_after_a_default_changes_loads_the_same_config_as_a_fresh_load() {
+        use crate::config::{Reuse, load_fingerprinted, load_reusing};
+        let base = "contact = \"a@b\"\n[limits]\nper_host = 2\n\n[[watch]]\nname = \"plain\"\nurl = \"https://example.org/a\"\n\n[[watch]]\nname = \"own\"\nurl = \"https://example.org/b\"\nschedule = \"15 8 * * Mon\"\nrobots = false\nmain_content = false\nselect = \"main\"\nignore = ['x\\d+']\n\n[[watch.fact]]\nname = \"beds\"\nregex = '(\\d+) beds'\n\n[[watch]]\nname = \"tagged\"\nurl = \"https://example.org/c\"\ntags = [\"t\"]\nmain_content = true\n\n[defaults]\nschedule = \"0 9 * * *\"\ntimezone = \"Europe/London\"\nrobots = true\nmain_content = true\n\n[daemon]\nmax_jitter = \"1m\"\n";
+        // (what is replaced, by what, watches taken over of 3)
+        let steps = [
+            ("per_host = 2", "per_host = 3\nmax_depth = 64", 3),
+            ("max_jitter = \"1m\"", "max_jitter = \"2m\"", 3),
+            ("0 9 * * *", "30 10 * * 1-5", 3),
+            ("Europe/London", "America/New_York", 3),
+            ("robots = true", "robots = false", 3),
+            ("main_content = true\n\n[daemon]", "main_content = false\n\n[daemon]", 2),
+            ("[defaults]\n", "[defaults]\nexclude = [\".ads\"]\n", 0),
+            ("exclude = [\".ads\"]\n", "", 0),
+            ("[defaults]\n", "[defaults]\nignore = ['^Updated']\n", 0),
+            ("America/New_York", "Europe/London", 3),
+            ("\n[daemon]", "\n# a comment\n[tags.t]\ntitle = \"T\"\n\n[daemon]", 3),
+        ];
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tidings.toml");
+        std::fs::write(&path, base).expect("write");
+        let (mut config, mut print) = load_fingerprinted(&path).expect("valid config");
+        let mut text = base.to_owned();
+        for (from, to, taken_over) in steps {
+            assert!(text.contains(from), "{from}");
+            text = text.replacen(from, to, 1);
+            std::fs::write(&path, &text).expect("write");
+            let (fresh, fresh_print) = load_fingerprinted(&path).expect("valid config");
+            let asked = std::cell::Cell::new(0);
+            let lookup = |name: &str| {
+                asked.set(asked.get() + 1);
+                config.watch(name).cloned()
+            };
+            let reuse = Reuse {
+                fingerprint: &print,
+                watch: &lookup,
+            };
+            let (reloaded, reloaded_print) =
+                load_reusing(&path, Some(&reuse)).expect("valid config");
+            assert_eq!(asked.get(), taken_over, "after {to:?}");
+            assert_eq!(format!("{reloaded:?}"), format!("{fresh:?}"), "after {to:?}");
+            assert_eq!(reloaded_print, fresh_print, "after {to:?}");
+            (config, print) = (reloaded, reloaded_print);
+        }
+        assert_eq!(config.watches[0].schedule.expression, "30 10 * * 1-5");
+        assert!(!config.watches[0].robots && !config.watches[2].robots);
+        assert_eq!(config.limits.max_depth, 64);
     }
 }

@@ -212,6 +212,91 @@ pub(super) struct Defaults {
     ignore: Vec<String>,
 }
 
+/// What validating a watch reads from `[defaults]`, as values: a reload
+/// compares the last load's with its own to tell which watches a changed
+/// default can reach (see [`rebase`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct DefaultsKey {
+    schedule: String,
+    timezone: chrono_tz::Tz,
+    main_content: bool,
+    robots: bool,
+    exclude: Vec<String>,
+    ignore: Vec<String>,
+}
+
+impl Defaults {
+    pub(super) fn key(&self) -> DefaultsKey {
+        DefaultsKey {
+            schedule: self.schedule.expression.clone(),
+            timezone: self.timezone,
+            main_content: self.main_content,
+            robots: self.robots,
+            exclude: self.exclude.clone(),
+            ignore: self.ignore.clone(),
+        }
+    }
+}
+
+/// Which defaults a watch's block leaves to `[defaults]`: the keys it does
+/// not set. `exclude` and `ignore` are not here because every watch takes
+/// the defaults' lists as well as its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Inherits {
+    schedule: bool,
+    main_content: bool,
+    robots: bool,
+}
+
+impl Inherits {
+    pub(super) fn of(raw: &RawWatch) -> Self {
+        Self {
+            schedule: raw.schedule.is_none(),
+            main_content: raw.main_content.is_none(),
+            robots: raw.robots.is_none(),
+        }
+    }
+
+    /// Whether a watch validated under `old` can be brought to `new` by
+    /// [`rebase`]: not when a changed default reaches its extraction rules,
+    /// which only its block's text can compile again.
+    pub(super) fn rebases(self, old: &DefaultsKey, new: &DefaultsKey) -> bool {
+        old.exclude == new.exclude
+            && old.ignore == new.ignore
+            && (!self.main_content || old.main_content == new.main_content)
+    }
+}
+
+/// A watch validated under the defaults `old`, as validating its block
+/// under `new` would make it, without reading the block again: a reload
+/// after a change to `[defaults]` or `[limits]` must not parse 100,000
+/// blocks to learn that their watches are as they were. Only what
+/// [`validate_watches`] takes from the defaults can differ: the schedule
+/// (the default one, or the watch's own in a new time zone) and `robots`.
+/// Call it only when [`Inherits::rebases`]; `None` when the watch's own
+/// schedule no longer fires in the new zone (its block, read again, says
+/// so with its line).
+pub(super) fn rebase(
+    mut watch: Watch,
+    inherits: Inherits,
+    old: &DefaultsKey,
+    new: &Defaults,
+) -> Option<Watch> {
+    if inherits.schedule {
+        if old.schedule != new.schedule.expression || old.timezone != new.timezone {
+            watch.schedule = new.schedule.clone();
+        }
+    } else if old.timezone != new.timezone {
+        watch.schedule = Schedule::parse(&watch.schedule.expression, new.timezone)
+            .and_then(fires_again)
+            .ok()?;
+    }
+    if inherits.robots {
+        watch.robots = new.robots;
+    }
+    Some(watch)
+}
+
 pub(super) fn validate_defaults(
     file: &SourceFile,
     raw: &RawDefaults,
