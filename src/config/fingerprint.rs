@@ -17,8 +17,33 @@ pub struct Fingerprint {
     pub(super) defaults: Option<super::validate::DefaultsKey>,
     /// Each `[[watch]]` block's text (see `split.rs`), hashed, and the
     /// watch it holds, with the defaults that watch takes.
-    pub(super) blocks:
-        std::collections::HashMap<blake3::Hash, (String, super::validate::Inherits)>,
+    pub(super) blocks: Blocks,
+}
+
+/// The blocks of [`Fingerprint`], keyed by their text's hash.
+pub(super) type Blocks = std::collections::HashMap<
+    blake3::Hash,
+    (String, super::validate::Inherits),
+    std::hash::BuildHasherDefault<Prefix>,
+>;
+
+/// Hashes a blake3 hash by its first eight bytes: they are as random as
+/// any hash of them, and SipHash over all 32 bytes, twice per block, showed
+/// in the profile of a 100,000-watch reload.
+#[derive(Default)]
+pub(super) struct Prefix(u64);
+
+impl std::hash::Hasher for Prefix {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut word = [0u8; 8];
+        let n = bytes.len().min(8);
+        word[..n].copy_from_slice(&bytes[..n]);
+        self.0 = self.0.rotate_left(17) ^ u64::from_le_bytes(word);
+    }
 }
 
 impl Fingerprint {
@@ -147,11 +172,13 @@ mod tests {
         assert_eq!(*asked.borrow(), ["a", "c"]);
         assert_eq!(after.watches.len(), 4);
 
-        // A default changed: every block is read again.
+        // A default changed: the blocks are still taken, with the new
+        // default applied (see config::split's tests for the whole list);
+        // `b` is back to the text it had in the first load.
         asked.borrow_mut().clear();
         std::fs::write(&main, text("http://127.0.0.1/b", "0 10 * * *")).expect("write");
         let (after, _) = crate::config::load_reusing(&main, Some(&reuse)).expect("valid");
-        assert!(asked.borrow().is_empty(), "{:?}", asked.borrow());
+        assert_eq!(*asked.borrow(), ["a", "b", "c"]);
         assert_eq!(
             after.watch("a").expect("a").schedule.expression,
             "0 10 * * *"

@@ -490,8 +490,11 @@ pub fn load_reusing(
         }
     }
 
-    let mut watches = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    // Sized up front: growing these a step at a time moved 100,000
+    // watches and names over and over on every reload.
+    let mut watches = Vec::with_capacity(blocks.len());
+    let mut seen = std::collections::HashSet::with_capacity(blocks.len());
+    fingerprint.blocks.reserve(blocks.len());
     validate_watches(
         &file,
         raw.watch,

@@ -263,12 +263,20 @@ mod tests {
             ("0 9 * * *", "30 10 * * 1-5", 3),
             ("Europe/London", "America/New_York", 3),
             ("robots = true", "robots = false", 3),
-            ("main_content = true\n\n[daemon]", "main_content = false\n\n[daemon]", 2),
+            (
+                "main_content = true\n\n[daemon]",
+                "main_content = false\n\n[daemon]",
+                2,
+            ),
             ("[defaults]\n", "[defaults]\nexclude = [\".ads\"]\n", 0),
             ("exclude = [\".ads\"]\n", "", 0),
             ("[defaults]\n", "[defaults]\nignore = ['^Updated']\n", 0),
             ("America/New_York", "Europe/London", 3),
-            ("\n[daemon]", "\n# a comment\n[tags.t]\ntitle = \"T\"\n\n[daemon]", 3),
+            (
+                "\n[daemon]",
+                "\n# a comment\n[tags.t]\ntitle = \"T\"\n\n[daemon]",
+                3,
+            ),
         ];
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("tidings.toml");
@@ -292,7 +300,11 @@ mod tests {
             let (reloaded, reloaded_print) =
                 load_reusing(&path, Some(&reuse)).expect("valid config");
             assert_eq!(asked.get(), taken_over, "after {to:?}");
-            assert_eq!(format!("{reloaded:?}"), format!("{fresh:?}"), "after {to:?}");
+            assert_eq!(
+                format!("{reloaded:?}"),
+                format!("{fresh:?}"),
+                "after {to:?}"
+            );
             assert_eq!(reloaded_print, fresh_print, "after {to:?}");
             (config, print) = (reloaded, reloaded_print);
         }

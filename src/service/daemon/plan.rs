@@ -127,6 +127,26 @@ impl Plan {
         self.by_due.insert((due, name));
     }
 
+    /// Puts `watch` in its entry's place, keeping the due time, when
+    /// `keeps_due(old, new)` says the entry's timing still holds: one
+    /// look-up per watch for a reload that leaves 100,000 as they were.
+    /// Otherwise the watch comes back, with whether it had an entry, to be
+    /// planned anew and [`Plan::insert`]ed.
+    pub(super) fn replace(
+        &mut self,
+        watch: Watch,
+        keeps_due: impl FnOnce(&Watch, &Watch) -> bool,
+    ) -> Option<(Watch, bool)> {
+        match self.by_name.get_mut(&watch.name) {
+            Some(planned) if keeps_due(&planned.watch, &watch) => {
+                planned.watch = watch;
+                None
+            }
+            Some(_) => Some((watch, true)),
+            None => Some((watch, false)),
+        }
+    }
+
     /// Records a watch's last check; unknown names are ignored.
     pub(super) fn set_last_check(&mut self, name: &str, checked: Option<DateTime<Utc>>) {
         if let Some(planned) = self.by_name.get_mut(name) {
@@ -228,6 +248,26 @@ mod tests {
         plan.insert(watch("b"), t(40));
         assert_eq!(names(&plan, t(45), &none), ["b"]);
         assert_eq!(names(&plan, t(55), &none), ["b", "a"]);
+        assert_eq!(plan.len(), 2);
+    }
+
+    #[test]
+    fn replace_keeps_the_due_time_only_when_told_and_gives_back_the_rest() {
+        let t = |s: i64| DateTime::<Utc>::from_timestamp(1_800_000_000 + s, 0).expect("time");
+        let mut plan = Plan::default();
+        plan.insert(watch("a"), t(10));
+        plan.insert(watch("b"), t(20));
+        let mut moved = watch("a");
+        moved.url = url::Url::parse("http://127.0.0.1/elsewhere").expect("url");
+        assert!(plan.replace(moved, |old, new| old.url != new.url).is_none());
+        let a = plan.get("a").expect("a");
+        assert_eq!((a.due, a.watch.url.path()), (t(10), "/elsewhere"));
+        let (back, planned) = plan.replace(watch("b"), |_, _| false).expect("given back");
+        assert!(planned && back.name == "b");
+        let (back, planned) = plan.replace(watch("c"), |_, _| true).expect("new");
+        assert!(!planned && back.name == "c" && plan.get("c").is_none());
+        let none = HashSet::new();
+        assert_eq!(plan.next_due(&none), Some(t(10)));
         assert_eq!(plan.len(), 2);
     }
 }

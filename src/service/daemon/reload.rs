@@ -139,59 +139,50 @@ impl Daemon {
         // The watches move into the plan, as at start-up: no copy of
         // 100,000 of them is made, and none kept in the config.
         let watches = std::mem::take(&mut config.watches);
+        let total = watches.len();
         self.config = config;
-        // Only watches added, or whose schedule or timing changed, are
-        // planned anew, from their stored state: read for just those when
-        // they are few (one round trip), in one pass over the tree when
-        // many. A reload that adds one watch to 100,000 must not read all.
         let schedule_changed = |old: &crate::config::Watch, new: &crate::config::Watch| {
             old.schedule.expression != new.schedule.expression
                 || old.schedule.timezone != new.schedule.timezone
         };
-        let anew: Vec<&str> = watches
-            .iter()
-            .filter(|watch| match self.plan.get(&watch.name) {
-                None => true,
-                Some(planned) => daemon_settings_changed || schedule_changed(&planned.watch, watch),
-            })
-            .map(|watch| watch.name.as_str())
-            .collect();
+        // A watch whose schedule and timing are as they were takes its
+        // place in the plan with its due time, in one look-up. Only the
+        // others (added, rescheduled) are planned anew, from their stored
+        // state.
+        let mut anew = Vec::new();
+        for watch in watches {
+            let kept = self.plan.replace(watch, |old, new| {
+                let rescheduled = schedule_changed(old, new);
+                if rescheduled || old.url != new.url || old.tags != new.tags {
+                    changed += 1;
+                }
+                !rescheduled && !daemon_settings_changed
+            });
+            anew.extend(kept);
+        }
+        // Their stored state is read for just those when they are few (one
+        // round trip), in one pass over the tree when many. A reload that
+        // adds one watch to 100,000 must not read all.
         let (states, paused) = if anew.is_empty() {
             Default::default()
-        } else if anew.len() <= watches.len() / 10 {
-            self.store.plan_inputs(&anew).unwrap_or_default()
+        } else if anew.len() <= total / 10 {
+            let names: Vec<&str> = anew.iter().map(|(w, _)| w.name.as_str()).collect();
+            self.store.plan_inputs(&names).unwrap_or_default()
         } else {
             let Stored { states, paused } = self.stored();
             (states, paused.into_keys().collect())
         };
-        drop(anew);
         let mut batch = super::plan::Batch::new(now, self.timing());
-        for watch in watches {
+        for (watch, planned_before) in anew {
             let state = states.get(&watch.name);
-            let is_paused = paused.contains(&watch.name);
-            match self.plan.get(&watch.name) {
-                None => {
-                    added += 1;
-                    let due = batch.due(&watch, state, is_paused);
-                    let name = watch.name.clone();
-                    self.plan.insert(watch, due);
-                    self.remember(&name, state);
-                }
-                Some(planned) => {
-                    let rescheduled = schedule_changed(&planned.watch, &watch);
-                    if rescheduled
-                        || planned.watch.url != watch.url
-                        || planned.watch.tags != watch.tags
-                    {
-                        changed += 1;
-                    }
-                    let due = if rescheduled || daemon_settings_changed {
-                        batch.due(&watch, state, is_paused)
-                    } else {
-                        planned.due
-                    };
-                    self.plan.insert(watch, due);
-                }
+            let due = batch.due(&watch, state, paused.contains(&watch.name));
+            if planned_before {
+                self.plan.insert(watch, due);
+            } else {
+                added += 1;
+                let name = watch.name.clone();
+                self.plan.insert(watch, due);
+                self.remember(&name, state);
             }
         }
         tracing::info!(
