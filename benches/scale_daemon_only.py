@@ -60,7 +60,8 @@ def reload_changed(change):
     c0 = cpu_seconds(p.pid)
     wall = reload_once(p.pid, log, config, change=change)
     return {"wall_s": round(wall, 3), "cpu_s": round(cpu_seconds(p.pid) - c0, 2),
-            "loadavg": os.getloadavg()[0], **last_reload_log(log)}
+            "loadavg": round(os.getloadavg()[0], 2), **last_reload_log(log),
+            "rss_kib": status_fields(p.pid)["VmRSS"], "vmhwm_kib": status_fields(p.pid)["VmHWM"]}
 for change in CHANGES:
     out[f"reload_{change}"] = [reload_changed(change) for _ in range(repeat)]
 out["vmhwm_end_kib"] = status_fields(p.pid)["VmHWM"]
