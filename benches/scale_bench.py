@@ -412,7 +412,7 @@ def markdown(results: list[dict]) -> str:
     row("`tidings status --all` wall", lambda r: mmm(r["status_all_wall"]))
     row("`tidings status --all` CLI CPU", lambda r: mmm(r["status_all_cpu"]))
     row("SIGHUP reload, file unchanged", lambda r: mmm(r["reload_s"]))
-    row("SIGHUP reload, a comment appended (every block read)", lambda r: mmm(r["reload_changed_s"]))
+    row("SIGHUP reload, a comment appended (outside the blocks)", lambda r: mmm(r["reload_changed_s"]))
     row("SIGHUP reload, a watch appended", lambda r: mmm(r["reload_added_s"]))
     row("SIGTERM to exit", lambda r: f"{r['stop']['stop_seconds']} s, exit {r['stop']['exit_code']}")
     return "\n".join(out)
