@@ -104,7 +104,7 @@ impl Outcome {
 /// the committer (the outcome says what it will be once committed).
 enum Checked {
     Done(Outcome),
-    Commit(Outcome, PreparedVersion),
+    Commit(Box<(Outcome, PreparedVersion)>),
 }
 
 /// The result of checking one watch.
@@ -711,15 +711,9 @@ impl Pipeline {
         // its batch to commit keeps no other page from being fetched.
         let outcome = match checked {
             Checked::Done(outcome) => outcome,
-            Checked::Commit(outcome, version) => {
-                let expected = version.number();
-                let committed = self.committer.commit(self.store.clone(), version);
-                match committed.instrument(span).await {
-                    Ok(number) if number == expected => outcome,
-                    Ok(number) => outcome.renumbered(number),
-                    Err(error) => Outcome::Failed { error },
-                }
-            }
+            // Boxed: a thousand checks are spawned at once, and each task
+            // is as large as its future's largest state.
+            Checked::Commit(pending) => Box::pin(self.commit(*pending).instrument(span)).await,
         };
         if let Outcome::Failed { error } = &outcome {
             tracing::warn!(watch = %watch.name, url = %watch.url, %error, "check failed");
@@ -732,10 +726,39 @@ impl Pipeline {
         }
     }
 
+    /// Waits for the committer to commit a check's new version.
+    async fn commit(&self, (outcome, version): (Outcome, PreparedVersion)) -> Outcome {
+        let expected = version.number();
+        match self.committer.commit(self.store.clone(), version).await {
+            Ok(number) if number == expected => outcome,
+            Ok(number) => outcome.renumbered(number),
+            Err(error) => Outcome::Failed { error },
+        }
+    }
+
+    /// Runs one small store call (a watch's state read or written): in
+    /// place on sled, where that is one record in memory and never waits on
+    /// a network (a thread hand-off per call cost more than the call on a
+    /// pass of 304s), and on the blocking pool for PostgreSQL.
+    async fn on_store<T, E>(
+        &self,
+        work: impl FnOnce() -> Result<T, E> + Send + 'static,
+    ) -> Result<T, String>
+    where
+        T: Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        if self.store.is_shared() {
+            run_blocking(work).await
+        } else {
+            work().map_err(|error| error.to_string())
+        }
+    }
+
     async fn check_inner(&self, watch: &Watch) -> Checked {
         let store = self.store.clone();
         let name = watch.name.clone();
-        let state = match run_blocking(move || store.watch_state(&name)).await {
+        let state = match self.on_store(move || store.watch_state(&name)).await {
             Ok(state) => state,
             Err(error) => return Checked::Done(Outcome::Failed { error }),
         };
@@ -757,7 +780,10 @@ impl Pipeline {
         let name = watch.name.clone();
         Checked::Done(match fetched {
             Ok(FetchOutcome::NotModified) => {
-                match run_blocking(move || record_not_modified(&store, &name, state, now)).await {
+                match self
+                    .on_store(move || record_not_modified(&store, &name, state, now))
+                    .await
+                {
                     Ok(()) => Outcome::Unchanged { not_modified: true },
                     Err(error) => Outcome::Failed { error },
                 }
@@ -812,7 +838,7 @@ impl Pipeline {
                             });
                         match (applied, commit) {
                             (Ok(outcome), Commit::Later(Some(version))) => {
-                                Ok(Checked::Commit(outcome, version))
+                                Ok(Checked::Commit(Box::new((outcome, version))))
                             }
                             (Ok(outcome), _) => Ok(Checked::Done(outcome)),
                             (Err(ApplyError::Store(e)), _) => Err(e),

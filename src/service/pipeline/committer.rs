@@ -144,6 +144,11 @@ fn commit(batch: Vec<Job>) {
         store.commit_batch(versions)
     }));
     drop(store);
+    tracing::debug!(
+        versions = count,
+        ok = matches!(committed, Ok(Ok(_))),
+        "a batch commit"
+    );
     let results: Vec<Result<u64, String>> = match committed {
         Ok(Ok(numbers)) if numbers.len() == count => numbers.into_iter().map(Ok).collect(),
         Ok(Ok(_)) => vec![Err("internal error: a commit lost a version".to_owned()); count],
