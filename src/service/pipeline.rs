@@ -22,13 +22,13 @@ use crate::core::extract::{self, EXTRACTOR_VERSION};
 use crate::core::facts::{self, FactRule};
 use crate::core::model::Block;
 use crate::fetch::{FetchOutcome, FetchSettings, Fetcher, Validators};
-use crate::store::{
-    self, NewChange, NewVersion, PreparedVersion, Store, StoreError, Suspect, WatchState,
-};
+use crate::store::{self, NewChange, NewVersion, PreparedVersion, Store, StoreError, Suspect};
 
 mod committer;
+mod pool;
 mod record;
-use committer::Committer;
+use committer::{Commit, Committer};
+use pool::CpuPool;
 use record::{record_failure, record_not_modified, run_blocking};
 
 /// What one check found.
@@ -253,35 +253,6 @@ pub fn apply_extracted(
 ) -> Result<Outcome, ApplyError> {
     let now = &mut Commit::Now;
     apply_with(store, watch, blocks, fact_rules, page, diff_options, now)
-}
-
-/// How a check's new version is committed.
-enum Commit {
-    /// At once, in a transaction of its own (`diff`, `replay`, evaluations).
-    Now,
-    /// Prepared on the worker and left for the pipeline's committer, which
-    /// commits the versions of several checks in one transaction.
-    Later(Option<PreparedVersion>),
-}
-
-impl Commit {
-    fn commit(
-        &mut self,
-        store: &Store,
-        watch: &str,
-        version: &NewVersion<'_>,
-        state: &WatchState,
-    ) -> Result<u64, StoreError> {
-        match self {
-            Commit::Now => store.commit_version(watch, version, state),
-            Commit::Later(slot) => {
-                let prepared = store.prepare_version(watch, version, state)?;
-                let number = prepared.number();
-                *slot = Some(prepared);
-                Ok(number)
-            }
-        }
-    }
 }
 
 /// [`apply_extracted`], committing a new version as `commit` says.
@@ -516,85 +487,6 @@ pub struct Pipeline {
     workers: CpuPool,
     /// Commits the new versions the workers prepare, several at a time.
     committer: Committer,
-}
-
-/// A fixed set of threads for the CPU-bound work of a check.
-///
-/// Why not tokio's blocking pool: it hands each job to whichever of its
-/// many threads is free (store reads and flushes run there too), and the
-/// `regex` crate keeps a lazy-DFA cache per thread that uses a pattern. A
-/// changed pass spread its fact reading over four or more threads, each
-/// warming its own caches of the large fact patterns from cold: CPU spent
-/// again per thread, and megabytes of caches per thread. A pool of as many
-/// threads as pages may be read at once bounds both.
-#[derive(Debug)]
-struct CpuPool {
-    jobs: Mutex<std::sync::mpsc::Sender<Job>>,
-}
-
-type Job = Box<dyn FnOnce() + Send>;
-
-impl CpuPool {
-    fn new(threads: usize) -> Self {
-        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
-        let queue = Arc::new(Mutex::new(queue));
-        for i in 0..threads.max(1) {
-            let queue = Arc::clone(&queue);
-            // A thread that cannot start leaves the others to do the work;
-            // with none at all, `run` reports every job as failed.
-            let _ = std::thread::Builder::new()
-                .name(format!("tidings-cpu-{i}"))
-                .spawn(move || {
-                    loop {
-                        // The lock is held only to take one job.
-                        let job = match queue.lock() {
-                            Ok(queue) => queue.recv(),
-                            Err(_) => return,
-                        };
-                        match job {
-                            Ok(job) => job(),
-                            // The pipeline is gone.
-                            Err(_) => return,
-                        }
-                    }
-                });
-        }
-        Self {
-            jobs: Mutex::new(jobs),
-        }
-    }
-
-    /// Runs `work` on one of the pool's threads, turning a panic or an
-    /// error into a message, as [`run_blocking`] does.
-    async fn run<T, E>(
-        &self,
-        work: impl FnOnce() -> Result<T, E> + Send + 'static,
-    ) -> Result<T, String>
-    where
-        T: Send + 'static,
-        E: std::fmt::Display + Send + 'static,
-    {
-        let (done, result) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move || {
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
-            let _ = done.send(match outcome {
-                Ok(Ok(value)) => Ok(value),
-                Ok(Err(error)) => Err(error.to_string()),
-                Err(_) => Err("internal error: a page's check panicked".to_owned()),
-            });
-        });
-        let sent = self
-            .jobs
-            .lock()
-            .map_err(|_| "internal error: the worker pool is poisoned".to_owned())?
-            .send(job);
-        if sent.is_err() {
-            return Err("internal error: no worker thread is running".to_owned());
-        }
-        result
-            .await
-            .unwrap_or_else(|_| Err("internal error: no worker thread is running".to_owned()))
-    }
 }
 
 impl Pipeline {
@@ -838,7 +730,7 @@ impl Pipeline {
                             });
                         match (applied, commit) {
                             (Ok(outcome), Commit::Later(Some(version))) => {
-                                Ok(Checked::Commit(Box::new((outcome, version))))
+                                Ok(Checked::Commit(Box::new((outcome, *version))))
                             }
                             (Ok(outcome), _) => Ok(Checked::Done(outcome)),
                             (Err(ApplyError::Store(e)), _) => Err(e),

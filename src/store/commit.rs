@@ -93,6 +93,10 @@ impl PreparedVersion {
     }
 }
 
+/// What a version's transaction writes for its text and its change
+/// record: pack references on sled, the values themselves on PostgreSQL.
+pub(super) type StagedValues = (Vec<u8>, Option<Vec<u8>>);
+
 /// A change record as written, borrowing its detail (the change's diff
 /// and assessment, the largest part) rather than copying it.
 #[derive(Serialize)]
@@ -270,7 +274,7 @@ impl Store {
         &self,
         batch: &[PreparedVersion],
         pending: &[usize],
-    ) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>, StoreError> {
+    ) -> Result<Vec<StagedValues>, StoreError> {
         let keys: Vec<Vec<u8>> = pending
             .iter()
             .map(|&i| version_key(&batch[i].watch, batch[i].number()))
@@ -326,7 +330,7 @@ impl Store {
         &self,
         batch: &[PreparedVersion],
         pending: &[usize],
-        values: &[(Vec<u8>, Option<Vec<u8>>)],
+        values: &[StagedValues],
     ) -> Result<Vec<Result<u64, Option<u64>>>, StoreError> {
         let _gate = self.transaction_gate();
         self.kv.transaction("watch", |tx| {

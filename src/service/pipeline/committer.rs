@@ -15,7 +15,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::store::{PreparedVersion, Store};
+use crate::store::{NewVersion, PreparedVersion, Store, StoreError, WatchState};
 
 /// How long the committer waits for more versions after the first of a
 /// batch, while pages are still being read. Much shorter than the flush
@@ -24,6 +24,35 @@ const GATHER: Duration = Duration::from_millis(20);
 /// The most versions one transaction commits: a bound on what one
 /// failure fails together, and on the transaction's size.
 const MAX_BATCH: usize = 64;
+
+/// How a check's new version is committed.
+pub(super) enum Commit {
+    /// At once, in a transaction of its own (`diff`, `replay`, evaluations).
+    Now,
+    /// Prepared on the worker and left for the pipeline's committer, which
+    /// commits the versions of several checks in one transaction.
+    Later(Option<Box<PreparedVersion>>),
+}
+
+impl Commit {
+    pub(super) fn commit(
+        &mut self,
+        store: &Store,
+        watch: &str,
+        version: &NewVersion<'_>,
+        state: &WatchState,
+    ) -> Result<u64, StoreError> {
+        match self {
+            Commit::Now => store.commit_version(watch, version, state),
+            Commit::Later(slot) => {
+                let prepared = store.prepare_version(watch, version, state)?;
+                let number = prepared.number();
+                *slot = Some(Box::new(prepared));
+                Ok(number)
+            }
+        }
+    }
+}
 
 /// One version to commit, and where its check waits for the answer.
 struct Job {
