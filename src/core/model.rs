@@ -70,6 +70,17 @@ impl Block {
             }
         }
     }
+
+    /// `self.render().len()`, counted without rendering: the store records
+    /// every version's rendered size.
+    pub fn rendered_len(&self) -> usize {
+        let mark = match self.kind {
+            BlockKind::Heading { level } => usize::from(level.clamp(1, 6)) + 1,
+            BlockKind::ListItem | BlockKind::Named => 2,
+            BlockKind::Paragraph | BlockKind::TableRow | BlockKind::Preformatted => 0,
+        };
+        mark + self.text.len()
+    }
 }
 
 /// The text tidings sees in one page.

@@ -22,9 +22,13 @@ use crate::core::extract::{self, EXTRACTOR_VERSION};
 use crate::core::facts::{self, FactRule};
 use crate::core::model::Block;
 use crate::fetch::{FetchOutcome, FetchSettings, Fetcher, Validators};
-use crate::store::{self, NewChange, NewVersion, Store, StoreError, Suspect};
+use crate::store::{self, NewChange, NewVersion, PreparedVersion, Store, StoreError, Suspect};
 
+mod committer;
+mod pool;
 mod record;
+use committer::{Commit, Committer};
+use pool::CpuPool;
 use record::{record_failure, record_not_modified, run_blocking};
 
 /// What one check found.
@@ -80,6 +84,27 @@ impl Outcome {
             Self::Failed { .. } => "ERROR",
         }
     }
+}
+
+impl Outcome {
+    /// The same outcome for version `number`: the committer numbered the
+    /// version after one another writer stored meanwhile.
+    fn renumbered(mut self, number: u64) -> Self {
+        if let Self::New { version }
+        | Self::Changed { version, .. }
+        | Self::Rebaselined { version } = &mut self
+        {
+            *version = number;
+        }
+        self
+    }
+}
+
+/// What a check's fetch and reading came to: done, or a new version for
+/// the committer (the outcome says what it will be once committed).
+enum Checked {
+    Done(Outcome),
+    Commit(Box<(Outcome, PreparedVersion)>),
 }
 
 /// The result of checking one watch.
@@ -226,6 +251,20 @@ pub fn apply_extracted(
     page: &FetchedPage<'_>,
     diff_options: &DiffOptions,
 ) -> Result<Outcome, ApplyError> {
+    let now = &mut Commit::Now;
+    apply_with(store, watch, blocks, fact_rules, page, diff_options, now)
+}
+
+/// [`apply_extracted`], committing a new version as `commit` says.
+fn apply_with(
+    store: &Store,
+    watch: &str,
+    blocks: &[Block],
+    fact_rules: &[FactRule],
+    page: &FetchedPage<'_>,
+    diff_options: &DiffOptions,
+    commit: &mut Commit,
+) -> Result<Outcome, ApplyError> {
     if blocks.is_empty() {
         return Err(ApplyError::NoText);
     }
@@ -245,7 +284,7 @@ pub fn apply_extracted(
         // Facts are read when a change needs them, not for every baseline:
         // on a first pass over a thousand pages that is a third of the work.
         let version = new_version(page, blocks, None);
-        let number = store.commit_version(watch, &version, &state)?;
+        let number = commit.commit(store, watch, &version, &state)?;
         return Ok(Outcome::New { version: number });
     };
     let text_diff = diff::diff(&previous_blocks, blocks, diff_options);
@@ -261,7 +300,7 @@ pub fn apply_extracted(
         // the new baseline, with no change record.
         state.suspect = None;
         let version = new_version(page, blocks, None);
-        let number = store.commit_version(watch, &version, &state)?;
+        let number = commit.commit(store, watch, &version, &state)?;
         return Ok(Outcome::Rebaselined { version: number });
     }
 
@@ -315,7 +354,7 @@ pub fn apply_extracted(
     if let Some(audience) = &page.audience {
         version.notify = recipients(store, watch, audience, &assessment.kinds())?;
     }
-    let number = store.commit_version(watch, &version, &state)?;
+    let number = commit.commit(store, watch, &version, &state)?;
     Ok(Outcome::Changed {
         version: number,
         diff: text_diff,
@@ -446,85 +485,8 @@ pub struct Pipeline {
     /// The threads that read pages (extract, facts, diff, store), as many
     /// as `cpu` allows at once.
     workers: CpuPool,
-}
-
-/// A fixed set of threads for the CPU-bound work of a check.
-///
-/// Why not tokio's blocking pool: it hands each job to whichever of its
-/// many threads is free (store reads and flushes run there too), and the
-/// `regex` crate keeps a lazy-DFA cache per thread that uses a pattern. A
-/// changed pass spread its fact reading over four or more threads, each
-/// warming its own caches of the large fact patterns from cold: CPU spent
-/// again per thread, and megabytes of caches per thread. A pool of as many
-/// threads as pages may be read at once bounds both.
-#[derive(Debug)]
-struct CpuPool {
-    jobs: Mutex<std::sync::mpsc::Sender<Job>>,
-}
-
-type Job = Box<dyn FnOnce() + Send>;
-
-impl CpuPool {
-    fn new(threads: usize) -> Self {
-        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
-        let queue = Arc::new(Mutex::new(queue));
-        for i in 0..threads.max(1) {
-            let queue = Arc::clone(&queue);
-            // A thread that cannot start leaves the others to do the work;
-            // with none at all, `run` reports every job as failed.
-            let _ = std::thread::Builder::new()
-                .name(format!("tidings-cpu-{i}"))
-                .spawn(move || {
-                    loop {
-                        // The lock is held only to take one job.
-                        let job = match queue.lock() {
-                            Ok(queue) => queue.recv(),
-                            Err(_) => return,
-                        };
-                        match job {
-                            Ok(job) => job(),
-                            // The pipeline is gone.
-                            Err(_) => return,
-                        }
-                    }
-                });
-        }
-        Self {
-            jobs: Mutex::new(jobs),
-        }
-    }
-
-    /// Runs `work` on one of the pool's threads, turning a panic or an
-    /// error into a message, as [`run_blocking`] does.
-    async fn run<T, E>(
-        &self,
-        work: impl FnOnce() -> Result<T, E> + Send + 'static,
-    ) -> Result<T, String>
-    where
-        T: Send + 'static,
-        E: std::fmt::Display + Send + 'static,
-    {
-        let (done, result) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move || {
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
-            let _ = done.send(match outcome {
-                Ok(Ok(value)) => Ok(value),
-                Ok(Err(error)) => Err(error.to_string()),
-                Err(_) => Err("internal error: a page's check panicked".to_owned()),
-            });
-        });
-        let sent = self
-            .jobs
-            .lock()
-            .map_err(|_| "internal error: the worker pool is poisoned".to_owned())?
-            .send(job);
-        if sent.is_err() {
-            return Err("internal error: no worker thread is running".to_owned());
-        }
-        result
-            .await
-            .unwrap_or_else(|_| Err("internal error: no worker thread is running".to_owned()))
-    }
+    /// Commits the new versions the workers prepare, several at a time.
+    committer: Committer,
 }
 
 impl Pipeline {
@@ -550,6 +512,7 @@ impl Pipeline {
             global: Arc::new(Semaphore::new(limits.concurrency)),
             cpu: Arc::new(Semaphore::new(cores)),
             workers: CpuPool::new(cores),
+            committer: Committer::new(),
             limits,
             per_host: Mutex::new(HashMap::new()),
             next_turn: Mutex::new(HashMap::new()),
@@ -625,14 +588,25 @@ impl Pipeline {
 
     /// Checks one watch. Never fails: a failure is an [`Outcome::Failed`].
     pub async fn check(&self, watch: &Watch) -> CheckReport {
-        // The host permit is taken first, so a task waiting on a busy host
-        // does not hold one of the global slots that other hosts could use.
-        let host = self.host_limit(&watch.url);
-        let _host_permit = host.acquire().await;
-        let _global_permit = self.global.acquire().await;
-        self.wait_for_host_turn(&watch.url).await;
         let span = tracing::info_span!("check", watch = %watch.name, url = %watch.url);
-        let outcome = self.check_inner(watch).instrument(span).await;
+        let checked = {
+            // The host permit is taken first, so a task waiting on a busy
+            // host does not hold one of the global slots that other hosts
+            // could use.
+            let host = self.host_limit(&watch.url);
+            let _host_permit = host.acquire().await;
+            let _global_permit = self.global.acquire().await;
+            self.wait_for_host_turn(&watch.url).await;
+            self.check_inner(watch).instrument(span.clone()).await
+        };
+        // The permits are given back before the commit: a check waiting for
+        // its batch to commit keeps no other page from being fetched.
+        let outcome = match checked {
+            Checked::Done(outcome) => outcome,
+            // Boxed: a thousand checks are spawned at once, and each task
+            // is as large as its future's largest state.
+            Checked::Commit(pending) => Box::pin(self.commit(*pending).instrument(span)).await,
+        };
         if let Outcome::Failed { error } = &outcome {
             tracing::warn!(watch = %watch.name, url = %watch.url, %error, "check failed");
         }
@@ -644,12 +618,41 @@ impl Pipeline {
         }
     }
 
-    async fn check_inner(&self, watch: &Watch) -> Outcome {
+    /// Waits for the committer to commit a check's new version.
+    async fn commit(&self, (outcome, version): (Outcome, PreparedVersion)) -> Outcome {
+        let expected = version.number();
+        match self.committer.commit(self.store.clone(), version).await {
+            Ok(number) if number == expected => outcome,
+            Ok(number) => outcome.renumbered(number),
+            Err(error) => Outcome::Failed { error },
+        }
+    }
+
+    /// Runs one small store call (a watch's state read or written): in
+    /// place on sled, where that is one record in memory and never waits on
+    /// a network (a thread hand-off per call cost more than the call on a
+    /// pass of 304s), and on the blocking pool for PostgreSQL.
+    async fn on_store<T, E>(
+        &self,
+        work: impl FnOnce() -> Result<T, E> + Send + 'static,
+    ) -> Result<T, String>
+    where
+        T: Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        if self.store.is_shared() {
+            run_blocking(work).await
+        } else {
+            work().map_err(|error| error.to_string())
+        }
+    }
+
+    async fn check_inner(&self, watch: &Watch) -> Checked {
         let store = self.store.clone();
         let name = watch.name.clone();
-        let state = match run_blocking(move || store.watch_state(&name)).await {
+        let state = match self.on_store(move || store.watch_state(&name)).await {
             Ok(state) => state,
-            Err(error) => return Outcome::Failed { error },
+            Err(error) => return Checked::Done(Outcome::Failed { error }),
         };
         // Validators are only worth sending when there is a stored version to
         // fall back on, and never while a text is held: the confirming fetch
@@ -667,9 +670,12 @@ impl Pipeline {
         let now = Utc::now();
         let store = self.store.clone();
         let name = watch.name.clone();
-        match fetched {
+        Checked::Done(match fetched {
             Ok(FetchOutcome::NotModified) => {
-                match run_blocking(move || record_not_modified(&store, &name, state, now)).await {
+                match self
+                    .on_store(move || record_not_modified(&store, &name, state, now))
+                    .await
+                {
                     Ok(()) => Outcome::Unchanged { not_modified: true },
                     Err(error) => Outcome::Failed { error },
                 }
@@ -697,6 +703,7 @@ impl Pipeline {
                 let diff_options = self.diff_options();
                 let url = watch.url.to_string();
                 let tags = watch.tags.clone();
+                let _reading = self.committer.reading();
                 let _cpu_permit = self.cpu.acquire().await;
                 let result = self
                     .workers
@@ -710,25 +717,32 @@ impl Pipeline {
                                 tags: &tags,
                             }),
                         };
-                        match apply_page(
-                            &store,
-                            &name,
-                            &rules,
-                            &fact_rules,
-                            &fetched,
-                            &diff_options,
-                        ) {
-                            Ok(outcome) => Ok(outcome),
-                            Err(ApplyError::Store(e)) => Err(e),
-                            Err(other) => {
+                        // The new version, if any, is prepared here and
+                        // committed by the committer with others.
+                        let mut commit = Commit::Later(None);
+                        let applied = extract::extract(&page.html, &rules)
+                            .map_err(ApplyError::from)
+                            .and_then(|extracted| {
+                                let blocks = &extracted.blocks;
+                                let options = &diff_options;
+                                let (rules, commit) = (&fact_rules, &mut commit);
+                                apply_with(&store, &name, blocks, rules, &fetched, options, commit)
+                            });
+                        match (applied, commit) {
+                            (Ok(outcome), Commit::Later(Some(version))) => {
+                                Ok(Checked::Commit(Box::new((outcome, *version))))
+                            }
+                            (Ok(outcome), _) => Ok(Checked::Done(outcome)),
+                            (Err(ApplyError::Store(e)), _) => Err(e),
+                            (Err(other), _) => {
                                 let error = format!("{}: {other}", page.final_url);
                                 record_failure(&store, &name, now, &error)?;
-                                Ok(Outcome::Failed { error })
+                                Ok(Checked::Done(Outcome::Failed { error }))
                             }
                         }
                     })
                     .await;
-                result.unwrap_or_else(|error| Outcome::Failed { error })
+                return result.unwrap_or_else(|error| Checked::Done(Outcome::Failed { error }));
             }
             Err(fetch_error) => {
                 let error = fetch_error.to_string();
@@ -740,7 +754,7 @@ impl Pipeline {
                     },
                 }
             }
-        }
+        })
     }
 
     /// Checks every watch concurrently within the limits. `on_done` is called

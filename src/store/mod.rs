@@ -25,6 +25,7 @@ use crate::core::model::Block;
 use chrono::{DateTime, Utc};
 
 mod backup;
+mod commit;
 mod copy;
 pub(crate) mod kv;
 mod nodes;
@@ -34,11 +35,12 @@ mod reads;
 mod records;
 mod subscribers;
 
-use kv::{Kv, Tree, TxError};
+use kv::{Kv, Tree};
 use records::*;
 
 pub use crate::core::subscriptions::{Cadence, Subscriber, Suppression, normalise_address};
 pub use backup::{BackupError, BackupSummary};
+pub use commit::PreparedVersion;
 pub use copy::CopySummary;
 pub use kv::pg::redact as redact_url;
 pub use nodes::{CheckClaim, Node, NodeRow, hostname};
@@ -529,133 +531,6 @@ impl Store {
         Ok(())
     }
 
-    /// Commits a new version, its change record and the watch's new state in
-    /// one transaction, and returns the version number. `state.latest_version`
-    /// is set here; the caller's value is ignored.
-    pub fn commit_version(
-        &self,
-        watch: &str,
-        version: &NewVersion<'_>,
-        state: &WatchState,
-    ) -> Result<u64, StoreError> {
-        let text_json = text_json(version.blocks);
-        let hash = blake3::hash(&text_json);
-        let facts_json = version.facts.as_ref().map(|(facts_version, facts)| {
-            encode_compressed(&FactsRecord {
-                v: 2,
-                facts_version: *facts_version,
-                facts: facts.clone(),
-            })
-        });
-        let compressed = zstd::bulk::compress(&text_json, ZSTD_LEVEL)
-            .map_err(|e| self.corrupt("text", format!("compression failed: {e}")))?;
-        let text_bytes: u64 = version
-            .blocks
-            .iter()
-            .map(|block| block.render().len() as u64 + 2)
-            .sum();
-
-        // Row ids come from the store's counter outside the transaction: a
-        // retried transaction reuses them, and a crash merely skips some.
-        let notify = version.change.as_ref().and(version.notify.as_ref());
-        let ids = match notify {
-            Some(notify) => notify
-                .recipients
-                .iter()
-                .map(|_| self.kv.generate_id())
-                .collect::<Result<Vec<u64>, _>>()?,
-            None => Vec::new(),
-        };
-
-        // The change record names the version it leads to, and on sled it
-        // is written to a pack before the transaction, so the number is
-        // read first and checked inside: if another writer got in between
-        // (it cannot on sled, where one process holds the store), the
-        // staged entries are left as dead bytes and staged again.
-        let mut previous = self.watch_state(watch)?.latest_version;
-        for _ in 0..COMMIT_ATTEMPTS {
-            let change_record = match (&version.change, previous) {
-                (Some(change), Some(from_version)) => Some(encode_compressed(&ChangeRecordV1 {
-                    v: 2,
-                    from_version,
-                    to_version: from_version + 1,
-                    detected_at: version.seen_at,
-                    changed_words: change.changed_words,
-                    detail: change.detail.clone(),
-                })),
-                _ => None,
-            };
-            let number = previous.map_or(1, |n| n + 1);
-            let change_key = version_key(watch, number);
-            let mut staged = vec![kv::Staged {
-                tree: Tree::Texts,
-                key: hash.as_bytes(),
-                value: &compressed,
-            }];
-            if let Some(record) = &change_record {
-                staged.push(kv::Staged {
-                    tree: Tree::Changes,
-                    key: &change_key,
-                    value: record,
-                });
-            }
-            // On sled the text and the change record are written to a pack
-            // and synced here, before the transaction that refers to them
-            // (which may run more than once).
-            let values = self.kv.stage(&staged)?;
-            let (text_value, change_value) = (&values[0], values.get(1));
-
-            let _gate = self.transaction_gate();
-            let committed = self.kv.transaction("watch", |tx| {
-                let found = match tx.get(Tree::Watches, watch.as_bytes())? {
-                    Some(bytes) => {
-                        decode::<WatchRecord>(&bytes)
-                            .map_err(TxError::Abort)?
-                            .latest_version
-                    }
-                    None => None,
-                };
-                if found != previous {
-                    return Ok(Err(found));
-                }
-                if tx.get(Tree::Texts, hash.as_bytes())?.is_none() {
-                    tx.insert(Tree::Texts, hash.as_bytes(), text_value)?;
-                }
-                if let Some(facts_json) = &facts_json {
-                    tx.insert(Tree::Facts, hash.as_bytes(), facts_json.as_slice())?;
-                }
-                let record = VersionRecord {
-                    v: 1,
-                    seen_at: version.seen_at,
-                    hash: hash.to_hex().to_string(),
-                    text_bytes,
-                    blocks: version.blocks.len() as u64,
-                    extractor_version: version.extractor_version,
-                    changed_words: version.change.as_ref().map(|c| c.changed_words),
-                };
-                tx.insert(Tree::Versions, &change_key, &encode(&record))?;
-                if let Some(change_value) = change_value {
-                    tx.insert(Tree::Changes, &change_key, change_value)?;
-                    if let Some(notify) = notify {
-                        outbox::queue(tx, watch, number, version.seen_at, notify, &ids)?;
-                    }
-                }
-                let mut watch_record = WatchRecord::from(state);
-                watch_record.latest_version = Some(number);
-                tx.insert(Tree::Watches, watch.as_bytes(), &encode(&watch_record))?;
-                Ok(Ok(number))
-            })?;
-            match committed {
-                Ok(number) => return Ok(number),
-                Err(found) => previous = found,
-            }
-        }
-        Err(self.corrupt(
-            "watch",
-            format!("`{watch}` kept changing while a new version was committed"),
-        ))
-    }
-
     /// All versions of a watch, oldest first.
     pub fn history(&self, watch: &str) -> Result<Vec<VersionInfo>, StoreError> {
         self.kv
@@ -777,8 +652,7 @@ pub fn text_hash(blocks: &[Block]) -> String {
 }
 
 fn text_json(blocks: &[Block]) -> Vec<u8> {
-    // Serialising plain strings cannot fail.
-    serde_json::to_vec(&TextRecord::from_blocks(blocks)).unwrap_or_default()
+    TextRecord::json_of(blocks)
 }
 
 fn watch_prefix(watch: &str) -> Vec<u8> {

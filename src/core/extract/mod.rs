@@ -310,8 +310,15 @@ pub fn extract(html: &str, rules: &Rules) -> Result<Extracted, ExtractError> {
 fn parse(html: &str, deadline: Instant) -> Option<Html> {
     use html5ever::tendril::TendrilSink;
     const SLICE: usize = 64 * 1024;
+    // About one node per `<` (a tag, or the text after it): the tree's node
+    // vector made that size up front is not copied at every doubling as it
+    // grows, and does not end with up to twice the room it needs (with two
+    // pages parsed at once, that was a pass's peak memory).
+    let mut document = Html::new_document();
+    let nodes = memchr::memchr_iter(b'<', html.as_bytes()).count() + 16;
+    document.tree = ego_tree::Tree::with_capacity(scraper::Node::Document, nodes.min(1 << 16));
     let mut parser = html5ever::driver::parse_document(
-        scraper::HtmlTreeSink::new(Html::new_document()),
+        scraper::HtmlTreeSink::new(document),
         html5ever::ParseOpts::default(),
     );
     let mut rest = html;
