@@ -214,61 +214,85 @@ impl From<ChangeRecordV1> for ChangeRecord {
 }
 
 /// A snapshot text as stored: compact field names, since there is one per
-/// block of every distinct version.
-#[derive(Debug, Serialize, Deserialize)]
-pub(super) struct TextRecord {
-    pub(super) v: u32,
-    pub(super) blocks: Vec<BlockRecord>,
+/// block of every distinct version. Written borrowing the blocks' texts, so
+/// writing or hashing a text copies none of it.
+#[derive(Debug, Serialize)]
+pub(super) struct TextRecordRef<'a> {
+    v: u32,
+    blocks: Vec<BlockRecordRef<'a>>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-pub(super) struct BlockRecord {
-    /// `h1`..`h6`, `p`, `li`, `tr` or `pre`.
-    pub(super) k: String,
-    pub(super) t: String,
+#[derive(Debug, Serialize)]
+struct BlockRecordRef<'a> {
+    /// `h1`..`h6`, `p`, `li`, `tr`, `pre` or `n`.
+    k: std::borrow::Cow<'static, str>,
+    t: &'a str,
 }
 
-impl TextRecord {
-    pub(super) fn from_blocks(blocks: &[Block]) -> Self {
+impl<'a> TextRecordRef<'a> {
+    pub(super) fn from_blocks(blocks: &'a [Block]) -> Self {
+        const HEADINGS: [&str; 7] = ["h0", "h1", "h2", "h3", "h4", "h5", "h6"];
         Self {
             v: 1,
             blocks: blocks
                 .iter()
-                .map(|block| BlockRecord {
+                .map(|block| BlockRecordRef {
                     k: match block.kind {
-                        BlockKind::Heading { level } => format!("h{level}"),
+                        BlockKind::Heading { level } => HEADINGS
+                            .get(usize::from(level))
+                            .map_or_else(|| format!("h{level}").into(), |k| (*k).into()),
                         BlockKind::Paragraph => "p".into(),
                         BlockKind::ListItem => "li".into(),
                         BlockKind::TableRow => "tr".into(),
                         BlockKind::Preformatted => "pre".into(),
                         BlockKind::Named => "n".into(),
                     },
-                    t: block.text.clone(),
+                    t: &block.text,
                 })
                 .collect(),
         }
     }
+}
 
+/// A stored text as read back: the kinds borrowed from the JSON (one
+/// allocation fewer per block of every old text a check compares with).
+#[derive(Debug, Deserialize)]
+pub(super) struct TextRecordIn<'a> {
+    v: u32,
+    #[serde(borrow)]
+    blocks: Vec<BlockRecordIn<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BlockRecordIn<'a> {
+    #[serde(borrow)]
+    k: std::borrow::Cow<'a, str>,
+    t: String,
+}
+
+impl TextRecordIn<'_> {
     pub(super) fn into_blocks(self) -> Result<Vec<Block>, String> {
         if self.v > 1 {
             return Err(format!("text record version {} is too new", self.v));
         }
         self.blocks
             .into_iter()
-            .map(|record| {
-                let kind = match record.k.as_str() {
-                    "p" => BlockKind::Paragraph,
-                    "li" => BlockKind::ListItem,
-                    "tr" => BlockKind::TableRow,
-                    "pre" => BlockKind::Preformatted,
-                    "n" => BlockKind::Named,
-                    other => match other.strip_prefix('h').and_then(|l| l.parse::<u8>().ok()) {
-                        Some(level) => BlockKind::Heading { level },
-                        None => return Err(format!("unknown block kind `{other}`")),
-                    },
-                };
-                Ok(Block::new(kind, record.t))
-            })
+            .map(|record| Ok(Block::new(block_kind(&record.k)?, record.t)))
             .collect()
     }
+}
+
+/// A block kind as a text record names it.
+fn block_kind(k: &str) -> Result<BlockKind, String> {
+    Ok(match k {
+        "p" => BlockKind::Paragraph,
+        "li" => BlockKind::ListItem,
+        "tr" => BlockKind::TableRow,
+        "pre" => BlockKind::Preformatted,
+        "n" => BlockKind::Named,
+        other => match other.strip_prefix('h').and_then(|l| l.parse::<u8>().ok()) {
+            Some(level) => BlockKind::Heading { level },
+            None => return Err(format!("unknown block kind `{other}`")),
+        },
+    })
 }
