@@ -19,7 +19,7 @@
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
 
-use aho_corasick::AhoCorasick;
+use memchr::memmem::Finder;
 
 use super::{
     CUE_WORDS, Fact, FactRule, NUMBER_WORDS, POPULATION_READER, TENS, block_facts,
@@ -152,6 +152,13 @@ pub fn read_fact_changes<'a>(
     (changes, read)
 }
 
+/// A candidate fact and the literals a block stating it contains one of.
+struct Candidate {
+    fact: Fact,
+    /// `None`: no literal is known, so every shared block is read.
+    needles: Option<Vec<Finder<'static>>>,
+}
+
 /// Takes out of `changes` the facts that shared blocks state too.
 fn drop_shared<'a>(
     shared: &[&'a Block],
@@ -159,78 +166,49 @@ fn drop_shared<'a>(
     changes: &mut FactChanges,
     read: &mut ReadFacts<'a>,
 ) {
-    let candidates: Vec<(Fact, Option<Vec<String>>)> = changes
+    // One substring searcher per literal: an automaton over all of them
+    // (built per page) cost more to build than these searches take.
+    let mut open: Vec<Candidate> = changes
         .added
         .iter()
         .chain(&changes.removed)
-        .map(|fact| (fact.clone(), needles(fact)))
+        .map(|fact| Candidate {
+            fact: fact.clone(),
+            needles: needles(fact).map(|literals| {
+                literals
+                    .iter()
+                    .map(|literal| Finder::new(literal.as_bytes()).into_owned())
+                    .collect()
+            }),
+        })
         .collect();
-    if candidates.is_empty() {
-        return;
-    }
-    // One automaton over every candidate's literals (ASCII case folded, as
-    // `needles` lower-cased them), so each shared block is scanned once
-    // however many candidates are open.
-    let mut patterns: Vec<&str> = Vec::new();
-    let mut owner: Vec<usize> = Vec::new();
-    for (index, (_, needles)) in candidates.iter().enumerate() {
-        for needle in needles.iter().flatten() {
-            patterns.push(needle);
-            owner.push(index);
-        }
-    }
-    // Too large an automaton (it is not, at page sizes) would mean looking
-    // into every shared block.
-    let matcher = AhoCorasick::builder()
-        .ascii_case_insensitive(true)
-        .build(&patterns)
-        .ok();
-    let mut open = vec![true; candidates.len()];
-    let mut open_count = candidates.len();
+    let mut lower: Vec<u8> = Vec::new();
     for block in shared {
-        if open_count == 0 {
+        if open.is_empty() {
             break;
         }
-        let may_state = candidates
-            .iter()
-            .zip(&open)
-            .any(|((_, needles), open)| *open && needles.is_none())
-            || matcher.as_ref().is_none_or(|matcher| {
-                matcher
-                    .find_overlapping_iter(block.text.as_str())
-                    .any(|found| open[owner[found.pattern().as_usize()]])
-            });
-        if !may_state {
+        lower.clear();
+        lower.extend(block.text.bytes().map(|b| b.to_ascii_lowercase()));
+        let may_state = |candidate: &Candidate| {
+            candidate
+                .needles
+                .as_ref()
+                .is_none_or(|needles| needles.iter().any(|needle| needle.find(&lower).is_some()))
+        };
+        if !open.iter().any(may_state) {
             continue;
         }
-        open_count -= drop_stated(&[block], rules, &candidates, &mut open, changes, read);
-    }
-}
-
-/// Reads the facts of `blocks` and closes the open candidates they state,
-/// taking them out of `changes`; returns how many it closed.
-fn drop_stated<'a>(
-    blocks: &[&'a Block],
-    rules: &[FactRule],
-    candidates: &[(Fact, Option<Vec<String>>)],
-    open: &mut [bool],
-    changes: &mut FactChanges,
-    read: &mut ReadFacts<'a>,
-) -> usize {
-    let mut closed = 0;
-    for block in blocks {
         let stated = block_facts(block, rules);
-        for ((fact, _), open) in candidates.iter().zip(open.iter_mut()) {
-            if *open && stated.contains(fact) {
-                *open = false;
-                closed += 1;
-                changes.added.remove(fact);
-                changes.removed.remove(fact);
+        open.retain(|candidate| {
+            if !stated.contains(&candidate.fact) {
+                return true;
             }
-        }
+            changes.added.remove(&candidate.fact);
+            changes.removed.remove(&candidate.fact);
+            false
+        });
         read.blocks.push((block, stated));
     }
-    closed
 }
 
 /// Literals, in ASCII lower case, one of which (up to ASCII case) is in the
