@@ -207,6 +207,26 @@ pub fn classify(
 /// those only the old one states ([`facts::fact_changes`]): all that is
 /// read of the versions' facts.
 pub fn classify_changes(diff: &TextDiff, fact_changes: &facts::FactChanges) -> Assessment {
+    classify_with(diff, fact_changes, |block| facts::block_facts(block, &[]))
+}
+
+/// [`classify_changes`], taking the changed blocks' facts from those
+/// [`facts::read_fact_changes`] read already.
+pub fn classify_read(
+    diff: &TextDiff,
+    fact_changes: &facts::FactChanges,
+    read: &facts::ReadFacts<'_>,
+) -> Assessment {
+    classify_with(diff, fact_changes, |block| read.without_rules(block))
+}
+
+/// The classifier, given how to read a block's facts (without the watch's
+/// own rules).
+fn classify_with(
+    diff: &TextDiff,
+    fact_changes: &facts::FactChanges,
+    block_facts: impl Fn(&crate::core::model::Block) -> BTreeSet<Fact>,
+) -> Assessment {
     let added: Vec<Fact> = fact_changes.added.iter().cloned().collect();
     let removed: Vec<Fact> = fact_changes.removed.iter().cloned().collect();
     // Each changed block's own facts, read once: the evidence and the
@@ -216,9 +236,7 @@ pub fn classify_changes(diff: &TextDiff, fact_changes: &facts::FactChanges) -> A
         .iter()
         .map(|change| {
             let read = |block: Option<&crate::core::model::Block>| {
-                block
-                    .map(|b| facts::block_facts(b, &[]))
-                    .unwrap_or_default()
+                block.map(&block_facts).unwrap_or_default()
             };
             (read(change.old.as_ref()), read(change.new.as_ref()))
         })
@@ -252,9 +270,10 @@ pub fn classify_changes(diff: &TextDiff, fact_changes: &facts::FactChanges) -> A
                 .map(|f| Kind::from_group(f.group()))
                 .filter(|k| *k != Kind::Narrative)
                 .min();
+            let minor = is_minor(block_change);
             kinds.insert(match named {
-                Some(kind) if listed && !is_minor(block_change) => kind,
-                _ if is_minor(block_change) => Kind::Minor,
+                Some(kind) if listed && !minor => kind,
+                _ if minor => Kind::Minor,
                 _ => Kind::Narrative,
             });
         }

@@ -167,8 +167,7 @@ impl TextDiff {
 pub fn diff(old: &[Block], new: &[Block], options: &DiffOptions) -> TextDiff {
     let started = Instant::now();
     let deadline = started + options.timeout;
-    let old_keys: Vec<&str> = old.iter().map(|b| b.text.as_str()).collect();
-    let new_keys: Vec<&str> = new.iter().map(|b| b.text.as_str()).collect();
+    let (old_keys, new_keys, texts) = text_ids(old, new);
     let ops = similar::capture_diff_slices_deadline(
         Algorithm::Patience,
         &old_keys,
@@ -204,7 +203,7 @@ pub fn diff(old: &[Block], new: &[Block], options: &DiffOptions) -> TextDiff {
             added: new_range.collect(),
         });
     }
-    cancel_moves(&mut regions, &old_keys, &new_keys);
+    cancel_moves(&mut regions, &old_keys, &new_keys, texts);
 
     let old_sections = sections(old);
     let new_sections = sections(new);
@@ -286,38 +285,64 @@ struct Region {
     added: Vec<usize>,
 }
 
+/// A number for each block's text, the same for the same text, and how
+/// many distinct texts there are: the alignment hashes and compares these
+/// rather than every byte of both pages, and gives the same answer, since
+/// it only asks which blocks are equal.
+fn text_ids(old: &[Block], new: &[Block]) -> (Vec<usize>, Vec<usize>, usize) {
+    let mut all: Vec<(&str, usize)> = old
+        .iter()
+        .chain(new)
+        .map(|block| block.text.as_str())
+        .enumerate()
+        .map(|(at, text)| (text, at))
+        .collect();
+    all.sort_unstable();
+    let mut ids = vec![0; all.len()];
+    let mut texts = 0;
+    let mut previous = None;
+    for (text, at) in all {
+        if previous != Some(text) {
+            texts += 1;
+            previous = Some(text);
+        }
+        ids[at] = texts - 1;
+    }
+    let new_ids = ids.split_off(old.len());
+    (ids, new_ids, texts)
+}
+
 /// Drops every removed block whose exact text was added elsewhere, and that
-/// addition with it: the block moved, and a move is not a change.
-fn cancel_moves(regions: &mut [Region], old_keys: &[&str], new_keys: &[&str]) {
-    let mut added_by_text: HashMap<&str, usize> = HashMap::new();
+/// addition with it: the block moved, and a move is not a change. Texts are
+/// their [`text_ids`], `texts` of them.
+fn cancel_moves(regions: &mut [Region], old_keys: &[usize], new_keys: &[usize], texts: usize) {
+    let mut added_by_text = vec![0usize; texts];
     for region in regions.iter() {
         for &index in &region.added {
-            *added_by_text.entry(new_keys[index]).or_default() += 1;
+            added_by_text[new_keys[index]] += 1;
         }
     }
-    let mut moved: HashMap<&str, usize> = HashMap::new();
+    let mut moved = vec![0usize; texts];
     for region in regions.iter_mut() {
         region.removed.retain(|&index| {
             let text = old_keys[index];
-            match added_by_text.get_mut(text) {
-                Some(left) if *left > 0 => {
-                    *left -= 1;
-                    *moved.entry(text).or_default() += 1;
-                    false
-                }
-                _ => true,
+            if added_by_text[text] > 0 {
+                added_by_text[text] -= 1;
+                moved[text] += 1;
+                false
+            } else {
+                true
             }
         });
     }
     for region in regions.iter_mut() {
         region.added.retain(|&index| {
             let text = new_keys[index];
-            match moved.get_mut(text) {
-                Some(left) if *left > 0 => {
-                    *left -= 1;
-                    false
-                }
-                _ => true,
+            if moved[text] > 0 {
+                moved[text] -= 1;
+                false
+            } else {
+                true
             }
         });
     }

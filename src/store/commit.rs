@@ -446,7 +446,7 @@ mod tests {
             Block::new(BlockKind::Named, "chair: Jo Bloggs </script>"),
         ];
         for blocks in [&text[..], &[][..]] {
-            let expected = serde_json::to_vec(&TextRecord::from_blocks(blocks)).expect("json");
+            let expected = serde_json::to_vec(&TextRecordRef::from_blocks(blocks)).expect("json");
             assert_eq!(
                 String::from_utf8(text_json(blocks)).expect("utf-8"),
                 String::from_utf8(expected).expect("utf-8")

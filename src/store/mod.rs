@@ -566,9 +566,9 @@ impl Store {
             .kv
             .get(Tree::Texts, hash.as_bytes())?
             .ok_or_else(|| self.corrupt("text", format!("text {} is missing", version.hash)))?;
-        let json = zstd::stream::decode_all(compressed.as_slice())
+        let json = decompress(&compressed)
             .map_err(|e| self.corrupt("text", format!("decompression failed: {e}")))?;
-        let record: TextRecord =
+        let record: TextRecordIn<'_> =
             serde_json::from_slice(&json).map_err(|e| self.corrupt("text", e.to_string()))?;
         record
             .into_blocks()
@@ -648,11 +648,43 @@ impl Store {
 /// The hash a text is stored under, in hex: lets the pipeline recognise a
 /// text it has seen before without reading it back.
 pub fn text_hash(blocks: &[Block]) -> String {
-    blake3::hash(&text_json(blocks)).to_hex().to_string()
+    // The JSON streamed through a buffer into the hasher, never held whole:
+    // the same bytes as `text_json`, and the hasher gets them in large
+    // pieces, which it hashes several chunks at a time.
+    let mut hasher = blake3::Hasher::new();
+    let mut buffered = std::io::BufWriter::with_capacity(16 * 1024, &mut hasher);
+    // Serialising plain strings into a hasher cannot fail.
+    let _ = serde_json::to_writer(&mut buffered, &TextRecordRef::from_blocks(blocks));
+    let _ = std::io::Write::flush(&mut buffered);
+    drop(buffered);
+    hasher.finalize().to_hex().to_string()
 }
 
 fn text_json(blocks: &[Block]) -> Vec<u8> {
-    TextRecord::json_of(blocks)
+    // Borrowed, not a copy of every block's text, into a buffer sized for
+    // the whole record up front (`{"k":"li","t":""},` is 19 bytes besides
+    // the text), since this runs over every page a check stores.
+    let size = 20 + blocks.iter().map(|b| b.text.len() + 24).sum::<usize>();
+    let mut json = Vec::with_capacity(size);
+    // Serialising plain strings into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut json, &TextRecordRef::from_blocks(blocks));
+    json
+}
+
+/// A zstd frame decompressed in one call into a buffer of the size its
+/// header states (every text written by `commit_version` states it), or
+/// streamed when it does not.
+fn decompress(compressed: &[u8]) -> std::io::Result<Vec<u8>> {
+    /// A stated size past this is not trusted for one allocation.
+    const MOST: u64 = 256 << 20;
+    match zstd::zstd_safe::get_frame_content_size(compressed) {
+        Ok(Some(size)) if size <= MOST => {
+            let size = usize::try_from(size).unwrap_or(0);
+            zstd::bulk::decompress(compressed, size)
+                .or_else(|_| zstd::stream::decode_all(compressed))
+        }
+        _ => zstd::stream::decode_all(compressed),
+    }
 }
 
 fn watch_prefix(watch: &str) -> Vec<u8> {
@@ -727,6 +759,28 @@ mod tests {
         assert_eq!(change.from_version, 1);
         assert_eq!(change.detail["removed"][0], "Eden");
         assert!(store.change("wnec", 1).expect("change").is_none());
+    }
+
+    #[test]
+    fn text_hash_is_the_hash_of_the_stored_json() {
+        let blocks = vec![
+            Block::new(BlockKind::Heading { level: 2 }, "Members"),
+            Block::new(BlockKind::Paragraph, "Caf\u{e9} \"quoted\" \\ line"),
+            Block::new(BlockKind::ListItem, "Cumbria"),
+            Block::new(BlockKind::TableRow, "a | b"),
+            Block::new(BlockKind::Preformatted, "x\n  y"),
+            Block::new(BlockKind::Named, "lead: Jane"),
+            Block::new(BlockKind::Heading { level: 9 }, "deep"),
+        ];
+        let json = text_json(&blocks);
+        // The format every stored text and its hash were written in.
+        assert_eq!(
+            String::from_utf8(json.clone()).expect("utf-8"),
+            r#"{"v":1,"blocks":[{"k":"h2","t":"Members"},{"k":"p","t":"Café \"quoted\" \\ line"},{"k":"li","t":"Cumbria"},{"k":"tr","t":"a | b"},{"k":"pre","t":"x\n  y"},{"k":"n","t":"lead: Jane"},{"k":"h9","t":"deep"}]}"#
+        );
+        assert_eq!(text_hash(&blocks), blake3::hash(&json).to_hex().to_string());
+        let record: TextRecordIn<'_> = serde_json::from_slice(&json).expect("reads back");
+        assert_eq!(record.into_blocks().expect("blocks"), blocks);
     }
 
     #[test]

@@ -230,94 +230,75 @@ fn kind_code(kind: BlockKind) -> std::borrow::Cow<'static, str> {
 }
 
 /// A snapshot text as stored: compact field names, since there is one per
-/// block of every distinct version.
-#[derive(Debug, Serialize, Deserialize)]
-pub(super) struct TextRecord {
-    pub(super) v: u32,
-    pub(super) blocks: Vec<BlockRecord>,
+/// block of every distinct version. Written borrowing the blocks' texts, so
+/// writing or hashing a text copies none of it.
+#[derive(Debug, Serialize)]
+pub(super) struct TextRecordRef<'a> {
+    v: u32,
+    blocks: Vec<BlockRecordRef<'a>>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-pub(super) struct BlockRecord {
-    /// `h1`..`h6`, `p`, `li`, `tr` or `pre`.
-    pub(super) k: String,
-    pub(super) t: String,
+#[derive(Debug, Serialize)]
+struct BlockRecordRef<'a> {
+    /// `h1`..`h6`, `p`, `li`, `tr`, `pre` or `n`.
+    k: std::borrow::Cow<'static, str>,
+    t: &'a str,
 }
 
-impl TextRecord {
-    /// The record of these blocks; written through [`TextRecord::json_of`],
-    /// which the tests hold to the same bytes.
-    #[cfg(test)]
-    pub(super) fn from_blocks(blocks: &[Block]) -> Self {
+impl<'a> TextRecordRef<'a> {
+    pub(super) fn from_blocks(blocks: &'a [Block]) -> Self {
         Self {
             v: 1,
             blocks: blocks
                 .iter()
-                .map(|block| BlockRecord {
-                    k: kind_code(block.kind).into_owned(),
-                    t: block.text.clone(),
+                .map(|block| BlockRecordRef {
+                    k: kind_code(block.kind),
+                    t: &block.text,
                 })
                 .collect(),
         }
     }
+}
 
-    /// The record's JSON, written straight from the blocks: the same bytes
-    /// as serialising [`TextRecord::from_blocks`] (the text's hash is its
-    /// address), without copying every text first. This runs over every
-    /// page a check stores.
-    pub(super) fn json_of(blocks: &[Block]) -> Vec<u8> {
-        struct Record<'a>(&'a [Block]);
-        struct Blocks<'a>(&'a [Block]);
-        #[derive(Serialize)]
-        struct BlockRef<'a> {
-            k: std::borrow::Cow<'static, str>,
-            t: &'a str,
-        }
-        impl Serialize for Record<'_> {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                use serde::ser::SerializeStruct;
-                let mut record = s.serialize_struct("TextRecord", 2)?;
-                record.serialize_field("v", &1u32)?;
-                record.serialize_field("blocks", &Blocks(self.0))?;
-                record.end()
-            }
-        }
-        impl Serialize for Blocks<'_> {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_seq(self.0.iter().map(|block| BlockRef {
-                    k: kind_code(block.kind),
-                    t: &block.text,
-                }))
-            }
-        }
-        // `{"k":"li","t":""},` is 19 bytes besides the text.
-        let size = 20 + blocks.iter().map(|b| b.text.len() + 24).sum::<usize>();
-        let mut json = Vec::with_capacity(size);
-        // Writing plain strings to a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut json, &Record(blocks));
-        json
-    }
+/// A stored text as read back: the kinds borrowed from the JSON (one
+/// allocation fewer per block of every old text a check compares with).
+#[derive(Debug, Deserialize)]
+pub(super) struct TextRecordIn<'a> {
+    v: u32,
+    #[serde(borrow)]
+    blocks: Vec<BlockRecordIn<'a>>,
+}
 
+#[derive(Debug, Deserialize)]
+struct BlockRecordIn<'a> {
+    #[serde(borrow)]
+    k: std::borrow::Cow<'a, str>,
+    t: String,
+}
+
+impl TextRecordIn<'_> {
     pub(super) fn into_blocks(self) -> Result<Vec<Block>, String> {
         if self.v > 1 {
             return Err(format!("text record version {} is too new", self.v));
         }
         self.blocks
             .into_iter()
-            .map(|record| {
-                let kind = match record.k.as_str() {
-                    "p" => BlockKind::Paragraph,
-                    "li" => BlockKind::ListItem,
-                    "tr" => BlockKind::TableRow,
-                    "pre" => BlockKind::Preformatted,
-                    "n" => BlockKind::Named,
-                    other => match other.strip_prefix('h').and_then(|l| l.parse::<u8>().ok()) {
-                        Some(level) => BlockKind::Heading { level },
-                        None => return Err(format!("unknown block kind `{other}`")),
-                    },
-                };
-                Ok(Block::new(kind, record.t))
-            })
+            .map(|record| Ok(Block::new(block_kind(&record.k)?, record.t)))
             .collect()
     }
+}
+
+/// A block kind as a text record names it.
+fn block_kind(k: &str) -> Result<BlockKind, String> {
+    Ok(match k {
+        "p" => BlockKind::Paragraph,
+        "li" => BlockKind::ListItem,
+        "tr" => BlockKind::TableRow,
+        "pre" => BlockKind::Preformatted,
+        "n" => BlockKind::Named,
+        other => match other.strip_prefix('h').and_then(|l| l.parse::<u8>().ok()) {
+            Some(level) => BlockKind::Heading { level },
+            None => return Err(format!("unknown block kind `{other}`")),
+        },
+    })
 }

@@ -16,7 +16,8 @@
 //! it must contain ([`needles`]), so of the shared blocks only those holding
 //! a candidate's literal are read.
 
-use std::collections::{BTreeSet, HashSet};
+use std::cmp::Ordering;
+use std::collections::BTreeSet;
 
 use memchr::memmem::Finder;
 
@@ -24,7 +25,7 @@ use super::{
     CUE_WORDS, Fact, FactRule, NUMBER_WORDS, POPULATION_READER, TENS, block_facts,
     gazetteer::gazetteer,
 };
-use crate::core::model::Block;
+use crate::core::model::{Block, BlockKind};
 
 /// Facts only in the new version and facts only in the old.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -35,37 +36,120 @@ pub struct FactChanges {
     pub removed: BTreeSet<Fact>,
 }
 
+/// The facts of the blocks [`read_fact_changes`] read (every block only one
+/// version has, and the shared blocks it had to look into), kept so that
+/// the classifier, which wants the facts of the changed blocks again, does
+/// not read them a second time.
+#[derive(Debug, Default)]
+pub struct ReadFacts<'a> {
+    /// In [`block_order`], for a binary search.
+    blocks: Vec<(&'a Block, BTreeSet<Fact>)>,
+    /// Whether the watch's own rules took part in the reading.
+    with_rules: bool,
+}
+
+impl ReadFacts<'_> {
+    /// `block_facts(block, &[])`: the facts read already when the block was
+    /// read, less what the watch's own rules added, or read now.
+    pub fn without_rules(&self, block: &Block) -> BTreeSet<Fact> {
+        let Ok(at) = self
+            .blocks
+            .binary_search_by(|(known, _)| block_order(known, block))
+        else {
+            return block_facts(block, &[]);
+        };
+        let facts = &self.blocks[at].1;
+        // Rules only add `Custom` facts, and only to blocks that are not a
+        // selector's named value (whose one fact is its own, rules or not).
+        if !self.with_rules || block.kind == BlockKind::Named {
+            return facts.clone();
+        }
+        facts
+            .iter()
+            .filter(|fact| !matches!(fact, Fact::Custom { .. }))
+            .cloned()
+            .collect()
+    }
+}
+
+/// A total order on blocks that agrees with their equality (text, then
+/// kind): sorting both versions' blocks in it partitions them into those
+/// both share and those only one has, comparing texts rather than hashing
+/// every byte of both pages.
+fn block_order(a: &Block, b: &Block) -> Ordering {
+    a.text
+        .cmp(&b.text)
+        .then_with(|| kind_rank(a.kind).cmp(&kind_rank(b.kind)))
+}
+
+fn kind_rank(kind: BlockKind) -> u16 {
+    match kind {
+        BlockKind::Heading { level } => u16::from(level),
+        BlockKind::Paragraph => 256,
+        BlockKind::ListItem => 257,
+        BlockKind::TableRow => 258,
+        BlockKind::Preformatted => 259,
+        BlockKind::Named => 260,
+    }
+}
+
 /// `page_facts(new) − page_facts(old)` and `page_facts(old) −
 /// page_facts(new)`, reading the facts of only the blocks that changed and
 /// of the unchanged blocks that could state one of those facts.
 pub fn fact_changes(old: &[Block], new: &[Block], rules: &[FactRule]) -> FactChanges {
-    let in_old: HashSet<&Block> = old.iter().collect();
-    let in_new: HashSet<&Block> = new.iter().collect();
-    let mut seen: HashSet<&Block> = HashSet::with_capacity(in_old.len());
+    read_fact_changes(old, new, rules).0
+}
+
+/// [`fact_changes`], and the facts of the blocks it read.
+pub fn read_fact_changes<'a>(
+    old: &'a [Block],
+    new: &'a [Block],
+    rules: &[FactRule],
+) -> (FactChanges, ReadFacts<'a>) {
+    // Every block of both versions, with the version it came from (false:
+    // old), in block order: equal blocks end up side by side.
+    let mut all: Vec<(&Block, bool)> = old
+        .iter()
+        .map(|block| (block, false))
+        .chain(new.iter().map(|block| (block, true)))
+        .collect();
+    all.sort_unstable_by(|a, b| block_order(a.0, b.0));
     let mut shared = Vec::new();
-    let mut gone = BTreeSet::new();
-    for block in old {
-        if !seen.insert(block) {
+    let mut read = ReadFacts {
+        blocks: Vec::new(),
+        with_rules: !rules.is_empty(),
+    };
+    let (mut gone, mut come) = (BTreeSet::new(), BTreeSet::new());
+    let mut rest = all.as_slice();
+    while let Some(&(block, _)) = rest.first() {
+        let same = rest
+            .iter()
+            .take_while(|(other, _)| block_order(other, block).is_eq())
+            .count();
+        let (group, after) = rest.split_at(same);
+        rest = after;
+        let in_old = group.iter().any(|(_, is_new)| !is_new);
+        let in_new = group.iter().any(|(_, is_new)| *is_new);
+        if in_old && in_new {
+            shared.push(block);
             continue;
         }
-        if in_new.contains(block) {
-            shared.push(block);
+        let facts = block_facts(block, rules);
+        if in_old {
+            gone.extend(facts.iter().cloned());
         } else {
-            gone.extend(block_facts(block, rules));
+            come.extend(facts.iter().cloned());
         }
-    }
-    let mut come = BTreeSet::new();
-    for block in new {
-        if !in_old.contains(block) && seen.insert(block) {
-            come.extend(block_facts(block, rules));
-        }
+        read.blocks.push((block, facts));
     }
     let mut changes = FactChanges {
         added: come.difference(&gone).cloned().collect(),
         removed: gone.difference(&come).cloned().collect(),
     };
-    drop_shared(&shared, rules, &mut changes);
-    changes
+    drop_shared(&shared, rules, &mut changes, &mut read);
+    // The shared blocks read were pushed after the changed ones.
+    read.blocks.sort_unstable_by(|a, b| block_order(a.0, b.0));
+    (changes, read)
 }
 
 /// A candidate fact and the literals a block stating it contains one of.
@@ -76,7 +160,14 @@ struct Candidate {
 }
 
 /// Takes out of `changes` the facts that shared blocks state too.
-fn drop_shared(shared: &[&Block], rules: &[FactRule], changes: &mut FactChanges) {
+fn drop_shared<'a>(
+    shared: &[&'a Block],
+    rules: &[FactRule],
+    changes: &mut FactChanges,
+    read: &mut ReadFacts<'a>,
+) {
+    // One substring searcher per literal: an automaton over all of them
+    // (built per page) cost more to build than these searches take.
     let mut open: Vec<Candidate> = changes
         .added
         .iter()
@@ -116,6 +207,7 @@ fn drop_shared(shared: &[&Block], rules: &[FactRule], changes: &mut FactChanges)
             changes.removed.remove(&candidate.fact);
             false
         });
+        read.blocks.push((block, stated));
     }
 }
 
@@ -329,7 +421,17 @@ mod tests {
                 added: after.difference(&before).cloned().collect(),
                 removed: before.difference(&after).cloned().collect(),
             };
-            assert_eq!(fact_changes(&old, &new, rules), want, "round {round}");
+            let (changes, read) = read_fact_changes(&old, &new, rules);
+            assert_eq!(changes, want, "round {round}");
+            // What the classifier takes from the reading is what it would
+            // read itself.
+            for block in old.iter().chain(&new) {
+                assert_eq!(
+                    read.without_rules(block),
+                    block_facts(block, &[]),
+                    "round {round}: {block:?}"
+                );
+            }
         }
     }
 

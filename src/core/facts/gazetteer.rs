@@ -116,6 +116,10 @@ pub struct Gazetteer {
     pattern_entry: Vec<usize>,
     /// The patterns, for [`Gazetteer::spellings`].
     patterns: Vec<String>,
+    /// Pattern indices in the order of their entries' names (pattern order
+    /// within a name), so the spellings of a name are one binary search
+    /// away rather than a scan of every pattern.
+    by_name: Vec<usize>,
     matcher: AhoCorasick,
 }
 
@@ -163,10 +167,17 @@ impl Gazetteer {
             .match_kind(MatchKind::LeftmostLongest)
             .build(&patterns)
             .expect("gazetteer patterns build an automaton");
+        let mut by_name: Vec<usize> = (0..patterns.len()).collect();
+        by_name.sort_by(|a, b| {
+            entries[pattern_entry[*a]]
+                .name
+                .cmp(&entries[pattern_entry[*b]].name)
+        });
         Self {
             entries,
             pattern_entry,
             patterns,
+            by_name,
             matcher,
         }
     }
@@ -200,11 +211,12 @@ impl Gazetteer {
     /// canonical name: a text in which it finds one contains one of these,
     /// up to ASCII case.
     pub fn spellings<'g>(&'g self, name: &'g str) -> impl Iterator<Item = &'g str> {
-        self.pattern_entry
+        let named = |pattern: &usize| self.entries[self.pattern_entry[*pattern]].name.as_str();
+        let from = self.by_name.partition_point(|p| named(p) < name);
+        let to = from + self.by_name[from..].partition_point(|p| named(p) == name);
+        self.by_name[from..to]
             .iter()
-            .zip(&self.patterns)
-            .filter(move |(entry, _)| self.entries[**entry].name == name)
-            .map(|(_, pattern)| pattern.as_str())
+            .map(|pattern| self.patterns[*pattern].as_str())
     }
 
     /// The entry a name refers to, if it is in the gazetteer (whole name,
@@ -271,6 +283,27 @@ mod tests {
                 "Eden"
             ]
         );
+    }
+
+    #[test]
+    fn spellings_are_every_pattern_of_the_name() {
+        let g = gazetteer();
+        for name in [
+            "Cumbria",
+            "Eden",
+            "NHS North East and North Cumbria Integrated Care Board",
+            "Nowhere",
+        ] {
+            let want: Vec<&str> = g
+                .pattern_entry
+                .iter()
+                .zip(&g.patterns)
+                .filter(|(entry, _)| g.entries[**entry].name == name)
+                .map(|(_, pattern)| pattern.as_str())
+                .collect();
+            assert_eq!(g.spellings(name).collect::<Vec<_>>(), want, "{name}");
+        }
+        assert!(g.spellings("Eden").count() >= 1);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use crate::core::model::{Block, BlockKind};
-pub use delta::{FactChanges, fact_changes};
+pub use delta::{FactChanges, ReadFacts, fact_changes, read_fact_changes};
 use gazetteer::{EntryKind, gazetteer};
 
 /// Bumped whenever the same text can yield different facts, so stored facts
