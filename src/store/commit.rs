@@ -388,14 +388,8 @@ mod tests {
     use super::*;
     use crate::core::model::{Block, BlockKind};
     use crate::store::NewChange;
+    use crate::store::tests::blocks;
     use std::path::Path;
-
-    fn blocks(texts: &[&str]) -> Vec<Block> {
-        texts
-            .iter()
-            .map(|t| Block::new(BlockKind::ListItem, *t))
-            .collect()
-    }
 
     fn version(text: &[Block], change: Option<NewChange>) -> NewVersion<'_> {
         NewVersion {

@@ -713,7 +713,8 @@ mod tests {
     use super::*;
     use crate::core::model::BlockKind;
 
-    fn blocks(texts: &[&str]) -> Vec<Block> {
+    /// List items of these texts; the store's other test modules share it.
+    pub(super) fn blocks(texts: &[&str]) -> Vec<Block> {
         texts
             .iter()
             .map(|t| Block::new(BlockKind::ListItem, *t))
