@@ -2,7 +2,9 @@
 //! and bad), SIGTERM drains and exits 0, kill -9 leaves a store that opens,
 //! a bad config exits 78, failing watches back off and alert once, and a
 //! missed run is caught up once after downtime; `tidings status` sums up
-//! and lists the watches only when asked.
+//! and lists the watches only when asked; a reload to a new default
+//! schedule plans every watch from the daemon's memory (last check,
+//! backoff, pause), not from the store.
 //!
 //! The daemon holds the sled store's lock, so while it runs the tests watch
 //! it through `tidings status --json`, which asks it over its Unix socket.
@@ -38,6 +40,7 @@ on_both_backends!(
     a_failing_watch_backs_off_and_the_admin_is_told_once,
     a_missed_run_runs_once_after_downtime,
     status_summarises_and_lists_every_watch_only_when_asked,
+    a_new_default_schedule_is_planned_from_what_the_daemon_holds,
 );
 
 /// Two served pages, `a` and `b`, watched every second.
@@ -493,4 +496,99 @@ fn status_summarises_and_lists_every_watch_only_when_asked(backend: &Backend) {
     daemon.wait_for("the reload", |d| {
         d.log().contains("unchanged=true").then_some(())
     });
+}
+
+/// The watches take `[defaults]`: `schedule` in UTC, and a backoff of an
+/// hour, so a failed check is not tried again during the test.
+fn on_default_schedule(watches: &[WatchDef], schedule: &str) -> String {
+    format!(
+        "{}\n[defaults]\nschedule = \"{schedule}\"\ntimezone = \"UTC\"\n\n[daemon]\nmax_jitter = \"0s\"\nshutdown_deadline = \"10s\"\nbackoff_base = \"1h\"\nbackoff_max = \"2h\"\n",
+        common::config_text(watches)
+    )
+}
+
+fn a_new_default_schedule_is_planned_from_what_the_daemon_holds(backend: &Backend) {
+    let site = Site::start();
+    site.set_html("/ok", page("Partnership OK", "Jane Smith"));
+    site.set_html("/held", page("Partnership Held", "Amir Khan"));
+    site.set_page(
+        "/flaky",
+        common::Page {
+            status: 500,
+            ..common::Page::html("<html><body><p>Internal error</p></body></html>")
+        },
+    );
+    let mut watches = vec![
+        WatchDef::new("ok", site.url("/ok")),
+        WatchDef::new("flaky", site.url("/flaky")),
+        WatchDef::new("held", site.url("/held")),
+    ];
+    // Once a year: each watch is checked once, at start-up (never checked
+    // before), and not again.
+    let ws = Workspace::with_config_on(
+        &backend.store_toml(),
+        &on_default_schedule(&watches, "0 3 1 1 *"),
+    );
+    let mut daemon = Daemon::start(&ws);
+    daemon.wait_for_watch(&ws.config, "ok", "version 1", at_version(1));
+    daemon.wait_for_watch(&ws.config, "held", "version 1", at_version(1));
+    let flaky = daemon.wait_for_watch(&ws.config, "flaky", "1 failure", |w| {
+        w.consecutive_failures == 1
+    });
+    let paused = ws.run(&["pause", "held"]);
+    assert_eq!(paused.code, 0, "{paused:?}");
+    daemon.wait_for_watch(&ws.config, "held", "the pause", |w| {
+        w.paused_since.is_some()
+    });
+    let hits = |site: &Site| ["/ok", "/flaky", "/held"].map(|p| site.hits(p));
+    let before = hits(&site);
+
+    // Every day at 04:00 UTC, and one watch more.
+    site.set_html("/late", page("Partnership Late", "Chris Doe"));
+    watches.push(WatchDef::new("late", site.url("/late")));
+    write(&ws, &on_default_schedule(&watches, "0 4 * * *"));
+    daemon.signal("-HUP");
+    daemon.wait_for_watch(&ws.config, "late", "the added watch's check", at_version(1));
+    let log = daemon.log();
+    let reloaded = log
+        .lines()
+        .find(|l| l.contains("configuration reloaded"))
+        .unwrap_or_else(|| panic!("no reload in\n{log}"));
+    // Only the added watch's stored state was read.
+    assert!(
+        reloaded.contains("stored_reads=1") && reloaded.contains("added=1"),
+        "{reloaded}"
+    );
+    let report = daemon_status(&ws.config).expect("status");
+    let now = chrono::Utc::now();
+    // Checked since the last 04:00: due at the next one, not now.
+    let ok = find(&report, "ok").expect("ok");
+    let next = ok.next_run.expect("ok is planned");
+    assert!(
+        next > now && next - now <= chrono::Duration::days(1),
+        "{ok:?}"
+    );
+    assert_eq!(
+        (next.format("%H:%M:%S").to_string(), ok.latest_version),
+        ("04:00:00".to_owned(), Some(1)),
+        "{ok:?}"
+    );
+    // Failing: still backing off an hour from its failed check.
+    let failing = find(&report, "flaky").expect("flaky");
+    assert_eq!(failing.consecutive_failures, 1, "{failing:?}");
+    assert_eq!(failing.last_check, flaky.last_check, "not checked again");
+    assert_eq!(
+        failing.next_run,
+        flaky.last_check.map(|at| at + chrono::Duration::hours(1)),
+        "{failing:?}"
+    );
+    // Paused: not planned at all.
+    let held = find(&report, "held").expect("held");
+    assert!(
+        held.paused_since.is_some() && held.next_run.is_none(),
+        "{held:?}"
+    );
+    assert_eq!(hits(&site), before, "no check of the three was started");
+    daemon.signal("-TERM");
+    assert_eq!(daemon.wait_exit().code(), Some(0), "{}", daemon.log());
 }

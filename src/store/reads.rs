@@ -47,13 +47,25 @@ impl Store {
     pub fn watch_states(
         &self,
     ) -> Result<std::collections::HashMap<String, WatchState>, StoreError> {
+        self.watch_states_where(|_| true)
+    }
+
+    /// [`Store::watch_states`] of the watches `keep` names, still in one
+    /// pass: the others are neither decoded nor kept (a daemon reload that
+    /// adds 50,000 watches to 100,000 wants only the new ones').
+    pub fn watch_states_where(
+        &self,
+        mut keep: impl FnMut(&str) -> bool,
+    ) -> Result<std::collections::HashMap<String, WatchState>, StoreError> {
         let mut states = std::collections::HashMap::new();
         self.kv.scan(Tree::Watches, &[], false, &mut |key, value| {
-            let name = String::from_utf8(key.to_vec())
-                .map_err(|_| self.corrupt("watch", "name is not UTF-8"))?;
-            let record: WatchRecord =
-                decode(value).map_err(|reason| self.corrupt("watch", reason))?;
-            states.insert(name, record.into());
+            let name =
+                std::str::from_utf8(key).map_err(|_| self.corrupt("watch", "name is not UTF-8"))?;
+            if keep(name) {
+                let record: WatchRecord =
+                    decode(value).map_err(|reason| self.corrupt("watch", reason))?;
+                states.insert(name.to_owned(), record.into());
+            }
             Ok(std::ops::ControlFlow::Continue(()))
         })?;
         Ok(states)

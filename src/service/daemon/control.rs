@@ -171,7 +171,7 @@ impl Daemon {
             ..status::StatusSummary::default()
         };
         for planned in self.plan.values() {
-            match planned.last_check {
+            match planned.inputs.last_check {
                 None => summary.never_checked += 1,
                 Some(checked) => {
                     if summary
@@ -254,7 +254,7 @@ impl Daemon {
             url: planned.watch.url.to_string(),
             next_run: Some(planned.due).filter(|due| *due < DateTime::<Utc>::MAX_UTC),
             in_flight: self.in_flight.contains(&planned.watch.name),
-            last_check: planned.last_check,
+            last_check: planned.inputs.last_check,
             ..WatchStatus::default()
         };
         let rows: Vec<WatchStatus> = if names.is_empty() {
@@ -466,8 +466,7 @@ impl Daemon {
         let now = Utc::now();
         for name in watches {
             self.asked_now.remove(name);
-            if let Some(watch) = self.plan.get(name).map(|p| p.watch.clone()) {
-                let due = self.plan_next(&watch, now);
+            if let Some(due) = self.replan_stored(name, now) {
                 self.plan.set_due(name, due);
             }
         }

@@ -284,11 +284,13 @@ impl Daemon {
         // config would cost tens of MB at 100,000 watches.
         let mut batch = plan::Batch::new(now, daemon.timing());
         for watch in std::mem::take(&mut daemon.config.watches) {
-            let state = stored.states.get(&watch.name);
-            let due = batch.due(&watch, state, stored.paused.contains_key(&watch.name));
-            let name = watch.name.clone();
-            daemon.plan.insert(watch, due);
-            daemon.remember(&name, state);
+            let inputs = plan::Inputs::stored(
+                stored.states.get(&watch.name),
+                stored.paused.contains_key(&watch.name),
+            );
+            let due = batch.due(&watch, inputs);
+            daemon.remember(&watch.name, inputs);
+            daemon.plan.insert(watch, inputs, due);
         }
         Ok(daemon)
     }
@@ -301,37 +303,38 @@ impl Daemon {
         }
     }
 
-    /// Keeps what the status summary needs of a watch's stored state in
-    /// memory: its last check, and whether it is failing.
-    fn remember(&mut self, name: &str, state: Option<&WatchState>) {
-        let Some(state) = state else { return };
-        self.plan.set_last_check(name, state.last_check);
-        if state.consecutive_failures > 0 {
+    /// Keeps what a watch's next planning starts from in memory (see
+    /// [`plan::Inputs`]), and whether it is failing, for the status line.
+    fn remember(&mut self, name: &str, inputs: plan::Inputs) {
+        self.plan.set_inputs(name, inputs);
+        if inputs.consecutive_failures > 0 {
             self.failing.insert(name.to_owned());
+        } else {
+            self.failing.remove(name);
         }
     }
 
-    /// When a watch should next run, from what the store remembers.
-    fn plan_next(&self, watch: &Watch, now: DateTime<Utc>) -> DateTime<Utc> {
+    /// Reads a planned watch's state and pause from the store, keeps them
+    /// in memory, and returns when it is next due; `None` for a watch not
+    /// planned. A read that fails leaves that input as the plan knew it.
+    fn replan_stored(&mut self, name: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let known = self.plan.inputs(name)?;
         let paused = self
             .store
-            .paused_since(&watch.name)
-            .ok()
-            .flatten()
-            .is_some();
-        let state = self.store.watch_state(&watch.name).unwrap_or_default();
-        self.due_from(watch, Some(&state), paused, now)
+            .paused_since(name)
+            .map_or(known.paused, |since| since.is_some());
+        let inputs = match self.store.watch_state(name) {
+            Ok(state) => plan::Inputs::stored(Some(&state), paused),
+            Err(_) => plan::Inputs { paused, ..known },
+        };
+        self.remember(name, inputs);
+        let watch = &self.plan.get(name)?.watch;
+        Some(self.due_from(watch, inputs, now))
     }
 
-    /// [`Self::plan_next`] from a state already read.
-    fn due_from(
-        &self,
-        watch: &Watch,
-        state: Option<&WatchState>,
-        paused: bool,
-        now: DateTime<Utc>,
-    ) -> DateTime<Utc> {
-        plan::Batch::new(now, self.timing()).due(watch, state, paused)
+    /// When a watch is next due, from inputs already at hand.
+    fn due_from(&self, watch: &Watch, inputs: plan::Inputs, now: DateTime<Utc>) -> DateTime<Utc> {
+        plan::Batch::new(now, self.timing()).due(watch, inputs)
     }
 
     /// Every watch's stored state and every pause, each read in one pass:
@@ -418,10 +421,8 @@ impl Daemon {
                     // Their stream ends short, which they report as an error.
                     self.check_waiters.remove(&name);
                     let now = Utc::now();
-                    if let Some(watch) = self.plan.get(&name).map(|p| p.watch.clone()) {
-                        let due = self
-                            .plan_next(&watch, now)
-                            .max(now + chrono::Duration::minutes(1));
+                    if let Some(due) = self.replan_stored(&name, now) {
+                        let due = due.max(now + chrono::Duration::minutes(1));
                         self.plan.set_due(&name, due);
                     }
                 }
@@ -497,8 +498,15 @@ impl Daemon {
         } else {
             self.failing.remove(&report.watch);
         }
-        self.plan
-            .set_last_check(&report.watch, Some(report.checked_at));
+        // Planned again from the store below; should that read fail, the
+        // plan still knows the check happened.
+        if let Some(inputs) = self.plan.inputs(&report.watch) {
+            let checked = plan::Inputs {
+                last_check: Some(report.checked_at),
+                ..inputs
+            };
+            self.plan.set_inputs(&report.watch, checked);
+        }
         if let Ok(mut state) = self.store.watch_state(&report.watch) {
             let threshold = self.config.daemon.alert_after_failures;
             if state.consecutive_failures >= threshold && !state.failure_alerted {
@@ -554,10 +562,7 @@ impl Daemon {
                 tracing::debug!(watch = %report.watch, outcome = report.outcome.label(), "checked")
             }
         }
-        let now = Utc::now();
-        if let Some(planned) = self.plan.get(&report.watch) {
-            let watch = planned.watch.clone();
-            let due = self.plan_next(&watch, now);
+        if let Some(due) = self.replan_stored(&report.watch, Utc::now()) {
             self.plan.set_due(&report.watch, due);
         }
     }

@@ -115,12 +115,14 @@ impl Daemon {
             let asked = self.asked_now.remove(&watch.name);
             let next = match claim {
                 CheckClaim::Granted if asked => now,
-                CheckClaim::Granted | CheckClaim::Done => self.due_from(
-                    &watch,
-                    states.get(&watch.name),
-                    paused.contains(&watch.name),
-                    now,
-                ),
+                CheckClaim::Granted | CheckClaim::Done => {
+                    let inputs = super::plan::Inputs::stored(
+                        states.get(&watch.name),
+                        paused.contains(&watch.name),
+                    );
+                    self.remember(&watch.name, inputs);
+                    self.due_from(&watch, inputs, now)
+                }
                 CheckClaim::Held(until) => *until,
             };
             if matches!(claim, CheckClaim::Granted) {
@@ -158,18 +160,20 @@ impl Daemon {
                 return;
             }
         };
-        let stale: Vec<Watch> = self
+        let stale: Vec<String> = self
             .plan
             .values()
-            .filter(|p| (p.due == DateTime::<Utc>::MAX_UTC) != paused.contains_key(&p.watch.name))
-            .map(|p| p.watch.clone())
+            .filter(|p| p.inputs.paused != paused.contains_key(&p.watch.name))
+            .map(|p| p.watch.name.clone())
             .collect();
         let now = Utc::now();
-        for watch in stale {
-            let due = tokio::task::block_in_place(|| self.plan_next(&watch, now));
-            tracing::debug!(watch = %watch.name, %due, "pause changed in the shared store");
-            self.asked_now.remove(&watch.name);
-            self.plan.set_due(&watch.name, due);
+        for name in stale {
+            let Some(due) = tokio::task::block_in_place(|| self.replan_stored(&name, now)) else {
+                continue;
+            };
+            tracing::debug!(watch = %name, %due, "pause changed in the shared store");
+            self.asked_now.remove(&name);
+            self.plan.set_due(&name, due);
         }
     }
 

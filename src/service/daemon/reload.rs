@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 
 use super::tasks::*;
-use super::{Daemon, Stored, load, notify};
+use super::{Daemon, load, notify};
 use crate::config::Config;
 use crate::service::delivery::WorkerMessage;
 use crate::service::pipeline::Pipeline;
@@ -146,49 +146,83 @@ impl Daemon {
                 || old.schedule.timezone != new.schedule.timezone
         };
         // A watch whose schedule and timing are as they were takes its
-        // place in the plan with its due time, in one look-up. Only the
-        // others (added, rescheduled) are planned anew, from their stored
-        // state.
+        // place in the plan with its due time, in one look-up. One whose
+        // schedule or timing changed is planned again from the inputs its
+        // entry holds (last check, failures in a row, pause), which the
+        // daemon keeps current after every check, pause and resume: a new
+        // default schedule re-plans 100,000 watches without reading one
+        // stored state.
+        //
+        // On a shared (PostgreSQL) store another node may have checked a
+        // watch since this node last looked, so those inputs can be stale.
+        // That loses and doubles nothing: no check starts from this plan
+        // alone, since `claim_due` plans every granted check again from the
+        // store as it is under the claim and gives the claim back when the
+        // fresh due time is still ahead (so a plan that is early costs one
+        // claim, never a second check); and a due time this node plans late
+        // (a backoff that another node's success has since ended) was
+        // planned from the same inputs before the reload, while the node
+        // that ran that check plans it from what it stored. Pauses made
+        // elsewhere reach every node's plan each heartbeat (`sync_pauses`).
+        let mut batch = super::plan::Batch::new(now, self.timing());
+        let asked_now = &self.asked_now;
         let mut anew = Vec::new();
         for watch in watches {
-            let kept = self.plan.replace(watch, |old, new| {
-                let rescheduled = schedule_changed(old, new);
-                if rescheduled || old.url != new.url || old.tags != new.tags {
-                    changed += 1;
-                }
-                !rescheduled && !daemon_settings_changed
-            });
-            anew.extend(kept);
+            let added_watch = self.plan.replace(
+                watch,
+                |old, new| {
+                    let rescheduled = schedule_changed(old, new);
+                    if rescheduled || old.url != new.url || old.tags != new.tags {
+                        changed += 1;
+                    }
+                    !rescheduled && !daemon_settings_changed
+                },
+                // A check an admin asked for stays due now.
+                |watch, inputs| match asked_now.contains(&watch.name) {
+                    true => now,
+                    false => batch.due(watch, inputs),
+                },
+            );
+            anew.extend(added_watch);
         }
-        // Their stored state is read for just those when they are few (one
-        // round trip), in one pass over the tree when many. A reload that
-        // adds one watch to 100,000 must not read all.
-        let (states, paused) = if anew.is_empty() {
-            Default::default()
+        // Watches new to the plan are planned from their stored state (a
+        // watch removed once and added back has one): read for just those
+        // when they are few (one round trip), in one pass over the tree
+        // when many, keeping only theirs.
+        let stored_reads = anew.len();
+        let inputs: Vec<super::plan::Inputs> = if anew.is_empty() {
+            Vec::new()
         } else if anew.len() <= total / 10 {
-            let names: Vec<&str> = anew.iter().map(|(w, _)| w.name.as_str()).collect();
-            self.store.plan_inputs(&names).unwrap_or_default()
+            let names: Vec<&str> = anew.iter().map(|w| w.name.as_str()).collect();
+            let (states, paused) = self.store.plan_inputs(&names).unwrap_or_default();
+            anew.iter()
+                .map(|w| super::plan::Inputs::stored(states.get(&w.name), paused.contains(&w.name)))
+                .collect()
         } else {
-            let Stored { states, paused } = self.stored();
-            (states, paused.into_keys().collect())
+            let wanted: HashSet<&str> = anew.iter().map(|w| w.name.as_str()).collect();
+            let states = self
+                .store
+                .watch_states_where(|name| wanted.contains(name))
+                .unwrap_or_default();
+            let paused = self.store.paused().unwrap_or_default();
+            anew.iter()
+                .map(|w| {
+                    super::plan::Inputs::stored(states.get(&w.name), paused.contains_key(&w.name))
+                })
+                .collect()
         };
-        let mut batch = super::plan::Batch::new(now, self.timing());
-        for (watch, planned_before) in anew {
-            let state = states.get(&watch.name);
-            let due = batch.due(&watch, state, paused.contains(&watch.name));
-            if planned_before {
-                self.plan.insert(watch, due);
-            } else {
-                added += 1;
-                let name = watch.name.clone();
-                self.plan.insert(watch, due);
-                self.remember(&name, state);
-            }
+        for (watch, inputs) in anew.into_iter().zip(inputs) {
+            added += 1;
+            let due = batch.due(&watch, inputs);
+            let name = watch.name.clone();
+            self.plan.insert(watch, inputs, due);
+            self.remember(&name, inputs);
         }
         tracing::info!(
             added,
             removed = removed.len(),
             changed,
+            stored_reads,
             watches = self.plan.len(),
             load_ms = loaded.as_millis() as u64,
             apply_ms = started.elapsed().as_millis() as u64,
