@@ -2,6 +2,7 @@
 """SIGHUP reload costs of two builds, side by side, at N watches.
 
 benches/daemon_reload_ab.py CONFIG WORKDIR LABEL=TIDINGS LABEL=TIDINGS … [--repeat K]
+    [--changes unchanged,limit,default-schedule,…]
 
 On a shared machine the load moves by a factor of two within minutes, so
 two builds measured one after the other are not comparable. This starts a
@@ -9,10 +10,12 @@ daemon of each build at once, on its own copy of CONFIG (made as in
 benches/scale_daemon_only.py: every fetch fails at once), waits until each
 has checked every watch once, then takes the reloads in turns, one build
 after the other for each change of scale_bench.CHANGES (a limit,
-`[defaults] robots`, the default schedule) and for a watch appended, K
-times each: wall (signal to the "configuration reloaded" log line), the
-daemon's CPU s over it (/proc), the log's load_ms / apply_ms, and RSS and
-VmHWM after it. Prints one JSON object.
+`[defaults] robots`, the default schedule), for a watch appended and for
+the file unchanged, K times each (`--changes` picks some of them): wall
+(signal to the "configuration reloaded" log line), the daemon's CPU s over
+it (/proc), the log's load_ms / apply_ms / stored_reads, and RSS and VmHWM
+after it; and each daemon's RSS and VmHWM once every watch was checked,
+before the first reload. Prints one JSON object.
 """
 import json
 import os
@@ -30,6 +33,11 @@ from scale_bench import CHANGES, daemon_summary, last_reload_log, log_has, reloa
 def main() -> int:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     repeat = int(sys.argv[sys.argv.index("--repeat") + 1]) if "--repeat" in sys.argv else 3
+    changes = ([*CHANGES, "watch-added", "unchanged"] if "--changes" not in sys.argv
+               else sys.argv[sys.argv.index("--changes") + 1].split(","))
+    # Option values are not positional arguments.
+    values = {sys.argv[sys.argv.index(o) + 1] for o in ("--repeat", "--changes") if o in sys.argv}
+    args = [a for a in args if a not in values]
     base, root, builds = Path(args[0]), Path(args[1]), [a.split("=", 1) for a in args[2:]
                                                           if "=" in a]
     daemons = {}
@@ -50,12 +58,18 @@ def main() -> int:
             wait_for(lambda: log_has(log, "tidings daemon started"), 600, 0.1)
             wait_for(lambda: (daemon_summary(state, 60) or {}).get("checks", 0) >= n, 1800, 5)
         time.sleep(5)
-        for change in [*CHANGES, "watch-added"]:
+        for label, (proc, *_) in daemons.items():
+            st = status_fields(proc.pid)
+            out.setdefault(label, {})["checked"] = {"rss_kib": st["VmRSS"],
+                                                     "vmhwm_kib": st["VmHWM"]}
+        for change in changes:
             for _ in range(repeat):
                 for label, (proc, config, log, _) in daemons.items():
                     c0 = cpu_seconds(proc.pid)
-                    wall = reload_once(proc.pid, log, config, add_watch=change == "watch-added",
-                                       change=None if change == "watch-added" else change)
+                    wall = reload_once(proc.pid, log, None if change == "unchanged" else config,
+                                       add_watch=change == "watch-added",
+                                       change=None if change in ("watch-added", "unchanged")
+                                       else change)
                     st = status_fields(proc.pid)
                     out.setdefault(label, {}).setdefault(change, []).append({
                         "wall_s": round(wall, 3), "cpu_s": round(cpu_seconds(proc.pid) - c0, 2),

@@ -125,7 +125,7 @@ def last_reload_log(log: Path) -> dict:
     """The load_ms / apply_ms / added / changed of the last reload's log line."""
     lines = [line for line in log.read_text(errors="replace").splitlines()
              if "configuration reloaded" in line]
-    return {k: int(v) for k, v in re.findall(r"\b(load_ms|apply_ms|added|changed|removed)=(\d+)",
+    return {k: int(v) for k, v in re.findall(r"\b(load_ms|apply_ms|added|changed|removed|stored_reads|elapsed_ms)=(\d+)",
                                               lines[-1] if lines else "")}
 
 

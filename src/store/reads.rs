@@ -47,28 +47,36 @@ impl Store {
     pub fn watch_states(
         &self,
     ) -> Result<std::collections::HashMap<String, WatchState>, StoreError> {
-        self.watch_states_where(|_| true)
+        let mut states = std::collections::HashMap::new();
+        self.visit_watch_states(
+            |_| true,
+            |name, state| {
+                states.insert(name.to_owned(), state);
+            },
+        )?;
+        Ok(states)
     }
 
-    /// [`Store::watch_states`] of the watches `keep` names, still in one
-    /// pass: the others are neither decoded nor kept (a daemon reload that
-    /// adds 50,000 watches to 100,000 wants only the new ones').
-    pub fn watch_states_where(
+    /// The states of the watches `keep` names, each handed to `visit`, in
+    /// one pass: for a caller that keeps less than a whole `WatchState`
+    /// per watch (the daemon's start-up keeps its planning inputs), or the
+    /// states of a few (a daemon reload that adds 50,000 watches to
+    /// 100,000 wants only the new ones'). The others are not decoded.
+    pub fn visit_watch_states(
         &self,
         mut keep: impl FnMut(&str) -> bool,
-    ) -> Result<std::collections::HashMap<String, WatchState>, StoreError> {
-        let mut states = std::collections::HashMap::new();
+        mut visit: impl FnMut(&str, WatchState),
+    ) -> Result<(), StoreError> {
         self.kv.scan(Tree::Watches, &[], false, &mut |key, value| {
             let name =
                 std::str::from_utf8(key).map_err(|_| self.corrupt("watch", "name is not UTF-8"))?;
             if keep(name) {
                 let record: WatchRecord =
                     decode(value).map_err(|reason| self.corrupt("watch", reason))?;
-                states.insert(name.to_owned(), record.into());
+                visit(name, record.into());
             }
             Ok(std::ops::ControlFlow::Continue(()))
-        })?;
-        Ok(states)
+        })
     }
 }
 

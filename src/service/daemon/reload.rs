@@ -200,14 +200,14 @@ impl Daemon {
                 .collect()
         } else {
             let wanted: HashSet<&str> = anew.iter().map(|w| w.name.as_str()).collect();
-            let states = self
-                .store
-                .watch_states_where(|name| wanted.contains(name))
-                .unwrap_or_default();
             let paused = self.store.paused().unwrap_or_default();
+            let known = self.known_inputs(|name| wanted.contains(name), &paused);
             anew.iter()
                 .map(|w| {
-                    super::plan::Inputs::stored(states.get(&w.name), paused.contains_key(&w.name))
+                    known.get(&w.name).copied().unwrap_or(super::plan::Inputs {
+                        paused: paused.contains_key(&w.name),
+                        ..Default::default()
+                    })
                 })
                 .collect()
         };
