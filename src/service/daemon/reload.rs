@@ -178,9 +178,12 @@ impl Daemon {
                     !rescheduled && !daemon_settings_changed
                 },
                 // A check an admin asked for stays due now.
-                |watch, inputs| match asked_now.contains(&watch.name) {
-                    true => now,
-                    false => batch.due(watch, inputs),
+                |watch, inputs| {
+                    if asked_now.contains(&watch.name) {
+                        now
+                    } else {
+                        batch.due(watch, inputs)
+                    }
                 },
             );
             anew.extend(added_watch);
