@@ -7,7 +7,6 @@
 
 pub mod delta;
 pub mod gazetteer;
-mod warm;
 
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
@@ -424,15 +423,13 @@ fn has_number_word(text: &str) -> bool {
 /// Words that end an organisation's name.
 const ORGANISATION_ENDINGS: &str = r"NHS Foundation Trust|NHS Trust|Foundation Trust|Clinical Commissioning Group|CCG|Integrated Care Board|ICB|Metropolitan Borough Council|County Council|City Council|Borough Council|District Council|Council|Ambulance Service(?: NHS Trust)?|Hospice|Hospitals?|CVS|Council for Voluntary Service|University|College|Partnership NHS Trust|Commissioning Support Unit|Healthcare";
 
-/// The largest fact pattern, and the one whose lazy DFA took longest to
-/// build: its cache is shared by the worker threads (see [`warm`]).
-static ORGANISATION: LazyLock<warm::SharedRegex> = LazyLock::new(|| {
+static ORGANISATION: LazyLock<Regex> = LazyLock::new(|| {
     // A run of capitalised words (with "and", "of", "&", "for", "the" allowed
     // inside) ending in an organisation word; or Healthwatch / University of /
     // Age UK followed by capitalised words.
     let word = r"(?:NHS|[A-Z][\w'’.-]*)";
     let joiner = r"(?:\s+(?:and|of|for|the|&)\s+|\s+)";
-    warm::SharedRegex::new(&format!(
+    compact_regex(&format!(
         r"\b(?:{word}(?:{joiner}{word})*\s+(?:{ORGANISATION_ENDINGS})\b|(?:Healthwatch|University of|Age UK|(?:London|Royal) Borough of)(?:\s+[A-Z][\w'’-]+)+)"
     ))
     .expect("organisation pattern compiles")
@@ -441,11 +438,10 @@ static ORGANISATION: LazyLock<warm::SharedRegex> = LazyLock::new(|| {
 /// Organisation names in a text, with their byte ranges.
 fn organisations(text: &str) -> Vec<(usize, usize, String)> {
     ORGANISATION
-        .find_ranges(text)
-        .into_iter()
+        .find_iter(text)
         .filter_map(|m| {
-            let mut name = &text[m.clone()];
-            let mut start = m.start;
+            let mut name = m.as_str();
+            let mut start = m.start();
             // Sentence starts and articles are not part of a name.
             for prefix in [
                 "The ", "the ", "Our ", "Members ", "Member ", "Both ", "All ",
@@ -457,7 +453,7 @@ fn organisations(text: &str) -> Vec<(usize, usize, String)> {
             }
             // A bare ending ("Council", "Hospice") is not a name.
             let words = name.split_whitespace().count();
-            (words >= 2).then(|| (start, m.end, name.to_owned()))
+            (words >= 2).then(|| (start, m.end(), name.to_owned()))
         })
         .flat_map(|(start, end, name)| split_list(start, end, &name))
         .collect()
