@@ -27,9 +27,11 @@ use crate::store::{self, NewChange, NewVersion, PreparedVersion, Store, StoreErr
 mod committer;
 mod pool;
 mod record;
+mod suspicion;
 use committer::{Commit, Committer};
 use pool::CpuPool;
 use record::{record_failure, record_not_modified, run_blocking};
+use suspicion::suspicion;
 
 /// What one check found.
 #[derive(Debug, Clone, Serialize)]
@@ -177,49 +179,6 @@ pub struct Audience<'a> {
     pub tags: &'a [String],
 }
 
-/// A version this many times shorter than the last (in words) is held as
-/// suspect: an interstitial, an error page served with 200, a body lost.
-const SUSPECT_LOSS_RATIO: usize = 4;
-/// Pages shorter than this many words are too small to judge losses on.
-const SUSPECT_MIN_WORDS: usize = 40;
-/// A shorter text of at most this many words is held when it reads like
-/// a loading placeholder, a rate limit or an error page.
-const PLACEHOLDER_MAX_WORDS: usize = 80;
-/// What placeholders and error pages served with status 200 say, in the
-/// languages of the pages watched so far (lower case).
-const PLACEHOLDER_WORDS: [&str; 27] = [
-    "loading",
-    "please wait",
-    "too many requests",
-    "rate limit",
-    "temporarily unavailable",
-    "service unavailable",
-    "captcha",
-    "are you a robot",
-    "access denied",
-    "just a moment",
-    "something went wrong",
-    "try again later",
-    "enable javascript",
-    "chargement",
-    "veuillez patienter",
-    "trop de requêtes",
-    "temporairement indisponible",
-    "réessayer plus tard",
-    "cargando",
-    "demasiadas solicitudes",
-    "no disponible temporalmente",
-    "wird geladen",
-    "zu viele anfragen",
-    "vorübergehend nicht verfügbar",
-    "caricamento",
-    "troppe richieste",
-    "llwytho",
-];
-/// How many earlier versions a returning text is compared with, to catch
-/// A/B rotation and placeholders that flip back and forth.
-const FLIP_FLOP_WINDOW: usize = 5;
-
 /// Extracts, diffs against the latest stored version, classifies, and
 /// stores: the synchronous heart of a check, shared by `check`, `diff` and
 /// `replay`.
@@ -279,7 +238,8 @@ fn apply_with(
     state.last_error = None;
     state.consecutive_failures = 0;
 
-    let Some((previous_info, previous_blocks)) = store.latest(watch)? else {
+    let Some((previous_info, previous_blocks)) = store.latest_of(watch, state.latest_version)?
+    else {
         state.suspect = None;
         // Facts are read when a change needs them, not for every baseline:
         // on a first pass over a thousand pages that is a third of the work.
@@ -304,9 +264,13 @@ fn apply_with(
         return Ok(Outcome::Rebaselined { version: number });
     }
 
-    // Noise that must be seen twice before it counts.
-    let hash = store::text_hash(blocks);
-    if let Some(reason) = suspicion(store, watch, &previous_blocks, blocks, &hash)? {
+    // Noise that must be seen twice before it counts. The text's hash is
+    // made only when something is compared with it: a watch with no earlier
+    // version than the latest and no suspicion needs none, and the commit
+    // hashes the text again anyway.
+    let mut hash = None;
+    if let Some(reason) = suspicion(store, watch, &previous_blocks, blocks, &mut hash)? {
+        let hash = hash.unwrap_or_else(|| store::text_hash(blocks));
         // Held until the same text has come back `confirm_after` fetches in
         // a row; any other text starts the count again, and the old text
         // returning ends the hold silently (the diff is empty above).
@@ -405,77 +369,6 @@ fn new_version<'a>(
         facts: None,
         notify: None,
     }
-}
-
-/// Why a new text should be held until a later fetch confirms it, if it
-/// should: it lost most of the text, or it is a recent version coming back.
-fn suspicion(
-    store: &Store,
-    watch: &str,
-    previous: &[Block],
-    blocks: &[Block],
-    hash: &str,
-) -> Result<Option<String>, StoreError> {
-    let words = |blocks: &[Block]| -> usize { blocks.iter().map(|b| word_count(&b.text)).sum() };
-    let (before, after) = (words(previous), words(blocks));
-    if before >= SUSPECT_MIN_WORDS && after * SUSPECT_LOSS_RATIO < before {
-        let lost = 100 - after * 100 / before.max(1);
-        return Ok(Some(format!(
-            "the page lost {lost}% of its text ({before} → {after} words); held until later fetches confirm it"
-        )));
-    }
-    if after < before && after <= PLACEHOLDER_MAX_WORDS {
-        let text = blocks
-            .iter()
-            .map(|b| b.text.to_lowercase())
-            .collect::<Vec<_>>()
-            .join(" ");
-        if let Some(word) = PLACEHOLDER_WORDS.iter().find(|w| text.contains(*w)) {
-            return Ok(Some(format!(
-                "the page reads like a placeholder or an error page (“{word}”, {after} words); held until later fetches confirm it"
-            )));
-        }
-    }
-    let history = store.history(watch)?;
-    let earlier = history.iter().rev().skip(1).take(FLIP_FLOP_WINDOW);
-    for version in earlier {
-        if version.hash == hash {
-            return Ok(Some(format!(
-                "the page flipped back to version {} from {}; held until later fetches confirm it",
-                version.number,
-                version.seen_at.format("%Y-%m-%d %H:%M UTC")
-            )));
-        }
-    }
-    Ok(None)
-}
-
-/// `text.split_whitespace().count()`, counted as the places where a word
-/// starts: this runs over both versions of every changed page, and the
-/// iterator over the words themselves was a few percent of a changed cycle.
-fn word_count(text: &str) -> usize {
-    if !text.is_ascii() {
-        let mut words = 0;
-        let mut after_space = true;
-        for c in text.chars() {
-            let space = c.is_whitespace();
-            words += usize::from(after_space && !space);
-            after_space = space;
-        }
-        return words;
-    }
-    // ASCII whitespace as `char::is_whitespace` knows it: tab to carriage
-    // return, and space. Pairs of bytes, with no state carried from one to
-    // the next, so the loop is vectorised.
-    let space = |b: u8| matches!(b, b' ' | b'\t'..=b'\r');
-    let bytes = text.as_bytes();
-    let first = bytes.first().is_some_and(|&b| !space(b));
-    let starts: usize = bytes
-        .iter()
-        .zip(bytes.iter().skip(1))
-        .map(|(&before, &at)| usize::from(space(before) & !space(at)))
-        .sum();
-    starts + usize::from(first)
 }
 
 /// Fetches and checks watches, within the configured concurrency bounds.
@@ -894,6 +787,7 @@ impl<'a> CheckSummary<'a> {
 
 #[cfg(test)]
 mod tests {
+    use super::suspicion::word_count;
     use super::*;
 
     #[test]
@@ -906,6 +800,10 @@ mod tests {
             "a,b c",
             "Caf\u{e9}\u{a0}au lait \u{2003} ok",
             "\u{2003}lead \u{85}x\u{3000}",
+            "It\u{2019}s \u{201c}one\u{201d} \u{2013} two",
+            "It\u{2019}s\u{2009}thin\u{202f}narrow\u{205f}math\u{1680}ogham\u{2028}\u{2029}end",
+            "\u{e9}t\u{e9} \u{e0} l\u{2019}\u{e9}cole",
+            "\u{3042}\u{3044} \u{3046}\u{3000}\u{3048}",
             "x",
             " x",
             "x ",
@@ -915,6 +813,29 @@ mod tests {
                 text.split_whitespace().count(),
                 "{text:?}"
             );
+        }
+    }
+
+    #[test]
+    fn word_count_knows_every_space_outside_ascii() {
+        // Every space `char::is_whitespace` knows, between words with and
+        // without letters outside ASCII, and beside characters that share
+        // its first byte but are not spaces.
+        let spaces = (0..=0x3000_u32)
+            .filter_map(char::from_u32)
+            .filter(|c| c.is_whitespace());
+        for space in spaces {
+            for text in [
+                format!("one{space}two"),
+                format!("{space}caf\u{e9}{space}{space}au\u{2019}lait{space}"),
+                format!("\u{2019}{space}\u{2013}\u{a9}\u{1681}{space}\u{3001}x"),
+            ] {
+                assert_eq!(
+                    word_count(&text),
+                    text.split_whitespace().count(),
+                    "{text:?}"
+                );
+            }
         }
     }
 

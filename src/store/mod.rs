@@ -595,7 +595,17 @@ impl Store {
 
     /// The latest version and its text, if the watch has any.
     pub fn latest(&self, watch: &str) -> Result<Option<(VersionInfo, Vec<Block>)>, StoreError> {
-        let Some(number) = self.watch_state(watch)?.latest_version else {
+        self.latest_of(watch, self.watch_state(watch)?.latest_version)
+    }
+
+    /// [`Store::latest`] for a caller that has just read the watch's state
+    /// (`latest` is its `latest_version`), so it is not read again.
+    pub fn latest_of(
+        &self,
+        watch: &str,
+        latest: Option<u64>,
+    ) -> Result<Option<(VersionInfo, Vec<Block>)>, StoreError> {
+        let Some(number) = latest else {
             return Ok(None);
         };
         let Some(info) = self.version(watch, number)? else {

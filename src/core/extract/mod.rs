@@ -356,7 +356,10 @@ mod tests {
             "Updated: Sat 8:31 PM, Feb 17, 2018",
             "NOVEMBER 20, 2019 10:43",
             "By JERUSALEM POST STAFF",
+            "By Jane Smith, Health Editor",
             "Advertisement",
+            // Digits outside ASCII are digits to the pattern too.
+            "\u{664} March 2021",
         ] {
             assert!(is_noise_line(line), "{line}");
         }
@@ -365,6 +368,9 @@ mod tests {
             "By 2024 we will open two new hubs.",
             "Eden 52,630 residents.",
             "On 7 July 2022 the cabinet agreed the plan.",
+            "Posted on a Friday in March",
+            "by Jane Smith",
+            "Bypass works start soon",
         ] {
             assert!(!is_noise_line(line), "{line}");
         }
