@@ -42,9 +42,20 @@ fn main() {
     if !list.is_file() {
         return;
     }
+    // The linker is handed a copy in OUT_DIR, not the list in the source
+    // tree: cargo keeps this script's output while the list is unchanged,
+    // and a checkout that moved (or a target directory shared by two
+    // checkouts) would otherwise point the linker at a path that is gone.
+    let Some(out_dir) = std::env::var_os("OUT_DIR") else {
+        return;
+    };
+    let copy = Path::new(&out_dir).join("hot-functions.txt");
+    if std::fs::copy(&list, &copy).is_err() {
+        return;
+    }
     println!(
         "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
-        list.display()
+        copy.display()
     );
     println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
 }
