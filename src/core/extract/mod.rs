@@ -32,9 +32,9 @@
 //!    often than the text and would otherwise alert on every edit.
 
 mod choose;
-mod depth;
 mod emit;
 mod flatten;
+mod prescan;
 mod tags;
 
 use std::time::{Duration, Instant};
@@ -242,7 +242,7 @@ pub fn extract(html: &str, rules: &Rules) -> Result<Extracted, ExtractError> {
         limit: budget.deadline,
     };
     let document =
-        parse(&depth::cap_depth(html, budget.max_depth), deadline).ok_or_else(out_of_time)?;
+        parse(&prescan::prepare(html, budget.max_depth), deadline).ok_or_else(out_of_time)?;
     let mut flat = Flat::build(&document, rules, deadline)?;
     if rules.finds_main_content() {
         flat.settle_class_junk();
