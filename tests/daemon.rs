@@ -537,8 +537,11 @@ fn a_new_default_schedule_is_planned_from_what_the_daemon_holds(backend: &Backen
     });
     let paused = ws.run(&["pause", "held"]);
     assert_eq!(paused.code, 0, "{paused:?}");
+    // The daemon itself must hold the pause (no next run): with PostgreSQL
+    // a pause stored by the command reaches the daemon at its next
+    // heartbeat, and the reload below plans from what the daemon holds.
     daemon.wait_for_watch(&ws.config, "held", "the pause", |w| {
-        w.paused_since.is_some()
+        w.paused_since.is_some() && w.next_run.is_none()
     });
     let hits = |site: &Site| ["/ok", "/flaky", "/held"].map(|p| site.hits(p));
     let before = hits(&site);
