@@ -499,6 +499,9 @@ impl Pipeline {
             let host = self.host_limit(&watch.url);
             let _host_permit = host.acquire().await;
             let _global_permit = self.global.acquire().await;
+            // Counted from here, so that the committer gathers the versions
+            // of pages still being fetched into one batch with this one.
+            let _under_way = self.committer.under_way();
             self.wait_for_host_turn(&watch.url).await;
             self.check_inner(watch).instrument(span.clone()).await
         };
@@ -606,7 +609,6 @@ impl Pipeline {
                 let diff_options = self.diff_options();
                 let url = watch.url.to_string();
                 let tags = watch.tags.clone();
-                let _reading = self.committer.reading();
                 let _cpu_permit = self.cpu.acquire().await;
                 let result = self
                     .workers

@@ -3,24 +3,29 @@
 //! A page's worker prepares its version ([`Store::prepare_version`]: the
 //! text's JSON, hash and compression) and goes on to the next page; the
 //! check waits here for the commit. The committer takes whatever versions
-//! have queued up, waiting a little for more while other pages are still
-//! being read, and commits them with [`Store::commit_batch`]: one pack
+//! have queued up, waiting a little for more while other checks are still
+//! under way, and commits them with [`Store::commit_batch`]: one pack
 //! append, one `fdatasync` and one transaction for the batch instead of
-//! one each (sled 0.34 writes its log at every transaction's commit). A
-//! check learns its version's number, or the batch's error, only once the
-//! transaction has committed; `check_all` still flushes before it prints.
+//! one each (sled 0.34 writes its log, and asks the kernel to write it
+//! back, at every transaction's commit). A check learns its version's
+//! number, or the batch's error, only once the transaction has committed;
+//! `check_all` still flushes before it prints.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::store::{NewVersion, PreparedVersion, Store, StoreError, WatchState};
 
 /// How long the committer waits for more versions after the first of a
-/// batch, while pages are still being read. Much shorter than the flush
-/// window of `check_all` (100 ms), which a check's line waits for anyway.
-const GATHER: Duration = Duration::from_millis(20);
+/// batch, while other checks are under way. When pages arrive no faster
+/// than a server sends them, versions come a few milliseconds apart: a
+/// window of 20 ms, counting only pages being read, made batches of one or
+/// two (599 transactions, pack syncs and log write-backs for 1,000 new
+/// pages). Half the flush window of `check_all` (100 ms), which a check's
+/// line waits for anyway.
+const GATHER: Duration = Duration::from_millis(50);
 /// The most versions one transaction commits: a bound on what one
 /// failure fails together, and on the transaction's size.
 const MAX_BATCH: usize = 64;
@@ -61,42 +66,63 @@ struct Job {
     done: tokio::sync::oneshot::Sender<Result<u64, String>>,
 }
 
+/// What the committer's thread is sent.
+enum Message {
+    /// A version to commit (boxed: a prepared version is large, and the
+    /// channel's slots are as large as its largest message).
+    Commit(Box<Job>),
+    /// The last check under way has ended: a batch being gathered need
+    /// wait no longer.
+    Idle,
+}
+
 /// The committer's queue.
 #[derive(Debug)]
 pub(super) struct Committer {
-    jobs: Mutex<Sender<Job>>,
-    /// Pages being read by the workers now: while there are some, more
-    /// versions are coming and a batch waits for them (up to [`GATHER`]).
-    reading: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
 }
 
-impl std::fmt::Debug for Job {
+#[derive(Debug)]
+struct Shared {
+    // `Sender` is `Sync`: checks on any thread send without a lock.
+    queue: Sender<Message>,
+    /// Checks under way now (fetching or reading a page): while there are
+    /// some, more versions may be coming and a batch waits for them (up to
+    /// [`GATHER`]). The committer's thread holds this count only: holding
+    /// the sender too would keep its own queue open after the pipeline is
+    /// dropped.
+    under_way: Arc<AtomicUsize>,
+}
+
+impl std::fmt::Debug for Message {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Job")
-            .field("watch", &self.version.watch())
-            .finish_non_exhaustive()
+        match self {
+            Message::Commit(job) => f
+                .debug_struct("Commit")
+                .field("watch", &job.version.watch())
+                .finish_non_exhaustive(),
+            Message::Idle => f.write_str("Idle"),
+        }
     }
 }
 
 impl Committer {
     pub(super) fn new() -> Self {
-        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
-        let reading = Arc::new(AtomicUsize::new(0));
-        let busy = Arc::clone(&reading);
+        let (queue, messages) = std::sync::mpsc::channel::<Message>();
+        let under_way = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::clone(&under_way);
         // Without the thread, `commit` reports every version as failed.
         let _ = std::thread::Builder::new()
             .name("tidings-commit".to_owned())
-            .spawn(move || run(&queue, &busy));
-        Self {
-            jobs: Mutex::new(jobs),
-            reading,
-        }
+            .spawn(move || run(&messages, &seen));
+        let shared = Arc::new(Shared { queue, under_way });
+        Self { shared }
     }
 
-    /// Counts a page as being read until the guard is dropped.
-    pub(super) fn reading(&self) -> Reading {
-        self.reading.fetch_add(1, Ordering::SeqCst);
-        Reading(Arc::clone(&self.reading))
+    /// Counts a check as under way until the guard is dropped.
+    pub(super) fn under_way(&self) -> UnderWay {
+        self.shared.under_way.fetch_add(1, Ordering::SeqCst);
+        UnderWay(Arc::clone(&self.shared))
     }
 
     /// Commits `version` with the next batch; its number once committed.
@@ -106,15 +132,11 @@ impl Committer {
         version: PreparedVersion,
     ) -> Result<u64, String> {
         let (done, answer) = tokio::sync::oneshot::channel();
-        let sent = self
-            .jobs
-            .lock()
-            .map_err(|_| "internal error: the committer is poisoned".to_owned())?
-            .send(Job {
-                store,
-                version,
-                done,
-            });
+        let sent = self.shared.queue.send(Message::Commit(Box::new(Job {
+            store,
+            version,
+            done,
+        })));
         if sent.is_err() {
             return Err("internal error: the committer is not running".to_owned());
         }
@@ -124,34 +146,43 @@ impl Committer {
     }
 }
 
-/// A page being read (see [`Committer::reading`]).
-pub(super) struct Reading(Arc<AtomicUsize>);
+/// A check under way (see [`Committer::under_way`]).
+pub(super) struct UnderWay(Arc<Shared>);
 
-impl Drop for Reading {
+impl Drop for UnderWay {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        if self.0.under_way.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // A batch gathering for more versions can stop now, instead of
+            // waiting out its window. Gone only with the thread.
+            let _ = self.0.queue.send(Message::Idle);
+        }
     }
 }
 
-fn run(queue: &Receiver<Job>, reading: &AtomicUsize) {
+fn run(messages: &Receiver<Message>, under_way: &AtomicUsize) {
     // Ends when the pipeline, and with it the sender, is dropped.
-    while let Ok(first) = queue.recv() {
-        let mut batch = vec![first];
+    while let Ok(message) = messages.recv() {
+        let Message::Commit(first) = message else {
+            continue;
+        };
+        let mut batch = vec![*first];
         let until = Instant::now() + GATHER;
         while batch.len() < MAX_BATCH {
-            if let Ok(job) = queue.try_recv() {
-                batch.push(job);
+            if let Ok(message) = messages.try_recv() {
+                if let Message::Commit(job) = message {
+                    batch.push(*job);
+                }
                 continue;
             }
-            // Nothing queued: wait only while a worker is reading a page
-            // that will bring another version soon.
+            // Nothing queued: wait only while another check is under way
+            // and may bring a version soon. The last one to end says so.
             let now = Instant::now();
-            if reading.load(Ordering::SeqCst) == 0 || now >= until {
+            if under_way.load(Ordering::SeqCst) == 0 || now >= until {
                 break;
             }
-            match queue.recv_timeout((until - now).min(Duration::from_millis(2))) {
-                Ok(job) => batch.push(job),
-                Err(RecvTimeoutError::Timeout) => {}
+            match messages.recv_timeout(until - now) {
+                Ok(Message::Commit(job)) => batch.push(*job),
+                Ok(Message::Idle) | Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
