@@ -163,9 +163,12 @@ impl Daemon {
                 .take(status::SUMMARY_FAILING)
                 .cloned()
                 .collect(),
+            // A stored pause counts even before the plan holds it: on a
+            // shared store a pause made elsewhere reaches the plan only at
+            // the next heartbeat, and the watch will not be checked.
             next_due: self
                 .plan
-                .next_due_named(&self.in_flight)
+                .next_due_named(|name| self.in_flight.contains(name) || paused.contains_key(name))
                 .map(|(due, name)| (due, name.to_owned())),
             store_bytes: self.store.disk_bytes().ok(),
             ..status::StatusSummary::default()
@@ -212,7 +215,9 @@ impl Daemon {
             name: planned.watch.name.clone(),
             url: planned.watch.url.to_string(),
             last_check: state.last_check,
-            next_run: Some(planned.due).filter(|due| *due < DateTime::<Utc>::MAX_UTC),
+            next_run: Some(planned.due).filter(|due| {
+                *due < DateTime::<Utc>::MAX_UTC && !paused.contains_key(&planned.watch.name)
+            }),
             last_change: state.last_change,
             last_error: state.last_error,
             consecutive_failures: state.consecutive_failures,
@@ -308,6 +313,11 @@ impl Daemon {
                     row.consecutive_failures = state.consecutive_failures;
                     row.latest_version = state.latest_version;
                     row.paused_since = paused.get(&row.name).copied();
+                    // The plan may not hold a pause stored elsewhere yet
+                    // (see `serve_summary`); a paused watch has no next run.
+                    if row.paused_since.is_some() {
+                        row.next_run = None;
+                    }
                 }
                 if !write_frames(&mut stream, [Frame::Rows(page)]).await {
                     return;
@@ -535,13 +545,9 @@ pub fn offline_status(config: &Config, store: &Store, config_path: &Path) -> Sta
                 name: watch.name.clone(),
                 url: watch.url.to_string(),
                 last_check: state.last_check,
-                next_run: Some(schedule::due(
-                    &watch.schedule,
-                    &watch.name,
-                    history,
-                    now,
-                    &timing,
-                )),
+                // A paused watch has no next run until it is resumed.
+                next_run: (!paused.contains_key(&watch.name))
+                    .then(|| schedule::due(&watch.schedule, &watch.name, history, now, &timing)),
                 last_change: state.last_change,
                 last_error: state.last_error,
                 consecutive_failures: state.consecutive_failures,
