@@ -28,7 +28,7 @@ mod committer;
 mod pool;
 mod record;
 mod suspicion;
-use committer::{Commit, Committer};
+use committer::{Commit, Committer, UnderWay};
 use pool::CpuPool;
 use record::{record_failure, record_not_modified, run_blocking};
 use suspicion::suspicion;
@@ -492,7 +492,7 @@ impl Pipeline {
     /// Checks one watch. Never fails: a failure is an [`Outcome::Failed`].
     pub async fn check(&self, watch: &Watch) -> CheckReport {
         let span = tracing::info_span!("check", watch = %watch.name, url = %watch.url);
-        let checked = {
+        let (checked, under_way) = {
             // The host permit is taken first, so a task waiting on a busy
             // host does not hold one of the global slots that other hosts
             // could use.
@@ -501,17 +501,23 @@ impl Pipeline {
             let _global_permit = self.global.acquire().await;
             // Counted from here, so that the committer gathers the versions
             // of pages still being fetched into one batch with this one.
-            let _under_way = self.committer.under_way();
+            let under_way = self.committer.under_way();
             self.wait_for_host_turn(&watch.url).await;
-            self.check_inner(watch).instrument(span.clone()).await
+            let checked = self.check_inner(watch).instrument(span.clone()).await;
+            (checked, under_way)
         };
         // The permits are given back before the commit: a check waiting for
         // its batch to commit keeps no other page from being fetched.
         let outcome = match checked {
-            Checked::Done(outcome) => outcome,
+            Checked::Done(outcome) => {
+                drop(under_way);
+                outcome
+            }
             // Boxed: a thousand checks are spawned at once, and each task
             // is as large as its future's largest state.
-            Checked::Commit(pending) => Box::pin(self.commit(*pending).instrument(span)).await,
+            Checked::Commit(pending) => {
+                Box::pin(self.commit(*pending, under_way).instrument(span)).await
+            }
         };
         if let Outcome::Failed { error } = &outcome {
             tracing::warn!(watch = %watch.name, url = %watch.url, %error, "check failed");
@@ -525,9 +531,17 @@ impl Pipeline {
     }
 
     /// Waits for the committer to commit a check's new version.
-    async fn commit(&self, (outcome, version): (Outcome, PreparedVersion)) -> Outcome {
+    async fn commit(
+        &self,
+        (outcome, version): (Outcome, PreparedVersion),
+        under_way: UnderWay,
+    ) -> Outcome {
         let expected = version.number();
-        match self.committer.commit(self.store.clone(), version).await {
+        match self
+            .committer
+            .commit(self.store.clone(), version, under_way)
+            .await
+        {
             Ok(number) if number == expected => outcome,
             Ok(number) => outcome.renumbered(number),
             Err(error) => Outcome::Failed { error },

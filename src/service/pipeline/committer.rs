@@ -13,7 +13,8 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, Sender};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use crate::store::{NewVersion, PreparedVersion, Store, StoreError, WatchState};
@@ -66,16 +67,6 @@ struct Job {
     done: tokio::sync::oneshot::Sender<Result<u64, String>>,
 }
 
-/// What the committer's thread is sent.
-enum Message {
-    /// A version to commit (boxed: a prepared version is large, and the
-    /// channel's slots are as large as its largest message).
-    Commit(Box<Job>),
-    /// The last check under way has ended: a batch being gathered need
-    /// wait no longer.
-    Idle,
-}
-
 /// The committer's queue.
 #[derive(Debug)]
 pub(super) struct Committer {
@@ -84,38 +75,35 @@ pub(super) struct Committer {
 
 #[derive(Debug)]
 struct Shared {
-    // `Sender` is `Sync`: checks on any thread send without a lock.
-    queue: Sender<Message>,
+    // `Sender` is `Sync`: checks on any thread send without a lock. Boxed:
+    // a prepared version is large, and so would be every slot.
+    queue: Sender<Box<Job>>,
     /// Checks under way now (fetching or reading a page): while there are
     /// some, more versions may be coming and a batch waits for them (up to
     /// [`GATHER`]). The committer's thread holds this count only: holding
     /// the sender too would keep its own queue open after the pipeline is
     /// dropped.
     under_way: Arc<AtomicUsize>,
-}
-
-impl std::fmt::Debug for Message {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Message::Commit(job) => f
-                .debug_struct("Commit")
-                .field("watch", &job.version.watch())
-                .finish_non_exhaustive(),
-            Message::Idle => f.write_str("Idle"),
-        }
-    }
+    /// The committer's thread, unparked when the last check under way ends.
+    thread: Option<Thread>,
 }
 
 impl Committer {
     pub(super) fn new() -> Self {
-        let (queue, messages) = std::sync::mpsc::channel::<Message>();
+        let (queue, jobs) = std::sync::mpsc::channel::<Box<Job>>();
         let under_way = Arc::new(AtomicUsize::new(0));
         let seen = Arc::clone(&under_way);
         // Without the thread, `commit` reports every version as failed.
-        let _ = std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("tidings-commit".to_owned())
-            .spawn(move || run(&messages, &seen));
-        let shared = Arc::new(Shared { queue, under_way });
+            .spawn(move || run(&jobs, &seen))
+            .ok()
+            .map(|handle| handle.thread().clone());
+        let shared = Arc::new(Shared {
+            queue,
+            under_way,
+            thread,
+        });
         Self { shared }
     }
 
@@ -126,17 +114,21 @@ impl Committer {
     }
 
     /// Commits `version` with the next batch; its number once committed.
+    /// The check stops counting as under way once its version is queued,
+    /// so the batch being gathered takes it.
     pub(super) async fn commit(
         &self,
         store: Store,
         version: PreparedVersion,
+        under_way: UnderWay,
     ) -> Result<u64, String> {
         let (done, answer) = tokio::sync::oneshot::channel();
-        let sent = self.shared.queue.send(Message::Commit(Box::new(Job {
+        let sent = self.shared.queue.send(Box::new(Job {
             store,
             version,
             done,
-        })));
+        }));
+        drop(under_way);
         if sent.is_err() {
             return Err("internal error: the committer is not running".to_owned());
         }
@@ -151,40 +143,36 @@ pub(super) struct UnderWay(Arc<Shared>);
 
 impl Drop for UnderWay {
     fn drop(&mut self) {
-        if self.0.under_way.fetch_sub(1, Ordering::SeqCst) == 1 {
+        if self.0.under_way.fetch_sub(1, Ordering::SeqCst) == 1
+            && let Some(thread) = &self.0.thread
+        {
             // A batch gathering for more versions can stop now, instead of
-            // waiting out its window. Gone only with the thread.
-            let _ = self.0.queue.send(Message::Idle);
+            // waiting out its window.
+            thread.unpark();
         }
     }
 }
 
-fn run(messages: &Receiver<Message>, under_way: &AtomicUsize) {
+fn run(jobs: &Receiver<Box<Job>>, under_way: &AtomicUsize) {
     // Ends when the pipeline, and with it the sender, is dropped.
-    while let Ok(message) = messages.recv() {
-        let Message::Commit(first) = message else {
-            continue;
-        };
+    while let Ok(first) = jobs.recv() {
         let mut batch = vec![*first];
         let until = Instant::now() + GATHER;
-        while batch.len() < MAX_BATCH {
-            if let Ok(message) = messages.try_recv() {
-                if let Message::Commit(job) = message {
-                    batch.push(*job);
-                }
-                continue;
+        loop {
+            while batch.len() < MAX_BATCH
+                && let Ok(job) = jobs.try_recv()
+            {
+                batch.push(*job);
             }
-            // Nothing queued: wait only while another check is under way
-            // and may bring a version soon. The last one to end says so.
+            // Wait only while another check is under way and may bring a
+            // version soon; the last one to end unparks this thread.
+            // Parked rather than blocked on the queue, so that each version
+            // queued meanwhile costs its check no wake-up of this thread.
             let now = Instant::now();
-            if under_way.load(Ordering::SeqCst) == 0 || now >= until {
+            if batch.len() >= MAX_BATCH || under_way.load(Ordering::SeqCst) == 0 || now >= until {
                 break;
             }
-            match messages.recv_timeout(until - now) {
-                Ok(Message::Commit(job)) => batch.push(*job),
-                Ok(Message::Idle) | Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
+            std::thread::park_timeout(until - now);
         }
         commit(batch);
     }
