@@ -235,15 +235,20 @@ fn is_word_byte(byte: u8) -> bool {
 /// case); after a match, on from its end; else on from the next byte.
 ///
 /// Why not that automaton itself: building it (its failure transitions over
-/// some 40,000 states, each letter in both cases) cost about 25 ms, paid
-/// once per process — a tenth of a changed page's work spread over the
-/// hundred pages of a changed cycle — while this trie builds in well under
-/// a millisecond. A search walks from every byte rather than following
-/// failure links, but most walks end within two or three bytes.
+/// some 26,500 states, each letter in both cases) cost about 25 ms, paid
+/// once per process and spread over only the hundred pages of a changed
+/// cycle, while this trie builds in about a millisecond. A search walks
+/// from every byte rather than following failure links, but most walks
+/// end within two or three bytes, the second a table look-up.
 #[derive(Debug)]
 struct Names {
     /// The node that each first byte (either case) leads to, or [`NONE`].
     root: Box<[u32; 256]>,
+    /// For the root's children (nodes `1..=k`, laid out first), the node
+    /// that each (lower-case) second byte leads to, 256 entries a child: a
+    /// walk from a letter nearly always takes this step and most end after
+    /// it, so it is a table look-up rather than a search of the children.
+    second: Vec<u32>,
     /// Per node: its first child in `nodes`, how many children it has (they
     /// are contiguous and sorted by byte), and the pattern that ends there
     /// or [`NONE`].
@@ -318,11 +323,33 @@ impl Names {
             root[usize::from(byte)] = child;
             root[usize::from(byte.to_ascii_uppercase())] = child;
         }
-        Self { root, nodes, bytes }
+        debug_assert_eq!(top.first_child, 1, "the root's children come first");
+        let mut second = vec![NONE; 256 * top.children as usize];
+        for (row, child) in (top.first_child..top.first_child + top.children).enumerate() {
+            let Node {
+                first_child,
+                children,
+                ..
+            } = nodes[child as usize];
+            for grandchild in first_child..first_child + children {
+                second[row * 256 + usize::from(bytes[grandchild as usize])] = grandchild;
+            }
+        }
+        Self {
+            root,
+            second,
+            nodes,
+            bytes,
+        }
     }
 
     /// The child of `node` along `byte` (already lower case), or [`NONE`].
     fn child(&self, node: u32, byte: u8) -> u32 {
+        // Never the root (node 0): a walk starts from `root`'s entry.
+        let row = node as usize - 1;
+        if row < self.second.len() / 256 {
+            return self.second[row * 256 + usize::from(byte)];
+        }
         let Node {
             first_child,
             children,
