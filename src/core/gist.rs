@@ -13,6 +13,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::core::diff::{BlockChange, ChangeKind, WordOp};
+use crate::core::facts::ascii::AsciiOr;
 use crate::core::facts::compact_regex;
 use crate::core::model::{Block, BlockKind};
 
@@ -140,19 +141,13 @@ fn mostly_dated(text: &str) -> bool {
 }
 
 /// Words that state a rule or a change of one.
-static RULE: LazyLock<Regex> = LazyLock::new(|| {
-    compact_regex(
-        r"(?i)\b(?:must|no longer|will need|need to|needs to|required|requirement|mandatory|should|paused|suspended|exempt(?:ion)?s?|eligib\w+|can now|cannot|will be able|will not|offline|unavailable|maintenance|from \d{1,2}(?:st|nd|rd|th)? \w+|until|deadline|new|changed?|replaced?|ended|withdrawn|closed|open(?:ed|s)?)\b",
-    )
-    .expect("rule pattern compiles")
+static RULE: AsciiOr = AsciiOr::new(|_| {
+    r"(?i)\b(?:must|no longer|will need|need to|needs to|required|requirement|mandatory|should|paused|suspended|exempt(?:ion)?s?|eligib\w+|can now|cannot|will be able|will not|offline|unavailable|maintenance|from \d{1,2}(?:st|nd|rd|th)? \w+|until|deadline|new|changed?|replaced?|ended|withdrawn|closed|open(?:ed|s)?)\b".to_owned()
 });
 
 /// Openings of lines that point elsewhere rather than say something.
-static POINTER: LazyLock<Regex> = LazyLock::new(|| {
-    compact_regex(
-        r"(?i)^(?:read|see|find out|for more|more information|further information|visit|you can (?:find|read|also)|check|download|view|click|contact|this (?:guidance|page|document)|the above|there is different|this means|follow)\b",
-    )
-    .expect("pointer pattern compiles")
+static POINTER: AsciiOr = AsciiOr::new(|_| {
+    r"(?i)^(?:read|see|find out|for more|more information|further information|visit|you can (?:find|read|also)|check|download|view|click|contact|this (?:guidance|page|document)|the above|there is different|this means|follow)\b".to_owned()
 });
 
 /// How much a passage tells, roughly: a rule, a date it starts on, a
@@ -224,11 +219,8 @@ fn clause(text: &str) -> String {
 /// Long sentences that open on circumstance ("Following successful
 /// completion of disease control activities within the zones, …") before
 /// their news.
-static PREAMBLE: LazyLock<Regex> = LazyLock::new(|| {
-    compact_regex(
-        r"^(?:Following|After|In addition to|As part of|In line with|Further to|In response to|Currently|However|To help|To support)\b[^,;:.]{0,160}?, ",
-    )
-    .expect("preamble pattern compiles")
+static PREAMBLE: AsciiOr = AsciiOr::new(|_| {
+    r"^(?:Following|After|In addition to|As part of|In line with|Further to|In response to|Currently|However|To help|To support)\b[^,;:.]{0,160}?, ".to_owned()
 });
 
 /// A long sentence without its opening circumstance, when that holds no
@@ -242,7 +234,7 @@ fn without_preamble(sentence: &str) -> String {
     let Some(found) = PREAMBLE.find(sentence) else {
         return sentence.to_owned();
     };
-    let (opening, rest) = sentence.split_at(found.end());
+    let (opening, rest) = sentence.split_at(found.end);
     if opening.bytes().any(|b| b.is_ascii_digit()) || rest.split_whitespace().count() < 5 {
         return sentence.to_owned();
     }
@@ -536,26 +528,20 @@ fn changed(change: &BlockChange, old: &Block, new: &Block) -> Vec<Point> {
 }
 
 /// Nouns a reader of a figures page looks for first.
-static HEADLINE_NOUN: LazyLock<Regex> = LazyLock::new(|| {
-    compact_regex(
-        r"(?i)\b(?:died|deaths?|dead|cases?|positive|infections?|infected|admi(?:ssions?|tted)|hospitali[sz]ed|patients?|vaccin\w*|doses?|tests?|tested|R|growth|rate|population|people|residents|beds|outbreaks?|premises|zones?)\b",
-    )
-    .expect("headline pattern compiles")
+static HEADLINE_NOUN: AsciiOr = AsciiOr::new(|_| {
+    r"(?i)\b(?:died|deaths?|dead|cases?|positive|infections?|infected|admi(?:ssions?|tted)|hospitali[sz]ed|patients?|vaccin\w*|doses?|tests?|tested|R|growth|rate|population|people|residents|beds|outbreaks?|premises|zones?)\b".to_owned()
 });
 
 /// The gravest of them: deaths and cases lead a figures page.
-static GRAVE_NOUN: LazyLock<Regex> = LazyLock::new(|| {
-    compact_regex(r"(?i)\b(?:died|deaths?|dead|cases?|positive|infections?|outbreaks?)\b")
-        .expect("grave pattern compiles")
+static GRAVE_NOUN: AsciiOr = AsciiOr::new(|_| {
+    r"(?i)\b(?:died|deaths?|dead|cases?|positive|infections?|outbreaks?)\b".to_owned()
 });
 
 /// Words that show a subject was read from the middle of a clause
 /// ("measure would", "yesterday for tests").
-static CLAUSE_FRAGMENT: LazyLock<Regex> = LazyLock::new(|| {
-    compact_regex(
-        r"(?i)\b(?:would|could|should|may|might|yesterday|today|up|than|between|whom|which)\b",
-    )
-    .expect("fragment pattern compiles")
+static CLAUSE_FRAGMENT: AsciiOr = AsciiOr::new(|_| {
+    r"(?i)\b(?:would|could|should|may|might|yesterday|today|up|than|between|whom|which)\b"
+        .to_owned()
 });
 
 /// How much a changed figure tells, by its subject: a count of deaths,

@@ -5,6 +5,7 @@
 //! Pure: no I/O. Facts are sets, so a reordered list yields the same facts,
 //! and the change layer (`classify`) diffs them as sets.
 
+pub(crate) mod ascii;
 pub mod delta;
 pub mod gazetteer;
 
@@ -423,25 +424,25 @@ fn has_number_word(text: &str) -> bool {
 /// Words that end an organisation's name.
 const ORGANISATION_ENDINGS: &str = r"NHS Foundation Trust|NHS Trust|Foundation Trust|Clinical Commissioning Group|CCG|Integrated Care Board|ICB|Metropolitan Borough Council|County Council|City Council|Borough Council|District Council|Council|Ambulance Service(?: NHS Trust)?|Hospice|Hospitals?|CVS|Council for Voluntary Service|University|College|Partnership NHS Trust|Commissioning Support Unit|Healthcare";
 
-static ORGANISATION: LazyLock<Regex> = LazyLock::new(|| {
+static ORGANISATION: ascii::AsciiOr = ascii::AsciiOr::new(|ascii| {
     // A run of capitalised words (with "and", "of", "&", "for", "the" allowed
     // inside) ending in an organisation word; or Healthwatch / University of /
-    // Age UK followed by capitalised words.
-    let word = r"(?:NHS|[A-Z][\w'’.-]*)";
+    // Age UK followed by capitalised words. (An ASCII text holds no `’`.)
+    let quotes = if ascii { "'" } else { "'’" };
+    let word = format!(r"(?:NHS|[A-Z][\w{quotes}.-]*)");
     let joiner = r"(?:\s+(?:and|of|for|the|&)\s+|\s+)";
-    compact_regex(&format!(
-        r"\b(?:{word}(?:{joiner}{word})*\s+(?:{ORGANISATION_ENDINGS})\b|(?:Healthwatch|University of|Age UK|(?:London|Royal) Borough of)(?:\s+[A-Z][\w'’-]+)+)"
-    ))
-    .expect("organisation pattern compiles")
+    format!(
+        r"\b(?:{word}(?:{joiner}{word})*\s+(?:{ORGANISATION_ENDINGS})\b|(?:Healthwatch|University of|Age UK|(?:London|Royal) Borough of)(?:\s+[A-Z][\w{quotes}-]+)+)"
+    )
 });
 
 /// Organisation names in a text, with their byte ranges.
 fn organisations(text: &str) -> Vec<(usize, usize, String)> {
     ORGANISATION
-        .find_iter(text)
+        .find_ranges(text)
         .filter_map(|m| {
-            let mut name = m.as_str();
-            let mut start = m.start();
+            let mut name = &text[m.clone()];
+            let mut start = m.start;
             // Sentence starts and articles are not part of a name.
             for prefix in [
                 "The ", "the ", "Our ", "Members ", "Member ", "Both ", "All ",
@@ -453,7 +454,7 @@ fn organisations(text: &str) -> Vec<(usize, usize, String)> {
             }
             // A bare ending ("Council", "Hospice") is not a name.
             let words = name.split_whitespace().count();
-            (words >= 2).then(|| (start, m.end(), name.to_owned()))
+            (words >= 2).then(|| (start, m.end, name.to_owned()))
         })
         .flat_map(|(start, end, name)| split_list(start, end, &name))
         .collect()
@@ -493,18 +494,17 @@ fn split_list(start: usize, end: usize, name: &str) -> Vec<(usize, usize, String
 
 static NUMBER: &str = r"\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?";
 
-static POPULATION_OF: LazyLock<Regex> = LazyLock::new(|| {
-    compact_regex(&format!(
+static POPULATION_OF: ascii::AsciiOr = ascii::AsciiOr::new(|_| {
+    format!(
         r"(?i)\bpopulation of (?:around |about |approximately |approx\.? |over |more than |some |nearly |almost )?({NUMBER})(\s*(?:million|m\b))?"
-    ))
-    .expect("population pattern compiles")
+    )
 });
 
-static RESIDENTS: LazyLock<Regex> = LazyLock::new(|| {
-    compact_regex(&format!(
-        r"(?:\b([A-Z][\w'’-]*(?:[ -](?:and |upon |on |in |with )?[A-Z][\w'’-]*)*)\s+)?({NUMBER})(\s*million)?\s+(?:residents|population|inhabitants|people(?:\s+(?:living|who\s+live|live|across|resident)\b))"
-    ))
-    .expect("residents pattern compiles")
+static RESIDENTS: ascii::AsciiOr = ascii::AsciiOr::new(|ascii| {
+    let quotes = if ascii { "'" } else { "'’" };
+    format!(
+        r"(?:\b([A-Z][\w{quotes}-]*(?:[ -](?:and |upon |on |in |with )?[A-Z][\w{quotes}-]*)*)\s+)?({NUMBER})(\s*million)?\s+(?:residents|population|inhabitants|people(?:\s+(?:living|who\s+live|live|across|resident)\b))"
+    )
 });
 
 fn parse_figure(number: &str, million: bool) -> Option<u64> {
@@ -541,7 +541,7 @@ fn populations(text: &str, facts: &mut BTreeSet<Fact>) {
         if figure < 1_000 {
             continue;
         }
-        let place = captures.get(1).map(|m| m.as_str()).and_then(|name| {
+        let place = captures.str(1).and_then(|name| {
             gazetteer()
                 .find(name)
                 .last()
@@ -608,16 +608,16 @@ fn number_value(word: &str) -> Option<u64> {
     Some(tens + units)
 }
 
-static COUNT: LazyLock<Regex> = LazyLock::new(|| {
+static COUNT: ascii::AsciiOr = ascii::AsciiOr::new(|ascii| {
+    let quotes = if ascii { "'" } else { "'’" };
     let words = format!(
         "{}|(?:{})(?:[- ](?:one|two|three|four|five|six|seven|eight|nine))?",
         NUMBER_WORDS[1..].join("|"),
         TENS[2..].join("|")
     );
-    compact_regex(&format!(
-        r"(?i)\b(\d{{1,3}}|{words})\s+((?:[a-z'’-]+\s+){{0,3}}?(?:areas|partnerships|local authorities|authorities|boundaries|places|systems|ICSs|ICBs|STPs|CCGs|footprints|councils|trusts|districts|boroughs|localities|neighbourhoods|communities|organisations|members|practices|hospitals|hospices|universities|boards|providers|collaboratives|regions|counties))\b"
-    ))
-    .expect("count pattern compiles")
+    format!(
+        r"(?i)\b(\d{{1,3}}|{words})\s+((?:[a-z{quotes}-]+\s+){{0,3}}?(?:areas|partnerships|local authorities|authorities|boundaries|places|systems|ICSs|ICBs|STPs|CCGs|footprints|councils|trusts|districts|boroughs|localities|neighbourhoods|communities|organisations|members|practices|hospitals|hospices|universities|boards|providers|collaboratives|regions|counties))\b"
+    )
 });
 
 fn counts(text: &str, facts: &mut BTreeSet<Fact>) {
@@ -625,7 +625,7 @@ fn counts(text: &str, facts: &mut BTreeSet<Fact>) {
         let Some(value) = number_value(&captures[1]) else {
             continue;
         };
-        if !stands_alone(text, captures.get(1).map_or(0, |m| m.start())) {
+        if !stands_alone(text, captures.get(1).map_or(0, |m| m.start)) {
             continue;
         }
         let noun = captures[2].to_lowercase();
@@ -686,19 +686,22 @@ fn stands_alone(text: &str, start: usize) -> bool {
     )
 }
 
-static PERSON_ROLE: LazyLock<Regex> = LazyLock::new(|| {
-    let name = r"(?:(?:Dr|Prof|Professor|Sir|Dame|Cllr|Councillor|County Councillor|Mr|Mrs|Ms|Miss)\.?\s+)?[A-Z][a-z'’-]+(?:\s+[A-Z][a-z'’-]+){1,2}";
+static PERSON_ROLE: ascii::AsciiOr = ascii::AsciiOr::new(|ascii| {
+    // An ASCII text holds no `’` and no en or em dash.
+    let (quotes, dashes) = if ascii { ("'", "") } else { ("'’", "–—") };
+    let name = format!(
+        r"(?:(?:Dr|Prof|Professor|Sir|Dame|Cllr|Councillor|County Councillor|Mr|Mrs|Ms|Miss)\.?\s+)?[A-Z][a-z{quotes}-]+(?:\s+[A-Z][a-z{quotes}-]+){{1,2}}"
+    );
     let role = r"(?i:chief executive(?: officer)?|chair(?:man|woman|person)?|vice[- ]chair|deputy chief executive|managing director|medical director|director of [a-z ,&]+|accountable officer|chief (?:officer|operating officer|finance officer|nurse|medical officer)|(?:partnership|programme|clinical|place|executive|system) lead|lead|leader|cabinet member for [a-z ,&]+|senior responsible officer|programme director|partnership director|place director)";
-    let of = r"[A-Z][\w'’&-]*(?:\s+(?:and\s+|of\s+|&\s+)?[A-Z][\w'’&-]*)*";
+    let of = format!(r"[A-Z][\w{quotes}&-]*(?:\s+(?:and\s+|of\s+|&\s+)?[A-Z][\w{quotes}&-]*)*");
     let name_then_role = format!(
         r"(?P<name1>{name}),?\s+(?:(?:is|was|has\s+been|will\s+be)\s+(?:appointed\s+|named\s+)?(?:as\s+)?(?:the\s+)?(?:new\s+|interim\s+|acting\s+)?|as\s+(?:the\s+)?)?(?P<role1>{role})\b(?:\s+(?:of|for|at)\s+(?:the\s+)?(?P<of1>{of}))?"
     );
     let role_then_name = format!(
-        r"(?P<role2>{role})\b(?:\s+(?:of|for|at)\s+{of})?\s*(?:[:,–—-]|\s+is|\s+will\s+be|\s+has\s+been)\s+(?P<name2>{name})"
+        r"(?P<role2>{role})\b(?:\s+(?:of|for|at)\s+{of})?\s*(?:[:,{dashes}-]|\s+is|\s+will\s+be|\s+has\s+been)\s+(?P<name2>{name})"
     );
     let led_by = format!(r"(?i:led\s+by)\s+(?P<name3>{name})");
-    compact_regex(&format!("{name_then_role}|{role_then_name}|{led_by}"))
-        .expect("person pattern compiles")
+    format!("{name_then_role}|{role_then_name}|{led_by}")
 });
 
 static TITLE: LazyLock<Regex> = LazyLock::new(|| {
@@ -756,15 +759,15 @@ fn people(text: &str, facts: &mut BTreeSet<Fact>) {
         let (name, role) = if let (Some(name), Some(role)) =
             (captures.name("name1"), captures.name("role1"))
         {
-            let mut role = role.as_str().to_lowercase();
+            let mut role = role.to_lowercase();
             if let Some(of) = captures.name("of1") {
-                role = format!("{role} of {}", of.as_str().trim_start_matches("the "));
+                role = format!("{role} of {}", of.trim_start_matches("the "));
             }
-            (name.as_str(), role)
+            (name, role)
         } else if let (Some(name), Some(role)) = (captures.name("name2"), captures.name("role2")) {
-            (name.as_str(), role.as_str().to_lowercase())
+            (name, role.to_lowercase())
         } else if let Some(name) = captures.name("name3") {
-            (name.as_str(), "lead".to_owned())
+            (name, "lead".to_owned())
         } else {
             continue;
         };
@@ -785,13 +788,12 @@ fn people(text: &str, facts: &mut BTreeSet<Fact>) {
     }
 }
 
-static EVENT: LazyLock<Regex> = LazyLock::new(|| {
+static EVENT: ascii::AsciiOr = ascii::AsciiOr::new(|_| {
     let month =
         "January|February|March|April|May|June|July|August|September|October|November|December";
-    compact_regex(&format!(
+    format!(
         r"(?i)\b(?:(?:from|since|on|by|until|before|after|effective|with effect from)\s+(\d{{1,2}}(?:st|nd|rd|th)?\s+(?:{month})\s+\d{{4}})|(received\s+royal\s+assent|royal\s+assent))"
-    ))
-    .expect("event pattern compiles")
+    )
 });
 
 fn events(text: &str, facts: &mut BTreeSet<Fact>) {
