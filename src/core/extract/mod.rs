@@ -242,7 +242,7 @@ pub fn extract(html: &str, rules: &Rules) -> Result<Extracted, ExtractError> {
         limit: budget.deadline,
     };
     let document =
-        parse(&prescan::prepare(html, budget.max_depth), deadline).ok_or_else(out_of_time)?;
+        parse(&prescan::pieces(html, budget.max_depth), deadline).ok_or_else(out_of_time)?;
     let mut flat = Flat::build(&document, rules, deadline)?;
     if rules.finds_main_content() {
         flat.settle_class_junk();
@@ -304,10 +304,13 @@ pub fn extract(html: &str, rules: &Rules) -> Result<Extracted, ExtractError> {
     })
 }
 
-/// Parses in slices, looking at the clock between them, so a page that is
-/// slow to parse fails the check instead of holding a worker. `None` when
-/// the deadline passed.
-fn parse(html: &str, deadline: Instant) -> Option<Html> {
+/// Parses the page's `pieces` (the markup that `prescan` keeps) in slices,
+/// looking at the clock between them, so a page that is slow to parse
+/// fails the check instead of holding a worker. `None` when the deadline
+/// passed. Each slice is copied into the parser's own buffer, the one copy
+/// of the page the parse makes; html5ever reads input split anywhere as it
+/// reads it whole.
+fn parse(pieces: &[&str], deadline: Instant) -> Option<Html> {
     use html5ever::tendril::TendrilSink;
     const SLICE: usize = 64 * 1024;
     // About one node per `<` (a tag, or the text after it): the tree's node
@@ -315,23 +318,29 @@ fn parse(html: &str, deadline: Instant) -> Option<Html> {
     // grows, and does not end with up to twice the room it needs (with two
     // pages parsed at once, that was a pass's peak memory).
     let mut document = Html::new_document();
-    let nodes = memchr::memchr_iter(b'<', html.as_bytes()).count() + 16;
+    let nodes = pieces
+        .iter()
+        .map(|piece| memchr::memchr_iter(b'<', piece.as_bytes()).count())
+        .sum::<usize>()
+        + 16;
     document.tree = ego_tree::Tree::with_capacity(scraper::Node::Document, nodes.min(1 << 16));
     let mut parser = html5ever::driver::parse_document(
         scraper::HtmlTreeSink::new(document),
         html5ever::ParseOpts::default(),
     );
-    let mut rest = html;
-    while !rest.is_empty() {
-        let mut cut = rest.len().min(SLICE);
-        while !rest.is_char_boundary(cut) {
-            cut += 1;
-        }
-        let (slice, tail) = rest.split_at(cut);
-        parser.process(slice.into());
-        rest = tail;
-        if Instant::now() > deadline {
-            return None;
+    for piece in pieces {
+        let mut rest = *piece;
+        while !rest.is_empty() {
+            let mut cut = rest.len().min(SLICE);
+            while !rest.is_char_boundary(cut) {
+                cut += 1;
+            }
+            let (slice, tail) = rest.split_at(cut);
+            parser.process(slice.into());
+            rest = tail;
+            if Instant::now() > deadline {
+                return None;
+            }
         }
     }
     Some(parser.finish())

@@ -28,6 +28,7 @@
 //! build a tree, so it is linear in the page's length whatever the page
 //! holds.
 
+#[cfg(test)]
 use std::borrow::Cow;
 use std::collections::HashMap;
 
@@ -117,19 +118,29 @@ const IMPLIED_CLOSE_REACH: usize = 32;
 /// `html` with every element nested deeper than `max_depth` flattened into
 /// its ancestor at that depth, and the text of its style sheets left out;
 /// the same text when there is neither.
+#[cfg(test)]
 pub(super) fn prepare(html: &str, max_depth: usize) -> Cow<'_, str> {
-    let drop = ranges_to_drop(html, max_depth);
-    if drop.is_empty() {
-        return Cow::Borrowed(html);
+    match pieces(html, max_depth).as_slice() {
+        [whole] => Cow::Borrowed(whole),
+        pieces => Cow::Owned(pieces.concat()),
     }
-    let mut out = String::with_capacity(html.len());
+}
+
+/// The same text as [`prepare`], as the pieces of `html` it keeps, in
+/// order: the parser is fed them one after the other, so the page is
+/// copied once (into the parser's buffers) rather than first into a
+/// string without the left-out ranges. One piece, the whole page, when
+/// nothing is left out.
+pub(super) fn pieces(html: &str, max_depth: usize) -> Vec<&str> {
+    let drop = ranges_to_drop(html, max_depth);
+    let mut pieces = Vec::with_capacity(drop.len() + 1);
     let mut from = 0;
     for (start, end) in drop {
-        out.push_str(&html[from..start]);
+        pieces.push(&html[from..start]);
         from = end;
     }
-    out.push_str(&html[from..]);
-    Cow::Owned(out)
+    pieces.push(&html[from..]);
+    pieces
 }
 
 /// The byte ranges to leave out, in order: start and end tags over the
