@@ -340,50 +340,61 @@ pub(super) fn is_noise_line(text: &str) -> bool {
     if text.len() > 90 {
         return false;
     }
-    let lower = text
-        .trim_end_matches([':', '.', '\u{2026}', '|', ' '])
-        .to_lowercase();
-    let label = matches!(
-        lower.as_str(),
-        "advertisement"
-            | "advertising"
-            | "advert"
-            | "sponsored"
-            | "sponsored content"
-            | "story continues below"
-            | "story continues below advertisement"
-            | "continue reading below"
-            | "article continues below"
-            | "scroll to continue with content"
-            | "you may also like"
-            | "related articles"
-            | "related stories"
-            | "related content"
-            | "read more"
-            | "see more"
-            | "don't miss"
-            | "don\u{2019}t miss"
-            | "share this article"
-            | "share this page"
-            | "share this"
-            | "share"
-            | "print"
-            | "close"
-            | "caption"
-            | "comments"
-            | "loading"
-            | "bookmark and share"
-            | "this slideshow requires javascript"
-            | "breaking news"
-    );
+    let trimmed = text.trim_end_matches([':', '.', '\u{2026}', '|', ' ']);
     // Every date the pattern knows holds a digit and every byline starts
     // "By": a line without them is not looked at (nor, on a page with no
     // byline, the byline pattern compiled: once per process, but that is a
-    // share of a changed cycle's hundred pages).
-    let may_be_date = !lower.is_ascii() || lower.bytes().any(|b| b.is_ascii_digit());
+    // share of a changed cycle's hundred pages). The lower-cased line is
+    // made only for the date pattern or for text beyond ASCII: an ASCII
+    // line is compared with the labels ignoring case, which is the same
+    // test without a string made for every short block of every page.
+    let may_be_date = !trimmed.is_ascii() || trimmed.bytes().any(|b| b.is_ascii_digit());
+    let lower = may_be_date.then(|| trimmed.to_lowercase());
+    let label = match &lower {
+        Some(lower) => NOISE_LABELS.contains(&lower.as_str()),
+        None => NOISE_LABELS
+            .iter()
+            .any(|label| label.eq_ignore_ascii_case(trimmed)),
+    };
     let may_be_byline = text.starts_with("By") || text.starts_with("BY");
-    label || (may_be_date && DATE_LINE.is_match(&lower)) || (may_be_byline && BYLINE.is_match(text))
+    label
+        || lower.as_deref().is_some_and(|lower| DATE_LINE.is_match(lower))
+        || (may_be_byline && BYLINE.is_match(text))
 }
+
+/// Whole lines, lower-cased, that are only an ad's or a widget's label.
+const NOISE_LABELS: &[&str] = &[
+    "advertisement",
+    "advertising",
+    "advert",
+    "sponsored",
+    "sponsored content",
+    "story continues below",
+    "story continues below advertisement",
+    "continue reading below",
+    "article continues below",
+    "scroll to continue with content",
+    "you may also like",
+    "related articles",
+    "related stories",
+    "related content",
+    "read more",
+    "see more",
+    "don't miss",
+    "don\u{2019}t miss",
+    "share this article",
+    "share this page",
+    "share this",
+    "share",
+    "print",
+    "close",
+    "caption",
+    "comments",
+    "loading",
+    "bookmark and share",
+    "this slideshow requires javascript",
+    "breaking news",
+];
 
 /// A line that is only a date stamp, perhaps with a time and a label.
 pub(super) static DATE_LINE: LazyLock<Regex> = LazyLock::new(|| {

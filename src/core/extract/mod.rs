@@ -367,6 +367,10 @@ mod tests {
             "By JERUSALEM POST STAFF",
             "By Jane Smith, Health Editor",
             "Advertisement",
+            "ADVERTISEMENT",
+            "Read more\u{2026}",
+            "Share this page:",
+            "Don\u{2019}t miss",
             // Digits outside ASCII are digits to the pattern too.
             "\u{664} March 2021",
         ] {
@@ -380,6 +384,8 @@ mod tests {
             "Posted on a Friday in March",
             "by Jane Smith",
             "Bypass works start soon",
+            "Read more about the plan",
+            "Advertisements",
         ] {
             assert!(!is_noise_line(line), "{line}");
         }
