@@ -358,7 +358,9 @@ pub(super) fn is_noise_line(text: &str) -> bool {
     };
     let may_be_byline = text.starts_with("By") || text.starts_with("BY");
     label
-        || lower.as_deref().is_some_and(|lower| DATE_LINE.is_match(lower))
+        || lower
+            .as_deref()
+            .is_some_and(|lower| DATE_LINE.is_match(lower))
         || (may_be_byline && BYLINE.is_match(text))
 }
 
