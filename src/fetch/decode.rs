@@ -187,6 +187,25 @@ fn not_utf16(body: &[u8]) -> bool {
     !head.contains(&0)
 }
 
+/// [`decode_body`] of a body that is no longer needed: a UTF-8 page (by its
+/// declaration or, undeclared, by its bytes) that is valid UTF-8 becomes
+/// the text without being copied. Anything else is decoded as
+/// `decode_body` decodes it, which for such a page gives these same bytes.
+pub(super) fn decode_body_owned(body: Vec<u8>, content_type: Option<&str>) -> String {
+    let header = content_type.and_then(header_charset);
+    let utf8_or_none = |encoding: Option<&'static Encoding>| encoding.is_none_or(|e| e == UTF_8);
+    if Encoding::for_bom(&body).is_none()
+        && utf8_or_none(header)
+        && utf8_or_none(meta_charset(&body))
+    {
+        return match String::from_utf8(body) {
+            Ok(text) => text,
+            Err(not_utf8) => decode_body(not_utf8.as_bytes(), content_type),
+        };
+    }
+    decode_body(&body, content_type)
+}
+
 /// Decodes a body to text. See the module docs for the order of evidence.
 /// A header charset that cannot be right (UTF-16 on a body of ASCII
 /// markup, or one that leaves undecodable bytes where the `<meta>` charset

@@ -413,17 +413,26 @@ impl Fetcher {
         {
             return Err(too_large().into());
         }
-        let mut body: Vec<u8> = Vec::new();
         // `chunk()` yields decompressed bytes, so the cap also stops
-        // compression bombs rather than just large downloads.
+        // compression bombs rather than just large downloads. The chunks
+        // (at most 4 KiB each from the gzip decoder) are kept until the last
+        // one and copied once into a body of the right size: appended to a
+        // growing buffer, a page was copied again at every doubling.
+        let mut chunks = Vec::new();
+        let mut len = 0usize;
         while let Some(chunk) = response
             .chunk()
             .await
             .map_err(|e| self.classify(url, &e, attempt))?
         {
-            if body.len() + chunk.len() > limit {
+            if len + chunk.len() > limit {
                 return Err(too_large().into());
             }
+            len += chunk.len();
+            chunks.push(chunk);
+        }
+        let mut body = Vec::with_capacity(len);
+        for chunk in chunks {
             body.extend_from_slice(&chunk);
         }
 
@@ -431,7 +440,7 @@ impl Fetcher {
             etag: header_string(response.headers(), header::ETAG),
             last_modified: header_string(response.headers(), header::LAST_MODIFIED),
         };
-        let html = decode_body(&body, content_type.as_deref());
+        let html = decode_body_owned(body, content_type.as_deref());
         if html.trim().is_empty() {
             return Err(FetchError::Empty { url: url.clone() }.into());
         }
@@ -649,6 +658,35 @@ mod tests {
         let win = b"<html><head><meta charset=windows-1252></head><body>Caf\xe9</body></html>";
         let text = decode_body(win, Some("text/html; charset=utf-8"));
         assert!(text.contains("Caf\u{e9}"), "{text}");
+    }
+
+    #[test]
+    fn an_owned_body_decodes_as_a_borrowed_one() {
+        let bodies: [&[u8]; 8] = [
+            "<p>Caf\u{e9} \u{2014} plain UTF-8</p>".as_bytes(),
+            b"<meta charset=utf-8><p>Caf\xe9 broken</p>",
+            b"<p>Caf\xe9 undeclared windows-1252</p>",
+            b"<meta charset=windows-1252><p>Caf\xe9</p>",
+            b"<meta charset=koi8-r><p>\xf0\xd2\xc9</p>",
+            "\u{feff}<p>UTF-8 with a BOM</p>".as_bytes(),
+            b"\xff\xfe<\0p\0>\0",
+            b"",
+        ];
+        for body in bodies {
+            for content_type in [
+                None,
+                Some("text/html"),
+                Some("text/html; charset=utf-8"),
+                Some("text/html; charset=windows-1252"),
+                Some("text/html; charset=utf-16"),
+            ] {
+                assert_eq!(
+                    decode_body_owned(body.to_vec(), content_type),
+                    decode_body(body, content_type),
+                    "{body:?} {content_type:?}"
+                );
+            }
+        }
     }
 
     #[test]

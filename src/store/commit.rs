@@ -438,6 +438,18 @@ mod tests {
             Block::new(BlockKind::TableRow, "a | b"),
             Block::new(BlockKind::Preformatted, "  code\n  more"),
             Block::new(BlockKind::Named, "chair: Jo Bloggs </script>"),
+            // Bytes to escape at either end of the 32-byte blocks the
+            // writer checks, and every control character.
+            Block::new(
+                BlockKind::Paragraph,
+                format!("{}\"{}\\{}", "a".repeat(31), "b".repeat(31), "c".repeat(33)),
+            ),
+            Block::new(
+                BlockKind::Paragraph,
+                (0u8..0x20).map(char::from).collect::<String>(),
+            ),
+            Block::new(BlockKind::Paragraph, format!("{}\u{1f}", "x".repeat(64))),
+            Block::new(BlockKind::Paragraph, "\u{2028}\u{2029}\u{fffd}\u{80}"),
         ];
         for blocks in [&text[..], &[][..]] {
             let expected = serde_json::to_vec(&TextRecordRef::from_blocks(blocks)).expect("json");

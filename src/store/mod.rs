@@ -663,8 +663,8 @@ pub fn text_hash(blocks: &[Block]) -> String {
     // pieces, which it hashes several chunks at a time.
     let mut hasher = blake3::Hasher::new();
     let mut buffered = std::io::BufWriter::with_capacity(16 * 1024, &mut hasher);
-    // Serialising plain strings into a hasher cannot fail.
-    let _ = serde_json::to_writer(&mut buffered, &TextRecordRef::from_blocks(blocks));
+    // Writing into a hasher cannot fail.
+    let _ = write_text_record(&mut buffered, blocks);
     let _ = std::io::Write::flush(&mut buffered);
     drop(buffered);
     hasher.finalize().to_hex().to_string()
@@ -676,8 +676,8 @@ fn text_json(blocks: &[Block]) -> Vec<u8> {
     // the text), since this runs over every page a check stores.
     let size = 20 + blocks.iter().map(|b| b.text.len() + 24).sum::<usize>();
     let mut json = Vec::with_capacity(size);
-    // Serialising plain strings into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut json, &TextRecordRef::from_blocks(blocks));
+    // Writing into a Vec cannot fail.
+    let _ = write_text_record(&mut json, blocks);
     json
 }
 

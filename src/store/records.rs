@@ -230,14 +230,16 @@ fn kind_code(kind: BlockKind) -> std::borrow::Cow<'static, str> {
 }
 
 /// A snapshot text as stored: compact field names, since there is one per
-/// block of every distinct version. Written borrowing the blocks' texts, so
-/// writing or hashing a text copies none of it.
+/// block of every distinct version. [`write_text_record`] writes it (the
+/// same bytes, faster); serde writes it in tests, to check that.
+#[cfg(test)]
 #[derive(Debug, Serialize)]
 pub(super) struct TextRecordRef<'a> {
     v: u32,
     blocks: Vec<BlockRecordRef<'a>>,
 }
 
+#[cfg(test)]
 #[derive(Debug, Serialize)]
 struct BlockRecordRef<'a> {
     /// `h1`..`h6`, `p`, `li`, `tr`, `pre` or `n`.
@@ -245,6 +247,7 @@ struct BlockRecordRef<'a> {
     t: &'a str,
 }
 
+#[cfg(test)]
 impl<'a> TextRecordRef<'a> {
     pub(super) fn from_blocks(blocks: &'a [Block]) -> Self {
         Self {
@@ -257,6 +260,44 @@ impl<'a> TextRecordRef<'a> {
                 })
                 .collect(),
         }
+    }
+}
+
+/// Writes the JSON of `blocks` as a [`TextRecordRef`]: the same bytes as
+/// `serde_json` writes for it (every stored text's hash is of those bytes),
+/// written without it. serde_json reads every byte of a string through
+/// its escape table; a block's text almost never holds a byte that needs
+/// escaping, so each text is checked for one in blocks the compiler
+/// vectorises and, when it holds none, copied whole. A text that does is
+/// written by serde_json itself.
+pub(super) fn write_text_record(
+    out: &mut impl std::io::Write,
+    blocks: &[Block],
+) -> std::io::Result<()> {
+    out.write_all(br#"{"v":1,"blocks":["#)?;
+    for (i, block) in blocks.iter().enumerate() {
+        out.write_all(if i == 0 { br#"{"k":"# } else { br#",{"k":"# })?;
+        write_json_str(out, &kind_code(block.kind))?;
+        out.write_all(br#","t":"#)?;
+        write_json_str(out, &block.text)?;
+        out.write_all(b"}")?;
+    }
+    out.write_all(b"]}")
+}
+
+/// `text` as a JSON string, exactly as serde_json writes it.
+fn write_json_str(out: &mut impl std::io::Write, text: &str) -> std::io::Result<()> {
+    let plain = text.as_bytes().chunks(32).all(|block| {
+        !block.iter().fold(false, |seen, &b| {
+            seen | (b < 0x20) | (b == b'"') | (b == b'\\')
+        })
+    });
+    if plain {
+        out.write_all(b"\"")?;
+        out.write_all(text.as_bytes())?;
+        out.write_all(b"\"")
+    } else {
+        serde_json::to_writer(out, text).map_err(std::io::Error::other)
     }
 }
 

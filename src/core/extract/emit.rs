@@ -281,8 +281,42 @@ impl<'f, 'a> Emitter<'f, 'a> {
 
 /// The length of the leading run of `bytes` that is printable ASCII with
 /// at most single spaces inside it: it starts and ends on a printable byte.
+///
+/// Most of a page's text is such a run, so it is read 16 bytes at a time
+/// where it can be: a block is taken whole when it and the byte after it
+/// are printable ASCII with no two spaces in a row (the compiler turns the
+/// test into a few vector instructions). The byte-at-a-time reading then
+/// goes on from the first block it cannot take whole; it would have
+/// reached the same place, as a space in a block so taken is followed by
+/// a printable byte.
 fn ascii_run(bytes: &[u8]) -> usize {
+    const BLOCK: usize = 16;
+    if !bytes.first().is_some_and(u8::is_ascii_graphic) {
+        return 0;
+    }
     let mut run = 0;
+    while let Some(window) = bytes
+        .get(run..run + BLOCK + 1)
+        .and_then(|w| <&[u8; BLOCK + 1]>::try_from(w).ok())
+    {
+        let printable = window
+            .iter()
+            .fold(true, |all, &b| all & (b' '..=b'~').contains(&b));
+        let double_space = window
+            .iter()
+            .zip(&window[1..])
+            .fold(false, |seen, (&a, &b)| seen | (a == b' ' && b == b' '));
+        if !printable || double_space {
+            break;
+        }
+        run += BLOCK;
+    }
+    ascii_run_bytewise(bytes, run)
+}
+
+/// [`ascii_run`] read one byte at a time from `run`, a point inside the
+/// run that is not just after a space.
+fn ascii_run_bytewise(bytes: &[u8], mut run: usize) -> usize {
     while run < bytes.len() {
         if bytes[run].is_ascii_graphic() {
             run += 1;
@@ -306,50 +340,63 @@ pub(super) fn is_noise_line(text: &str) -> bool {
     if text.len() > 90 {
         return false;
     }
-    let lower = text
-        .trim_end_matches([':', '.', '\u{2026}', '|', ' '])
-        .to_lowercase();
-    let label = matches!(
-        lower.as_str(),
-        "advertisement"
-            | "advertising"
-            | "advert"
-            | "sponsored"
-            | "sponsored content"
-            | "story continues below"
-            | "story continues below advertisement"
-            | "continue reading below"
-            | "article continues below"
-            | "scroll to continue with content"
-            | "you may also like"
-            | "related articles"
-            | "related stories"
-            | "related content"
-            | "read more"
-            | "see more"
-            | "don't miss"
-            | "don\u{2019}t miss"
-            | "share this article"
-            | "share this page"
-            | "share this"
-            | "share"
-            | "print"
-            | "close"
-            | "caption"
-            | "comments"
-            | "loading"
-            | "bookmark and share"
-            | "this slideshow requires javascript"
-            | "breaking news"
-    );
+    let trimmed = text.trim_end_matches([':', '.', '\u{2026}', '|', ' ']);
     // Every date the pattern knows holds a digit and every byline starts
     // "By": a line without them is not looked at (nor, on a page with no
     // byline, the byline pattern compiled: once per process, but that is a
-    // share of a changed cycle's hundred pages).
-    let may_be_date = !lower.is_ascii() || lower.bytes().any(|b| b.is_ascii_digit());
+    // share of a changed cycle's hundred pages). The lower-cased line is
+    // made only for the date pattern or for text beyond ASCII: an ASCII
+    // line is compared with the labels ignoring case, which is the same
+    // test without a string made for every short block of every page.
+    let may_be_date = !trimmed.is_ascii() || trimmed.bytes().any(|b| b.is_ascii_digit());
+    let lower = may_be_date.then(|| trimmed.to_lowercase());
+    let label = match &lower {
+        Some(lower) => NOISE_LABELS.contains(&lower.as_str()),
+        None => NOISE_LABELS
+            .iter()
+            .any(|label| label.eq_ignore_ascii_case(trimmed)),
+    };
     let may_be_byline = text.starts_with("By") || text.starts_with("BY");
-    label || (may_be_date && DATE_LINE.is_match(&lower)) || (may_be_byline && BYLINE.is_match(text))
+    label
+        || lower
+            .as_deref()
+            .is_some_and(|lower| DATE_LINE.is_match(lower))
+        || (may_be_byline && BYLINE.is_match(text))
 }
+
+/// Whole lines, lower-cased, that are only an ad's or a widget's label.
+const NOISE_LABELS: &[&str] = &[
+    "advertisement",
+    "advertising",
+    "advert",
+    "sponsored",
+    "sponsored content",
+    "story continues below",
+    "story continues below advertisement",
+    "continue reading below",
+    "article continues below",
+    "scroll to continue with content",
+    "you may also like",
+    "related articles",
+    "related stories",
+    "related content",
+    "read more",
+    "see more",
+    "don't miss",
+    "don\u{2019}t miss",
+    "share this article",
+    "share this page",
+    "share this",
+    "share",
+    "print",
+    "close",
+    "caption",
+    "comments",
+    "loading",
+    "bookmark and share",
+    "this slideshow requires javascript",
+    "breaking news",
+];
 
 /// A line that is only a date stamp, perhaps with a time and a label.
 pub(super) static DATE_LINE: LazyLock<Regex> = LazyLock::new(|| {
@@ -417,6 +464,37 @@ mod tests {
                 }
                 *pending_space = false;
                 buffer.push(c);
+            }
+        }
+    }
+
+    #[test]
+    fn ascii_runs_read_by_blocks_end_where_byte_by_byte_ones_do() {
+        let alphabet = [
+            b'a', b'Z', b',', b' ', b' ', b'\n', b'\t', 0x7f, 0xc3, 0xa9, b'~', b'!',
+        ];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 0..120 {
+            for _ in 0..200 {
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        // Mostly letters, so long runs occur.
+                        if state % 8 < 6 {
+                            b'a' + (state >> 8) as u8 % 26
+                        } else {
+                            alphabet[(state >> 8) as usize % alphabet.len()]
+                        }
+                    })
+                    .collect();
+                assert_eq!(
+                    ascii_run(&bytes),
+                    ascii_run_bytewise(&bytes, 0),
+                    "{:?}",
+                    String::from_utf8_lossy(&bytes)
+                );
             }
         }
     }

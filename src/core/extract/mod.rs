@@ -242,7 +242,7 @@ pub fn extract(html: &str, rules: &Rules) -> Result<Extracted, ExtractError> {
         limit: budget.deadline,
     };
     let document =
-        parse(&prescan::prepare(html, budget.max_depth), deadline).ok_or_else(out_of_time)?;
+        parse(&prescan::pieces(html, budget.max_depth), deadline).ok_or_else(out_of_time)?;
     let mut flat = Flat::build(&document, rules, deadline)?;
     if rules.finds_main_content() {
         flat.settle_class_junk();
@@ -304,34 +304,45 @@ pub fn extract(html: &str, rules: &Rules) -> Result<Extracted, ExtractError> {
     })
 }
 
-/// Parses in slices, looking at the clock between them, so a page that is
-/// slow to parse fails the check instead of holding a worker. `None` when
-/// the deadline passed.
-fn parse(html: &str, deadline: Instant) -> Option<Html> {
+/// Parses the page's `pieces` (the markup that `prescan` keeps) in slices,
+/// looking at the clock between them, so a page that is slow to parse
+/// fails the check instead of holding a worker. `None` when the deadline
+/// passed. Each slice is copied into the parser's own buffer, the one copy
+/// of the page the parse makes; html5ever reads input split anywhere as it
+/// reads it whole.
+fn parse(pieces: &[&str], deadline: Instant) -> Option<Html> {
     use html5ever::tendril::TendrilSink;
     const SLICE: usize = 64 * 1024;
     // About one node per `<` (a tag, or the text after it): the tree's node
     // vector made that size up front is not copied at every doubling as it
     // grows, and does not end with up to twice the room it needs (with two
-    // pages parsed at once, that was a pass's peak memory).
+    // pages parsed at once, that was a pass's peak memory). Counted by a
+    // loop the compiler vectorises: a search per `<` stopped every few
+    // dozen bytes.
     let mut document = Html::new_document();
-    let nodes = memchr::memchr_iter(b'<', html.as_bytes()).count() + 16;
+    let nodes = pieces
+        .iter()
+        .map(|piece| piece.bytes().filter(|&b| b == b'<').count())
+        .sum::<usize>()
+        + 16;
     document.tree = ego_tree::Tree::with_capacity(scraper::Node::Document, nodes.min(1 << 16));
     let mut parser = html5ever::driver::parse_document(
         scraper::HtmlTreeSink::new(document),
         html5ever::ParseOpts::default(),
     );
-    let mut rest = html;
-    while !rest.is_empty() {
-        let mut cut = rest.len().min(SLICE);
-        while !rest.is_char_boundary(cut) {
-            cut += 1;
-        }
-        let (slice, tail) = rest.split_at(cut);
-        parser.process(slice.into());
-        rest = tail;
-        if Instant::now() > deadline {
-            return None;
+    for piece in pieces {
+        let mut rest = *piece;
+        while !rest.is_empty() {
+            let mut cut = rest.len().min(SLICE);
+            while !rest.is_char_boundary(cut) {
+                cut += 1;
+            }
+            let (slice, tail) = rest.split_at(cut);
+            parser.process(slice.into());
+            rest = tail;
+            if Instant::now() > deadline {
+                return None;
+            }
         }
     }
     Some(parser.finish())
@@ -358,6 +369,10 @@ mod tests {
             "By JERUSALEM POST STAFF",
             "By Jane Smith, Health Editor",
             "Advertisement",
+            "ADVERTISEMENT",
+            "Read more\u{2026}",
+            "Share this page:",
+            "Don\u{2019}t miss",
             // Digits outside ASCII are digits to the pattern too.
             "\u{664} March 2021",
         ] {
@@ -371,6 +386,8 @@ mod tests {
             "Posted on a Friday in March",
             "by Jane Smith",
             "Bypass works start soon",
+            "Read more about the plan",
+            "Advertisements",
         ] {
             assert!(!is_noise_line(line), "{line}");
         }

@@ -28,32 +28,44 @@
 //! build a tree, so it is linear in the page's length whatever the page
 //! holds.
 
+#[cfg(test)]
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-/// A tag name lower-cased into a small buffer, for the name tests below:
-/// they run for every tag of every page, so they compare bytes in one
-/// `match` rather than strings one by one. `None` for names longer than any
-/// they look for.
-fn lowered(name: &str) -> Option<([u8; 12], usize)> {
-    let bytes = name.as_bytes();
-    if bytes.len() > 12 {
-        return None;
+/// A tag name lower-cased into a small buffer, once per tag, for the name
+/// tests below: they run for every tag of every page, so they compare
+/// bytes in one `match` rather than strings one by one. Empty for names
+/// longer than any they look for.
+struct Lowered {
+    buf: [u8; 12],
+    len: usize,
+}
+
+impl Lowered {
+    fn new(name: &str) -> Self {
+        let bytes = name.as_bytes();
+        let mut buf = [0u8; 12];
+        if bytes.len() > buf.len() {
+            return Self { buf, len: 0 };
+        }
+        for (to, from) in buf.iter_mut().zip(bytes) {
+            *to = from.to_ascii_lowercase();
+        }
+        Self {
+            buf,
+            len: bytes.len(),
+        }
     }
-    let mut buf = [0u8; 12];
-    for (to, from) in buf.iter_mut().zip(bytes) {
-        *to = from.to_ascii_lowercase();
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
     }
-    Some((buf, bytes.len()))
 }
 
 /// Elements that never have content or an end tag.
-fn is_void(name: &str) -> bool {
-    let Some((buf, len)) = lowered(name) else {
-        return false;
-    };
+fn is_void(name: &Lowered) -> bool {
     matches!(
-        &buf[..len],
+        name.bytes(),
         b"area"
             | b"base"
             | b"br"
@@ -74,12 +86,9 @@ fn is_void(name: &str) -> bool {
 }
 
 /// Elements whose text is raw: no tags inside until their own end tag.
-fn is_raw_text(name: &str) -> bool {
-    let Some((buf, len)) = lowered(name) else {
-        return false;
-    };
+fn is_raw_text(name: &Lowered) -> bool {
     matches!(
-        &buf[..len],
+        name.bytes(),
         b"script"
             | b"style"
             | b"textarea"
@@ -94,9 +103,8 @@ fn is_raw_text(name: &str) -> bool {
 
 /// Elements whose end tag is optional: a start tag of the same group
 /// closes an open one, so they must not be counted as nesting.
-fn group(name: &str) -> Option<u8> {
-    let (buf, len) = lowered(name)?;
-    match &buf[..len] {
+fn group(name: &Lowered) -> Option<u8> {
+    match name.bytes() {
         b"p" => Some(1),
         b"li" => Some(2),
         b"dt" | b"dd" => Some(3),
@@ -117,19 +125,29 @@ const IMPLIED_CLOSE_REACH: usize = 32;
 /// `html` with every element nested deeper than `max_depth` flattened into
 /// its ancestor at that depth, and the text of its style sheets left out;
 /// the same text when there is neither.
+#[cfg(test)]
 pub(super) fn prepare(html: &str, max_depth: usize) -> Cow<'_, str> {
-    let drop = ranges_to_drop(html, max_depth);
-    if drop.is_empty() {
-        return Cow::Borrowed(html);
+    match pieces(html, max_depth).as_slice() {
+        [whole] => Cow::Borrowed(whole),
+        pieces => Cow::Owned(pieces.concat()),
     }
-    let mut out = String::with_capacity(html.len());
+}
+
+/// The same text as [`prepare`], as the pieces of `html` it keeps, in
+/// order: the parser is fed them one after the other, so the page is
+/// copied once (into the parser's buffers) rather than first into a
+/// string without the left-out ranges. One piece, the whole page, when
+/// nothing is left out.
+pub(super) fn pieces(html: &str, max_depth: usize) -> Vec<&str> {
+    let drop = ranges_to_drop(html, max_depth);
+    let mut pieces = Vec::with_capacity(drop.len() + 1);
     let mut from = 0;
     for (start, end) in drop {
-        out.push_str(&html[from..start]);
+        pieces.push(&html[from..start]);
         from = end;
     }
-    out.push_str(&html[from..]);
-    Cow::Owned(out)
+    pieces.push(&html[from..]);
+    pieces
 }
 
 /// The byte ranges to leave out, in order: start and end tags over the
@@ -211,22 +229,23 @@ fn ranges_to_drop(html: &str, max_depth: usize) -> Vec<(usize, usize)> {
             }
             continue;
         }
-        sheets_exact &= !parts_from_html5ever(name);
-        if is_void(name) || (self_closing && foreign > 0) {
+        let lower = Lowered::new(name);
+        sheets_exact &= !parts_from_html5ever(&lower);
+        if is_void(&lower) || (self_closing && foreign > 0) {
             continue;
         }
-        if is_raw_text(name) {
+        if is_raw_text(&lower) {
             // Skip to the end tag: nothing inside is markup.
             let close = raw_text_end(bytes, end, name);
             if sheets_exact && foreign == 0 {
                 let content = &bytes[end..close.unwrap_or(bytes.len())];
-                if name.eq_ignore_ascii_case("style") {
+                if lower.bytes() == b"style" {
                     // An unclosed sheet runs to the end of the page: left
                     // in, as there is no end tag to keep.
                     if close.is_some() && !content.is_empty() {
                         drop.push((end, end + content.len()));
                     }
-                } else if name.eq_ignore_ascii_case("script") {
+                } else if lower.bytes() == b"script" {
                     // `<!--` in a script may start an escape in which its
                     // first `</script>` does not end it.
                     sheets_exact = memchr::memmem::find(content, b"<!--").is_none();
@@ -235,7 +254,7 @@ fn ranges_to_drop(html: &str, max_depth: usize) -> Vec<(usize, usize)> {
             i = close.unwrap_or(bytes.len());
             continue;
         }
-        let own_group = group(name);
+        let own_group = group(&lower);
         if let Some(g) = own_group {
             let reach = open.len().saturating_sub(IMPLIED_CLOSE_REACH);
             if let Some(at) = open[reach..]
@@ -251,7 +270,7 @@ fn ranges_to_drop(html: &str, max_depth: usize) -> Vec<(usize, usize)> {
             drop.push((start, end));
             continue;
         }
-        if is_foreign(name) {
+        if matches!(lower.bytes(), b"svg" | b"math") {
             foreign += 1;
         }
         open.push((name, own_group));
@@ -268,12 +287,9 @@ fn is_foreign(name: &str) -> bool {
 /// (where a `<col>` makes a column group), in which a `<style>` start tag
 /// may be ignored and its text read as markup; and `<plaintext>` (the rest
 /// of the page is text).
-fn parts_from_html5ever(name: &str) -> bool {
-    let Some((buf, len)) = lowered(name) else {
-        return false;
-    };
+fn parts_from_html5ever(name: &Lowered) -> bool {
     matches!(
-        &buf[..len],
+        name.bytes(),
         b"svg" | b"math" | b"select" | b"frameset" | b"template" | b"plaintext"
     )
 }
@@ -392,6 +408,9 @@ mod tests {
 
     #[test]
     fn name_tests_ignore_case_and_know_every_listed_name() {
+        let is_void = |name: &str| is_void(&Lowered::new(name));
+        let is_raw_text = |name: &str| is_raw_text(&Lowered::new(name));
+        let group = |name: &str| group(&Lowered::new(name));
         for name in ["br", "BR", "Img", "keygen", "frame"] {
             assert!(is_void(name), "{name}");
         }
@@ -402,12 +421,23 @@ mod tests {
         assert_eq!(group("dd"), group("DT"));
         assert_eq!(group("TFoot"), Some(8));
         assert_eq!(group("optgroup"), Some(5));
-        for name in ["div", "frameset", "brr", "scripts", "", "optgroups", "p2"] {
+        for name in [
+            "div",
+            "frameset",
+            "brr",
+            "scripts",
+            "",
+            "optgroups",
+            "p2",
+            "scriptscripts",
+        ] {
             assert!(
                 !is_void(name) && !is_raw_text(name) && group(name).is_none(),
                 "{name}"
             );
         }
+        assert!(parts_from_html5ever(&Lowered::new("SVG")));
+        assert!(!parts_from_html5ever(&Lowered::new("templates")));
     }
 
     #[test]
