@@ -12,6 +12,8 @@
 //! under which a missing exim fails instead, so a broken install step
 //! cannot turn into a quietly skipped test.
 
+#[path = "common/certs.rs"]
+mod certs;
 mod common;
 #[path = "common/exim.rs"]
 mod exim;

@@ -8,13 +8,12 @@
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::LazyLock;
 
-use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use crate::core::diff::{BlockChange, ChangeKind, TextDiff, WordOp};
-use crate::core::facts::{self, Fact, FactGroup, compact_regex};
+use crate::core::facts::ascii::AsciiOr;
+use crate::core::facts::{self, Fact, FactGroup};
 use crate::core::gist::{self, Point, Rank};
 use crate::core::model::BlockKind;
 
@@ -666,41 +665,44 @@ fn count_kinds(evidence: &[BlockChange]) -> (usize, usize, usize) {
     )
 }
 
-static DATE_LIKE: LazyLock<Regex> = LazyLock::new(|| {
+static DATE_LIKE: AsciiOr = AsciiOr::new(|_| {
     let month = "jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?";
     let weekday = "mon(?:day)?|tue(?:s(?:day)?)?|wed(?:nesday)?|thu(?:rs(?:day)?)?|fri(?:day)?|sat(?:urday)?|sun(?:day)?";
-    compact_regex(&format!(
+    format!(
         r"(?i)\b(?:(?:{weekday}),?\s+)?(?:\d{{1,2}}(?:st|nd|rd|th)?\s+(?:{month})\.?(?:\s+\d{{4}})?|(?:{month})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?(?:\s+\d{{4}})?|(?:{month})\s+\d{{4}}|\d{{1,4}}[/.-]\d{{1,2}}[/.-]\d{{1,4}}|\d{{1,2}}:\d{{2}}(?::\d{{2}})?\s*(?:am|pm)?|\d{{1,2}}\s*(?:am|pm)|(?:19|20)\d{{2}})\b"
-    ))
-    .expect("date pattern compiles")
+    )
 });
 
 /// The byte ranges of dates and times in a text.
 pub(crate) fn date_spans(text: &str) -> Vec<std::ops::Range<usize>> {
-    DATE_LIKE.find_iter(text).map(|m| m.range()).collect()
+    DATE_LIKE.find_ranges(text).collect()
 }
 
 /// Tokens that change on every render: hashes, session ids, long base64.
-static DYNAMIC_TOKEN: LazyLock<Regex> = LazyLock::new(|| {
-    compact_regex(r"\b(?:[0-9a-fA-F]{8,}|[A-Za-z0-9_-]*\d[A-Za-z0-9_-]*[A-Za-z][A-Za-z0-9_-]{14,}|[A-Za-z0-9+/]{24,}={0,2})\b")
-        .expect("token pattern compiles")
+static DYNAMIC_TOKEN: AsciiOr = AsciiOr::new(|_| {
+    r"\b(?:[0-9a-fA-F]{8,}|[A-Za-z0-9_-]*\d[A-Za-z0-9_-]*[A-Za-z][A-Za-z0-9_-]{14,}|[A-Za-z0-9+/]{24,}={0,2})\b".to_owned()
 });
 
 /// The sign of a figure ("-1%", "+1%"): not punctuation, since a growth
 /// rate turning from falling to rising is news.
-static SIGN: LazyLock<Regex> =
-    LazyLock::new(|| compact_regex(r"(?:^|\s)([-−+])(\d)").expect("sign pattern compiles"));
+/// (An ASCII text holds no `−`.)
+static SIGN: AsciiOr = AsciiOr::new(|ascii| {
+    let signs = if ascii { "-+" } else { "-−+" };
+    format!(r"(?:^|\s)([{signs}])(\d)")
+});
 
 /// Lines that are site furniture even when they survive extraction.
-static BOILERPLATE: LazyLock<Regex> = LazyLock::new(|| {
-    compact_regex(r"(?i)^(?:page\s+)?(?:last\s+)?(?:updated|reviewed|modified|published|printed|accessed)\b|copyright|©|all rights reserved|^share\s+this|cookies?\b.*\b(?:accept|settings|consent)")
-        .expect("boilerplate pattern compiles")
+/// (An ASCII text holds no `©`.)
+static BOILERPLATE: AsciiOr = AsciiOr::new(|ascii| {
+    let mark = if ascii { "" } else { "|©" };
+    format!(
+        r"(?i)^(?:page\s+)?(?:last\s+)?(?:updated|reviewed|modified|published|printed|accessed)\b|copyright{mark}|all rights reserved|^share\s+this|cookies?\b.*\b(?:accept|settings|consent)"
+    )
 });
 
 /// Counters a page shows of itself: "Viewed 1,234 times", "12,345 views".
-static COUNTER: LazyLock<Regex> = LazyLock::new(|| {
-    compact_regex(r"(?i)\b(?:viewed|read|downloaded|shared)\s+[\d,.]+k?\s+times\b|\b[\d,.]+k?\s+(?:views|page\s*views|visits|visitors|reads|downloads|likes|shares|comments|responses)\b")
-        .expect("counter pattern compiles")
+static COUNTER: AsciiOr = AsciiOr::new(|_| {
+    r"(?i)\b(?:viewed|read|downloaded|shared)\s+[\d,.]+k?\s+times\b|\b[\d,.]+k?\s+(?:views|page\s*views|visits|visitors|reads|downloads|likes|shares|comments|responses)\b".to_owned()
 });
 
 /// A word every match of [`COUNTER`] contains, in lower case.
@@ -751,7 +753,7 @@ fn skeleton(text: &str) -> String {
         Cow::Borrowed(&*text)
     };
     let text = if may_date(&text) {
-        SIGN.replace_all(&text, |c: &regex::Captures| {
+        SIGN.replace_all_with(&text, |c| {
             let sign = if &c[1] == "+" { "plus" } else { "minus" };
             format!(" {sign}{}", &c[2])
         })
@@ -827,7 +829,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::core::diff::{DiffOptions, diff};
     use crate::core::facts::page_facts;
@@ -843,7 +845,7 @@ mod tests {
         let text = COUNTER.replace_all(text, " counter ");
         let text = DATE_LIKE.replace_all(&text, " ");
         let text = DYNAMIC_TOKEN.replace_all(&text, " ");
-        let text = SIGN.replace_all(&text, |c: &regex::Captures| {
+        let text = SIGN.replace_all_with(&text, |c| {
             let sign = if &c[1] == "+" { "plus" } else { "minus" };
             format!(" {sign}{}", &c[2])
         });
@@ -854,6 +856,44 @@ mod tests {
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ")
+    }
+
+    /// ASCII texts that hold what the noise and figure patterns look for,
+    /// and near misses: dates, times, counters, tokens, signs, boilerplate,
+    /// figures, organisation endings and titles.
+    pub(crate) const ASCII_SAMPLES: [&str; 16] = [
+        "",
+        "The board meets on Tuesday, 4 March 2025 at 10:30am; next on 1st Apr. 2026 or Sept 9th, 2024.",
+        "Updated 12/03/2024 and 2024-03-12 and 9 pm; 1999 was long ago; 3099 is not a year",
+        "VIEWED 12 TIMES, 5 Comments, 9 page views, 4 Responses, 2 visitors, read 1.2k times",
+        "session 3f9a2b7c1d and token abcDEF0123456789ghijkl and aGVsbG8gd29ybGQgaGVsbG8gd29ybGQ=",
+        "rates went -1% then +2% and -3.5% to +1.25 %; -x and 4-5",
+        "Page last updated: 3 June 2024. Copyright 2024 NHS. All rights reserved.",
+        "Share this page. We use cookies: accept all or change settings for consent",
+        "A population of 327,000 rose to 274,000 people; isolation 14 days to 10 days; $5 million",
+        "1,234 to 2,345 and 12 and 13 per cent; 7 percent; 3 per day; 40 km; 9 miles; 2 billion",
+        "Cumbria County Council, Eden District Council and North Cumbria Integrated Care Board",
+        "Morecambe Bay CCG; Bay Health NHS Foundation Trust; St Mary's Hospice; Hospitals",
+        "Dr Jane Smith, Prof. Alan Jones, Cllr Mary Brown and County Councillor Sam Hill",
+        "Mr Mrs Ms Miss Sir Dame Professor Drake; DrX; Cllr.  Lee",
+        "under_score_words and x_1 with tabs\tand\nnew lines, 08:00, 23:59:59 and 7am",
+        "COVID-19 H5N1 VOC-20DEC-01 ABC123def456ghi789jkl",
+    ];
+
+    #[test]
+    fn the_ascii_builds_of_the_noise_patterns_agree_with_the_unicode_ones() {
+        for pattern in [&DATE_LIKE, &DYNAMIC_TOKEN, &SIGN, &BOILERPLATE, &COUNTER] {
+            pattern.assert_builds_agree(&ASCII_SAMPLES);
+        }
+        // Per line too, for the patterns anchored at the start.
+        let lines: Vec<&str> = ASCII_SAMPLES
+            .iter()
+            .flat_map(|text| text.split(['.', ';', ',']))
+            .map(str::trim)
+            .collect();
+        for pattern in [&BOILERPLATE, &SIGN] {
+            pattern.assert_builds_agree(&lines);
+        }
     }
 
     #[test]

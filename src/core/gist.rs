@@ -8,13 +8,9 @@
 //! orders them by [`Rank`] and fits them into one line.
 
 use std::ops::Range;
-use std::sync::LazyLock;
-
-use regex::Regex;
 
 use crate::core::diff::{BlockChange, ChangeKind, WordOp};
 use crate::core::facts::ascii::AsciiOr;
-use crate::core::facts::compact_regex;
 use crate::core::model::{Block, BlockKind};
 
 /// How early a point goes in a summary: lower first.
@@ -72,12 +68,17 @@ const CLAUSE_CHARS: usize = 180;
 
 /// A figure: an amount, a percentage, a range ("0.9 to 1.1", "-2% to
 /// +1%"), with its unit when it has one ("14 days").
-static VALUE: LazyLock<Regex> = LazyLock::new(|| {
-    let number = r"[-+−]?[£$€]?\d(?:[\d,]*\d)?(?:\.\d+)?(?:\s?%)?";
-    compact_regex(&format!(
+/// (An ASCII text holds no `−`, `£` or `€`.)
+static VALUE: AsciiOr = AsciiOr::new(|ascii| {
+    let (signs, currencies) = if ascii {
+        ("-+", "$")
+    } else {
+        ("-+−", "£$€")
+    };
+    let number = format!(r"[{signs}]?[{currencies}]?\d(?:[\d,]*\d)?(?:\.\d+)?(?:\s?%)?");
+    format!(
         r"{number}(?:\s+(?:to|and)\s+{number}(?:\s?%)?)?(?:\s+(?:days?|weeks?|months?|hours?|years?|per cent|percent|per day|km|miles?|million|billion))?"
-    ))
-    .expect("value pattern compiles")
+    )
 });
 
 /// Words that carry no subject on their own.
@@ -162,8 +163,8 @@ fn informativeness(text: &str) -> i32 {
         weight += 1;
     }
     if VALUE
-        .find_iter(text)
-        .any(|m| m.as_str().bytes().filter(u8::is_ascii_digit).count() >= 2)
+        .find_ranges(text)
+        .any(|m| text[m].bytes().filter(u8::is_ascii_digit).count() >= 2)
     {
         weight += 1;
     }
@@ -341,15 +342,14 @@ fn edits(change: &BlockChange) -> Edits {
 /// digits inside names and codes (COVID-19, H5N1, VOC-20DEC-01).
 fn values_in(text: &str, range: &Range<usize>) -> Vec<Range<usize>> {
     VALUE
-        .find_iter(text)
-        .filter(|m| m.start() < range.end.max(range.start + 1) && m.end() > range.start)
+        .find_ranges(text)
+        .filter(|m| m.start < range.end.max(range.start + 1) && m.end > range.start)
         .filter(|m| {
-            let before = text[..m.start()].chars().next_back();
-            let after = text[m.end()..].chars().next();
+            let before = text[..m.start].chars().next_back();
+            let after = text[m.end..].chars().next();
             !before.is_some_and(|c| c.is_alphanumeric() || c == '-' || c == '/')
                 && !after.is_some_and(|c| c.is_alphanumeric() || c == '-' || c == '/')
         })
-        .map(|m| m.start()..m.end())
         .collect()
 }
 
@@ -750,6 +750,11 @@ fn around(text: &str, range: &Range<usize>, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ascii_build_of_the_figure_pattern_agrees_with_the_unicode_one() {
+        VALUE.assert_builds_agree(&crate::core::classify::tests::ASCII_SAMPLES);
+    }
     use crate::core::diff::{DiffOptions, diff};
 
     fn para(text: &str) -> Block {

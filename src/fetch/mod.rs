@@ -15,6 +15,7 @@
 
 mod decode;
 mod error;
+mod tls;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -179,6 +180,7 @@ impl Fetcher {
             .redirect(reqwest::redirect::Policy::limited(settings.max_redirects))
             .gzip(true)
             .brotli(true)
+            .tls_backend_preconfigured(tls::client_config()?)
             .build()
             .map_err(|e| FetchError::Setup {
                 detail: innermost_message(&e),

@@ -50,11 +50,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose, SanType,
-};
-
 /// The only account the MTA accepts AUTH for.
 pub const USER: &str = "tidings";
 /// Its password. Letters and dashes only: it is written into the exim
@@ -436,43 +431,20 @@ struct Tls {
     key: PathBuf,
 }
 
-/// A CA, and a leaf certificate it signs for `localhost` and 127.0.0.1
-/// (server auth only). Files are 0644: exim reads them after dropping to
-/// the exim user, and the key protects nothing beyond this test.
+/// The CA and `localhost` certificates, written out. Files are 0644: exim
+/// reads them after dropping to the exim user, and the key protects nothing
+/// beyond this test.
 fn write_certificates(dir: &Path) -> Tls {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "tidings test CA");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
-        .expect("CA certificate");
-
-    let mut leaf_params =
-        CertificateParams::new(vec!["localhost".to_owned()]).expect("leaf params");
-    leaf_params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    leaf_params
-        .subject_alt_names
-        .push(SanType::IpAddress(Ipv4Addr::LOCALHOST.into()));
-    leaf_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let leaf_key = KeyPair::generate().expect("leaf key");
-    let leaf = leaf_params
-        .signed_by(&leaf_key, &ca)
-        .expect("leaf certificate");
-
+    let pems = crate::certs::localhost_certificates();
     let tls = Tls {
         ca: dir.join("ca.pem"),
         certificate: dir.join("localhost.pem"),
         key: dir.join("localhost.key"),
     };
     for (path, pem) in [
-        (&tls.ca, ca.pem()),
-        (&tls.certificate, leaf.pem()),
-        (&tls.key, leaf_key.serialize_pem()),
+        (&tls.ca, pems.ca),
+        (&tls.certificate, pems.certificate),
+        (&tls.key, pems.key),
     ] {
         std::fs::write(path, pem).expect("write PEM");
         set_mode(path, 0o644);

@@ -15,6 +15,7 @@
 //! hold). So an ASCII text is searched with the ASCII build and any other
 //! text with the Unicode one, each compiled the first time it is needed.
 
+use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::OnceLock;
 
@@ -106,6 +107,57 @@ impl AsciiOr {
     }
 }
 
+impl AsciiOr {
+    /// `text` with every match replaced by `with`, taken literally (no `$`
+    /// expansion); borrowed when nothing matched, as `Regex::replace_all`.
+    /// The patterns given to it never match an empty span.
+    pub(crate) fn replace_all<'t>(&'t self, text: &'t str, with: &str) -> Cow<'t, str> {
+        let mut matches = self.find_ranges(text).peekable();
+        if matches.peek().is_none() {
+            return Cow::Borrowed(text);
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut last = 0;
+        for range in matches {
+            out.push_str(&text[last..range.start]);
+            out.push_str(with);
+            last = range.end;
+        }
+        out.push_str(&text[last..]);
+        Cow::Owned(out)
+    }
+
+    /// `text` with every match replaced by what `with` makes of its groups.
+    pub(crate) fn replace_all_with<'t>(
+        &'t self,
+        text: &'t str,
+        mut with: impl FnMut(&Groups<'t>) -> String,
+    ) -> Cow<'t, str> {
+        let mut matches = self.captures_iter(text).peekable();
+        if matches.peek().is_none() {
+            return Cow::Borrowed(text);
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut last = 0;
+        for groups in matches {
+            let whole = groups.get(0).expect("group 0 is the whole match");
+            out.push_str(&text[last..whole.start]);
+            out.push_str(&with(&groups));
+            last = whole.end;
+        }
+        out.push_str(&text[last..]);
+        Cow::Owned(out)
+    }
+
+    /// `text` without its first match.
+    pub(crate) fn remove_first<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        match self.find(text) {
+            Some(range) => Cow::Owned(format!("{}{}", &text[..range.start], &text[range.end..])),
+            None => Cow::Borrowed(text),
+        }
+    }
+}
+
 /// One match's groups, from whichever build searched the text.
 pub(crate) struct Groups<'t> {
     text: &'t str,
@@ -149,6 +201,28 @@ impl std::ops::Index<usize> for Groups<'_> {
     fn index(&self, i: usize) -> &str {
         self.str(i)
             .unwrap_or_else(|| panic!("no group {i} in this match"))
+    }
+}
+
+/// For tests of the patterns built on [`AsciiOr`]: the two builds must find
+/// the same matches, with the same groups, in any ASCII text.
+#[cfg(test)]
+impl AsciiOr {
+    pub(crate) fn assert_builds_agree(&self, texts: &[&str]) {
+        for text in texts {
+            assert!(text.is_ascii(), "not an ASCII text: {text}");
+            let ascii: Vec<Vec<Option<Range<usize>>>> = self
+                .ascii()
+                .captures_iter(text.as_bytes())
+                .map(|c| c.iter().map(|g| g.map(|m| m.range())).collect())
+                .collect();
+            let unicode: Vec<Vec<Option<Range<usize>>>> = self
+                .unicode()
+                .captures_iter(text)
+                .map(|c| c.iter().map(|g| g.map(|m| m.range())).collect())
+                .collect();
+            assert_eq!(ascii, unicode, "the builds differ on {text:?}");
+        }
     }
 }
 

@@ -460,9 +460,8 @@ fn organisations(text: &str) -> Vec<(usize, usize, String)> {
         .collect()
 }
 
-static ENDS_A_NAME: LazyLock<Regex> = LazyLock::new(|| {
-    compact_regex(&format!(r"(?:{ORGANISATION_ENDINGS})$")).expect("ending pattern compiles")
-});
+static ENDS_A_NAME: ascii::AsciiOr =
+    ascii::AsciiOr::new(|_| format!(r"(?:{ORGANISATION_ENDINGS})$"));
 
 /// "X Council and Y Council", "A Trust, B Trust and C CCG": one name per
 /// organisation, split where a part already ends as a name ends.
@@ -704,9 +703,9 @@ static PERSON_ROLE: ascii::AsciiOr = ascii::AsciiOr::new(|ascii| {
     format!("{name_then_role}|{role_then_name}|{led_by}")
 });
 
-static TITLE: LazyLock<Regex> = LazyLock::new(|| {
-    compact_regex(r"^(?:(?:Dr|Prof|Professor|Sir|Dame|Cllr|Councillor|County Councillor|Mr|Mrs|Ms|Miss)\.?\s+)+")
-        .expect("title pattern compiles")
+static TITLE: ascii::AsciiOr = ascii::AsciiOr::new(|_| {
+    r"^(?:(?:Dr|Prof|Professor|Sir|Dame|Cllr|Councillor|County Councillor|Mr|Mrs|Ms|Miss)\.?\s+)+"
+        .to_owned()
 });
 
 /// Words a capitalised run can start with that are not names.
@@ -771,7 +770,7 @@ fn people(text: &str, facts: &mut BTreeSet<Fact>) {
         } else {
             continue;
         };
-        let bare = TITLE.replace(name, "");
+        let bare = TITLE.remove_first(name);
         let first = bare.split_whitespace().next().unwrap_or("");
         // "led by Public Health Wales" names a body, not a person.
         let a_body = bare.split_whitespace().any(|w| BODY_WORDS.contains(&w));
@@ -816,6 +815,20 @@ pub fn entry_kind(name: &str) -> Option<EntryKind> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ascii_builds_of_the_name_patterns_agree_with_the_unicode_ones() {
+        let samples = crate::core::classify::tests::ASCII_SAMPLES;
+        let parts: Vec<&str> = samples
+            .iter()
+            .flat_map(|text| text.split([',', ';', '.']))
+            .map(str::trim)
+            .collect();
+        for pattern in [&ENDS_A_NAME, &TITLE] {
+            pattern.assert_builds_agree(&samples);
+            pattern.assert_builds_agree(&parts);
+        }
+    }
 
     fn facts(text: &str) -> Vec<String> {
         text_facts(text, &[])
