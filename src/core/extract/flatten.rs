@@ -60,7 +60,7 @@ impl<'a> Flat<'a> {
         let mut select_hits = vec![0usize; rules.select.len()];
         // What the class and id patterns say of each distinct name on the
         // page: pages repeat the same few class names on most elements.
-        let mut names = NameVerdicts::default();
+        let mut names = NameVerdicts::with_capacity();
         // Open elements: (flat index, inherited flags).
         let mut open: Vec<(u32, u8)> = Vec::with_capacity(64);
         let mut body = None;
@@ -487,7 +487,18 @@ thread_local! {
         std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
+/// Distinct class and id names a page is given room for at once: a page
+/// has some dozens to a few hundred, and growing the map from empty
+/// rehashed it five or six times per page.
+const PAGE_NAMES: usize = 256;
+
 impl<'a> NameVerdicts<'a> {
+    fn with_capacity() -> Self {
+        Self {
+            seen: std::collections::HashMap::with_capacity(PAGE_NAMES),
+        }
+    }
+
     fn of(&mut self, name: &'a str) -> u8 {
         *self.seen.entry(name).or_insert_with(|| {
             REMEMBERED.with_borrow_mut(|remembered| {
