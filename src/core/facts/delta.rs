@@ -152,13 +152,6 @@ pub fn read_fact_changes<'a>(
     (changes, read)
 }
 
-/// A candidate fact and the literals a block stating it contains one of.
-struct Candidate {
-    fact: Fact,
-    /// `None`: no literal is known, so every shared block is read.
-    needles: Option<Vec<Finder<'static>>>,
-}
-
 /// Takes out of `changes` the facts that shared blocks state too.
 fn drop_shared<'a>(
     shared: &[&'a Block],
@@ -166,49 +159,104 @@ fn drop_shared<'a>(
     changes: &mut FactChanges,
     read: &mut ReadFacts<'a>,
 ) {
-    // One substring searcher per literal: an automaton over all of them
-    // (built per page) cost more to build than these searches take.
-    let mut open: Vec<Candidate> = changes
+    let candidates: Vec<Fact> = changes
         .added
         .iter()
         .chain(&changes.removed)
-        .map(|fact| Candidate {
-            fact: fact.clone(),
-            needles: needles(fact).map(|literals| {
-                literals
-                    .iter()
-                    .map(|literal| Finder::new(literal.as_bytes()).into_owned())
-                    .collect()
-            }),
-        })
+        .cloned()
         .collect();
-    let mut lower: Vec<u8> = Vec::new();
+    if candidates.is_empty() {
+        return;
+    }
+    // The shared blocks' texts in ASCII lower case, one after another, and
+    // where each starts (and, last, where the last one ends). Each literal
+    // is looked for once in all of them rather than once per block: a
+    // thousand short searches per literal cost ten times one long one.
+    let mut lower: Vec<u8> = Vec::with_capacity(shared.iter().map(|b| b.text.len()).sum());
+    let mut starts: Vec<usize> = Vec::with_capacity(shared.len() + 1);
     for block in shared {
+        starts.push(lower.len());
+        lower.extend(block.text.bytes().map(|b| b.to_ascii_lowercase()));
+    }
+    starts.push(lower.len());
+    // For each candidate, the shared blocks (ascending) whose text holds
+    // one of its literals; `None`: no literal is known, so every block may
+    // state it.
+    let holders: Vec<Option<Vec<usize>>> = candidates
+        .iter()
+        .map(|fact| needles(fact).map(|literals| blocks_holding(&lower, &starts, &literals)))
+        .collect();
+    // The blocks any candidate may be stated in, in page order: the others
+    // would be passed over below anyway.
+    let to_visit: Vec<usize> = if holders.iter().any(Option::is_none) {
+        (0..shared.len()).collect()
+    } else {
+        let mut all: Vec<usize> = holders.iter().flatten().flatten().copied().collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    };
+    // Candidates still open, by index. A block is read when one of them may
+    // be stated in it, and closes those it states, as the blocks come.
+    let mut open: Vec<usize> = (0..candidates.len()).collect();
+    for at in to_visit {
         if open.is_empty() {
             break;
         }
-        lower.clear();
-        lower.extend(block.text.bytes().map(|b| b.to_ascii_lowercase()));
-        let may_state = |candidate: &Candidate| {
-            candidate
-                .needles
+        let may_state = |&c: &usize| {
+            holders[c]
                 .as_ref()
-                .is_none_or(|needles| needles.iter().any(|needle| needle.find(&lower).is_some()))
+                .is_none_or(|blocks| blocks.binary_search(&at).is_ok())
         };
         if !open.iter().any(may_state) {
             continue;
         }
+        let block = shared[at];
         let stated = block_facts(block, rules);
-        open.retain(|candidate| {
-            if !stated.contains(&candidate.fact) {
+        open.retain(|&c| {
+            let fact = &candidates[c];
+            if !stated.contains(fact) {
                 return true;
             }
-            changes.added.remove(&candidate.fact);
-            changes.removed.remove(&candidate.fact);
+            changes.added.remove(fact);
+            changes.removed.remove(fact);
             false
         });
         read.blocks.push((block, stated));
     }
+}
+
+/// The blocks (indices into `starts`, ascending, once each) whose text holds
+/// one of `literals`, given the blocks' texts one after another in `text`
+/// and where each starts, with the end of the last as a final entry.
+fn blocks_holding(text: &[u8], starts: &[usize], literals: &[String]) -> Vec<usize> {
+    let mut blocks = Vec::new();
+    for literal in literals {
+        if literal.is_empty() {
+            // In every block (`needles` gives no empty literal).
+            return (0..starts.len().saturating_sub(1)).collect();
+        }
+        let finder = Finder::new(literal.as_bytes());
+        let mut from = 0;
+        while let Some(found) = finder.find(&text[from..]) {
+            let at = from + found;
+            // The last block starting at or before the match holds its
+            // first byte (an empty block before it holds nothing).
+            let block = starts.partition_point(|&start| start <= at) - 1;
+            let end = starts[block + 1];
+            if at + literal.len() <= end {
+                blocks.push(block);
+                // One match is enough for a block.
+                from = end;
+            } else {
+                // The match runs into the next block: not a match in either.
+                from = at + 1;
+            }
+        }
+    }
+    blocks.sort_unstable();
+    blocks.dedup();
+    blocks
 }
 
 /// Literals, in ASCII lower case, one of which (up to ASCII case) is in the
@@ -471,6 +519,43 @@ mod tests {
             }
         }
         assert!(pairs > 0, "no pairs of versions read");
+    }
+
+    #[test]
+    fn literals_are_found_only_within_one_block() {
+        let texts = [
+            "",
+            "cumbria",
+            "",
+            "north cumb",
+            "ria",
+            "eden and cumbria",
+            "",
+        ];
+        let mut text = Vec::new();
+        let mut starts = Vec::new();
+        for t in texts {
+            starts.push(text.len());
+            text.extend_from_slice(t.as_bytes());
+        }
+        starts.push(text.len());
+        let find = |literals: &[&str]| {
+            let literals: Vec<String> = literals.iter().map(|l| (*l).to_owned()).collect();
+            blocks_holding(&text, &starts, &literals)
+        };
+        assert_eq!(find(&["cumbria"]), vec![1, 5]);
+        assert_eq!(find(&["cumbria", "eden", "ria"]), vec![1, 4, 5]);
+        assert_eq!(find(&["bria"]), vec![1, 5]);
+        assert_eq!(find(&["mbr"]), vec![1, 5]);
+        assert_eq!(find(&["cumbriaeden"]), Vec::<usize>::new());
+        assert_eq!(find(&[""]), (0..texts.len()).collect::<Vec<_>>());
+        // Per block, as the search was before: the same blocks.
+        for literal in ["a", "r", "ria", "cumb", "n", "nd c", "x"] {
+            let per_block: Vec<usize> = (0..texts.len())
+                .filter(|&i| texts[i].contains(literal))
+                .collect();
+            assert_eq!(find(&[literal]), per_block, "{literal:?}");
+        }
     }
 
     #[test]
