@@ -247,7 +247,9 @@ fn apply_with(
         let number = commit.commit(store, watch, &version, &state)?;
         return Ok(Outcome::New { version: number });
     };
-    let text_diff = diff::diff(&previous_blocks, blocks, diff_options);
+    // The blocks' texts numbered once, for the diff and the fact reader.
+    let ids = diff::TextIds::of(&previous_blocks, blocks);
+    let text_diff = diff::diff_with_ids(&previous_blocks, blocks, &ids, diff_options);
     if text_diff.is_empty() {
         state.suspect = None;
         store.record_check(watch, &state)?;
@@ -296,7 +298,8 @@ fn apply_with(
     // added to the config compares like with like. Only the facts that one
     // version states and the other does not are read: the blocks that
     // changed, and of the rest only those that could state one of them.
-    let (fact_changes, read) = facts::read_fact_changes(&previous_blocks, blocks, fact_rules);
+    let (fact_changes, read) =
+        facts::read_fact_changes_by_text(&previous_blocks, blocks, &ids, fact_rules);
     let assessment = classify::classify_read(&text_diff, &fact_changes, &read);
     state.last_change = Some(page.fetched_at);
     let detail = serde_json::json!({

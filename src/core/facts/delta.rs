@@ -25,6 +25,7 @@ use super::{
     CUE_WORDS, Fact, FactRule, NUMBER_WORDS, POPULATION_READER, TENS, block_facts,
     gazetteer::gazetteer,
 };
+use crate::core::diff::TextIds;
 use crate::core::model::{Block, BlockKind};
 
 /// Facts only in the new version and facts only in the old.
@@ -106,6 +107,30 @@ pub fn read_fact_changes<'a>(
     new: &'a [Block],
     rules: &[FactRule],
 ) -> (FactChanges, ReadFacts<'a>) {
+    let (shared, only) = partition(old, new);
+    read_partitioned(&shared, &only, rules)
+}
+
+/// [`read_fact_changes`], given the numbers [`TextIds`] gives the blocks'
+/// texts (the diff's), which sort the blocks without comparing their
+/// texts again: the same blocks are read, in the same order.
+pub fn read_fact_changes_by_text<'a>(
+    old: &'a [Block],
+    new: &'a [Block],
+    ids: &TextIds,
+    rules: &[FactRule],
+) -> (FactChanges, ReadFacts<'a>) {
+    match partition_by_text(old, new, ids) {
+        Some((shared, only)) => read_partitioned(&shared, &only, rules),
+        None => read_fact_changes(old, new, rules),
+    }
+}
+
+/// The distinct blocks both versions have, and those only one has (with
+/// `true` for the new version), each in block order.
+type Partition<'a> = (Vec<&'a Block>, Vec<(&'a Block, bool)>);
+
+fn partition<'a>(old: &'a [Block], new: &'a [Block]) -> Partition<'a> {
     // Every block of both versions, with the version it came from (false:
     // old), in block order: equal blocks end up side by side.
     let mut all: Vec<(&Block, bool)> = old
@@ -114,12 +139,7 @@ pub fn read_fact_changes<'a>(
         .chain(new.iter().map(|block| (block, true)))
         .collect();
     all.sort_unstable_by(|a, b| block_order(a.0, b.0));
-    let mut shared = Vec::new();
-    let mut read = ReadFacts {
-        blocks: Vec::new(),
-        with_rules: !rules.is_empty(),
-    };
-    let (mut gone, mut come) = (BTreeSet::new(), BTreeSet::new());
+    let (mut shared, mut only) = (Vec::new(), Vec::new());
     let mut rest = all.as_slice();
     while let Some(&(block, _)) = rest.first() {
         let same = rest
@@ -132,13 +152,67 @@ pub fn read_fact_changes<'a>(
         let in_new = group.iter().any(|(_, is_new)| *is_new);
         if in_old && in_new {
             shared.push(block);
-            continue;
-        }
-        let facts = block_facts(block, rules);
-        if in_old {
-            gone.extend(facts.iter().cloned());
         } else {
+            only.push((block, in_new));
+        }
+    }
+    (shared, only)
+}
+
+/// [`partition`] from the texts' numbers, which follow the texts' order:
+/// one pass over the blocks. `None` when one text is in blocks of two
+/// kinds (rare), which only the full block order tells apart.
+fn partition_by_text<'a>(
+    old: &'a [Block],
+    new: &'a [Block],
+    ids: &TextIds,
+) -> Option<Partition<'a>> {
+    if ids.old.len() != old.len() || ids.new.len() != new.len() {
+        return None;
+    }
+    // Per text: the first block with it, and the versions it is in (1:
+    // old, 2: new).
+    let mut texts: Vec<Option<(&Block, u8)>> = vec![None; ids.texts];
+    for (blocks, numbers, version) in [(old, &ids.old, 1u8), (new, &ids.new, 2u8)] {
+        for (block, &number) in blocks.iter().zip(numbers) {
+            match texts.get_mut(number)? {
+                slot @ None => *slot = Some((block, version)),
+                Some((first, versions)) => {
+                    if first.kind != block.kind || first.text != block.text {
+                        return None;
+                    }
+                    *versions |= version;
+                }
+            }
+        }
+    }
+    let (mut shared, mut only) = (Vec::new(), Vec::new());
+    for (block, versions) in texts.into_iter().flatten() {
+        match versions {
+            3 => shared.push(block),
+            _ => only.push((block, versions == 2)),
+        }
+    }
+    Some((shared, only))
+}
+
+/// The fact changes, given the versions' blocks partitioned.
+fn read_partitioned<'a>(
+    shared: &[&'a Block],
+    only: &[(&'a Block, bool)],
+    rules: &[FactRule],
+) -> (FactChanges, ReadFacts<'a>) {
+    let mut read = ReadFacts {
+        blocks: Vec::new(),
+        with_rules: !rules.is_empty(),
+    };
+    let (mut gone, mut come) = (BTreeSet::new(), BTreeSet::new());
+    for &(block, in_new) in only {
+        let facts = block_facts(block, rules);
+        if in_new {
             come.extend(facts.iter().cloned());
+        } else {
+            gone.extend(facts.iter().cloned());
         }
         read.blocks.push((block, facts));
     }
@@ -146,7 +220,7 @@ pub fn read_fact_changes<'a>(
         added: come.difference(&gone).cloned().collect(),
         removed: gone.difference(&come).cloned().collect(),
     };
-    drop_shared(&shared, rules, &mut changes, &mut read);
+    drop_shared(shared, rules, &mut changes, &mut read);
     // The shared blocks read were pushed after the changed ones.
     read.blocks.sort_unstable_by(|a, b| block_order(a.0, b.0));
     (changes, read)
@@ -440,6 +514,7 @@ mod tests {
         let mut blocks = pool();
         blocks.extend(fixture_blocks());
         let mut random = Lcg(14);
+        let mut by_numbers = 0;
         for round in 0..400 {
             let len = 1 + random.below(40);
             let old: Vec<Block> = (0..len)
@@ -471,6 +546,26 @@ mod tests {
             };
             let (changes, read) = read_fact_changes(&old, &new, rules);
             assert_eq!(changes, want, "round {round}");
+            // From the diff's numbers for the texts: the same partition,
+            // so the same blocks read, in the same order.
+            let ids = TextIds::of(&old, &new);
+            if let Some(by_text) = partition_by_text(&old, &new, &ids) {
+                assert_eq!(by_text, partition(&old, &new), "round {round}");
+                by_numbers += 1;
+            }
+            let (by_text, read_by_text) = read_fact_changes_by_text(&old, &new, &ids, rules);
+            assert_eq!(by_text, want, "round {round}");
+            let blocks_read = |read: &ReadFacts<'_>| -> Vec<(Block, BTreeSet<Fact>)> {
+                read.blocks
+                    .iter()
+                    .map(|(b, f)| ((*b).clone(), f.clone()))
+                    .collect()
+            };
+            assert_eq!(
+                blocks_read(&read_by_text),
+                blocks_read(&read),
+                "round {round}"
+            );
             // What the classifier takes from the reading is what it would
             // read itself.
             for block in old.iter().chain(&new) {
@@ -481,6 +576,10 @@ mod tests {
                 );
             }
         }
+        assert!(
+            by_numbers > 50,
+            "only {by_numbers} pages partitioned by number"
+        );
     }
 
     /// Every pair of consecutive versions in the evaluation histories, when
@@ -515,6 +614,9 @@ mod tests {
                     removed: before.difference(&after).cloned().collect(),
                 };
                 assert_eq!(fact_changes(&pair[0], &pair[1], &[]), want, "{history:?}");
+                let ids = TextIds::of(&pair[0], &pair[1]);
+                let (by_text, _) = read_fact_changes_by_text(&pair[0], &pair[1], &ids, &[]);
+                assert_eq!(by_text, want, "{history:?}");
                 pairs += 1;
             }
         }
