@@ -106,7 +106,7 @@ struct ChangeRecordRef<'a> {
     to_version: u64,
     detected_at: DateTime<Utc>,
     changed_words: u64,
-    detail: &'a serde_json::Value,
+    detail: &'a serde_json::value::RawValue,
 }
 
 /// `bytes` compressed at [`ZSTD_LEVEL`]. A context is made per call: one
@@ -405,7 +405,8 @@ mod tests {
     fn change(words: &str) -> Option<NewChange> {
         Some(NewChange {
             changed_words: 1,
-            detail: serde_json::json!({ "added": [words] }),
+            detail: serde_json::value::to_raw_value(&serde_json::json!({ "added": [words] }))
+                .expect("json"),
         })
     }
 

@@ -269,8 +269,9 @@ pub struct NewVersion<'a> {
 pub struct NewChange {
     /// Words added plus removed.
     pub changed_words: u64,
-    /// The pipeline's description of the change.
-    pub detail: serde_json::Value,
+    /// The pipeline's description of the change, as JSON: written as it
+    /// is into the change record (read back as a `serde_json::Value`).
+    pub detail: Box<serde_json::value::RawValue>,
 }
 
 /// Storage statistics, for `tidings history` and the growth benchmark.
@@ -759,7 +760,8 @@ mod tests {
         assert_eq!(commit(&store, "wnec", &first, None), 1);
         let change = NewChange {
             changed_words: 1,
-            detail: serde_json::json!({"removed": ["Eden"]}),
+            detail: serde_json::value::to_raw_value(&serde_json::json!({"removed": ["Eden"]}))
+                .expect("json"),
         };
         assert_eq!(commit(&store, "wnec", &second, Some(change)), 2);
 
@@ -899,7 +901,7 @@ mod tests {
         let detail = serde_json::json!({"removed": vec!["Eden"; 200]});
         let change = NewChange {
             changed_words: 1,
-            detail: detail.clone(),
+            detail: serde_json::value::to_raw_value(&detail).expect("json"),
         };
         commit(&store, "w", &blocks(&["Penrith"]), Some(change));
         let Kv::Sled(sled) = &store.kv else {
@@ -973,7 +975,8 @@ mod tests {
             commit(&store, "w", &blocks(&["Carlisle"]), None);
             let change = NewChange {
                 changed_words: 1,
-                detail: serde_json::json!({"added": ["Penrith"]}),
+                detail: serde_json::value::to_raw_value(&serde_json::json!({"added": ["Penrith"]}))
+                    .expect("json"),
             };
             commit(&store, "w", &blocks(&["Penrith"]), Some(change));
             store.flush().expect("flush");
@@ -1026,7 +1029,8 @@ mod tests {
         assert!(store.change("w", 2).expect("read").is_none());
         let change = NewChange {
             changed_words: 1,
-            detail: serde_json::json!({"added": ["Penrith"]}),
+            detail: serde_json::value::to_raw_value(&serde_json::json!({"added": ["Penrith"]}))
+                .expect("json"),
         };
         assert_eq!(commit(&store, "w", &blocks(&["Penrith"]), Some(change)), 2);
         let read = store.change("w", 2).expect("read").expect("some");
@@ -1076,7 +1080,7 @@ mod tests {
         let new = blocks(&["Written now"]);
         let change = NewChange {
             changed_words: 2,
-            detail: serde_json::json!({}),
+            detail: serde_json::value::to_raw_value(&serde_json::json!({})).expect("json"),
         };
         commit(&store, "w", &new, Some(change));
         assert_eq!(packs_in(dir.path()).len(), 1);
