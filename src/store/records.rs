@@ -247,34 +247,48 @@ pub(super) fn text_record_blocks(json: &[u8]) -> Option<Vec<Block>> {
 /// what follows it; `None` if serde_json would not read it either.
 fn json_string(json: &[u8]) -> Option<(String, &[u8])> {
     let body = json.strip_prefix(b"\"")?;
+    // The first quote, backslash or control character (which JSON must
+    // escape), looked for 32 bytes at a time with a test the compiler
+    // vectorises, as `write_json_str` does; a byte-at-a-time search cost
+    // more than serde_json's.
+    let special = |b: u8| (b < 0x20) | (b == b'"') | (b == b'\\');
     let mut at = 0;
-    let mut escaped = false;
-    let close = loop {
-        let found = at + memchr::memchr2(b'"', b'\\', &body[at..])?;
-        if body[found] == b'"' {
-            break found;
-        }
-        // Past the escaped byte: `\"` does not close the string, and the
-        // hex digits of `\u` hold neither a quote nor a backslash.
-        escaped = true;
-        at = found + 2;
-        if at > body.len() {
+    let first = loop {
+        let chunk = body.get(at..(at + 32).min(body.len()))?;
+        if chunk.is_empty() {
             return None;
         }
+        if chunk.iter().fold(false, |seen, &b| seen | special(b)) {
+            break at + chunk.iter().position(|&b| special(b))?;
+        }
+        at += chunk.len();
     };
-    let after = &body[close + 1..];
-    if escaped {
-        let text = serde_json::from_slice::<String>(&json[..close + 2]).ok()?;
-        return Some((text, after));
+    match body[first] {
+        b'"' => {
+            let text = std::str::from_utf8(&body[..first]).ok()?;
+            Some((text.to_owned(), &body[first + 1..]))
+        }
+        b'\\' => {
+            // An escape: find the closing quote past every escaped byte (`\"`
+            // does not close the string; the hex digits of `\u` hold neither
+            // a quote nor a backslash) and let serde_json read the string.
+            let mut at = first;
+            let close = loop {
+                let found = at + memchr::memchr2(b'"', b'\\', &body[at..])?;
+                if body[found] == b'"' {
+                    break found;
+                }
+                at = found + 2;
+                if at > body.len() {
+                    return None;
+                }
+            };
+            let text = serde_json::from_slice::<String>(&json[..close + 2]).ok()?;
+            Some((text, &body[close + 1..]))
+        }
+        // A control character written as it is: serde_json refuses it.
+        _ => None,
     }
-    let text = &body[..close];
-    // A control character must be escaped in JSON; serde_json refuses one
-    // written as it is.
-    if text.iter().any(|&b| b < 0x20) {
-        return None;
-    }
-    let text = std::str::from_utf8(text).ok()?;
-    Some((text.to_owned(), after))
 }
 
 /// A block kind as a text record names it.
