@@ -40,7 +40,8 @@ fn commit(store: &Store, watch: &str, text: &[Block], notify: Option<Notify>) ->
         .latest_version
         .map(|_| NewChange {
             changed_words: 1,
-            detail: serde_json::json!({"removed": ["Eden"]}),
+            detail: serde_json::value::to_raw_value(&serde_json::json!({"removed": ["Eden"]}))
+                .expect("json"),
         });
     let version = NewVersion {
         seen_at: Utc::now(),

@@ -146,7 +146,8 @@ fn copy_from_sled_moves_every_record_and_ids_continue() {
                     extractor_version: 1,
                     change: (i > 0).then(|| NewChange {
                         changed_words: 2,
-                        detail: serde_json::json!({"n": i}),
+                        detail: serde_json::value::to_raw_value(&serde_json::json!({"n": i}))
+                            .expect("json"),
                     }),
                     facts: None,
                     notify: Some(Notify {

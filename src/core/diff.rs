@@ -165,13 +165,24 @@ impl TextDiff {
 
 /// Diffs two versions of a page's blocks.
 pub fn diff(old: &[Block], new: &[Block], options: &DiffOptions) -> TextDiff {
+    diff_with_ids(old, new, &TextIds::of(old, new), options)
+}
+
+/// [`diff`], given the blocks' [`TextIds`] (which the caller keeps for
+/// [`crate::core::facts::read_fact_changes_by_text`]).
+pub fn diff_with_ids(
+    old: &[Block],
+    new: &[Block],
+    ids: &TextIds,
+    options: &DiffOptions,
+) -> TextDiff {
     let started = Instant::now();
     let deadline = started + options.timeout;
-    let (old_keys, new_keys, texts) = text_ids(old, new);
+    let (old_keys, new_keys, texts) = (&ids.old, &ids.new, ids.texts);
     let ops = similar::capture_diff_slices_deadline(
         Algorithm::Patience,
-        &old_keys,
-        &new_keys,
+        old_keys,
+        new_keys,
         Some(deadline),
     );
 
@@ -203,7 +214,7 @@ pub fn diff(old: &[Block], new: &[Block], options: &DiffOptions) -> TextDiff {
             added: new_range.collect(),
         });
     }
-    cancel_moves(&mut regions, &old_keys, &new_keys, texts);
+    cancel_moves(&mut regions, old_keys, new_keys, texts);
 
     let old_sections = sections(old);
     let new_sections = sections(new);
@@ -288,7 +299,26 @@ struct Region {
 /// A number for each block's text, the same for the same text, and how
 /// many distinct texts there are: the alignment hashes and compares these
 /// rather than every byte of both pages, and gives the same answer, since
-/// it only asks which blocks are equal.
+/// it only asks which blocks are equal. The numbers follow the texts'
+/// order, so the fact reader can take them for a sort of the blocks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextIds {
+    /// The old blocks' numbers, in page order.
+    pub old: Vec<usize>,
+    /// The new blocks' numbers, in page order.
+    pub new: Vec<usize>,
+    /// How many distinct texts: every number is below it.
+    pub texts: usize,
+}
+
+impl TextIds {
+    /// The numbers of two versions' blocks.
+    pub fn of(old: &[Block], new: &[Block]) -> Self {
+        let (old, new, texts) = text_ids(old, new);
+        Self { old, new, texts }
+    }
+}
+
 fn text_ids(old: &[Block], new: &[Block]) -> (Vec<usize>, Vec<usize>, usize) {
     let mut all: Vec<(&str, usize)> = old
         .iter()

@@ -419,7 +419,7 @@ mod tests {
             blocks: &changed,
             change: Some(crate::store::NewChange {
                 changed_words: 2,
-                detail: detail.clone(),
+                detail: serde_json::value::to_raw_value(&detail).expect("json"),
             }),
             ..version.clone()
         };

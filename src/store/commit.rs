@@ -106,7 +106,7 @@ struct ChangeRecordRef<'a> {
     to_version: u64,
     detected_at: DateTime<Utc>,
     changed_words: u64,
-    detail: &'a serde_json::Value,
+    detail: &'a serde_json::value::RawValue,
 }
 
 /// The shortest match zstd looks for: level 1 takes 6 for inputs of a
@@ -481,7 +481,8 @@ mod tests {
     fn change(words: &str) -> Option<NewChange> {
         Some(NewChange {
             changed_words: 1,
-            detail: serde_json::json!({ "added": [words] }),
+            detail: serde_json::value::to_raw_value(&serde_json::json!({ "added": [words] }))
+                .expect("json"),
         })
     }
 

@@ -269,8 +269,9 @@ pub struct NewVersion<'a> {
 pub struct NewChange {
     /// Words added plus removed.
     pub changed_words: u64,
-    /// The pipeline's description of the change.
-    pub detail: serde_json::Value,
+    /// The pipeline's description of the change, as JSON: written as it
+    /// is into the change record (read back as a `serde_json::Value`).
+    pub detail: Box<serde_json::value::RawValue>,
 }
 
 /// Storage statistics, for `tidings history` and the growth benchmark.
@@ -568,6 +569,9 @@ impl Store {
             .ok_or_else(|| self.corrupt("text", format!("text {} is missing", version.hash)))?;
         let json = decompress(&compressed)
             .map_err(|e| self.corrupt("text", format!("decompression failed: {e}")))?;
+        if let Some(blocks) = text_record_blocks(&json) {
+            return Ok(blocks);
+        }
         let record: TextRecordIn<'_> =
             serde_json::from_slice(&json).map_err(|e| self.corrupt("text", e.to_string()))?;
         record
@@ -756,7 +760,8 @@ mod tests {
         assert_eq!(commit(&store, "wnec", &first, None), 1);
         let change = NewChange {
             changed_words: 1,
-            detail: serde_json::json!({"removed": ["Eden"]}),
+            detail: serde_json::value::to_raw_value(&serde_json::json!({"removed": ["Eden"]}))
+                .expect("json"),
         };
         assert_eq!(commit(&store, "wnec", &second, Some(change)), 2);
 
@@ -794,6 +799,75 @@ mod tests {
         assert_eq!(record.into_blocks().expect("blocks"), blocks);
     }
 
+    /// What serde_json reads from a text record's bytes.
+    fn text_by_serde(json: &[u8]) -> Result<Vec<Block>, String> {
+        serde_json::from_slice::<TextRecordIn<'_>>(json)
+            .map_err(|e| e.to_string())
+            .and_then(TextRecordIn::into_blocks)
+    }
+
+    #[test]
+    fn text_records_read_without_serde_as_serde_reads_them() {
+        let texts = [
+            String::new(),
+            "Members".to_owned(),
+            "Caf\u{e9} \"quoted\" \\ line".to_owned(),
+            "back\\slash\ttab\nline \u{2028}\u{fffd}\u{1f600}\u{7f}".to_owned(),
+            (0u8..0x20).map(char::from).collect(),
+            format!("{}\"{}\\", "a".repeat(31), "b".repeat(40)),
+            "ends with a backslash \\".to_owned(),
+            "\"".to_owned(),
+        ];
+        let kinds = [
+            BlockKind::Heading { level: 2 },
+            BlockKind::Heading { level: 0 },
+            BlockKind::Paragraph,
+            BlockKind::ListItem,
+            BlockKind::TableRow,
+            BlockKind::Preformatted,
+            BlockKind::Named,
+        ];
+        let blocks: Vec<Block> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, text)| Block::new(kinds[i % kinds.len()], text.clone()))
+            .collect();
+        for n in 0..=blocks.len() {
+            let json = text_json(&blocks[..n]);
+            assert_eq!(text_record_blocks(&json).as_deref(), Some(&blocks[..n]));
+            assert_eq!(text_by_serde(&json).as_deref(), Ok(&blocks[..n]));
+        }
+        // Anything else is left to serde_json, or read as it reads it.
+        let others: [&[u8]; 16] = [
+            br#"{"v":1,"blocks":[]}"#,
+            br#"{"v":1,"blocks":[]} "#,
+            br#"{"v":1, "blocks":[]}"#,
+            br#"{"v":0,"blocks":[{"k":"p","t":"old"}]}"#,
+            br#"{"v":2,"blocks":[]}"#,
+            br#"{"v":1,"blocks":[{"k":"x","t":"unknown kind"}]}"#,
+            br#"{"v":1,"blocks":[{"k":"p","t":"no end"}"#,
+            br#"{"v":1,"blocks":[{"k":"p","t":"no end}]}"#,
+            br#"{"v":1,"blocks":[{"k":"p","t":"bad \q escape"}]}"#,
+            br#"{"v":1,"blocks":[{"k":"p","t":"\u00e9\u2028 \"x\""}]}"#,
+            br#"{"v":1,"blocks":[{"k":"p","t":"a"},]}"#,
+            br#"{"v":1,"blocks":[{"t":"a","k":"p"}]}"#,
+            br#"{"v":1,"blocks":[{"k":"p","t":"a"}],"x":1}"#,
+            b"{\"v\":1,\"blocks\":[{\"k\":\"p\",\"t\":\"raw\ttab\"}]}",
+            b"{\"v\":1,\"blocks\":[{\"k\":\"p\",\"t\":\"bad \xff utf-8\"}]}",
+            b"{\"v\":1,\"blocks\":[{\"k\":\"p\",\"t\":\"trailing \\",
+        ];
+        for json in others {
+            if let Some(blocks) = text_record_blocks(json) {
+                assert_eq!(
+                    Ok(blocks),
+                    text_by_serde(json),
+                    "{}",
+                    String::from_utf8_lossy(json)
+                );
+            }
+        }
+    }
+
     #[test]
     fn identical_texts_are_stored_once() {
         let store = Store::temporary().expect("store");
@@ -827,7 +901,7 @@ mod tests {
         let detail = serde_json::json!({"removed": vec!["Eden"; 200]});
         let change = NewChange {
             changed_words: 1,
-            detail: detail.clone(),
+            detail: serde_json::value::to_raw_value(&detail).expect("json"),
         };
         commit(&store, "w", &blocks(&["Penrith"]), Some(change));
         let Kv::Sled(sled) = &store.kv else {
@@ -901,7 +975,8 @@ mod tests {
             commit(&store, "w", &blocks(&["Carlisle"]), None);
             let change = NewChange {
                 changed_words: 1,
-                detail: serde_json::json!({"added": ["Penrith"]}),
+                detail: serde_json::value::to_raw_value(&serde_json::json!({"added": ["Penrith"]}))
+                    .expect("json"),
             };
             commit(&store, "w", &blocks(&["Penrith"]), Some(change));
             store.flush().expect("flush");
@@ -954,7 +1029,8 @@ mod tests {
         assert!(store.change("w", 2).expect("read").is_none());
         let change = NewChange {
             changed_words: 1,
-            detail: serde_json::json!({"added": ["Penrith"]}),
+            detail: serde_json::value::to_raw_value(&serde_json::json!({"added": ["Penrith"]}))
+                .expect("json"),
         };
         assert_eq!(commit(&store, "w", &blocks(&["Penrith"]), Some(change)), 2);
         let read = store.change("w", 2).expect("read").expect("some");
@@ -1004,7 +1080,7 @@ mod tests {
         let new = blocks(&["Written now"]);
         let change = NewChange {
             changed_words: 2,
-            detail: serde_json::json!({}),
+            detail: serde_json::value::to_raw_value(&serde_json::json!({})).expect("json"),
         };
         commit(&store, "w", &new, Some(change));
         assert_eq!(packs_in(dir.path()).len(), 1);

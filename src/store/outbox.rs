@@ -617,7 +617,7 @@ mod tests {
                 .latest_version
                 .map(|_| NewChange {
                     changed_words: 1,
-                    detail: serde_json::json!({}),
+                    detail: serde_json::value::to_raw_value(&serde_json::json!({})).expect("json"),
                 }),
             facts: None,
             notify,

@@ -213,6 +213,84 @@ impl From<ChangeRecordV1> for ChangeRecord {
     }
 }
 
+/// The blocks of a text record written by [`write_text_record`], read
+/// without serde: `None` for anything else (another layout, a version
+/// other than 1, bytes serde_json would refuse), which the caller reads
+/// with serde_json as before, so what this returns is what that gives.
+/// serde_json reads every byte of a string through its escape table and
+/// was half the cost of reading an old text back; here each text is found
+/// with a vectorised search for its closing quote, checked for control
+/// characters and UTF-8 the same way, and copied whole. A text with an
+/// escape in it is handed to serde_json alone.
+pub(super) fn text_record_blocks(json: &[u8]) -> Option<Vec<Block>> {
+    let mut rest = json.strip_prefix(br#"{"v":1,"blocks":["#)?;
+    let mut blocks = Vec::new();
+    if rest == b"]}" {
+        return Some(blocks);
+    }
+    loop {
+        rest = rest.strip_prefix(br#"{"k":"#)?;
+        let (kind, after) = json_string(rest)?;
+        let kind = block_kind(&kind).ok()?;
+        rest = after.strip_prefix(br#","t":"#)?;
+        let (text, after) = json_string(rest)?;
+        blocks.push(Block::new(kind, text));
+        rest = after.strip_prefix(b"}")?;
+        match rest.strip_prefix(b",") {
+            Some(after) => rest = after,
+            None => return (rest == b"]}").then_some(blocks),
+        }
+    }
+}
+
+/// The JSON string at the start of `json` (from its opening quote), and
+/// what follows it; `None` if serde_json would not read it either.
+fn json_string(json: &[u8]) -> Option<(String, &[u8])> {
+    let body = json.strip_prefix(b"\"")?;
+    // The first quote, backslash or control character (which JSON must
+    // escape), looked for 32 bytes at a time with a test the compiler
+    // vectorises, as `write_json_str` does; a byte-at-a-time search cost
+    // more than serde_json's.
+    let special = |b: u8| (b < 0x20) | (b == b'"') | (b == b'\\');
+    let mut at = 0;
+    let first = loop {
+        let chunk = body.get(at..(at + 32).min(body.len()))?;
+        if chunk.is_empty() {
+            return None;
+        }
+        if chunk.iter().fold(false, |seen, &b| seen | special(b)) {
+            break at + chunk.iter().position(|&b| special(b))?;
+        }
+        at += chunk.len();
+    };
+    match body[first] {
+        b'"' => {
+            let text = std::str::from_utf8(&body[..first]).ok()?;
+            Some((text.to_owned(), &body[first + 1..]))
+        }
+        b'\\' => {
+            // An escape: find the closing quote past every escaped byte (`\"`
+            // does not close the string; the hex digits of `\u` hold neither
+            // a quote nor a backslash) and let serde_json read the string.
+            let mut at = first;
+            let close = loop {
+                let found = at + memchr::memchr2(b'"', b'\\', &body[at..])?;
+                if body[found] == b'"' {
+                    break found;
+                }
+                at = found + 2;
+                if at > body.len() {
+                    return None;
+                }
+            };
+            let text = serde_json::from_slice::<String>(&json[..close + 2]).ok()?;
+            Some((text, &body[close + 1..]))
+        }
+        // A control character written as it is: serde_json refuses it.
+        _ => None,
+    }
+}
+
 /// A block kind as a text record names it.
 fn kind_code(kind: BlockKind) -> std::borrow::Cow<'static, str> {
     const HEADINGS: [&str; 6] = ["h1", "h2", "h3", "h4", "h5", "h6"];

@@ -25,6 +25,7 @@ use super::{
     CUE_WORDS, Fact, FactRule, NUMBER_WORDS, POPULATION_READER, TENS, block_facts,
     gazetteer::gazetteer,
 };
+use crate::core::diff::TextIds;
 use crate::core::model::{Block, BlockKind};
 
 /// Facts only in the new version and facts only in the old.
@@ -106,6 +107,30 @@ pub fn read_fact_changes<'a>(
     new: &'a [Block],
     rules: &[FactRule],
 ) -> (FactChanges, ReadFacts<'a>) {
+    let (shared, only) = partition(old, new);
+    read_partitioned(&shared, &only, rules)
+}
+
+/// [`read_fact_changes`], given the numbers [`TextIds`] gives the blocks'
+/// texts (the diff's), which sort the blocks without comparing their
+/// texts again: the same blocks are read, in the same order.
+pub fn read_fact_changes_by_text<'a>(
+    old: &'a [Block],
+    new: &'a [Block],
+    ids: &TextIds,
+    rules: &[FactRule],
+) -> (FactChanges, ReadFacts<'a>) {
+    match partition_by_text(old, new, ids) {
+        Some((shared, only)) => read_partitioned(&shared, &only, rules),
+        None => read_fact_changes(old, new, rules),
+    }
+}
+
+/// The distinct blocks both versions have, and those only one has (with
+/// `true` for the new version), each in block order.
+type Partition<'a> = (Vec<&'a Block>, Vec<(&'a Block, bool)>);
+
+fn partition<'a>(old: &'a [Block], new: &'a [Block]) -> Partition<'a> {
     // Every block of both versions, with the version it came from (false:
     // old), in block order: equal blocks end up side by side.
     let mut all: Vec<(&Block, bool)> = old
@@ -114,12 +139,7 @@ pub fn read_fact_changes<'a>(
         .chain(new.iter().map(|block| (block, true)))
         .collect();
     all.sort_unstable_by(|a, b| block_order(a.0, b.0));
-    let mut shared = Vec::new();
-    let mut read = ReadFacts {
-        blocks: Vec::new(),
-        with_rules: !rules.is_empty(),
-    };
-    let (mut gone, mut come) = (BTreeSet::new(), BTreeSet::new());
+    let (mut shared, mut only) = (Vec::new(), Vec::new());
     let mut rest = all.as_slice();
     while let Some(&(block, _)) = rest.first() {
         let same = rest
@@ -132,13 +152,67 @@ pub fn read_fact_changes<'a>(
         let in_new = group.iter().any(|(_, is_new)| *is_new);
         if in_old && in_new {
             shared.push(block);
-            continue;
-        }
-        let facts = block_facts(block, rules);
-        if in_old {
-            gone.extend(facts.iter().cloned());
         } else {
+            only.push((block, in_new));
+        }
+    }
+    (shared, only)
+}
+
+/// [`partition`] from the texts' numbers, which follow the texts' order:
+/// one pass over the blocks. `None` when one text is in blocks of two
+/// kinds (rare), which only the full block order tells apart.
+fn partition_by_text<'a>(
+    old: &'a [Block],
+    new: &'a [Block],
+    ids: &TextIds,
+) -> Option<Partition<'a>> {
+    if ids.old.len() != old.len() || ids.new.len() != new.len() {
+        return None;
+    }
+    // Per text: the first block with it, and the versions it is in (1:
+    // old, 2: new).
+    let mut texts: Vec<Option<(&Block, u8)>> = vec![None; ids.texts];
+    for (blocks, numbers, version) in [(old, &ids.old, 1u8), (new, &ids.new, 2u8)] {
+        for (block, &number) in blocks.iter().zip(numbers) {
+            match texts.get_mut(number)? {
+                slot @ None => *slot = Some((block, version)),
+                Some((first, versions)) => {
+                    if first.kind != block.kind || first.text != block.text {
+                        return None;
+                    }
+                    *versions |= version;
+                }
+            }
+        }
+    }
+    let (mut shared, mut only) = (Vec::new(), Vec::new());
+    for (block, versions) in texts.into_iter().flatten() {
+        match versions {
+            3 => shared.push(block),
+            _ => only.push((block, versions == 2)),
+        }
+    }
+    Some((shared, only))
+}
+
+/// The fact changes, given the versions' blocks partitioned.
+fn read_partitioned<'a>(
+    shared: &[&'a Block],
+    only: &[(&'a Block, bool)],
+    rules: &[FactRule],
+) -> (FactChanges, ReadFacts<'a>) {
+    let mut read = ReadFacts {
+        blocks: Vec::new(),
+        with_rules: !rules.is_empty(),
+    };
+    let (mut gone, mut come) = (BTreeSet::new(), BTreeSet::new());
+    for &(block, in_new) in only {
+        let facts = block_facts(block, rules);
+        if in_new {
             come.extend(facts.iter().cloned());
+        } else {
+            gone.extend(facts.iter().cloned());
         }
         read.blocks.push((block, facts));
     }
@@ -146,17 +220,10 @@ pub fn read_fact_changes<'a>(
         added: come.difference(&gone).cloned().collect(),
         removed: gone.difference(&come).cloned().collect(),
     };
-    drop_shared(&shared, rules, &mut changes, &mut read);
+    drop_shared(shared, rules, &mut changes, &mut read);
     // The shared blocks read were pushed after the changed ones.
     read.blocks.sort_unstable_by(|a, b| block_order(a.0, b.0));
     (changes, read)
-}
-
-/// A candidate fact and the literals a block stating it contains one of.
-struct Candidate {
-    fact: Fact,
-    /// `None`: no literal is known, so every shared block is read.
-    needles: Option<Vec<Finder<'static>>>,
 }
 
 /// Takes out of `changes` the facts that shared blocks state too.
@@ -166,49 +233,104 @@ fn drop_shared<'a>(
     changes: &mut FactChanges,
     read: &mut ReadFacts<'a>,
 ) {
-    // One substring searcher per literal: an automaton over all of them
-    // (built per page) cost more to build than these searches take.
-    let mut open: Vec<Candidate> = changes
+    let candidates: Vec<Fact> = changes
         .added
         .iter()
         .chain(&changes.removed)
-        .map(|fact| Candidate {
-            fact: fact.clone(),
-            needles: needles(fact).map(|literals| {
-                literals
-                    .iter()
-                    .map(|literal| Finder::new(literal.as_bytes()).into_owned())
-                    .collect()
-            }),
-        })
+        .cloned()
         .collect();
-    let mut lower: Vec<u8> = Vec::new();
+    if candidates.is_empty() {
+        return;
+    }
+    // The shared blocks' texts in ASCII lower case, one after another, and
+    // where each starts (and, last, where the last one ends). Each literal
+    // is looked for once in all of them rather than once per block: a
+    // thousand short searches per literal cost ten times one long one.
+    let mut lower: Vec<u8> = Vec::with_capacity(shared.iter().map(|b| b.text.len()).sum());
+    let mut starts: Vec<usize> = Vec::with_capacity(shared.len() + 1);
     for block in shared {
+        starts.push(lower.len());
+        lower.extend(block.text.bytes().map(|b| b.to_ascii_lowercase()));
+    }
+    starts.push(lower.len());
+    // For each candidate, the shared blocks (ascending) whose text holds
+    // one of its literals; `None`: no literal is known, so every block may
+    // state it.
+    let holders: Vec<Option<Vec<usize>>> = candidates
+        .iter()
+        .map(|fact| needles(fact).map(|literals| blocks_holding(&lower, &starts, &literals)))
+        .collect();
+    // The blocks any candidate may be stated in, in page order: the others
+    // would be passed over below anyway.
+    let to_visit: Vec<usize> = if holders.iter().any(Option::is_none) {
+        (0..shared.len()).collect()
+    } else {
+        let mut all: Vec<usize> = holders.iter().flatten().flatten().copied().collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    };
+    // Candidates still open, by index. A block is read when one of them may
+    // be stated in it, and closes those it states, as the blocks come.
+    let mut open: Vec<usize> = (0..candidates.len()).collect();
+    for at in to_visit {
         if open.is_empty() {
             break;
         }
-        lower.clear();
-        lower.extend(block.text.bytes().map(|b| b.to_ascii_lowercase()));
-        let may_state = |candidate: &Candidate| {
-            candidate
-                .needles
+        let may_state = |&c: &usize| {
+            holders[c]
                 .as_ref()
-                .is_none_or(|needles| needles.iter().any(|needle| needle.find(&lower).is_some()))
+                .is_none_or(|blocks| blocks.binary_search(&at).is_ok())
         };
         if !open.iter().any(may_state) {
             continue;
         }
+        let block = shared[at];
         let stated = block_facts(block, rules);
-        open.retain(|candidate| {
-            if !stated.contains(&candidate.fact) {
+        open.retain(|&c| {
+            let fact = &candidates[c];
+            if !stated.contains(fact) {
                 return true;
             }
-            changes.added.remove(&candidate.fact);
-            changes.removed.remove(&candidate.fact);
+            changes.added.remove(fact);
+            changes.removed.remove(fact);
             false
         });
         read.blocks.push((block, stated));
     }
+}
+
+/// The blocks (indices into `starts`, ascending, once each) whose text holds
+/// one of `literals`, given the blocks' texts one after another in `text`
+/// and where each starts, with the end of the last as a final entry.
+fn blocks_holding(text: &[u8], starts: &[usize], literals: &[String]) -> Vec<usize> {
+    let mut blocks = Vec::new();
+    for literal in literals {
+        if literal.is_empty() {
+            // In every block (`needles` gives no empty literal).
+            return (0..starts.len().saturating_sub(1)).collect();
+        }
+        let finder = Finder::new(literal.as_bytes());
+        let mut from = 0;
+        while let Some(found) = finder.find(&text[from..]) {
+            let at = from + found;
+            // The last block starting at or before the match holds its
+            // first byte (an empty block before it holds nothing).
+            let block = starts.partition_point(|&start| start <= at) - 1;
+            let end = starts[block + 1];
+            if at + literal.len() <= end {
+                blocks.push(block);
+                // One match is enough for a block.
+                from = end;
+            } else {
+                // The match runs into the next block: not a match in either.
+                from = at + 1;
+            }
+        }
+    }
+    blocks.sort_unstable();
+    blocks.dedup();
+    blocks
 }
 
 /// Literals, in ASCII lower case, one of which (up to ASCII case) is in the
@@ -392,6 +514,7 @@ mod tests {
         let mut blocks = pool();
         blocks.extend(fixture_blocks());
         let mut random = Lcg(14);
+        let mut by_numbers = 0;
         for round in 0..400 {
             let len = 1 + random.below(40);
             let old: Vec<Block> = (0..len)
@@ -423,6 +546,26 @@ mod tests {
             };
             let (changes, read) = read_fact_changes(&old, &new, rules);
             assert_eq!(changes, want, "round {round}");
+            // From the diff's numbers for the texts: the same partition,
+            // so the same blocks read, in the same order.
+            let ids = TextIds::of(&old, &new);
+            if let Some(by_text) = partition_by_text(&old, &new, &ids) {
+                assert_eq!(by_text, partition(&old, &new), "round {round}");
+                by_numbers += 1;
+            }
+            let (by_text, read_by_text) = read_fact_changes_by_text(&old, &new, &ids, rules);
+            assert_eq!(by_text, want, "round {round}");
+            let blocks_read = |read: &ReadFacts<'_>| -> Vec<(Block, BTreeSet<Fact>)> {
+                read.blocks
+                    .iter()
+                    .map(|(b, f)| ((*b).clone(), f.clone()))
+                    .collect()
+            };
+            assert_eq!(
+                blocks_read(&read_by_text),
+                blocks_read(&read),
+                "round {round}"
+            );
             // What the classifier takes from the reading is what it would
             // read itself.
             for block in old.iter().chain(&new) {
@@ -433,6 +576,10 @@ mod tests {
                 );
             }
         }
+        assert!(
+            by_numbers > 50,
+            "only {by_numbers} pages partitioned by number"
+        );
     }
 
     /// Every pair of consecutive versions in the evaluation histories, when
@@ -467,10 +614,50 @@ mod tests {
                     removed: before.difference(&after).cloned().collect(),
                 };
                 assert_eq!(fact_changes(&pair[0], &pair[1], &[]), want, "{history:?}");
+                let ids = TextIds::of(&pair[0], &pair[1]);
+                let (by_text, _) = read_fact_changes_by_text(&pair[0], &pair[1], &ids, &[]);
+                assert_eq!(by_text, want, "{history:?}");
                 pairs += 1;
             }
         }
         assert!(pairs > 0, "no pairs of versions read");
+    }
+
+    #[test]
+    fn literals_are_found_only_within_one_block() {
+        let texts = [
+            "",
+            "cumbria",
+            "",
+            "north cumb",
+            "ria",
+            "eden and cumbria",
+            "",
+        ];
+        let mut text = Vec::new();
+        let mut starts = Vec::new();
+        for t in texts {
+            starts.push(text.len());
+            text.extend_from_slice(t.as_bytes());
+        }
+        starts.push(text.len());
+        let find = |literals: &[&str]| {
+            let literals: Vec<String> = literals.iter().map(|l| (*l).to_owned()).collect();
+            blocks_holding(&text, &starts, &literals)
+        };
+        assert_eq!(find(&["cumbria"]), vec![1, 5]);
+        assert_eq!(find(&["cumbria", "eden", "ria"]), vec![1, 4, 5]);
+        assert_eq!(find(&["bria"]), vec![1, 5]);
+        assert_eq!(find(&["mbr"]), vec![1, 5]);
+        assert_eq!(find(&["cumbriaeden"]), Vec::<usize>::new());
+        assert_eq!(find(&[""]), (0..texts.len()).collect::<Vec<_>>());
+        // Per block, as the search was before: the same blocks.
+        for literal in ["a", "r", "ria", "cumb", "n", "nd c", "x"] {
+            let per_block: Vec<usize> = (0..texts.len())
+                .filter(|&i| texts[i].contains(literal))
+                .collect();
+            assert_eq!(find(&[literal]), per_block, "{literal:?}");
+        }
     }
 
     #[test]

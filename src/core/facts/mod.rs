@@ -16,7 +16,9 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use crate::core::model::{Block, BlockKind};
-pub use delta::{FactChanges, ReadFacts, fact_changes, read_fact_changes};
+pub use delta::{
+    FactChanges, ReadFacts, fact_changes, read_fact_changes, read_fact_changes_by_text,
+};
 use gazetteer::{EntryKind, gazetteer};
 
 /// Bumped whenever the same text can yield different facts, so stored facts

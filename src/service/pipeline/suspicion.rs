@@ -58,24 +58,9 @@ pub(super) fn suspicion(
     blocks: &[Block],
     hash: &mut Option<String>,
 ) -> Result<Option<String>, StoreError> {
-    let words = |blocks: &[Block]| -> usize { blocks.iter().map(|b| word_count(&b.text)).sum() };
-    let (before, after) = (words(previous), words(blocks));
-    if before >= SUSPECT_MIN_WORDS && after * SUSPECT_LOSS_RATIO < before {
-        let lost = 100 - after * 100 / before.max(1);
-        return Ok(Some(format!(
-            "the page lost {lost}% of its text ({before} → {after} words); held until later fetches confirm it"
-        )));
-    }
-    if after < before && after <= PLACEHOLDER_MAX_WORDS {
-        let text = blocks
-            .iter()
-            .map(|b| b.text.to_lowercase())
-            .collect::<Vec<_>>()
-            .join(" ");
-        if let Some(word) = PLACEHOLDER_WORDS.iter().find(|w| text.contains(*w)) {
-            return Ok(Some(format!(
-                "the page reads like a placeholder or an error page (“{word}”, {after} words); held until later fetches confirm it"
-            )));
+    if let Some((before, after)) = word_counts_if_shorter(previous, blocks) {
+        if let Some(reason) = shorter(blocks, before, after) {
+            return Ok(Some(reason));
         }
     }
     let history = store.history(watch)?;
@@ -90,6 +75,50 @@ pub(super) fn suspicion(
         }
     }
     Ok(None)
+}
+
+/// The words of the old and the new text, unless the new text is too long
+/// for [`shorter`] to hold it whatever the old one's count: more than
+/// [`PLACEHOLDER_MAX_WORDS`] words, and at least a [`SUSPECT_LOSS_RATIO`]th
+/// of the most words the old text could have (one per two bytes, a word
+/// and a space). Counting stops as soon as that is known: on a changed page
+/// that is most of the new text and none of the old, which were 2 % of a
+/// changed cycle counted in full.
+fn word_counts_if_shorter(previous: &[Block], blocks: &[Block]) -> Option<(usize, usize)> {
+    let most_before: usize = previous.iter().map(|b| b.text.len().div_ceil(2)).sum();
+    let mut after = 0;
+    for block in blocks {
+        after += word_count(&block.text);
+        if after > PLACEHOLDER_MAX_WORDS && after * SUSPECT_LOSS_RATIO >= most_before {
+            return None;
+        }
+    }
+    let before = previous.iter().map(|b| word_count(&b.text)).sum();
+    Some((before, after))
+}
+
+/// Why a new text of `after` words, the old one having had `before`, is
+/// held: it lost most of the text, or it reads like a placeholder.
+fn shorter(blocks: &[Block], before: usize, after: usize) -> Option<String> {
+    if before >= SUSPECT_MIN_WORDS && after * SUSPECT_LOSS_RATIO < before {
+        let lost = 100 - after * 100 / before.max(1);
+        return Some(format!(
+            "the page lost {lost}% of its text ({before} → {after} words); held until later fetches confirm it"
+        ));
+    }
+    if after < before && after <= PLACEHOLDER_MAX_WORDS {
+        let text = blocks
+            .iter()
+            .map(|b| b.text.to_lowercase())
+            .collect::<Vec<_>>()
+            .join(" ");
+        if let Some(word) = PLACEHOLDER_WORDS.iter().find(|w| text.contains(*w)) {
+            return Some(format!(
+                "the page reads like a placeholder or an error page (“{word}”, {after} words); held until later fetches confirm it"
+            ));
+        }
+    }
+    None
 }
 
 /// `text.split_whitespace().count()`, counted as the places where a word
@@ -145,4 +174,52 @@ fn has_unicode_space(text: &str) -> bool {
     let space_at = |at: usize| text[at..].chars().next().is_some_and(char::is_whitespace);
     memchr::memchr3_iter(0xC2, 0xE1, 0xE2, bytes).any(space_at)
         || memchr::memchr_iter(0xE3, bytes).any(space_at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::model::BlockKind;
+
+    /// The loss and placeholder checks as they were before counting could
+    /// stop early: both texts counted in full.
+    fn shorter_counting_everything(previous: &[Block], blocks: &[Block]) -> Option<String> {
+        let words =
+            |blocks: &[Block]| -> usize { blocks.iter().map(|b| word_count(&b.text)).sum() };
+        shorter(blocks, words(previous), words(blocks))
+    }
+
+    #[test]
+    fn counting_stops_only_when_no_check_could_hold() {
+        let para = |text: String| Block::new(BlockKind::Paragraph, text);
+        let page = |words: usize, word: &str, space: &str| -> Vec<Block> {
+            (0..words.div_ceil(10))
+                .map(|block| {
+                    let n = (words - block * 10).min(10);
+                    para(vec![word; n].join(space))
+                })
+                .collect()
+        };
+        let mut pages = vec![Vec::new(), vec![para("Loading, please wait".into())]];
+        for words in [
+            0, 1, 9, 10, 39, 40, 41, 79, 80, 81, 82, 100, 160, 161, 320, 324, 330, 400, 1000,
+        ] {
+            for (word, space) in [
+                ("a", " "),
+                ("word", " "),
+                ("a", "   "),
+                ("x", "\u{a0}"),
+                ("loading", " "),
+            ] {
+                pages.push(page(words, word, space));
+            }
+        }
+        for previous in &pages {
+            for blocks in &pages {
+                let early = word_counts_if_shorter(previous, blocks)
+                    .and_then(|(before, after)| shorter(blocks, before, after));
+                assert_eq!(early, shorter_counting_everything(previous, blocks));
+            }
+        }
+    }
 }
