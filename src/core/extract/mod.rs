@@ -241,8 +241,12 @@ pub fn extract(html: &str, rules: &Rules) -> Result<Extracted, ExtractError> {
     let out_of_time = || ExtractError::OutOfTime {
         limit: budget.deadline,
     };
-    let document =
-        parse(&prescan::pieces(html, budget.max_depth), deadline).ok_or_else(out_of_time)?;
+    // A watch's own selectors may match on any attribute; without them the
+    // parse needs only the few the extractor and html5ever read.
+    let strip_attributes =
+        rules.select.is_empty() && rules.exclude.is_empty() && rules.named.is_empty();
+    let (pieces, markup) = prescan::pieces(html, budget.max_depth, strip_attributes);
+    let document = parse(&pieces, markup, deadline).ok_or_else(out_of_time)?;
     let mut flat = Flat::build(&document, rules, deadline)?;
     if rules.finds_main_content() {
         flat.settle_class_junk();
@@ -307,24 +311,24 @@ pub fn extract(html: &str, rules: &Rules) -> Result<Extracted, ExtractError> {
 /// Parses the page's `pieces` (the markup that `prescan` keeps) in slices,
 /// looking at the clock between them, so a page that is slow to parse
 /// fails the check instead of holding a worker. `None` when the deadline
-/// passed. Each slice is copied into the parser's own buffer, the one copy
-/// of the page the parse makes; html5ever reads input split anywhere as it
-/// reads it whole.
-fn parse(pieces: &[&str], deadline: Instant) -> Option<Html> {
+/// passed. Each slice is copied into the parser's own buffer; html5ever
+/// reads input split anywhere as it reads it whole, but each piece fed
+/// costs a buffer of its own and a restart of the tokenizer, so a page
+/// cut into many pieces (one per attribute left out) is joined first.
+/// `markup` is how many `<` open markup in them: about one node each.
+fn parse(pieces: &[&str], markup: usize, deadline: Instant) -> Option<Html> {
+    if pieces.len() > 8 {
+        return parse(&[&pieces.concat()], markup, deadline);
+    }
     use html5ever::tendril::TendrilSink;
     const SLICE: usize = 64 * 1024;
     // About one node per `<` (a tag, or the text after it): the tree's node
     // vector made that size up front is not copied at every doubling as it
     // grows, and does not end with up to twice the room it needs (with two
-    // pages parsed at once, that was a pass's peak memory). Counted by a
-    // loop the compiler vectorises: a search per `<` stopped every few
-    // dozen bytes.
+    // pages parsed at once, that was a pass's peak memory). The scan before
+    // the parse counted them as it went.
     let mut document = Html::new_document();
-    let nodes = pieces
-        .iter()
-        .map(|piece| piece.bytes().filter(|&b| b == b'<').count())
-        .sum::<usize>()
-        + 16;
+    let nodes = markup + 16;
     document.tree = ego_tree::Tree::with_capacity(scraper::Node::Document, nodes.min(1 << 16));
     let mut parser = html5ever::driver::parse_document(
         scraper::HtmlTreeSink::new(document),
@@ -447,5 +451,33 @@ mod tests {
     fn rules_are_send_sync_clone() {
         fn check<T: Send + Sync + Clone>() {}
         check::<Rules>();
+    }
+
+    #[test]
+    fn selectors_on_any_attribute_still_match() {
+        // Without selectors of its own a watch's pages are parsed without
+        // the attributes nobody reads; with them, every attribute is there.
+        let html = "<html><body><main><h1>Board</h1>\
+                    <ul data-list=\"members\"><li>Alice Smith</li><li>Bob Jones</li></ul>\
+                    <p data-ad>Buy now</p><p>Meets monthly.</p>\
+                    <span itemprop=\"population\">274,000</span></main></body></html>";
+        let texts = |rules: &Rules| -> Vec<String> {
+            let extracted = extract(html, rules).expect("extracts");
+            extracted.blocks.iter().map(|b| b.text.clone()).collect()
+        };
+        let select = Rules::new(&["[data-list=members] li".into()], &[], &[], true).unwrap();
+        assert_eq!(texts(&select), ["Alice Smith", "Bob Jones"]);
+        let exclude = Rules::new(&[], &["[data-ad]".into()], &[], false).unwrap();
+        let kept = texts(&exclude);
+        assert!(!kept.iter().any(|t| t.contains("Buy now")), "{kept:?}");
+        assert!(kept.iter().any(|t| t.contains("Meets monthly")), "{kept:?}");
+        let named = Rules::new(&[], &[], &[], true)
+            .unwrap()
+            .with_named(&[("population".into(), "[itemprop=population]".into())])
+            .unwrap();
+        assert!(texts(&named).contains(&"population: 274,000".to_owned()));
+        // And without any, the same page reads the same as with them all kept.
+        let plain = Rules::new(&[], &[], &[], true).unwrap();
+        assert!(texts(&plain).iter().any(|t| t.contains("Buy now")));
     }
 }

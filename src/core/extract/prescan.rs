@@ -20,7 +20,19 @@
 //! markup could part from html5ever's (foreign content, `<select>`,
 //! `<frameset>`, `<plaintext>`, a `<![CDATA[`, a script holding `<!--`).
 //!
-//! A page that needs neither is passed on untouched, byte for byte.
+//! **Attributes nobody reads.** When a watch has no CSS selectors of its
+//! own, the extractor reads a handful of attributes (class, id, role, …;
+//! see [`attribute_use`]) and html5ever's tree builder a few more. Every
+//! other attribute (`href` targets, `d` paths, `data-*`, `width`, …) is
+//! left out before the parse: html5ever tokenizes attribute names a
+//! character at a time and builds each attribute as it goes, and on the
+//! benchmark's pages those were a tenth of the parse. An `href` is kept only
+//! as far as the extractor looks at it: whether it starts with `#`. The
+//! scan stops leaving attributes out at anything where its reading of the
+//! tags could part from html5ever's (see `attrs_exact` below), so what it
+//! takes for an attribute is one.
+//!
+//! A page that needs none of this is passed on untouched, byte for byte.
 //!
 //! The scan is a tokenizer of the markup's shape only: tags and their
 //! attributes, comments, doctypes and raw-text elements (`<script>`,
@@ -123,11 +135,12 @@ fn group(name: &Lowered) -> Option<u8> {
 const IMPLIED_CLOSE_REACH: usize = 32;
 
 /// `html` with every element nested deeper than `max_depth` flattened into
-/// its ancestor at that depth, and the text of its style sheets left out;
-/// the same text when there is neither.
+/// its ancestor at that depth, the text of its style sheets left out, and
+/// (with `strip_attributes`) the attributes nobody reads; the same text
+/// when there is none of these.
 #[cfg(test)]
-pub(super) fn prepare(html: &str, max_depth: usize) -> Cow<'_, str> {
-    match pieces(html, max_depth).as_slice() {
+pub(super) fn prepare(html: &str, max_depth: usize, strip_attributes: bool) -> Cow<'_, str> {
+    match pieces(html, max_depth, strip_attributes).0.as_slice() {
         [whole] => Cow::Borrowed(whole),
         pieces => Cow::Owned(pieces.concat()),
     }
@@ -137,9 +150,11 @@ pub(super) fn prepare(html: &str, max_depth: usize) -> Cow<'_, str> {
 /// order: the parser is fed them one after the other, so the page is
 /// copied once (into the parser's buffers) rather than first into a
 /// string without the left-out ranges. One piece, the whole page, when
-/// nothing is left out.
-pub(super) fn pieces(html: &str, max_depth: usize) -> Vec<&str> {
-    let drop = ranges_to_drop(html, max_depth);
+/// nothing is left out. With them, how many `<` open markup in what is
+/// kept (tags, comments and the like): about the number of nodes the
+/// parse will make.
+pub(super) fn pieces(html: &str, max_depth: usize, strip_attributes: bool) -> (Vec<&str>, usize) {
+    let (drop, markup) = ranges_to_drop(html, max_depth, strip_attributes);
     let mut pieces = Vec::with_capacity(drop.len() + 1);
     let mut from = 0;
     for (start, end) in drop {
@@ -147,12 +162,17 @@ pub(super) fn pieces(html: &str, max_depth: usize) -> Vec<&str> {
         from = end;
     }
     pieces.push(&html[from..]);
-    pieces
+    (pieces, markup)
 }
 
 /// The byte ranges to leave out, in order: start and end tags over the
-/// cap, and the text of style sheets.
-fn ranges_to_drop(html: &str, max_depth: usize) -> Vec<(usize, usize)> {
+/// cap, the text of style sheets, and (with `strip_attributes`) unread
+/// attributes.
+fn ranges_to_drop(
+    html: &str,
+    max_depth: usize,
+    strip_attributes: bool,
+) -> (Vec<(usize, usize)>, usize) {
     let bytes = html.as_bytes();
     // Open elements, by name as written, with their group (read once per
     // element: the implied-close search below looks at up to 32 of them for
@@ -166,9 +186,22 @@ fn ranges_to_drop(html: &str, max_depth: usize) -> Vec<(usize, usize)> {
     // else. The cap needs no such care: its misreadings only move where a
     // hostile page is flattened.
     let mut sheets_exact = true;
+    // Whether this scan still takes for a tag exactly what html5ever takes
+    // for one, so that what it leaves out of a tag is an attribute and not
+    // a page's text. Only a few things can make them part (html5ever reading
+    // text where the scan reads tags): a `<plaintext>`, a CDATA section, a
+    // script that may run past its first end tag, and a raw-text element
+    // that html5ever may not read as one (in foreign content, or after the
+    // markup that ends `sheets_exact`) when its text holds a `<`. Where
+    // the scan reads raw text that html5ever reads as markup, it merely
+    // leaves those tags' attributes in.
+    let mut attrs_exact = strip_attributes;
+    let mut unread = Vec::new();
     let mut drop = Vec::new();
+    let mut markup = 0;
     let mut i = 0;
     while let Some(offset) = memchr_lt(&bytes[i..]) {
+        markup += 1;
         let start = i + offset;
         let rest = &bytes[start..];
         if rest.starts_with(b"<!--") {
@@ -179,6 +212,7 @@ fn ranges_to_drop(html: &str, max_depth: usize) -> Vec<(usize, usize)> {
             // In foreign content `<![CDATA[` runs to `]]>`, and where the
             // foreign content ends is beyond this scan.
             sheets_exact &= !rest.starts_with(b"<![CDATA[");
+            attrs_exact &= !rest.starts_with(b"<![CDATA[");
             i = find(bytes, start + 2, b">").map_or(bytes.len(), |e| e + 1);
             continue;
         }
@@ -206,7 +240,9 @@ fn ranges_to_drop(html: &str, max_depth: usize) -> Vec<(usize, usize)> {
             .position(|&b| b.is_ascii_whitespace() || b == b'/' || b == b'>')
             .map_or(bytes.len(), |p| name_start + p);
         let name = &html[name_start..name_end];
-        let (end, self_closing) = tag_end(bytes, name_end);
+        unread.clear();
+        let strip = attrs_exact && !closing;
+        let (end, self_closing) = tag_end(html, name_end, strip.then_some(&mut unread));
         i = end;
         if closing {
             // Nothing was left out on almost every page: no name to look up.
@@ -230,14 +266,22 @@ fn ranges_to_drop(html: &str, max_depth: usize) -> Vec<(usize, usize)> {
             continue;
         }
         let lower = Lowered::new(name);
+        let context_exact = sheets_exact && foreign == 0;
         sheets_exact &= !parts_from_html5ever(&lower);
+        attrs_exact &= lower.bytes() != b"plaintext";
         if is_void(&lower) || (self_closing && foreign > 0) {
+            drop.extend_from_slice(&unread);
             continue;
         }
         if is_raw_text(&lower) {
+            drop.extend_from_slice(&unread);
             // Skip to the end tag: nothing inside is markup.
             let close = raw_text_end(bytes, end, name);
-            if sheets_exact && foreign == 0 {
+            if !context_exact {
+                let content = &bytes[end..close.unwrap_or(bytes.len())];
+                attrs_exact &= memchr_lt(content).is_none();
+            }
+            if context_exact {
                 let content = &bytes[end..close.unwrap_or(bytes.len())];
                 if lower.bytes() == b"style" {
                     // An unclosed sheet runs to the end of the page: left
@@ -249,6 +293,7 @@ fn ranges_to_drop(html: &str, max_depth: usize) -> Vec<(usize, usize)> {
                     // `<!--` in a script may start an escape in which its
                     // first `</script>` does not end it.
                     sheets_exact = memchr::memmem::find(content, b"<!--").is_none();
+                    attrs_exact &= sheets_exact;
                 }
             }
             i = close.unwrap_or(bytes.len());
@@ -270,12 +315,13 @@ fn ranges_to_drop(html: &str, max_depth: usize) -> Vec<(usize, usize)> {
             drop.push((start, end));
             continue;
         }
+        drop.extend_from_slice(&unread);
         if matches!(lower.bytes(), b"svg" | b"math") {
             foreign += 1;
         }
         open.push((name, own_group));
     }
-    drop
+    (drop, markup)
 }
 
 fn is_foreign(name: &str) -> bool {
@@ -327,7 +373,14 @@ fn comment_end(bytes: &[u8], i: usize) -> usize {
 /// The end of a tag whose name ends at `i` (one past its `>`), and whether
 /// it was written `/>`: the HTML tokenizer's attribute states, so that a
 /// `>` in a quoted value does not end the tag and one anywhere else does.
-fn tag_end(bytes: &[u8], mut i: usize) -> (usize, bool) {
+///
+/// With `unread`, also the byte ranges of the tag's attributes that nobody
+/// reads (see [`attribute_use`]), in order, for the caller to leave out.
+fn tag_end(
+    html: &str,
+    mut i: usize,
+    mut unread: Option<&mut Vec<(usize, usize)>>,
+) -> (usize, bool) {
     #[derive(Clone, Copy, PartialEq)]
     enum State {
         /// Between attributes (also just after the tag name).
@@ -345,24 +398,37 @@ fn tag_end(bytes: &[u8], mut i: usize) -> (usize, bool) {
         /// Just after a `/`.
         Slash,
     }
+    let bytes = html.as_bytes();
     let space = |b: u8| matches!(b, b'\t' | b'\n' | b'\x0c' | b'\r' | b' ');
     let mut state = State::Between;
+    // The attribute being read: where its name starts and ends, where its
+    // value starts (after any quote) and ends (before any quote), and
+    // whether it came straight after a `/`.
+    let mut attr = Attr::default();
+    let mut hrefs = 0u32;
     while i < bytes.len() {
         let b = bytes[i];
+        let at = i;
         i += 1;
-        state = match (state, b) {
-            (State::Slash, b'>') => return (i, true),
-            (_, b'>') => return (i, false),
+        let next = match (state, b) {
+            (State::Slash, b'>') => State::Slash,
+            (_, b'>') => State::Between,
             (State::BeforeValue, quote @ (b'"' | b'\'')) => {
+                attr.value = at + 1;
                 match memchr::memchr(quote, &bytes[i..]) {
                     Some(p) => i += p + 1,
                     None => return (bytes.len(), false),
                 }
+                attr.value_end = i - 1;
+                attr.quoted = true;
                 State::AfterQuoted
             }
             (State::Unquoted, b) if !space(b) => State::Unquoted,
             (State::BeforeValue, b) if space(b) => State::BeforeValue,
-            (State::BeforeValue, _) => State::Unquoted,
+            (State::BeforeValue, _) => {
+                attr.value = at;
+                State::Unquoted
+            }
             (State::Name | State::AfterName, b'=') => State::BeforeValue,
             (State::Name, b) if !space(b) && b != b'/' => State::Name,
             (State::Name | State::AfterName, b) if space(b) => State::AfterName,
@@ -371,8 +437,155 @@ fn tag_end(bytes: &[u8], mut i: usize) -> (usize, bool) {
             // A `=` where a name should start begins a name ("=").
             _ => State::Name,
         };
+        // An attribute runs from its name's first byte until the tag ends
+        // or the next attribute starts.
+        if let Some(unread) = unread.as_deref_mut() {
+            let active = |s: State| !matches!(s, State::Between | State::Slash);
+            if state == State::Name && next != State::Name {
+                attr.name_end = at;
+            }
+            if state == State::Unquoted && next != State::Unquoted {
+                attr.value_end = at;
+            }
+            let starts = next == State::Name && state != State::Name;
+            if active(state) && (!active(next) || starts || b == b'>') {
+                attr.end = match state {
+                    State::AfterName => attr.name_end,
+                    State::AfterQuoted => attr.value_end + 1,
+                    _ => at,
+                };
+                hrefs += u32::from(attr.is_href(html));
+                attr.leave_out(html, unread);
+            }
+            if starts {
+                attr = Attr {
+                    name: at,
+                    after_slash: state == State::Slash,
+                    ..Attr::default()
+                };
+            }
+        }
+        if b == b'>' {
+            if hrefs > 1
+                && let Some(unread) = unread
+            {
+                unread.clear();
+            }
+            return (i, state == State::Slash);
+        }
+        // The bytes that cannot change the state are passed over at once:
+        // the rest of a name or of an unquoted value.
+        match next {
+            State::Name => {
+                while i < bytes.len()
+                    && !matches!(
+                        bytes[i],
+                        b'\t' | b'\n' | b'\x0c' | b'\r' | b' ' | b'/' | b'>' | b'='
+                    )
+                {
+                    i += 1;
+                }
+            }
+            State::Unquoted => {
+                while i < bytes.len()
+                    && !matches!(bytes[i], b'\t' | b'\n' | b'\x0c' | b'\r' | b' ' | b'>')
+                {
+                    i += 1;
+                }
+            }
+            _ => {}
+        }
+        state = next;
     }
     (bytes.len(), false)
+}
+
+/// One attribute as [`tag_end`] reads it, by byte offsets into the page.
+#[derive(Default)]
+struct Attr {
+    name: usize,
+    name_end: usize,
+    /// Where the value starts and ends, inside any quotes.
+    value: usize,
+    value_end: usize,
+    quoted: bool,
+    /// One past the attribute's last byte (its closing quote, if any).
+    end: usize,
+    after_slash: bool,
+}
+
+impl Attr {
+    fn is_href(&self, html: &str) -> bool {
+        html.as_bytes()[self.name..self.name_end].eq_ignore_ascii_case(b"href")
+    }
+
+    /// Pushes this attribute's range if nobody reads it. An `href` is read
+    /// only for whether it starts with `#`, so one that does not is left
+    /// out like any other (the caller keeps every `href` of a tag that has
+    /// two: leaving the first out would make the second the one read).
+    fn leave_out(&self, html: &str, unread: &mut Vec<(usize, usize)>) {
+        // `<g/x>` would become `<g/>`, which closes a foreign element.
+        if self.after_slash {
+            return;
+        }
+        match attribute_use(&html.as_bytes()[self.name..self.name_end]) {
+            AttributeUse::Read => {}
+            AttributeUse::Unread => unread.push((self.name, self.end)),
+            AttributeUse::HashPrefix => {
+                let value = html.get(self.value..self.value_end).unwrap_or_default();
+                if !value.is_empty() && !value.starts_with('#') {
+                    unread.push((self.name, self.end));
+                }
+            }
+        }
+    }
+}
+
+/// What a parse of a page with no CSS selectors of its own needs of an
+/// attribute.
+#[derive(Debug, PartialEq, Eq)]
+enum AttributeUse {
+    /// Read whole.
+    Read,
+    /// Only whether its value starts with `#`.
+    HashPrefix,
+    /// Not read: left out.
+    Unread,
+}
+
+/// Which attributes are read, by name (ASCII case-insensitive, as the
+/// tokenizer lower-cases them):
+/// - by the extractor, `flatten::inspect_attrs`: `class`, `id`, `role`,
+///   `aria-level`, `hidden`, `aria-hidden`, `style`, `aria-label`, and
+///   whether an `href` starts with `#`;
+/// - by html5ever's tree builder, which they steer: `type` (a hidden
+///   `<input>`), `encoding` (MathML's `annotation-xml`), `color`, `face`
+///   and `size` (a `<font>` in foreign content), `charset`, `http-equiv`
+///   and `content` (`<meta>`), and `shadowroot…` (a `<template>`).
+///
+/// A new attribute read in `inspect_attrs` must be added here.
+fn attribute_use(name: &[u8]) -> AttributeUse {
+    // Lower-cased into a buffer once, then one `match` on the bytes; longer
+    // names are only ever `shadowroot…`.
+    let mut lower = [0u8; 11];
+    let Some(buf) = lower.get_mut(..name.len()) else {
+        let shadow = name[..10].eq_ignore_ascii_case(b"shadowroot");
+        return if shadow {
+            AttributeUse::Read
+        } else {
+            AttributeUse::Unread
+        };
+    };
+    for (to, from) in buf.iter_mut().zip(name) {
+        *to = from.to_ascii_lowercase();
+    }
+    match &*buf {
+        b"href" => AttributeUse::HashPrefix,
+        b"class" | b"id" | b"role" | b"aria-level" | b"hidden" | b"aria-hidden" | b"style"
+        | b"aria-label" | b"type" | b"encoding" | b"color" | b"face" | b"size" | b"charset"
+        | b"http-equiv" | b"content" | b"shadowroot" => AttributeUse::Read,
+        _ => AttributeUse::Unread,
+    }
 }
 
 /// Where the raw text of element `name` ends: just before its end tag.
@@ -444,14 +657,14 @@ mod tests {
     fn shallow_pages_pass_untouched() {
         let html = "<html><body><div><p>One<p>Two<ul><li>a<li>b</ul></div>\
                     <script>if (a<b) { x = '<div>'; }</script></body></html>";
-        assert!(matches!(prepare(html, 8), Cow::Borrowed(_)));
+        assert!(matches!(prepare(html, 8, false), Cow::Borrowed(_)));
     }
 
     #[test]
     fn deep_nesting_is_flattened_at_the_cap() {
         let n = 5_000;
         let html = format!("{}deep text{}", "<div>".repeat(n), "</div>".repeat(n));
-        let capped = prepare(&html, 100);
+        let capped = prepare(&html, 100, false);
         assert!(capped.contains("deep text"));
         assert!(depth_of(&capped) <= 100 + 4, "{}", depth_of(&capped));
     }
@@ -459,9 +672,9 @@ mod tests {
     #[test]
     fn unclosed_paragraphs_and_items_are_not_nesting() {
         let html = format!("<body>{}</body>", "<p>para".repeat(2_000));
-        assert!(matches!(prepare(&html, 16), Cow::Borrowed(_)));
+        assert!(matches!(prepare(&html, 16, false), Cow::Borrowed(_)));
         let html = format!("<ul>{}</ul>", "<li>item".repeat(2_000));
-        assert!(matches!(prepare(&html, 16), Cow::Borrowed(_)));
+        assert!(matches!(prepare(&html, 16, false), Cow::Borrowed(_)));
     }
 
     #[test]
@@ -469,21 +682,22 @@ mod tests {
         let inner = "<div>".repeat(100);
         let html =
             format!("<!-- {inner} --><a title=\"{inner}\">x</a><script>{inner}</script><p>end");
-        assert!(matches!(prepare(&html, 8), Cow::Borrowed(_)));
+        assert!(matches!(prepare(&html, 8, false), Cow::Borrowed(_)));
     }
 
     #[test]
     fn self_closing_divs_still_nest_but_svg_children_do_not() {
         let html = "<div/>".repeat(50);
-        assert!(matches!(prepare(&html, 10), Cow::Owned(_)));
+        assert!(matches!(prepare(&html, 10, false), Cow::Owned(_)));
         let html = format!("<svg>{}</svg>", "<path d='M0'/>".repeat(50));
-        assert!(matches!(prepare(&html, 10), Cow::Borrowed(_)));
+        assert!(matches!(prepare(&html, 10, false), Cow::Borrowed(_)));
     }
 
     /// What a parse gives the extractor, in document order: every element
-    /// with its attributes, every comment, and every text but a style
-    /// sheet's.
-    fn shape(html: &str) -> Vec<String> {
+    /// with its attributes (`read_only`: only those it reads, and an `href`
+    /// only if it starts with `#`), every comment, and every text but a
+    /// style sheet's.
+    fn shape(html: &str, read_only: bool) -> Vec<String> {
         let document = scraper::Html::parse_document(html);
         let mut out = Vec::new();
         for node in document.tree.root().descendants() {
@@ -491,7 +705,16 @@ mod tests {
                 scraper::Node::Element(element) => {
                     let mut attrs: Vec<String> = element
                         .attrs()
-                        .map(|(name, value)| format!("{name}={value:?}"))
+                        .filter_map(|(name, value)| match attribute_use(name.as_bytes()) {
+                            _ if !read_only => Some(format!("{name}={value:?}")),
+                            AttributeUse::Read => Some(format!("{name}={value:?}")),
+                            // Read only for a leading `#`: absent or not
+                            // are alike.
+                            AttributeUse::HashPrefix => {
+                                value.starts_with('#').then(|| format!("{name}#"))
+                            }
+                            AttributeUse::Unread => None,
+                        })
                         .collect();
                     attrs.sort();
                     out.push(format!(
@@ -517,14 +740,17 @@ mod tests {
         out
     }
 
-    /// Checks that `prepare` changed nothing the extractor reads.
+    /// Checks that `prepare` changed nothing the extractor reads, with and
+    /// without attributes left out.
     fn assert_same_shape(html: &str) {
-        let prepared = prepare(html, 512);
-        assert_eq!(
-            shape(html),
-            shape(&prepared),
-            "page: {html:?}\nprepared: {prepared:?}"
-        );
+        for strip in [false, true] {
+            let prepared = prepare(html, 512, strip);
+            assert_eq!(
+                shape(html, strip),
+                shape(&prepared, strip),
+                "page: {html:?}\nprepared: {prepared:?}"
+            );
+        }
     }
 
     #[test]
@@ -532,7 +758,7 @@ mod tests {
         let html = "<html><head><style media=\"screen\">\n.a{color:red}\n.b > p {margin:0}\n\
                     </style><STYLE>x</STYLE ></head><body><p class=a>Text</p>\
                     <style>/* in the body */</style><p>More</p></body></html>";
-        let prepared = prepare(html, 512);
+        let prepared = prepare(html, 512, false);
         assert!(matches!(prepared, Cow::Owned(_)));
         assert!(!prepared.contains("color") && !prepared.contains("in the body"));
         assert!(!prepared.contains(">x<"));
@@ -540,8 +766,76 @@ mod tests {
         assert_same_shape(html);
         // Empty and unclosed sheets are left as they are.
         for html in ["<style></style><p>a", "<p>a<style>.x{}"] {
-            assert!(matches!(prepare(html, 512), Cow::Borrowed(_)), "{html}");
+            assert!(
+                matches!(prepare(html, 512, false), Cow::Borrowed(_)),
+                "{html}"
+            );
         }
+    }
+
+    #[test]
+    fn unread_attributes_are_left_out_and_read_ones_kept() {
+        let html = "<html lang=en><body><nav class=\"menu\" data-track='nav-1'>\
+                    <a href=\"/about\" title=About>About</a><a href=\"#main\">Skip</a>\
+                    <a href=/x/y>X</a></nav><svg viewBox=\"0 0 2 2\"><path d=\"M0 0h2\"/></svg>\
+                    <div id=main role=main aria-hidden=false onclick=\"go()\">Text</div></body></html>";
+        let prepared = prepare(html, 512, true);
+        for gone in [
+            "lang",
+            "data-track",
+            "title=",
+            "/about",
+            "viewBox",
+            "M0 0",
+            "onclick",
+            "x/y",
+        ] {
+            assert!(!prepared.contains(gone), "{gone} in {prepared}");
+        }
+        for kept in [
+            "class=\"menu\"",
+            "<a  >About",
+            "href=\"#main\"",
+            "<a >X",
+            "id=main",
+            "role=main",
+            "aria-hidden=false",
+        ] {
+            assert!(prepared.contains(kept), "{kept} not in {prepared}");
+        }
+        assert_same_shape(html);
+        // Without stripping the page is passed on untouched.
+        assert!(matches!(prepare(html, 512, false), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn attributes_stay_where_the_scan_could_misread_tags() {
+        // After each of these, what looks like a tag may be text to
+        // html5ever: every attribute after it is kept.
+        for html in [
+            "<plaintext><a title=x>",
+            "<svg><![CDATA[ > <a title=x> ]]></svg>",
+            "<script><!--<script></script><a title=x></script>",
+            "<svg><style><p><textarea></style><a title=x></textarea>",
+            "<select><title><a title=y></title><a title=x>",
+        ] {
+            let prepared = prepare(html, 512, true);
+            assert!(prepared.contains("<a title=x>"), "{html} gave {prepared}");
+            assert_same_shape(html);
+        }
+        // Of two `href`s the first is read: neither is left out.
+        let html = "<a href=\"/a\" title=t HREF=\"#b\">x</a><a href=/c title=u>y</a>";
+        let prepared = prepare(html, 512, true);
+        assert!(
+            prepared.starts_with("<a href=\"/a\" title=t HREF=\"#b\">"),
+            "{prepared}"
+        );
+        assert!(prepared.ends_with("<a  >y</a>"), "{prepared}");
+        assert_same_shape(html);
+        // A `/` before an unread attribute is not turned into `/>`.
+        let html = "<svg><g/x><path/></g></svg>";
+        assert!(prepare(html, 512, true).contains("<g/x>"));
+        assert_same_shape(html);
     }
 
     #[test]
@@ -636,6 +930,27 @@ mod tests {
             "<br/>",
             "<?",
             "&lt;",
+            // Attributes, read and unread, in every way they can be written.
+            "<a href=\"#top\" ",
+            "<a HREF=/x ",
+            "<a href='/é' href=\"#y\"",
+            " href=#z",
+            "<p data-x=\"1\"",
+            " id=main",
+            " class='c'",
+            " title",
+            " d=M0",
+            "<input type=hidden ",
+            "<font color=red face=x ",
+            "<template shadowrootmode=open>",
+            "<annotation-xml encoding=\"text/html\">",
+            "<g/",
+            "x=",
+            " = ",
+            "y",
+            "<body onload=\"f()\" ",
+            "<html lang=en ",
+            "<meta charset=utf-8 ",
         ];
         // More cases by hand: `TIDINGS_FUZZ_CASES=100000 cargo test --release --lib prescan`.
         let cases = std::env::var("TIDINGS_FUZZ_CASES")
@@ -657,8 +972,16 @@ mod tests {
             .prop_map(|pieces| pieces.concat());
         runner
             .run(&page, |html| {
-                let prepared = prepare(&html, 512);
-                prop_assert_eq!(shape(&html), shape(&prepared), "page: {:?}", html);
+                for strip in [false, true] {
+                    let prepared = prepare(&html, 512, strip);
+                    prop_assert_eq!(
+                        shape(&html, strip),
+                        shape(&prepared, strip),
+                        "page: {:?}\nprepared: {:?}",
+                        html,
+                        prepared
+                    );
+                }
                 Ok(())
             })
             .unwrap();
