@@ -302,10 +302,17 @@ fn ascii_run(bytes: &[u8]) -> usize {
         let printable = window
             .iter()
             .fold(true, |all, &b| all & (b' '..=b'~').contains(&b));
-        let double_space = window
+        // Each byte against the next, as two 16-byte arrays and without a
+        // short-circuit, so that this too is a few vector instructions.
+        let (this, next) = (&window[..BLOCK], &window[1..]);
+        let (this, next): (&[u8; BLOCK], &[u8; BLOCK]) = match (this.try_into(), next.try_into()) {
+            (Ok(this), Ok(next)) => (this, next),
+            _ => break,
+        };
+        let double_space = this
             .iter()
-            .zip(&window[1..])
-            .fold(false, |seen, (&a, &b)| seen | (a == b' ' && b == b' '));
+            .zip(next)
+            .fold(false, |seen, (&a, &b)| seen | ((a == b' ') & (b == b' ')));
         if !printable || double_space {
             break;
         }

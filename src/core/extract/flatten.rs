@@ -571,12 +571,16 @@ fn count_text(text: &str) -> (u32, u32) {
     let (mut chars, mut commas) = (0u32, 0u32);
     if text.is_ascii() {
         // The whitespace `char::is_whitespace` knows in ASCII: tab to
-        // carriage return, and space.
-        for &b in text.as_bytes() {
-            if !matches!(b, b' ' | b'\t'..=b'\r') {
-                chars += 1;
-                commas += u32::from(b == b',');
-            }
+        // carriage return, and space. Counted in byte-wide counters over
+        // runs short enough not to overflow them, without a branch per
+        // byte, so that the compiler counts 16 bytes at a time.
+        for run in text.as_bytes().chunks(255) {
+            let (run_chars, run_commas) = run.iter().fold((0u8, 0u8), |(c, k), &b| {
+                let space = (b == b' ') | (b.wrapping_sub(b'\t') <= b'\r' - b'\t');
+                (c + u8::from(!space), k + u8::from(b == b','))
+            });
+            chars += u32::from(run_chars);
+            commas += u32::from(run_commas);
         }
         return (chars, commas);
     }
