@@ -246,6 +246,102 @@ async fn gzip_body_is_decompressed() {
 }
 
 #[tokio::test]
+async fn gzip_bodies_of_several_members_or_with_a_wrong_size_are_read_whole() {
+    // Servers may send a page as several gzip members, and a trailer's size
+    // is modulo 2^32: neither may cut a page short.
+    let server = MockServer::start().await;
+    let (head, tail) = HTML.split_at(HTML.len() / 2);
+    let members = [gzip(head.as_bytes()), gzip(tail.as_bytes())].concat();
+    let mut wrong_size = gzip(HTML.as_bytes());
+    let at = wrong_size.len() - 4;
+    wrong_size[at..].copy_from_slice(&3u32.to_le_bytes());
+    Mock::given(path("/members"))
+        .respond_with(html(members, "text/html").insert_header("content-encoding", "gzip"))
+        .mount(&server)
+        .await;
+    Mock::given(path("/x-gzip"))
+        .respond_with(
+            html(gzip(HTML.as_bytes()), "text/html").insert_header("content-encoding", "x-gzip"),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(path("/wrong-size"))
+        .respond_with(html(wrong_size, "text/html").insert_header("content-encoding", "gzip"))
+        .mount(&server)
+        .await;
+    let fetcher = fetcher();
+    assert_eq!(
+        fetch_page(&fetcher, &url(&server, "/members")).await.html,
+        HTML
+    );
+    assert_eq!(
+        fetch_page(&fetcher, &url(&server, "/x-gzip")).await.html,
+        HTML
+    );
+    // The trailer's size is checked with the data: a wrong one is bad gzip.
+    let target = url(&server, "/wrong-size");
+    let err = fetch_err(&fetcher, &target).await;
+    assert!(matches!(err, FetchError::Decode { .. }), "{err:?}");
+    assert!(err.to_string().starts_with(&format!("{target}: ")), "{err}");
+}
+
+#[tokio::test]
+async fn brotli_body_is_decompressed() {
+    let server = MockServer::start().await;
+    let mut compressed = Vec::new();
+    {
+        let mut writer = brotli::CompressorWriter::new(&mut compressed, 4096, 5, 22);
+        writer.write_all(HTML.as_bytes()).unwrap();
+    }
+    Mock::given(path("/"))
+        .respond_with(html(compressed, "text/html").insert_header("content-encoding", "br"))
+        .mount(&server)
+        .await;
+    assert_eq!(fetch_page(&fetcher(), &url(&server, "/")).await.html, HTML);
+}
+
+#[tokio::test]
+async fn a_corrupt_gzip_body_is_an_error_not_a_page() {
+    let server = MockServer::start().await;
+    let mut corrupt = gzip(HTML.as_bytes());
+    let middle = corrupt.len() / 2;
+    corrupt[middle] ^= 0xff;
+    corrupt.truncate(corrupt.len() - 2);
+    Mock::given(path("/"))
+        .respond_with(html(corrupt, "text/html").insert_header("content-encoding", "gzip"))
+        .mount(&server)
+        .await;
+    let target = url(&server, "/");
+    let err = fetch_err(&fetcher(), &target).await;
+    assert!(matches!(err, FetchError::Decode { .. }), "{err:?}");
+    assert!(err.to_string().contains("bad gzip data"), "{err}");
+    assert!(err.to_string().contains(target.as_str()), "{err}");
+}
+
+#[tokio::test]
+async fn a_gzipped_robots_txt_is_read_and_obeyed() {
+    let server = MockServer::start().await;
+    Mock::given(path("/robots.txt"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(gzip(b"User-agent: *\nDisallow: /private\n"), "text/plain")
+                .insert_header("content-encoding", "gzip"),
+        )
+        .mount(&server)
+        .await;
+    let fetcher = fetcher();
+    let err = fetcher
+        .check_robots(&url(&server, "/private/page"))
+        .await
+        .expect_err("disallowed");
+    assert!(
+        matches!(err, FetchError::RobotsDisallowed { .. }),
+        "{err:?}"
+    );
+    assert!(fetcher.check_robots(&url(&server, "/public")).await.is_ok());
+}
+
+#[tokio::test]
 async fn body_cap_applies_to_decompressed_size() {
     // Small on the wire, large once inflated: the cap must still bite.
     let server = MockServer::start().await;

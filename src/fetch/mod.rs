@@ -15,6 +15,7 @@
 
 mod decode;
 mod error;
+mod gunzip;
 mod tls;
 
 use std::collections::HashMap;
@@ -34,6 +35,10 @@ use error::*;
 /// What we ask servers for: HTML first, but we still take whatever they have
 /// so that a wrong content type is reported by us, not hidden behind a 406.
 const ACCEPT: &str = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1";
+
+/// The encodings we take: gzip, inflated here once the body has arrived
+/// (`gunzip`), and brotli, which the client decodes as it streams.
+const ACCEPT_ENCODING: &str = "gzip, br";
 
 /// How the fetcher behaves. Built from the config's `[limits]`.
 #[derive(Debug, Clone)]
@@ -172,13 +177,16 @@ impl Fetcher {
             })?;
         let mut default_headers = HeaderMap::new();
         default_headers.insert(header::ACCEPT, HeaderValue::from_static(ACCEPT));
+        default_headers.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static(ACCEPT_ENCODING),
+        );
         let client = reqwest::Client::builder()
             .user_agent(user_agent)
             .default_headers(default_headers)
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.timeout)
             .redirect(reqwest::redirect::Policy::limited(settings.max_redirects))
-            .gzip(true)
             .brotli(true)
             .tls_backend_preconfigured(tls::client_config()?)
             .build()
@@ -265,6 +273,7 @@ impl Fetcher {
         if !status.is_success() {
             return Err(unreachable(format!("server answered {status}")));
         }
+        let gzipped = is_gzip(response.headers());
         let mut body = Vec::new();
         while let Some(chunk) = response
             .chunk()
@@ -276,6 +285,10 @@ impl Fetcher {
                 body.truncate(ROBOTS_MAX_BYTES);
                 break;
             }
+        }
+        if gzipped && !body.is_empty() {
+            body = gunzip::gunzip_prefix(&body, ROBOTS_MAX_BYTES)
+                .map_err(|detail| unreachable(format!("bad gzip data: {detail}")))?;
         }
         // A file the parser cannot read is treated as having no rules, as
         // browsers and major crawlers do with garbage.
@@ -407,19 +420,23 @@ impl Fetcher {
             url: url.clone(),
             limit,
         };
-        // Content-Length is only present when the body is not being
-        // decompressed, so this early check never misjudges compressed pages.
-        if response
-            .content_length()
-            .is_some_and(|len| len > limit as u64)
+        // A gzip body arrives as sent and is inflated once whole; the cap
+        // applies to what it inflates to, so it also stops compression
+        // bombs. Content-Length is the size on the wire: checked against
+        // the cap only for a body that is not gzip (brotli is decoded as
+        // it streams, and reqwest drops its length).
+        let gzipped = is_gzip(response.headers());
+        if !gzipped
+            && response
+                .content_length()
+                .is_some_and(|len| len > limit as u64)
         {
             return Err(too_large().into());
         }
-        // `chunk()` yields decompressed bytes, so the cap also stops
-        // compression bombs rather than just large downloads. The chunks
-        // (at most 4 KiB each from the gzip decoder) are kept until the last
-        // one and copied once into a body of the right size: appended to a
-        // growing buffer, a page was copied again at every doubling.
+        // The chunks are kept until the last one and copied once into a
+        // body of the right size: appended to a growing buffer, a page was
+        // copied again at every doubling. Gzip inflates pages a few times
+        // over, so compressed bytes past the cap are already too many.
         let mut chunks = Vec::new();
         let mut len = 0usize;
         while let Some(chunk) = response
@@ -436,6 +453,16 @@ impl Fetcher {
         let mut body = Vec::with_capacity(len);
         for chunk in chunks {
             body.extend_from_slice(&chunk);
+        }
+        // An empty body is an empty page (reported as such), not bad gzip.
+        if gzipped && !body.is_empty() {
+            body = gunzip::gunzip(&body, limit).map_err(|error| match error {
+                gunzip::GunzipError::TooLarge => too_large(),
+                gunzip::GunzipError::Corrupt(detail) => FetchError::Decode {
+                    url: url.clone(),
+                    detail: format!("bad gzip data: {detail}"),
+                },
+            })?;
         }
 
         let validators = Validators {
@@ -554,6 +581,16 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 
 fn header_value(value: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(value).ok()
+}
+
+/// Whether a response's body is gzip data: sent as it is, since only brotli
+/// is decoded by the client (see [`ACCEPT_ENCODING`]).
+fn is_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .is_some_and(|v| v.eq_ignore_ascii_case("gzip") || v.eq_ignore_ascii_case("x-gzip"))
 }
 
 fn header_string(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
