@@ -266,6 +266,23 @@ fn ranges_to_drop(
             continue;
         }
         let lower = Lowered::new(name);
+        match lower.bytes() {
+            // Formatting elements left open are reopened by the parser,
+            // at most three alike: whether two are alike depends on all
+            // their attributes (the "Noah's Ark" rule). `<a>` and `<nobr>`
+            // close any open one of their kind first, so never reach it.
+            b"b" | b"big" | b"code" | b"em" | b"font" | b"i" | b"s" | b"small" | b"strike"
+            | b"strong" | b"tt" | b"u" => unread.clear(),
+            // A second `<html>` or `<body>` adds the attributes the first
+            // lacked: an `href` left out of the first would let the
+            // second's be the one read.
+            b"html" | b"body" => unread.retain(|&(start, _)| {
+                html.as_bytes()[start..]
+                    .get(..4)
+                    .is_none_or(|name| !name.eq_ignore_ascii_case(b"href"))
+            }),
+            _ => {}
+        }
         let context_exact = sheets_exact && foreign == 0;
         sheets_exact &= !parts_from_html5ever(&lower);
         attrs_exact &= lower.bytes() != b"plaintext";
@@ -832,6 +849,15 @@ mod tests {
         );
         assert!(prepared.ends_with("<a  >y</a>"), "{prepared}");
         assert_same_shape(html);
+        // Formatting elements keep their attributes: with them, these four
+        // are unlike and all four are reopened in the paragraph.
+        let html = "<b data-n=1><b data-n=2><b data-n=3><b data-n=4><p>text";
+        assert!(prepare(html, 512, true).contains("<b data-n=4>"));
+        assert_same_shape(html);
+        // A second `<html>` cannot lend its `href` to the first.
+        let html = "<html lang=en HREF=/x><p>a<html href=\"#top\">";
+        assert!(prepare(html, 512, true).contains("HREF=/x"));
+        assert_same_shape(html);
         // A `/` before an unread attribute is not turned into `/>`.
         let html = "<svg><g/x><path/></g></svg>";
         assert!(prepare(html, 512, true).contains("<g/x>"));
@@ -951,6 +977,11 @@ mod tests {
             "<body onload=\"f()\" ",
             "<html lang=en ",
             "<meta charset=utf-8 ",
+            "<b data-x=1>",
+            "<b data-x=2>",
+            "<b>",
+            "<body HREF=/y ",
+            "<i title=t>",
         ];
         // More cases by hand: `TIDINGS_FUZZ_CASES=100000 cargo test --release --lib prescan`.
         let cases = std::env::var("TIDINGS_FUZZ_CASES")
